@@ -1,0 +1,1 @@
+//! Streaming RESP parser for the replication stream (filled in by the link work).
