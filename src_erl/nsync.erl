@@ -1,0 +1,2 @@
+%%% @doc nsync: a Redis/Valkey replica inside the BEAM (API placeholder).
+-module(nsync).
