@@ -246,7 +246,8 @@ wait_pid(Port, Dir) ->
     receive
         {Port, {data, {eol, <<"nsync_test_redis pid ", Pid/binary>>}}} ->
             {ok, binary_to_integer(Pid)};
-        {Port, {data, _}} ->
+        {Port, {data, Line}} ->
+            keep_output(Line),
             wait_pid(Port, Dir);
         {Port, {exit_status, S}} ->
             {error, {exited, S, read_log(Dir)}}
@@ -257,7 +258,9 @@ wait_pid(Port, Dir) ->
 wait_ready(Port, TcpPort, Pass, Dir, Deadline) ->
     receive
         {Port, {exit_status, S}} -> {error, {exited, S, read_log(Dir)}};
-        {Port, {data, _}} -> wait_ready(Port, TcpPort, Pass, Dir, Deadline)
+        {Port, {data, Line}} ->
+            keep_output(Line),
+            wait_ready(Port, TcpPort, Pass, Dir, Deadline)
     after 0 ->
         Result = case open_client(TcpPort, Pass) of
                      {ok, Sock} ->
@@ -473,12 +476,26 @@ make_temp_dir() ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     lists:flatten(Dir).
 
+%% The server's own output before its log file is open (config errors go
+%% there), kept by the owner process while it starts the server.
+keep_output({_, Line}) ->
+    Out = case get(nsync_test_redis_output) of
+              undefined -> [];
+              L -> L
+          end,
+    put(nsync_test_redis_output, [Out, Line, $\n]).
+
 read_log(Dir) ->
-    case file:read_file(filename:join(Dir, "redis.log")) of
-        {ok, B} when byte_size(B) > 4000 -> binary:part(B, byte_size(B) - 4000, 4000);
-        {ok, B} -> B;
-        _ -> <<>>
-    end.
+    Out = iolist_to_binary(case get(nsync_test_redis_output) of
+                               undefined -> [];
+                               L -> L
+                           end),
+    Log = case file:read_file(filename:join(Dir, "redis.log")) of
+              {ok, B} when byte_size(B) > 4000 -> binary:part(B, byte_size(B) - 4000, 4000);
+              {ok, B} -> B;
+              _ -> <<>>
+          end,
+    <<Out/binary, Log/binary>>.
 
 first_existing([], V) -> {error, {no_redis_binary, V}};
 first_existing([F | Rest], V) when is_list(F), F =/= "" ->
