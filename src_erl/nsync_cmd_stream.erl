@@ -1,0 +1,343 @@
+%%% @doc Mirror handlers for stream commands (see `nsync_cmd'). A stream is
+%%% `{stream, Entries, Meta}' with `Entries = [{{Ms, Seq}, [F, V, ...]}]' in
+%%% id order and `Meta' as in DESIGN.md. Masters propagate XADD with the
+%%% generated id and approximate trims rewritten as exact ones, so trimming
+%%% here is exact. An empty stream is kept (Redis keeps it).
+-module(nsync_cmd_stream).
+
+-export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3]).
+-export([parse_id/1, empty_meta/0]).
+
+-import(nsync_cmd, [lower/1, to_int/1, value/2, put_keep/3]).
+
+-type store() :: nsync_cmd:store().
+-type result() :: {ok, store()} | unhandled.
+-type id() :: {non_neg_integer(), non_neg_integer()}.
+
+%% @doc The metadata of a new, empty stream.
+-spec empty_meta() -> map().
+empty_meta() ->
+    #{last_id => {0, 0}, length => 0, first_id => {0, 0}, max_deleted_id => {0, 0},
+      entries_added => 0, groups => []}.
+
+%% @doc Parses a complete stream id (`ms-seq' or `ms').
+-spec parse_id(binary()) -> id().
+parse_id(B) ->
+    case binary:split(B, <<"-">>) of
+        [Ms, Seq] -> {to_int(Ms), to_int(Seq)};
+        [Ms] -> {to_int(Ms), 0}
+    end.
+
+get(K, S) ->
+    case value(K, S) of
+        {stream, E, M} -> {E, M};
+        none -> none
+    end.
+
+put(K, E, M, S) -> put_keep(K, {stream, E, M}, S).
+
+%% @doc XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] thr] [LIMIT n] id f v [f v ...].
+-spec xadd([binary()], store(), integer()) -> result().
+xadd([K | Rest], S, Now) ->
+    {Opts, [Id0 | FVs]} = xadd_opts(Rest, #{}),
+    case {get(K, S), Opts} of
+        {none, #{nomkstream := true}} -> {ok, S};
+        {Cur, _} ->
+            {E, M} = case Cur of none -> {[], empty_meta()}; _ -> Cur end,
+            #{last_id := {LMs, LSeq} = Last, length := Len, entries_added := Added} = M,
+            Id = case binary:split(Id0, <<"-">>) of
+                     [<<"*">>] when Now > LMs -> {Now, 0};
+                     [<<"*">>] -> {LMs, LSeq + 1};
+                     [Ms0, <<"*">>] ->
+                         case to_int(Ms0) of LMs -> {LMs, LSeq + 1}; Ms -> {Ms, 0} end;
+                     _ -> parse_id(Id0)
+                 end,
+            true = Id > Last orelse Last =:= {0, 0},
+            First = case Len of 0 -> Id; _ -> maps:get(first_id, M) end,
+            M2 = M#{last_id := Id, length := Len + 1, entries_added := Added + 1, first_id => First},
+            {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none)),
+            {ok, put(K, E3, M3, S)}
+    end.
+
+xadd_opts([A | Rest] = Args, O) ->
+    case lower(A) of
+        <<"nomkstream">> -> xadd_opts(Rest, O#{nomkstream => true});
+        <<"limit">> -> xadd_opts(tl(Rest), O);
+        S when S =:= <<"maxlen">>; S =:= <<"minid">> ->
+            {Thr, Rest1} = case Rest of
+                               [X, T | R] when X =:= <<"=">>; X =:= <<"~">> -> {T, R};
+                               [T | R] -> {T, R}
+                           end,
+            xadd_opts(Rest1, O#{trim => trim_spec(S, Thr)});
+        _ -> {O, Args}
+    end.
+
+trim_spec(<<"maxlen">>, T) -> {maxlen, to_int(T)};
+trim_spec(<<"minid">>, T) -> {minid, parse_id(T)}.
+
+trim(E, M, none) -> {E, M};
+trim(E, M, {maxlen, N}) ->
+    Len = length(E),
+    case Len > N of
+        true -> fix(lists:nthtail(Len - N, E), M);
+        false -> {E, M}
+    end;
+trim(E, M, {minid, Id}) -> fix([X || {I, _} = X <- E, I >= Id], M).
+
+%% recompute length and first id after removals
+fix(E, M) ->
+    First = case E of [] -> {0, 0}; [{I, _} | _] -> I end,
+    {E, M#{length := length(E), first_id => First}}.
+
+%% @doc XDEL key id [id ...].
+-spec xdel([binary()], store(), integer()) -> result().
+xdel([K | Ids0], S, _) ->
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} ->
+            Ids = [parse_id(I) || I <- Ids0],
+            Deleted = [I || {I, _} <- E, lists:member(I, Ids)],
+            MaxDel = lists:max([maps:get(max_deleted_id, M, {0, 0}) | Deleted]),
+            {E2, M2} = fix([X || {I, _} = X <- E, not lists:member(I, Ids)], M),
+            {ok, put(K, E2, M2#{max_deleted_id => MaxDel}, S)}
+    end.
+
+%% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n].
+-spec xtrim([binary()], store(), integer()) -> result().
+xtrim([K, Strategy | Rest], S, _) ->
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} ->
+            Thr = case Rest of
+                      [X, T | _] when X =:= <<"=">>; X =:= <<"~">> -> T;
+                      [T | _] -> T
+                  end,
+            {E2, M2} = trim(E, M, trim_spec(lower(Strategy), Thr)),
+            {ok, put(K, E2, M2, S)}
+    end.
+
+%% @doc XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id].
+-spec xsetid([binary()], store(), integer()) -> result().
+xsetid([K, Id | Opts], S, _) ->
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} -> {ok, put(K, E, xsetid_opts(Opts, M#{last_id := parse_id(Id)}), S)}
+    end.
+
+xsetid_opts([O, V | Rest], M) ->
+    case lower(O) of
+        <<"entriesadded">> -> xsetid_opts(Rest, M#{entries_added := to_int(V)});
+        <<"maxdeletedid">> -> xsetid_opts(Rest, M#{max_deleted_id => parse_id(V)})
+    end;
+xsetid_opts([], M) -> M.
+
+%%% ------------------------------------------------------------ groups
+
+group_id(<<"$">>, M) -> maps:get(last_id, M);
+group_id(I, _) -> parse_id(I).
+
+entries_read(Opts, Default) ->
+    case [lower(O) || O <- Opts] of
+        _ when Opts =:= [] -> Default;
+        _ -> entries_read_(Opts, Default)
+    end.
+
+entries_read_([O, V | Rest], D) ->
+    case lower(O) of
+        <<"entriesread">> -> to_int(V);
+        _ -> entries_read_([V | Rest], D)
+    end;
+entries_read_(_, D) -> D.
+
+update_group(G, M, F) ->
+    Gs = maps:get(groups, M, []),
+    M#{groups => [case maps:get(name, X) of G -> F(X); _ -> X end || X <- Gs]}.
+
+%% @doc XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER key group ....
+-spec xgroup([binary()], store(), integer()) -> result().
+xgroup([Sub, K | Rest], S, Now) ->
+    Cur = get(K, S),
+    case {lower(Sub), Cur, Rest} of
+        {<<"create">>, _, [G, Id | Opts]} ->
+            Mk = lists:member(<<"mkstream">>, [lower(O) || O <- Opts]),
+            case Cur of
+                none when not Mk -> {ok, S};
+                _ ->
+                    {E, M} = case Cur of none -> {[], empty_meta()}; _ -> Cur end,
+                    Group = #{name => G, last_delivered_id => group_id(Id, M),
+                              entries_read => entries_read(Opts, case Id of <<"$">> -> maps:get(entries_added, M); _ -> -1 end),
+                              pending => [], consumers => []},
+                    Gs = maps:get(groups, M, []),
+                    case lists:any(fun(X) -> maps:get(name, X) =:= G end, Gs) of
+                        true -> {ok, S};
+                        false -> {ok, put(K, E, M#{groups => Gs ++ [Group]}, S)}
+                    end
+            end;
+        {_, none, _} -> {ok, S};
+        {<<"setid">>, {E, M}, [G, Id | Opts]} ->
+            {ok, put(K, E, update_group(G, M, fun(X) ->
+                                                     X#{last_delivered_id => group_id(Id, M),
+                                                        entries_read => entries_read(Opts, -1)}
+                                             end), S)};
+        {<<"destroy">>, {E, M}, [G]} ->
+            {ok, put(K, E, M#{groups => [X || X <- maps:get(groups, M, []), maps:get(name, X) =/= G]}, S)};
+        {<<"createconsumer">>, {E, M}, [G, C]} ->
+            {ok, put(K, E, update_group(G, M, fun(X) -> ensure_consumer(X, C, Now) end), S)};
+        {<<"delconsumer">>, {E, M}, [G, C]} ->
+            {ok, put(K, E, update_group(G, M, fun(X) -> del_consumer(X, C) end), S)}
+    end.
+
+ensure_consumer(G, C, Now) ->
+    Cs = maps:get(consumers, G, []),
+    case lists:any(fun(X) -> maps:get(name, X) =:= C end, Cs) of
+        true -> G;
+        false -> G#{consumers => Cs ++ [#{name => C, seen_time => Now, active_time => -1, pending => []}]}
+    end.
+
+del_consumer(G, C) ->
+    Cs = maps:get(consumers, G, []),
+    Mine = lists:append([maps:get(pending, X, []) || X <- Cs, maps:get(name, X) =:= C]),
+    G#{consumers => [X || X <- Cs, maps:get(name, X) =/= C],
+       pending => [P || {I, _, _} = P <- maps:get(pending, G, []), not lists:member(I, Mine)]}.
+
+%% @doc XACK key group id [id ...].
+-spec xack([binary()], store(), integer()) -> result().
+xack([K, G | Ids0], S, _) ->
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} ->
+            Ids = [parse_id(I) || I <- Ids0],
+            {ok, put(K, E, update_group(G, M, fun(X) -> unpend(X, Ids) end), S)}
+    end.
+
+unpend(G, Ids) ->
+    G#{pending => [P || {I, _, _} = P <- maps:get(pending, G, []), not lists:member(I, Ids)],
+       consumers => [C#{pending => [I || I <- maps:get(pending, C, []), not lists:member(I, Ids)]}
+                     || C <- maps:get(consumers, G, [])]}.
+
+%% @doc XCLAIM key group consumer min-idle id [id ...] [IDLE ms] [TIME ms]
+%% [RETRYCOUNT n] [FORCE] [JUSTID] [LASTID id] (also how XREADGROUP and
+%% XAUTOCLAIM are propagated).
+-spec xclaim([binary()], store(), integer()) -> result().
+xclaim([K, G, C, _MinIdle | Rest], S, Now) ->
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} ->
+            {IdArgs, Opts0} = lists:splitwith(fun(A) -> is_id(A) end, Rest),
+            Ids = [parse_id(I) || I <- IdArgs],
+            Opts = claim_opts(Opts0, #{}),
+            Time = case Opts of
+                       #{time := T} -> T;
+                       #{idle := Idle} -> Now - Idle;
+                       _ -> Now
+                   end,
+            Exists = maps:from_list([{I, x} || {I, _} <- E]),
+            F = fun(Grp0) ->
+                        Grp1 = ensure_consumer(Grp0, C, Now),
+                        Grp = lists:foldl(fun(I, Gx) -> claim_one(Gx, I, C, Time, Opts, Exists) end, Grp1, Ids),
+                        case Opts of
+                            #{lastid := L} ->
+                                case L > maps:get(last_delivered_id, Grp) of
+                                    true -> Grp#{last_delivered_id => L};
+                                    false -> Grp
+                                end;
+                            _ -> Grp
+                        end
+                end,
+            {ok, put(K, E, update_group(G, M, F), S)}
+    end.
+
+is_id(A) ->
+    try parse_id(A), true
+    catch _:_ -> false
+    end.
+
+claim_opts([], O) -> O;
+claim_opts([A | Rest], O) ->
+    case {lower(A), Rest} of
+        {<<"idle">>, [V | R]} -> claim_opts(R, O#{idle => to_int(V)});
+        {<<"time">>, [V | R]} -> claim_opts(R, O#{time => to_int(V)});
+        {<<"retrycount">>, [V | R]} -> claim_opts(R, O#{retrycount => to_int(V)});
+        {<<"force">>, R} -> claim_opts(R, O#{force => true});
+        {<<"justid">>, R} -> claim_opts(R, O#{justid => true});
+        {<<"lastid">>, [V | R]} -> claim_opts(R, O#{lastid => parse_id(V)})
+    end.
+
+claim_one(G, I, C, Time, Opts, Exists) ->
+    Pel = maps:get(pending, G, []),
+    Cur = lists:keyfind(I, 1, Pel),
+    case {Cur, is_map_key(I, Exists)} of
+        {_, false} ->
+            %% the entry is gone: Redis drops it from the PEL
+            unpend(G, [I]);
+        {false, true} when not is_map_key(force, Opts) -> G;
+        {_, true} ->
+            Count0 = case Cur of false -> 0; {_, _, N} -> N end,
+            Count = case Opts of
+                        #{retrycount := RC} -> RC;
+                        #{justid := true} -> Count0;
+                        _ -> Count0 + 1
+                    end,
+            G1 = unpend(G, [I]),
+            Pel2 = lists:keysort(1, [{I, Time, Count} | maps:get(pending, G1)]),
+            Cs = [case maps:get(name, X) of
+                      C -> X#{pending => lists:sort([I | maps:get(pending, X, [])])};
+                      _ -> X
+                  end || X <- maps:get(consumers, G1)],
+            G1#{pending => Pel2, consumers => Cs}
+    end.
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+run(F, Args, S) -> {ok, R} = ?MODULE:F([<<"s">> | Args], S, 5000), R.
+entries(S) -> {stream, E, _} = value(<<"s">>, S), E.
+meta(S) -> {stream, _, M} = value(<<"s">>, S), M.
+three() ->
+    lists:foldl(fun(I, S) -> run(xadd, [I, <<"f">>, I], S) end, #{}, [<<"1-1">>, <<"2-0">>, <<"3-5">>]).
+
+xadd_test_() ->
+    S = three(),
+    [?_assertEqual([{{1, 1}, [<<"f">>, <<"1-1">>]}, {{2, 0}, [<<"f">>, <<"2-0">>]}, {{3, 5}, [<<"f">>, <<"3-5">>]}], entries(S)),
+     ?_assertMatch(#{last_id := {3, 5}, length := 3, entries_added := 3, first_id := {1, 1}}, meta(S)),
+     ?_assertEqual({3, 6}, element(1, lists:last(entries(run(xadd, [<<"3-*">>, <<"a">>, <<"b">>], S))))),
+     ?_assertEqual({5000, 0}, element(1, lists:last(entries(run(xadd, [<<"*">>, <<"a">>, <<"b">>], S))))),
+     ?_assertEqual(#{}, run(xadd, [<<"NOMKSTREAM">>, <<"1-1">>, <<"a">>, <<"b">>], #{})),
+     ?_assertEqual([{2, 0}, {3, 5}, {4, 0}],
+                   [I || {I, _} <- entries(run(xadd, [<<"MAXLEN">>, <<"~">>, <<"3">>, <<"4">>, <<"a">>, <<"b">>], S))]),
+     ?_assertMatch(#{length := 2, first_id := {3, 5}, entries_added := 4},
+                   meta(run(xadd, [<<"MINID">>, <<"3">>, <<"LIMIT">>, <<"10">>, <<"4-0">>, <<"a">>, <<"b">>], S)))].
+
+xdel_trim_test_() ->
+    S = three(),
+    [?_assertEqual([{1, 1}, {3, 5}], [I || {I, _} <- entries(run(xdel, [<<"2-0">>, <<"9-9">>], S))]),
+     ?_assertMatch(#{length := 2, max_deleted_id := {2, 0}}, meta(run(xdel, [<<"2-0">>], S))),
+     %% a stream emptied by XDEL stays
+     ?_assertEqual([], entries(run(xdel, [<<"1-1">>, <<"2-0">>, <<"3-5">>], S))),
+     ?_assertEqual([{3, 5}], [I || {I, _} <- entries(run(xtrim, [<<"MAXLEN">>, <<"1">>], S))]),
+     ?_assertEqual([{2, 0}, {3, 5}], [I || {I, _} <- entries(run(xtrim, [<<"minid">>, <<"=">>, <<"2">>], S))]),
+     ?_assertMatch(#{last_id := {9, 9}, entries_added := 10},
+                   meta(run(xsetid, [<<"9-9">>, <<"ENTRIESADDED">>, <<"10">>], S)))].
+
+group_test_() ->
+    S0 = three(),
+    S1 = xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>], S0),
+    [G] = maps:get(groups, meta(S1)),
+    S2 = run(xclaim, [<<"g">>, <<"alice">>, <<"0">>, <<"1-1">>, <<"2-0">>, <<"TIME">>, <<"77">>,
+                      <<"RETRYCOUNT">>, <<"1">>, <<"FORCE">>, <<"JUSTID">>, <<"LASTID">>, <<"2-0">>], S1),
+    [G2] = maps:get(groups, meta(S2)),
+    S3 = run(xack, [<<"g">>, <<"1-1">>], S2),
+    [G3] = maps:get(groups, meta(S3)),
+    [?_assertMatch(#{name := <<"g">>, last_delivered_id := {3, 5}, pending := []}, G),
+     ?_assertMatch(#{pending := [{{1, 1}, 77, 1}, {{2, 0}, 77, 1}], last_delivered_id := {3, 5},
+                     consumers := [#{name := <<"alice">>, pending := [{1, 1}, {2, 0}]}]}, G2),
+     ?_assertMatch(#{pending := [{{2, 0}, 77, 1}], consumers := [#{pending := [{2, 0}]}]}, G3),
+     ?_assertMatch([#{consumers := []}], maps:get(groups, meta(xg([<<"DELCONSUMER">>, <<"s">>, <<"g">>, <<"alice">>], S3)))),
+     ?_assertMatch([], maps:get(groups, meta(xg([<<"destroy">>, <<"s">>, <<"g">>], S3)))),
+     ?_assertMatch([#{last_delivered_id := {1, 0}}],
+                   maps:get(groups, meta(xg([<<"SETID">>, <<"s">>, <<"g">>, <<"1">>], S3)))),
+     ?_assertMatch({stream, [], #{groups := [#{name := <<"g">>}]}},
+                   value(<<"s">>, xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>, <<"MKSTREAM">>], #{})))].
+
+xg(Args, S) -> {ok, R} = xgroup(Args, S, 5000), R.
+-endif.

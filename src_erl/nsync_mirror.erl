@@ -1,0 +1,561 @@
+%%% @doc The ETS mirror: keeps ETS tables equal to a Redis master's dataset
+%%% by loading its snapshot and applying its command stream.
+%%%
+%%% Each mirrored database has a data table with rows `{Key, Value}' (values
+%%% as in DESIGN.md, so `ets:lookup/2' is the fastest read) and a companion
+%%% expiry table with rows `{Key, ExpireAt | undefined, #{Field => ExpireAt}}'
+%%% for keys that have a key or hash-field expiry. The expiry table is found
+%%% from the data table through `persistent_term' (`lookup/2', `ttl/2').
+%%% Tables are `protected' and owned by the process that calls `new/2'.
+%%%
+%%% Commands are applied through the table of `nsync_cmd': the mirror reads
+%%% the entries of the keys a command touches, runs the pure handler, and
+%%% writes back what changed. A command that cannot be applied faithfully
+%%% (HyperLogLog, modules, unknown names, a value the mirror does not know)
+%%% returns `{unhandled, Cmd, Mirror}' and the keys it touched are removed and
+%%% remembered as unknown ("poisoned") until a command overwrites them, so
+%%% readers see such keys as absent, never with a wrong value.
+-module(nsync_mirror).
+
+-export([new/2, tid/1, tid/2, load/6, apply_cmd/4, delete/1, lookup/2, ttl/2,
+         field_ttls/2, dbs/1]).
+
+-export_type([mirror/0]).
+
+-define(KEY(Tid), {?MODULE, Tid}).
+
+-type db() :: non_neg_integer().
+-type tabs() :: {ets:tid(), ets:tid()}.
+-type poison() :: #{binary() => true} | {all, #{binary() => true}}.
+-opaque mirror() :: #{name := atom(),
+                      dbspec := db() | all,
+                      dbs := #{db() => tabs()},
+                      poison := #{db() => poison()}}.
+
+%%% ------------------------------------------------------------ tables
+
+%% @doc Creates a mirror of database `DbSpec' (or of every database, each in
+%% its own table, with `all'). The tables are owned by the caller.
+-spec new(atom(), db() | all) -> mirror().
+new(Name, DbSpec) when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)) ->
+    First = case DbSpec of all -> 0; N -> N end,
+    #{name => Name, dbspec => DbSpec, dbs => #{First => new_tabs(Name)}, poison => #{}}.
+
+new_tabs(Name) ->
+    Data = ets:new(Name, [set, protected, {read_concurrency, true}]),
+    Exp = ets:new(nsync_mirror_expires, [set, protected, {read_concurrency, true}]),
+    persistent_term:put(?KEY(Data), Exp),
+    {Data, Exp}.
+
+%% @doc The data table of the mirrored database (db 0 with `all').
+-spec tid(mirror()) -> ets:tid().
+tid(#{dbspec := all} = M) -> tid(M, 0);
+tid(#{dbspec := N} = M) -> tid(M, N).
+
+%% @doc The data table of database `Db', or `undefined' if not (yet) there.
+-spec tid(mirror(), db()) -> ets:tid() | undefined.
+tid(#{dbs := Dbs}, Db) ->
+    case Dbs of
+        #{Db := {Data, _}} -> Data;
+        _ -> undefined
+    end.
+
+%% @doc The databases that have tables, with their data tables.
+-spec dbs(mirror()) -> [{db(), ets:tid()}].
+dbs(#{dbs := Dbs}) -> lists:sort([{Db, D} || {Db, {D, _}} <- maps:to_list(Dbs)]).
+
+%% @doc Deletes the mirror's tables.
+-spec delete(mirror()) -> ok.
+delete(#{dbs := Dbs}) ->
+    lists:foreach(fun({Data, Exp}) ->
+                          _ = persistent_term:erase(?KEY(Data)),
+                          catch ets:delete(Data),
+                          catch ets:delete(Exp)
+                  end, maps:values(Dbs)),
+    ok.
+
+mirrored(#{dbspec := all}, _Db) -> true;
+mirrored(#{dbspec := N}, Db) -> N =:= Db.
+
+ensure_db(#{dbs := Dbs, name := Name} = M, Db) ->
+    case Dbs of
+        #{Db := T} -> {M, T};
+        _ -> T = new_tabs(Name), {M#{dbs := Dbs#{Db => T}}, T}
+    end.
+
+%%% ------------------------------------------------------------ reads
+
+%% @doc Like `ets:lookup/2' on a mirror table, but hides a key whose expiry
+%% has passed and hash fields whose expiry has passed (even when the master's
+%% DEL/HDEL has not arrived yet).
+-spec lookup(ets:tid(), term()) -> [{term(), term()}].
+lookup(Tid, Key) ->
+    case ets:lookup(Tid, Key) of
+        [] -> [];
+        [{_, V}] = R ->
+            case persistent_term:get(?KEY(Tid), undefined) of
+                undefined -> R;
+                ExpT ->
+                    case ets:lookup(ExpT, Key) of
+                        [] -> R;
+                        [{_, E, F}] -> visible(Key, V, E, F, erlang:system_time(millisecond))
+                    end
+            end
+    end.
+
+visible(_Key, _V, E, _F, Now) when is_integer(E), Now > E -> [];
+visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
+    V2 = maps:filter(fun(Fd, _) ->
+                             case F of
+                                 #{Fd := FE} -> Now =< FE;
+                                 _ -> true
+                             end
+                     end, V),
+    case map_size(V2) of
+        0 -> [];
+        _ -> [{Key, V2}]
+    end;
+visible(Key, V, _E, _F, _Now) -> [{Key, V}].
+
+%% @doc The absolute expiry (ms since the epoch) of `Key', `undefined' if it
+%% has none, `not_found' if the key is absent (or expired).
+-spec ttl(ets:tid(), term()) -> integer() | undefined | not_found.
+ttl(Tid, Key) ->
+    case lookup(Tid, Key) of
+        [] -> not_found;
+        _ ->
+            case exp_row(Tid, Key) of
+                {E, _} -> E;
+                none -> undefined
+            end
+    end.
+
+%% @doc The hash-field expiries of `Key' (`#{}' if none).
+-spec field_ttls(ets:tid(), term()) -> #{binary() => integer()}.
+field_ttls(Tid, Key) ->
+    case exp_row(Tid, Key) of
+        {_, F} -> F;
+        none -> #{}
+    end.
+
+exp_row(Tid, Key) ->
+    case persistent_term:get(?KEY(Tid), undefined) of
+        undefined -> none;
+        ExpT ->
+            case ets:lookup(ExpT, Key) of
+                [{_, E, F}] -> {E, F};
+                [] -> none
+            end
+    end.
+
+%%% ------------------------------------------------------------ writes
+
+%% @doc Loads one key of the snapshot.
+-spec load(mirror(), db(), binary(), term(), integer() | undefined, [{binary(), integer()}]) -> mirror().
+load(M, Db, Key, Value, ExpireAt, FieldExpires) ->
+    case mirrored(M, Db) of
+        false -> M;
+        true ->
+            {M1, Tabs} = ensure_db(M, Db),
+            write(Tabs, Key, {Value, ExpireAt, maps:from_list(FieldExpires)}),
+            M1
+    end.
+
+write({Data, Exp}, Key, {V, E, F}) ->
+    ets:insert(Data, {Key, V}),
+    case E =:= undefined andalso map_size(F) =:= 0 of
+        true -> ets:delete(Exp, Key);
+        false -> ets:insert(Exp, {Key, E, F})
+    end;
+write({Data, Exp}, Key, delete) ->
+    ets:delete(Data, Key),
+    ets:delete(Exp, Key).
+
+read({Data, Exp}, Key) ->
+    case ets:lookup(Data, Key) of
+        [] -> none;
+        [{_, V}] ->
+            case ets:lookup(Exp, Key) of
+                [] -> {V, undefined, #{}};
+                [{_, E, F}] -> {V, E, F}
+            end
+    end.
+
+%% @doc Applies one command of the stream, run in database `Db'. `Cmd' is
+%% the command name (any case), `Args' its arguments.
+-spec apply_cmd(mirror(), db(), binary(), [binary()]) ->
+          {ok, mirror()} | {unhandled, binary(), mirror()}.
+apply_cmd(M, Db, Cmd0, Args) ->
+    Cmd = nsync_cmd:lower(Cmd0),
+    try
+        dispatch(M, Db, Cmd, Args, nsync_cmd:spec(Cmd))
+    catch
+        Class:Reason:Stack ->
+            logger:debug(#{what => mirror_apply_failed, cmd => Cmd, class => Class,
+                           reason => Reason, stack => Stack}, #{domain => [nsync]}),
+            Keys = case Args of [K | _] -> [K]; [] -> [] end,
+            {unhandled, Cmd, poison(M, Db, safe_keys(Cmd, Args, Keys))}
+    end.
+
+safe_keys(Cmd, Args, Default) ->
+    try
+        case nsync_cmd:spec(Cmd) of
+            {KS, _, _} -> nsync_cmd:keys(KS, Args);
+            {unhandled, KS} -> nsync_cmd:keys(KS, Args);
+            _ -> Default
+        end
+    catch _:_ -> Default
+    end.
+
+dispatch(M, _Db, _Cmd, _Args, ignore) -> {ok, M};
+dispatch(M, Db, Cmd, Args, cross_db) -> cross(M, Db, Cmd, Args);
+dispatch(M, Db, <<"copy">> = Cmd, Args, Spec) ->
+    case copy_db(Args) of
+        {Target, Rest} when Target =/= Db -> copy_across(M, Db, Target, Rest);
+        {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec);
+        none -> dispatch_local(M, Db, Cmd, Args, Spec)
+    end;
+dispatch(M, Db, Cmd, Args, Spec) -> dispatch_local(M, Db, Cmd, Args, Spec).
+
+dispatch_local(M, Db, Cmd, Args, Spec) ->
+    case mirrored(M, Db) of
+        false -> {ok, M};
+        true -> local(M, Db, Cmd, Args, Spec)
+    end.
+
+local(M, Db, Cmd, Args, undefined) ->
+    Keys = case Args of [K | _] -> [K]; [] -> [] end,
+    {unhandled, Cmd, poison(M, Db, Keys)};
+local(M, Db, Cmd, Args, {unhandled, KS}) ->
+    {unhandled, Cmd, poison(M, Db, nsync_cmd:keys(KS, Args))};
+local(M0, Db, Cmd, Args, {KS, _, _} = Spec) ->
+    Keys = lists:usort(nsync_cmd:keys(KS, Args)),
+    {M, Tabs} = ensure_db(M0, Db),
+    Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
+    Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
+                                      (E = read(Tabs, K)) =/= none]),
+    case nsync_cmd:run(Spec, Args, Store, erlang:system_time(millisecond)) of
+        unhandled ->
+            {unhandled, Cmd, poison(M, Db, Keys)};
+        {ok, Store2} ->
+            Changed = commit(Tabs, Store, Store2),
+            case Poisoned of
+                [] -> {ok, M};
+                _ ->
+                    case overwrites(Cmd, Args) of
+                        true -> {ok, unpoison(M, Db, Poisoned)};
+                        false -> {unhandled, Cmd, poison(M, Db, lists:usort(Poisoned ++ Changed))}
+                    end
+            end
+    end.
+
+%% Writes what changed between the two stores; returns the changed keys.
+commit(Tabs, Old, New) ->
+    Keys = lists:usort(maps:keys(Old) ++ maps:keys(New)),
+    lists:foldl(fun(K, Acc) ->
+                        O = maps:get(K, Old, none),
+                        N = case New of
+                                #{K := E} -> nsync_cmd:finish(K, E);
+                                _ -> delete
+                            end,
+                        case {O, N} of
+                            {X, X} -> Acc;
+                            {none, delete} -> Acc;
+                            _ -> write(Tabs, K, N), [K | Acc]
+                        end
+                end, [], Keys).
+
+%% Commands whose result does not depend on the previous value of any key
+%% they touch: applying them to an unknown (poisoned) key makes it known.
+overwrites(Cmd, Args) when Cmd =:= <<"del">>; Cmd =:= <<"unlink">>; Cmd =:= <<"getdel">>;
+                           Cmd =:= <<"setex">>; Cmd =:= <<"psetex">>; Cmd =:= <<"getset">>;
+                           Cmd =:= <<"mset">> -> Args =/= [];
+overwrites(<<"set">>, [_, _ | Opts]) ->
+    not lists:any(fun(O) -> lists:member(nsync_cmd:lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>]) end, Opts);
+overwrites(_, _) -> false.
+
+%%% ------------------------------------------------------------ poison
+
+is_poisoned(#{poison := P}, Db, {Data, _}, K) ->
+    case P of
+        #{Db := {all, Known}} -> not is_map_key(K, Known) andalso not ets:member(Data, K);
+        #{Db := Map} -> is_map_key(K, Map);
+        _ -> false
+    end.
+
+%% Marks keys unknown and removes them from the table.
+poison(M, _Db, []) -> M;
+poison(M0, Db, Keys) ->
+    case mirrored(M0, Db) of
+        false -> M0;
+        true ->
+            {#{poison := P} = M, Tabs} = ensure_db(M0, Db),
+            [write(Tabs, K, delete) || K <- Keys],
+            P2 = case maps:get(Db, P, #{}) of
+                     {all, Known} -> {all, maps:without(Keys, Known)};
+                     Map -> maps:merge(Map, maps:from_list([{K, true} || K <- Keys]))
+                 end,
+            M#{poison := P#{Db => P2}}
+    end.
+
+unpoison(#{poison := P} = M, Db, Keys) ->
+    P2 = case maps:get(Db, P, #{}) of
+             {all, Known} -> {all, maps:merge(Known, maps:from_list([{K, true} || K <- Keys]))};
+             Map -> maps:without(Keys, Map)
+         end,
+    M#{poison := P#{Db => P2}}.
+
+%%% ------------------------------------------------------------ cross-db
+
+cross(M, Db, <<"flushdb">>, _Args) ->
+    case M of
+        #{dbs := #{Db := Tabs}} -> clear(Tabs);
+        _ -> ok
+    end,
+    {ok, reset_poison(M, Db)};
+cross(#{dbs := Dbs} = M, _Db, <<"flushall">>, _Args) ->
+    lists:foreach(fun clear/1, maps:values(Dbs)),
+    {ok, M#{poison := #{}}};
+cross(M, Db, <<"move">>, [Key, T0]) ->
+    move(M, Db, binary_to_integer(T0), Key);
+cross(M, _Db, <<"swapdb">>, [A0, B0]) ->
+    swapdb(M, binary_to_integer(A0), binary_to_integer(B0)).
+
+clear({Data, Exp}) ->
+    ets:delete_all_objects(Data),
+    ets:delete_all_objects(Exp).
+
+reset_poison(#{poison := P} = M, Db) -> M#{poison := maps:remove(Db, P)}.
+
+%% MOVE is propagated only when it succeeded: the key left `From' and did
+%% not exist in `To'.
+move(M, From, From, _Key) -> {ok, M};
+move(M0, From, To, Key) ->
+    case {mirrored(M0, From), mirrored(M0, To)} of
+        {false, false} -> {ok, M0};
+        {true, false} ->
+            {M, Tabs} = ensure_db(M0, From),
+            write(Tabs, Key, delete),
+            {ok, unpoison(M, From, [Key])};
+        {false, true} ->
+            {unhandled, <<"move">>, poison(M0, To, [Key])};
+        {true, true} ->
+            {M1, FT} = ensure_db(M0, From),
+            {M, TT} = ensure_db(M1, To),
+            case is_poisoned(M, From, FT, Key) of
+                true ->
+                    {unhandled, <<"move">>, poison(unpoison(M, From, [Key]), To, [Key])};
+                false ->
+                    case read(FT, Key) of
+                        none -> {ok, M};
+                        E ->
+                            write(FT, Key, delete),
+                            write(TT, Key, E),
+                            {ok, unpoison(M, To, [Key])}
+                    end
+            end
+    end.
+
+%% COPY src dst DB n [REPLACE]: finds the DB option.
+copy_db([Src, Dst | Opts]) -> copy_db(Opts, [Dst, Src]);
+copy_db(_) -> none.
+
+copy_db([O, N | Rest], Acc) ->
+    case nsync_cmd:lower(O) of
+        <<"db">> -> {binary_to_integer(N), lists:reverse(Acc, Rest)};
+        _ -> copy_db([N | Rest], [O | Acc])
+    end;
+copy_db(_, _) -> none.
+
+%% COPY across databases is propagated only when it succeeded.
+copy_across(M0, From, To, [Src, Dst | _]) ->
+    case {mirrored(M0, From), mirrored(M0, To)} of
+        {_, false} -> {ok, M0};
+        {false, true} -> {unhandled, <<"copy">>, poison(M0, To, [Dst])};
+        {true, true} ->
+            {M1, FT} = ensure_db(M0, From),
+            {M, TT} = ensure_db(M1, To),
+            case is_poisoned(M, From, FT, Src) of
+                true -> {unhandled, <<"copy">>, poison(M, To, [Dst])};
+                false ->
+                    case read(FT, Src) of
+                        none -> {ok, M};
+                        E -> write(TT, Dst, E), {ok, unpoison(M, To, [Dst])}
+                    end
+            end
+    end.
+
+swapdb(M, A, A) -> {ok, M};
+swapdb(#{dbspec := all} = M0, A, B) ->
+    {M1, TA} = ensure_db(M0, A),
+    {#{poison := P} = M, TB} = ensure_db(M1, B),
+    RowsA = dump(TA),
+    RowsB = dump(TB),
+    clear(TA),
+    clear(TB),
+    restore(TA, RowsB),
+    restore(TB, RowsA),
+    P2 = maps:remove(A, maps:remove(B, P)),
+    P3 = case P of #{A := PA} -> P2#{B => PA}; _ -> P2 end,
+    P4 = case P of #{B := PB} -> P3#{A => PB}; _ -> P3 end,
+    {ok, M#{poison := P4}};
+swapdb(#{dbspec := N} = M0, A, B) when N =:= A; N =:= B ->
+    %% the other database's content is not mirrored: db N is now unknown
+    {#{poison := P} = M, Tabs} = ensure_db(M0, N),
+    clear(Tabs),
+    {unhandled, <<"swapdb">>, M#{poison := P#{N => {all, #{}}}}};
+swapdb(M, _, _) -> {ok, M}.
+
+dump({Data, Exp}) -> {ets:tab2list(Data), ets:tab2list(Exp)}.
+restore({Data, Exp}, {D, E}) ->
+    ets:insert(Data, D),
+    ets:insert(Exp, E).
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+new_test() ->
+    M = new(t, 0),
+    T = tid(M),
+    ?assertEqual(T, tid(M, 0)),
+    ?assertEqual(undefined, tid(M, 1)),
+    ?assertEqual([], ets:tab2list(T)),
+    ok = delete(M),
+    ?assertEqual(undefined, ets:info(T, size)).
+
+load_lookup_test() ->
+    Now = erlang:system_time(millisecond),
+    M = lists:foldl(fun({K, V, E, F}, Acc) -> load(Acc, 0, K, V, E, F) end, new(t, 0),
+                    [{<<"a">>, <<"1">>, undefined, []},
+                     {<<"b">>, <<"2">>, Now + 100000, []},
+                     {<<"gone">>, <<"3">>, Now - 10, []},
+                     {<<"h">>, #{<<"f">> => <<"1">>, <<"g">> => <<"2">>}, undefined,
+                      [{<<"f">>, Now - 5}, {<<"g">>, Now + 100000}]},
+                     {<<"h2">>, #{<<"f">> => <<"1">>}, undefined, [{<<"f">>, Now - 5}]}]),
+    M2 = load(M, 3, <<"other">>, <<"x">>, undefined, []),
+    T = tid(M2),
+    ?assertEqual([{<<"a">>, <<"1">>}], lookup(T, <<"a">>)),
+    ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(T, <<"a">>)),
+    ?assertEqual(undefined, ttl(T, <<"a">>)),
+    ?assertEqual(Now + 100000, ttl(T, <<"b">>)),
+    %% expired key: present in the raw table, hidden by lookup/2
+    ?assertEqual([], lookup(T, <<"gone">>)),
+    ?assertEqual(not_found, ttl(T, <<"gone">>)),
+    ?assertEqual([{<<"h">>, #{<<"g">> => <<"2">>}}], lookup(T, <<"h">>)),
+    ?assertEqual([], lookup(T, <<"h2">>)),
+    ?assertEqual(not_found, ttl(T, <<"nope">>)),
+    ?assertEqual([], lookup(T, <<"other">>)),
+    delete(M2).
+
+ap(M, Db, Cmd) ->
+    [C | A] = Cmd,
+    {ok, M2} = apply_cmd(M, Db, C, A),
+    M2.
+
+apply_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    M = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                    [[<<"SET">>, <<"a">>, <<"1">>],
+                     [<<"set">>, <<"b">>, <<"x">>, <<"PXAT">>, <<"99999999999999">>],
+                     [<<"rpush">>, <<"l">>, <<"1">>, <<"2">>],
+                     [<<"lpop">>, <<"l">>, <<"5">>],
+                     [<<"multi">>],
+                     [<<"incr">>, <<"a">>],
+                     [<<"exec">>],
+                     [<<"select">>, <<"3">>]]),
+    ?assertEqual([{<<"a">>, <<"2">>}], ets:lookup(T, <<"a">>)),
+    ?assertEqual(99999999999999, ttl(T, <<"b">>)),
+    ?assertEqual([], ets:lookup(T, <<"l">>)),
+    %% other dbs are ignored with {db, 0}
+    M2 = ap(M, 1, [<<"set">>, <<"a">>, <<"other">>]),
+    ?assertEqual([{<<"a">>, <<"2">>}], ets:lookup(T, <<"a">>)),
+    M3 = ap(M2, 0, [<<"persist">>, <<"b">>]),
+    ?assertEqual(undefined, ttl(T, <<"b">>)),
+    M4 = ap(M3, 0, [<<"flushall">>]),
+    ?assertEqual(0, ets:info(T, size)),
+    delete(M4).
+
+unhandled_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    M1 = ap(M0, 0, [<<"set">>, <<"hll">>, <<"x">>]),
+    {unhandled, <<"pfadd">>, M2} = apply_cmd(M1, 0, <<"PFADD">>, [<<"hll">>, <<"a">>]),
+    ?assertEqual([], ets:lookup(T, <<"hll">>)),
+    %% the key is unknown now: an APPEND cannot be applied either
+    {unhandled, <<"append">>, M3} = apply_cmd(M2, 0, <<"append">>, [<<"hll">>, <<"z">>]),
+    ?assertEqual([], ets:lookup(T, <<"hll">>)),
+    %% a SET makes it known again
+    M4 = ap(M3, 0, [<<"set">>, <<"hll">>, <<"v">>]),
+    M5 = ap(M4, 0, [<<"append">>, <<"hll">>, <<"w">>]),
+    ?assertEqual([{<<"hll">>, <<"vw">>}], ets:lookup(T, <<"hll">>)),
+    {unhandled, <<"frobnicate">>, M6} = apply_cmd(M5, 0, <<"frobnicate">>, [<<"hll">>]),
+    ?assertEqual([], ets:lookup(T, <<"hll">>)),
+    %% a command that cannot be parsed is unhandled, not a crash
+    {unhandled, <<"incrby">>, M7} = apply_cmd(M6, 0, <<"incrby">>, [<<"n">>, <<"notanumber">>]),
+    delete(M7).
+
+move_copy_all_test() ->
+    M0 = new(t, all),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                     [[<<"set">>, <<"a">>, <<"1">>, <<"PXAT">>, <<"99999999999999">>],
+                      [<<"set">>, <<"b">>, <<"2">>],
+                      [<<"move">>, <<"a">>, <<"2">>],
+                      [<<"copy">>, <<"b">>, <<"c">>, <<"DB">>, <<"5">>],
+                      [<<"copy">>, <<"b">>, <<"d">>, <<"db">>, <<"0">>]]),
+    T0 = tid(M1, 0),
+    T2 = tid(M1, 2),
+    T5 = tid(M1, 5),
+    ?assertEqual([], ets:lookup(T0, <<"a">>)),
+    ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(T2, <<"a">>)),
+    ?assertEqual(99999999999999, ttl(T2, <<"a">>)),
+    ?assertEqual([{<<"c">>, <<"2">>}], ets:lookup(T5, <<"c">>)),
+    ?assertEqual([{<<"d">>, <<"2">>}], ets:lookup(T0, <<"d">>)),
+    {ok, M2} = apply_cmd(M1, 0, <<"swapdb">>, [<<"0">>, <<"2">>]),
+    %% tids stay, contents swap
+    ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(T0, <<"a">>)),
+    ?assertEqual(99999999999999, ttl(T0, <<"a">>)),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:lookup(T2, <<"b">>)),
+    {ok, M3} = apply_cmd(M2, 2, <<"flushdb">>, []),
+    ?assertEqual(0, ets:info(T2, size)),
+    ?assertEqual(1, ets:info(T0, size)),
+    delete(M3).
+
+move_copy_single_test() ->
+    M0 = new(t, 1),
+    T = tid(M0),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 1, C) end, M0,
+                     [[<<"set">>, <<"a">>, <<"1">>], [<<"set">>, <<"b">>, <<"2">>],
+                      [<<"move">>, <<"a">>, <<"0">>],
+                      [<<"copy">>, <<"b">>, <<"c">>, <<"DB">>, <<"4">>]]),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:tab2list(T)),
+    %% a key moved in from a db we do not mirror: value unknown
+    {unhandled, <<"move">>, M2} = apply_cmd(M1, 0, <<"move">>, [<<"x">>, <<"1">>]),
+    {unhandled, <<"rpush">>, M3} = apply_cmd(M2, 1, <<"rpush">>, [<<"x">>, <<"e">>]),
+    ?assertEqual([], ets:lookup(T, <<"x">>)),
+    {unhandled, <<"copy">>, M4} = apply_cmd(M3, 0, <<"copy">>, [<<"q">>, <<"b">>, <<"DB">>, <<"1">>, <<"REPLACE">>]),
+    ?assertEqual([], ets:lookup(T, <<"b">>)),
+    %% SWAPDB with the mirrored db: everything unknown
+    {unhandled, <<"swapdb">>, M5} = apply_cmd(M4, 3, <<"swapdb">>, [<<"1">>, <<"3">>]),
+    ?assertEqual(0, ets:info(T, size)),
+    {unhandled, <<"incr">>, M6} = apply_cmd(M5, 1, <<"incr">>, [<<"n">>]),
+    M7 = ap(M6, 1, [<<"set">>, <<"n">>, <<"5">>]),
+    M8 = ap(M7, 1, [<<"incr">>, <<"n">>]),
+    ?assertEqual([{<<"n">>, <<"6">>}], ets:tab2list(T)),
+    {ok, M9} = apply_cmd(M8, 1, <<"flushdb">>, []),
+    M10 = ap(M9, 1, [<<"incr">>, <<"n">>]),
+    ?assertEqual([{<<"n">>, <<"1">>}], ets:tab2list(T)),
+    delete(M10).
+
+field_expiry_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                     [[<<"hset">>, <<"h">>, <<"a">>, <<"1">>, <<"b">>, <<"2">>],
+                      [<<"hpexpireat">>, <<"h">>, <<"1">>, <<"FIELDS">>, <<"1">>, <<"a">>]]),
+    ?assertEqual([{<<"h">>, #{<<"b">> => <<"2">>}}], lookup(T, <<"h">>)),
+    ?assertEqual(#{<<"a">> => 1}, field_ttls(T, <<"h">>)),
+    M2 = ap(M1, 0, [<<"hdel">>, <<"h">>, <<"a">>]),
+    ?assertEqual(#{}, field_ttls(T, <<"h">>)),
+    delete(M2).
+-endif.
