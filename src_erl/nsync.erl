@@ -1,2 +1,152 @@
-%%% @doc nsync: a Redis/Valkey replica inside the BEAM (API placeholder).
+%%% @doc nsync: a Redis/Valkey replica inside the BEAM.
+%%%
+%%% `start_link/1' starts a link process that connects to a master as a
+%%% replica (like `redis-server --replicaof'), receives the snapshot and then
+%%% the live command stream, and gives each event to a callback, or keeps an
+%%% ETS mirror of the master's dataset (the default).
+%%%
+%%% Options (a proplist as in the original nsync, or a map):
+%%% <ul>
+%%% <li>`{host, H}' / `{ip, H}': master address, a string, binary, atom or
+%%%     inet tuple (default `"localhost"')</li>
+%%% <li>`{port, P}': master port (6379)</li>
+%%% <li>`{pass, P}', `{user, U}': password, and ACL user name</li>
+%%% <li>`{callback, Cb}': `{M, F}', `{M, F, A}' (called as
+%%%     `apply(M, F, A ++ [Event])'), a fun of arity 1, or a pid (events sent
+%%%     as messages). Default: everything goes to the table named by `name'.</li>
+%%% <li>`{block, true}': return only once the first snapshot is loaded;
+%%%     `{timeout, Ms}' (360000) then bounds the wait: on timeout the link is
+%%%     stopped and `{error, timeout}' returned.</li>
+%%% <li>`{name, Atom}': name of the default table (`nsync'); two links with
+%%%     the default callback need different names.</li>
+%%% <li>`{db, N | all}': the database mirrored (0). A user callback sees
+%%%     only the events of that database (and FLUSHALL, SWAPDB).</li>
+%%% <li>`{connect_timeout, Ms}' (5000).</li>
+%%% </ul>
+%%%
+%%% Events: `{load, Key, Value}', `{load, eof}', `{cmd, Cmd, Args}',
+%%% `{error, closed}' (the link reconnects by itself), and
+%%% `{error, {unhandled, Cmd}}'. The callback's return value for `load' and
+%%% `cmd' events routes them: an atom names the table the event is applied to
+%%% (created on demand, read with `tid/1'); `undefined', `skip', `ok', `true'
+%%% and `false' store nothing.
+%%%
+%%% Errors: a bad option gives `{error, {badarg, Opt}}'. With `{block, true}',
+%%% an unreachable master or a refused password gives `{error, Reason}'
+%%% (e.g. `{connect, econnrefused}', `{auth, Msg}'). Without it the link
+%%% retries with backoff, except after an authentication failure, which is
+%%% fatal: the link stops with `{shutdown, {auth, Msg}}'.
 -module(nsync).
+
+-export([start_link/0, start_link/1, stop/1, status/1,
+         tid/0, tid/1, lookup/2, ttl/2]).
+
+-export_type([event/0, value/0]).
+
+-type value() :: binary() | [binary()] | [{float() | inf | '-inf', binary()}]
+               | #{binary() => binary()} | tuple().
+-type event() :: {load, binary(), value()} | {load, eof}
+               | {cmd, binary(), [binary()]}
+               | {error, closed} | {error, {unhandled, binary()}}.
+-type table() :: atom() | ets:tid().
+
+%% @doc Starts a link with the default options (localhost:6379, ETS mirror).
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    start_link([]).
+
+%% @doc Starts a link process linked to the caller. See the module doc for
+%% the options.
+-spec start_link(list() | map()) -> {ok, pid()} | {error, term()}.
+start_link(Opts) ->
+    case nsync_opts:validate(Opts) of
+        {ok, #{block := true} = Config} -> start_blocking(Config);
+        {ok, Config} -> nsync_link:start_link(Config, undefined);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Stops a link; its tables go with it.
+-spec stop(pid()) -> ok.
+stop(Pid) ->
+    gen_server:stop(Pid).
+
+%% @doc The link's state (`connecting | syncing | streaming | disconnected'),
+%% master, replid, offset and counters (`keys_loaded', `commands',
+%% `unhandled', `reconnects', `callback_errors'), and its table names.
+-spec status(pid()) -> map().
+status(Pid) ->
+    nsync_link:status(Pid).
+
+%% @doc The ETS table of the default mirror (name `nsync').
+-spec tid() -> ets:tid() | undefined.
+tid() ->
+    tid(nsync).
+
+%% @doc The ETS table named `Name' (the default mirror's `name', or an atom a
+%% callback routed events to), or `undefined'. Rows are `{Key, Value}'; the
+%% table is replaced by a new one after a full resync, so look it up again
+%% rather than keeping it for long.
+-spec tid(atom()) -> ets:tid() | undefined.
+tid(Name) when is_atom(Name) ->
+    case nsync_link:table(Name) of
+        {_Owner, Tid} -> Tid;
+        undefined -> undefined
+    end.
+
+%% @doc `[{Key, Value}]' for `Key' in a table (name or tid), `[]' if absent
+%% or expired.
+-spec lookup(table(), binary()) -> [{binary(), value()}].
+lookup(Table, Key) ->
+    nsync_mirror:lookup(resolve(Table), Key).
+
+%% @doc The expiry of `Key' (ms since the epoch), `undefined' if it has none,
+%% `not_found' if absent.
+-spec ttl(table(), binary()) -> integer() | undefined | not_found.
+ttl(Table, Key) ->
+    nsync_mirror:ttl(resolve(Table), Key).
+
+%%% ------------------------------------------------------------ internal
+
+resolve(Name) when is_atom(Name) ->
+    case tid(Name) of
+        undefined -> erlang:error(badarg, [Name]);
+        Tid -> Tid
+    end;
+resolve(Tid) ->
+    Tid.
+
+%% The link sends `{Ref, loaded}' after the first snapshot, or
+%% `{Ref, {error, Reason}}' and stops if it cannot connect at all.
+start_blocking(#{timeout := Timeout} = Config) ->
+    Ref = make_ref(),
+    case nsync_link:start_link(Config, {self(), Ref}) of
+        {ok, Pid} ->
+            MRef = monitor(process, Pid),
+            receive
+                {Ref, loaded} ->
+                    demonitor(MRef, [flush]),
+                    {ok, Pid};
+                {Ref, {error, _} = Error} ->
+                    forget(Pid, MRef),
+                    Error;
+                {'DOWN', MRef, process, Pid, Reason} ->
+                    forget(Pid, MRef),
+                    {error, Reason}
+            after Timeout ->
+                    %% Unlike the original nsync, do not leave the link running.
+                    unlink(Pid),
+                    exit(Pid, shutdown),
+                    receive {'DOWN', MRef, process, Pid, _} -> ok end,
+                    forget(Pid, MRef),
+                    receive {Ref, _} -> ok after 0 -> ok end,
+                    {error, timeout}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Drops what a stopped link may have left in a trapping caller's mailbox.
+forget(Pid, MRef) ->
+    unlink(Pid),
+    demonitor(MRef, [flush]),
+    receive {'EXIT', Pid, _} -> ok after 0 -> ok end.

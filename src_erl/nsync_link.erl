@@ -1,0 +1,542 @@
+%%% @doc The link process: one replication link to one master.
+%%%
+%%% It drives the NIF (`nsync_nif') by polling it in a loop, one bounded batch
+%%% of events at a time, with a self-message between batches so that calls
+%%% (status, stop) are served promptly. It turns NIF events into the nsync
+%%% events of DESIGN.md, gives them to the callback and routes them by the
+%%% callback's return value to ETS mirrors (`nsync_mirror') it owns.
+%%%
+%%% Tables: a name (atom) maps to one mirror. Names are node-wide, like
+%%% registered process names: the registry (`persistent_term', read by
+%%% `nsync:tid/1') records the owning link and the table. A full sync always
+%%% loads into new tables; readers keep the previous tables until the
+%%% snapshot is complete, then the registry switches to the new tables at once
+%%% and the old ones are deleted.
+%%%
+%%% Connection failures: the link reconnects by itself (the NIF resumes with
+%%% PSYNC) with exponential backoff and jitter. An authentication failure is
+%%% fatal: retrying with the same credentials is pointless, so the link stops
+%%% with reason `{shutdown, {auth, Msg}}'. With `{block, true}', a start that
+%%% cannot connect or authenticate at all returns `{error, Reason}' instead.
+-module(nsync_link).
+-behaviour(gen_server).
+
+-include_lib("kernel/include/logger.hrl").
+
+%% API
+-export([start_link/2, status/1, table/1]).
+%% gen_server callbacks
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+%% proc_lib entry point
+-export([init_it/2]).
+
+-export_type([waiter/0]).
+
+-type waiter() :: {pid(), reference()} | undefined.
+-type status() :: connecting | syncing | streaming | disconnected.
+
+-define(BATCH, 1000).
+%% After an empty batch (the NIF waited for data in vain) poll again after a
+%% short pause: guards the CPU if a poll ever returned at once.
+-define(IDLE_PAUSE_MS, 5).
+-define(BACKOFF_START_MS, 100).
+-define(BACKOFF_CAP_MS, 10000).
+-define(CALLBACK_LOG_INTERVAL_MS, 1000).
+%% Commands that span the dataset: applied to every table of the link.
+-define(DATASET_CMDS, [<<"flushall">>, <<"flushdb">>, <<"swapdb">>]).
+
+-record(state, {
+          nif :: nsync_nif:link(),
+          config :: nsync_opts:config(),
+          waiter :: waiter(),
+          status = connecting :: status(),
+          replid :: binary() | undefined,
+          offset :: integer() | undefined,
+          %% tables readers see: name => mirror
+          live = #{} :: #{atom() => term()},
+          %% tables being filled by the current full sync, published at its end
+          loading :: #{atom() => term()} | undefined,
+          keys_loaded = 0 :: non_neg_integer(),
+          commands = 0 :: non_neg_integer(),
+          unhandled = 0 :: non_neg_integer(),
+          reconnects = 0 :: non_neg_integer(),
+          %% consecutive failed attempts; 0 while connected
+          attempts = 0 :: non_neg_integer(),
+          ever_connected = false :: boolean(),
+          last_error :: term(),
+          retry_delay = 0 :: non_neg_integer(),
+          callback_errors = 0 :: non_neg_integer(),
+          callback_logged_at :: integer() | undefined,
+          callback_unlogged = 0 :: non_neg_integer(),
+          %% names reported once: unhandled commands, tables owned by others
+          reported = sets:new() :: sets:set(term())
+         }).
+
+%%% ================================================================ API
+
+%% @doc Starts a link for a validated config. `Waiter', when given, receives
+%% `{Ref, loaded}' after the first snapshot, or `{Ref, {error, Reason}}' if
+%% the first connection fails. Returns `{error, Reason}' without crashing the
+%% caller when the link cannot start (NIF open failure, table name taken).
+-spec start_link(nsync_opts:config(), waiter()) -> {ok, pid()} | {error, term()}.
+start_link(Config, Waiter) ->
+    proc_lib:start_link(?MODULE, init_it, [Config, Waiter]).
+
+%% @doc The link's state and counters.
+-spec status(pid()) -> map().
+status(Pid) ->
+    gen_server:call(Pid, status).
+
+%% @doc The registered table `Name': its owning link and ETS table, or
+%% `undefined' if no live link owns that name.
+-spec table(atom()) -> {pid(), ets:tid()} | undefined.
+table(Name) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        {Owner, _Tid} = Entry ->
+            case is_process_alive(Owner) of
+                true -> Entry;
+                false -> undefined
+            end;
+        undefined ->
+            undefined
+    end.
+
+%% @private proc_lib entry: runs init/1 and acks `{error, Reason}' with a
+%% normal exit on failure, so that a failed start never kills the caller.
+-spec init_it(nsync_opts:config(), waiter()) -> no_return() | ok.
+init_it(Config, Waiter) ->
+    case init({Config, Waiter}) of
+        {ok, State} ->
+            proc_lib:init_ack({ok, self()}),
+            gen_server:enter_loop(?MODULE, [], State);
+        {stop, Reason} ->
+            proc_lib:init_ack({error, Reason})
+    end.
+
+%%% ========================================================== callbacks
+
+%% @private
+-spec init({nsync_opts:config(), waiter()}) -> {ok, #state{}} | {stop, term()}.
+init({#{host := Host, port := Port} = Config, Waiter}) ->
+    logger:update_process_metadata(#{domain => [nsync], nsync_master => {Host, Port}}),
+    %% Trapping exits lets terminate/2 clean the registry and close the socket.
+    process_flag(trap_exit, true),
+    case nsync_nif:open(nsync_opts:nif_config(Config)) of
+        {ok, Nif} ->
+            State = #state{nif = Nif, config = Config, waiter = Waiter},
+            case create_default_table(State) of
+                {ok, State1} ->
+                    self() ! poll,
+                    {ok, State1};
+                {error, Reason} ->
+                    nsync_nif:close(Nif),
+                    {stop, Reason}
+            end;
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(status, _From, State) ->
+    {reply, status_map(State), State};
+handle_call(Request, _From, State) ->
+    {reply, {error, {unknown_call, Request}}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_info(poll, #state{nif = Nif} = State) ->
+    Result = nsync_nif:poll(Nif, ?BATCH),
+    case Result of
+        {ok, Events} -> after_batch(Events, handle_events(Events, State));
+        {error, Reason} -> after_batch([], connection_lost(Reason, State))
+    end;
+handle_info({'EXIT', _From, normal}, State) ->
+    {noreply, State};
+handle_info({'EXIT', _From, Reason}, State) ->
+    {stop, Reason, State};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading}) ->
+    nsync_nif:close(Nif),
+    Self = self(),
+    [persistent_term:erase({?MODULE, Name})
+     || Name <- maps:keys(Live),
+        element(1, persistent_term:get({?MODULE, Name}, {none, none})) =:= Self],
+    [nsync_mirror:delete(M) || M <- maps:values(Live) ++ loading_mirrors(Loading)],
+    ok.
+
+%%% =========================================================== internal
+
+%% Schedules the next poll: after a backoff when the connection failed,
+%% at once after a full batch.
+after_batch(_Events, {stop, _Reason, _State} = Stop) ->
+    Stop;
+after_batch(_Events, #state{status = disconnected, retry_delay = Delay} = State) ->
+    erlang:send_after(Delay, self(), poll),
+    {noreply, State};
+after_batch([], State) ->
+    erlang:send_after(?IDLE_PAUSE_MS, self(), poll),
+    {noreply, State};
+after_batch(_Events, State) ->
+    self() ! poll,
+    {noreply, State}.
+
+handle_events([], State) ->
+    State;
+handle_events([Event | Rest], State) ->
+    case event(Event, State) of
+        {stop, _, _} = Stop -> Stop;
+        State1 -> handle_events(Rest, State1)
+    end.
+
+event({fullresync, Replid, Offset}, State) ->
+    State1 = discard_loading(connected(State)),
+    Fresh = maps:map(fun(Name, _) -> new_mirror(Name, State1) end, State1#state.live),
+    State1#state{status = syncing, replid = Replid, offset = Offset,
+                 keys_loaded = 0, loading = Fresh};
+event({continue, Replid, Offset}, State) ->
+    %% The master kept our (pre-full-sync) position: the live tables plus
+    %% the backlog are the dataset, a half-loaded snapshot is not.
+    State1 = discard_loading(connected(State)),
+    State1#state{status = streaming, replid = Replid, offset = Offset};
+event({key, Db, Key, Value, ExpireAt, FieldExpires}, State) ->
+    State1 = State#state{keys_loaded = State#state.keys_loaded + 1},
+    case visible(Db, State1) of
+        true ->
+            {Route, State2} = notify({load, Key, Value}, State1),
+            load_key(Route, Db, Key, Value, ExpireAt, FieldExpires, State2);
+        false ->
+            State1
+    end;
+event({function, _Source}, State) ->
+    %% Function libraries are not part of the keyspace: not delivered.
+    State;
+event({load_eof, Replid, Offset}, State) ->
+    State1 = publish_loading(State#state{status = streaming, replid = Replid,
+                                         offset = Offset}),
+    {_, State2} = notify({load, eof}, State1),
+    notify_waiter(loaded, State2);
+event({cmd, Db, Cmd, Args}, State) ->
+    State1 = State#state{commands = State#state.commands + 1},
+    case visible(Db, Cmd, State1) of
+        true ->
+            {Route, State2} = notify({cmd, Cmd, Args}, State1),
+            apply_cmd(Route, Db, Cmd, Args, State2);
+        false ->
+            State1
+    end;
+event({closed, Reason}, State) ->
+    connection_lost(Reason, State);
+event(Other, State) ->
+    ?LOG_DEBUG("nsync: ignoring unknown NIF event ~0p", [Other]),
+    State.
+
+%% A connection (re)established: the master answered PSYNC.
+connected(#state{ever_connected = Before, attempts = Attempts} = State) ->
+    case Before of
+        true ->
+            ?LOG_NOTICE("nsync: reconnected to ~s after ~b attempt(s)",
+                        [master(State), Attempts]),
+            State#state{reconnects = State#state.reconnects + 1, attempts = 0,
+                        last_error = undefined};
+        false ->
+            State#state{ever_connected = true, attempts = 0, last_error = undefined}
+    end.
+
+connection_lost(Reason, #state{waiter = Waiter, ever_connected = false} = State)
+  when Waiter =/= undefined ->
+    case fails_blocking_start(Reason) of
+        true ->
+            %% The caller gets the reason as `{error, Reason}'.
+            State1 = notify_waiter({error, Reason}, State),
+            {stop, normal, State1};
+        false ->
+            retry_later(Reason, State)
+    end;
+connection_lost({auth, Msg} = Reason, State) ->
+    ?LOG_ERROR("nsync: ~s refused authentication: ~s; stopping (retrying with "
+               "the same credentials is pointless)", [master(State), Msg]),
+    {stop, {shutdown, Reason}, closed(State)};
+connection_lost(Reason, State) ->
+    retry_later(Reason, closed(State)).
+
+%% `{error, closed}' tells the callback that an open connection went away
+%% (not that a reconnect attempt failed).
+closed(#state{status = Status} = State) when Status =:= syncing; Status =:= streaming ->
+    {_, State1} = notify({error, closed}, State),
+    State1#state{status = disconnected};
+closed(State) ->
+    State#state{status = disconnected}.
+
+%% Logs the first failure of a series (and any change of reason), not every
+%% retry.
+retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
+    Delay = backoff(N + 1),
+    case Reason =:= Last of
+        true -> ok;
+        false -> ?LOG_WARNING("nsync: connection to ~s failed: ~0p; retrying with "
+                              "backoff (next in ~b ms)", [master(State), Reason, Delay])
+    end,
+    State#state{status = disconnected, attempts = N + 1, last_error = Reason,
+                retry_delay = Delay}.
+
+%% With `{block, true}', failing to reach or log into the master at all is
+%% reported to the caller rather than retried until the timeout.
+fails_blocking_start({connect, _}) -> true;
+fails_blocking_start({auth, _}) -> true;
+fails_blocking_start({resolve, _}) -> true;
+fails_blocking_start(_) -> false.
+
+notify_waiter(_Msg, #state{waiter = undefined} = State) ->
+    State;
+notify_waiter(Msg, #state{waiter = {Pid, Ref}} = State) ->
+    Pid ! {Ref, Msg},
+    State#state{waiter = undefined}.
+
+%% With `{db, N}' a user callback sees only db N (and the commands that span
+%% every db); the default mirror gets everything and filters by itself, since
+%% it must follow keys moved into its db.
+visible(Db, #state{config = #{callback := Cb, db := Wanted}}) ->
+    Cb =:= default orelse Wanted =:= all orelse Wanted =:= Db.
+
+visible(Db, Cmd, State) ->
+    visible(Db, State) orelse Cmd =:= <<"flushall">> orelse Cmd =:= <<"swapdb">>.
+
+%%% ----------------------------------------------------------- callback
+
+%% Gives an event to the callback; returns the table it routes to (or none).
+notify({load, _, _}, #state{config = #{callback := default, name := Name}} = State) ->
+    {Name, State};
+notify({cmd, _, _}, #state{config = #{callback := default, name := Name}} = State) ->
+    {Name, State};
+notify(_Event, #state{config = #{callback := default}} = State) ->
+    {none, State};
+notify(Event, #state{config = #{callback := Callback}} = State) ->
+    try run_callback(Callback, Event) of
+        Result -> {route(Result), State}
+    catch
+        Class:Reason:Stack -> {none, callback_failed(Event, Class, Reason, Stack, State)}
+    end.
+
+run_callback({M, F}, Event) -> M:F(Event);
+run_callback({M, F, A}, Event) -> apply(M, F, A ++ [Event]);
+run_callback(Fun, Event) when is_function(Fun, 1) -> Fun(Event);
+run_callback(Pid, Event) when is_pid(Pid) -> Pid ! Event.
+
+%% The callback's return value names the table the event goes to. `true' and
+%% `false' (what `ets:insert/2' and friends return) store nothing, like
+%% `undefined', `skip' and `ok'.
+route(Result) when Result =:= undefined; Result =:= skip; Result =:= ok;
+                   is_boolean(Result) -> none;
+route(Table) when is_atom(Table) -> Table;
+route(_) -> none.
+
+%% A raising callback must not kill the link; logs at most once a second so
+%% that a callback failing on every key of a big snapshot cannot flood the log.
+callback_failed(Event, Class, Reason, Stack,
+                #state{callback_logged_at = At, callback_unlogged = Unlogged} = State) ->
+    Now = erlang:monotonic_time(millisecond),
+    Errors = State#state.callback_errors + 1,
+    case At =:= undefined orelse Now - At >= ?CALLBACK_LOG_INTERVAL_MS of
+        true ->
+            ?LOG_ERROR(#{what => nsync_callback_failed, event => summary(Event),
+                         class => Class, reason => Reason, stacktrace => Stack,
+                         failures_not_logged => Unlogged}),
+            State#state{callback_errors = Errors, callback_logged_at = Now,
+                        callback_unlogged = 0};
+        false ->
+            State#state{callback_errors = Errors, callback_unlogged = Unlogged + 1}
+    end.
+
+%% Keeps big values out of the log.
+summary({load, Key, _Value}) -> {load, Key, '...'};
+summary(Event) -> Event.
+
+%%% ------------------------------------------------------------- tables
+
+create_default_table(#state{config = #{callback := default, name := Name}} = State) ->
+    case claimable(Name) of
+        true ->
+            Mirror = new_mirror(Name, State),
+            register_table(Name, Mirror),
+            {ok, State#state{live = #{Name => Mirror}}};
+        {false, Owner} ->
+            {error, {already_started, Owner}}
+    end;
+create_default_table(State) ->
+    {ok, State}.
+
+new_mirror(Name, #state{config = #{db := Db}}) ->
+    nsync_mirror:new(Name, Db).
+
+register_table(Name, Mirror) ->
+    persistent_term:put({?MODULE, Name}, {self(), nsync_mirror:tid(Mirror)}).
+
+claimable(Name) ->
+    case table(Name) of
+        {Owner, _} when Owner =/= self() -> {false, Owner};
+        _ -> true
+    end.
+
+load_key(none, _Db, _Key, _Value, _ExpireAt, _FieldExpires, State) ->
+    State;
+load_key(Name, Db, Key, Value, ExpireAt, FieldExpires,
+         #state{loading = Loading} = State) when is_map(Loading) ->
+    case loading_mirror(Name, State) of
+        {ok, Mirror} ->
+            Mirror1 = nsync_mirror:load(Mirror, Db, Key, Value, ExpireAt, FieldExpires),
+            State#state{loading = Loading#{Name => Mirror1}};
+        {error, State1} ->
+            State1
+    end.
+
+loading_mirror(Name, #state{loading = Loading} = State) ->
+    case Loading of
+        #{Name := Mirror} -> {ok, Mirror};
+        _ -> new_table(Name, State)
+    end.
+
+live_mirror(Name, #state{live = Live} = State) ->
+    case Live of
+        #{Name := Mirror} -> {ok, Mirror};
+        _ ->
+            case new_table(Name, State) of
+                {ok, Mirror} = Ok -> register_table(Name, Mirror), Ok;
+                Error -> Error
+            end
+    end.
+
+%% A table created on demand for a name the callback returned; a name owned
+%% by another link is refused (once logged) and the event is not stored.
+new_table(Name, State) ->
+    case claimable(Name) of
+        true ->
+            {ok, new_mirror(Name, State)};
+        {false, Owner} ->
+            {error, report_once({table_taken, Name}, State,
+                                fun() ->
+                                        ?LOG_ERROR("nsync: table ~p belongs to link ~p; "
+                                                   "events routed to it are not stored",
+                                                   [Name, Owner])
+                                end)}
+    end.
+
+apply_cmd(Route, Db, Cmd, Args, #state{live = Live} = State) ->
+    case lists:member(Cmd, ?DATASET_CMDS) of
+        true -> lists:foldl(fun(Name, S) -> apply_to(Name, Db, Cmd, Args, S) end,
+                            State, maps:keys(Live));
+        false when Route =:= none -> State;
+        false -> apply_to(Route, Db, Cmd, Args, State)
+    end.
+
+apply_to(Name, Db, Cmd, Args, State) ->
+    case live_mirror(Name, State) of
+        {ok, Mirror} ->
+            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
+                {ok, Mirror1} ->
+                    State#state{live = (State#state.live)#{Name => Mirror1}};
+                {unhandled, What, Mirror1} ->
+                    unhandled(What, State#state{live = (State#state.live)#{Name => Mirror1}})
+            end;
+        {error, State1} ->
+            State1
+    end.
+
+unhandled(Cmd, #state{config = #{callback := Callback}} = State) ->
+    State1 = State#state{unhandled = State#state.unhandled + 1},
+    case Callback of
+        default ->
+            report_once({unhandled, Cmd}, State1,
+                        fun() -> ?LOG_WARNING("nsync: the mirror cannot apply ~s; "
+                                              "its keys may differ from the master", [Cmd])
+                        end);
+        _ ->
+            {_, State2} = notify({error, {unhandled, Cmd}}, State1),
+            State2
+    end.
+
+report_once(Key, #state{reported = Reported} = State, Log) ->
+    case sets:is_element(Key, Reported) of
+        true -> State;
+        false -> Log(), State#state{reported = sets:add_element(Key, Reported)}
+    end.
+
+%% The new snapshot is complete: readers switch to its tables at once, then
+%% the old tables go. Names of the old snapshot absent from the new one keep
+%% an empty table (they were all in `loading' from the start).
+publish_loading(#state{loading = undefined} = State) ->
+    State;
+publish_loading(#state{loading = Loading, live = Live} = State) ->
+    maps:foreach(fun register_table/2, Loading),
+    maps:foreach(fun(Name, Old) ->
+                         case Loading of
+                             #{Name := _} -> nsync_mirror:delete(Old);
+                             _ -> ok
+                         end
+                 end, Live),
+    State#state{live = maps:merge(Live, Loading), loading = undefined}.
+
+discard_loading(#state{loading = Loading} = State) ->
+    [nsync_mirror:delete(M) || M <- loading_mirrors(Loading)],
+    State#state{loading = undefined}.
+
+loading_mirrors(undefined) -> [];
+loading_mirrors(Loading) -> maps:values(Loading).
+
+%%% -------------------------------------------------------------- misc
+
+status_map(#state{nif = Nif, config = #{host := Host, port := Port}} = State) ->
+    Info = nsync_nif:info(Nif),
+    #{state => State#state.status,
+      master => {Host, Port},
+      replid => maps:get(replid, Info, State#state.replid),
+      offset => maps:get(offset, Info, State#state.offset),
+      keys_loaded => State#state.keys_loaded,
+      commands => State#state.commands,
+      unhandled => State#state.unhandled,
+      reconnects => State#state.reconnects,
+      callback_errors => State#state.callback_errors,
+      tables => maps:keys(State#state.live)}.
+
+master(#state{config = #{host := Host, port := Port}}) ->
+    io_lib:format("~s:~b", [Host, Port]).
+
+%% Delay before attempt N (1-based): 100 ms doubling up to 10 s, with jitter
+%% in the upper half so that links dropped together do not retry together.
+-spec backoff(pos_integer()) -> pos_integer().
+backoff(Attempt) ->
+    Base = backoff_base(Attempt),
+    Base div 2 + rand:uniform(Base - Base div 2).
+
+backoff_base(Attempt) ->
+    min(?BACKOFF_CAP_MS, ?BACKOFF_START_MS bsl min(Attempt - 1, 16)).
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+backoff_base_test() ->
+    ?assertEqual([100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000],
+                 [backoff_base(N) || N <- lists:seq(1, 9)]),
+    ?assertEqual(10000, backoff_base(1000)).
+
+backoff_jitter_test() ->
+    [?assert(D > backoff_base(N) div 2 andalso D =< backoff_base(N))
+     || N <- lists:seq(1, 12), _ <- lists:seq(1, 50), D <- [backoff(N)]].
+
+route_test() ->
+    ?assertEqual(none, route(undefined)),
+    ?assertEqual(none, route(skip)),
+    ?assertEqual(none, route(ok)),
+    ?assertEqual(none, route(true)),
+    ?assertEqual(none, route({load, <<"k">>, <<"v">>})),
+    ?assertEqual(foo, route(foo)).
+-endif.

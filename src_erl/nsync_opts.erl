@@ -1,0 +1,112 @@
+%%% @doc Validation of the options of `nsync:start_link/1'.
+%%%
+%%% Every option is checked up front, one clause per option, so that a bad
+%%% one gives `{error, {badarg, Opt}}' at the call instead of a crash deep
+%%% inside the link. The result is a complete config map with defaults.
+-module(nsync_opts).
+
+-export([validate/1, nif_config/1]).
+
+-export_type([config/0, callback/0]).
+
+-type callback() :: default
+                  | {module(), atom()}
+                  | {module(), atom(), list()}
+                  | fun((term()) -> term())
+                  | pid().
+-type config() :: #{host := binary(),
+                    port := inet:port_number(),
+                    pass := binary() | undefined,
+                    user := binary() | undefined,
+                    callback := callback(),
+                    block := boolean(),
+                    timeout := timeout(),
+                    name := atom(),
+                    db := non_neg_integer() | all,
+                    connect_timeout := pos_integer()}.
+
+-define(DEFAULTS, #{host => <<"localhost">>,
+                    port => 6379,
+                    pass => undefined,
+                    user => undefined,
+                    callback => default,
+                    block => false,
+                    timeout => 360000,
+                    name => nsync,
+                    db => 0,
+                    connect_timeout => 5000}).
+
+%% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
+%% complete config. As with proplists, the first occurrence of an option wins.
+-spec validate(list() | map()) -> {ok, config()} | {error, {badarg, term()}}.
+validate(Opts) when is_map(Opts) ->
+    validate(maps:to_list(Opts));
+validate(Opts) when is_list(Opts) ->
+    try
+        Config = lists:foldl(fun option/2, ?DEFAULTS, lists:reverse(Opts)),
+        check_combination(Config)
+    catch
+        throw:{badarg, _} = Bad -> {error, Bad}
+    end;
+validate(Opts) ->
+    {error, {badarg, Opts}}.
+
+%% @doc The part of the config the NIF needs (`nsync_nif:open/1').
+-spec nif_config(config()) -> nsync_nif:config().
+nif_config(#{host := Host, port := Port, user := User, pass := Pass,
+             connect_timeout := ConnectTimeout}) ->
+    Base = #{host => Host, port => Port, connect_timeout => ConnectTimeout},
+    maps:merge(Base, maps:filter(fun(_, V) -> V =/= undefined end,
+                                 #{user => User, pass => Pass})).
+
+%%% ------------------------------------------------------------ internal
+
+option({host, H} = Opt, C) -> C#{host => host(H, Opt)};
+option({ip, H} = Opt, C) -> C#{host => host(H, Opt)};
+option({port, P}, C) when is_integer(P), P > 0, P < 65536 -> C#{port => P};
+option({pass, undefined}, C) -> C#{pass => undefined};
+option({pass, P} = Opt, C) -> C#{pass => text(P, Opt)};
+option({user, undefined}, C) -> C#{user => undefined};
+option({user, U} = Opt, C) -> C#{user => text(U, Opt)};
+option({callback, Cb} = Opt, C) -> C#{callback => callback(Cb, Opt)};
+option(block, C) -> C#{block => true};
+option({block, B}, C) when is_boolean(B) -> C#{block => B};
+option({timeout, infinity}, C) -> C#{timeout => infinity};
+option({timeout, T}, C) when is_integer(T), T >= 0 -> C#{timeout => T};
+option({name, N}, C) when is_atom(N), N =/= undefined -> C#{name => N};
+option({db, all}, C) -> C#{db => all};
+option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
+option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
+option(Opt, _C) -> throw({badarg, Opt}).
+
+host(H, Opt) when is_tuple(H) ->
+    case inet:is_ip_address(H) of
+        true -> list_to_binary(inet:ntoa(H));
+        false -> throw({badarg, Opt})
+    end;
+host(H, Opt) when is_atom(H) -> host(atom_to_list(H), Opt);
+host(H, Opt) -> text(H, Opt).
+
+%% A non-empty string or binary, as a binary.
+text(T, _Opt) when is_binary(T), T =/= <<>> -> T;
+text(T, Opt) when is_list(T), T =/= [] ->
+    try unicode:characters_to_binary(T) of
+        B when is_binary(B) -> B;
+        _ -> throw({badarg, Opt})
+    catch
+        error:badarg -> throw({badarg, Opt})
+    end;
+text(_, Opt) -> throw({badarg, Opt}).
+
+callback(undefined, _) -> default;
+callback({M, F} = Cb, _) when is_atom(M), is_atom(F) -> Cb;
+callback({M, F, A} = Cb, _) when is_atom(M), is_atom(F), is_list(A) -> Cb;
+callback(Fun, _) when is_function(Fun, 1) -> Fun;
+callback(Pid, _) when is_pid(Pid) -> Pid;
+callback(_, Opt) -> throw({badarg, Opt}).
+
+%% An ACL user name is sent as `AUTH user pass': it needs a password.
+check_combination(#{user := U, pass := undefined}) when U =/= undefined ->
+    {error, {badarg, {user, U}}};
+check_combination(Config) ->
+    {ok, Config}.

@@ -1,0 +1,61 @@
+%% @doc EUnit tests of nsync_opts: defaults, every option form, and a
+%% `{badarg, Opt}' for each kind of bad option.
+-module(nsync_opts_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+defaults_test() ->
+    {ok, C} = nsync_opts:validate([]),
+    ?assertMatch(#{host := <<"localhost">>, port := 6379, pass := undefined,
+                   user := undefined, callback := default, block := false,
+                   timeout := 360000, name := nsync, db := 0}, C),
+    ?assertEqual({ok, C}, nsync_opts:validate(#{})).
+
+host_forms_test() ->
+    Host = fun(H) -> {ok, #{host := B}} = nsync_opts:validate([{host, H}]), B end,
+    ?assertEqual(<<"redis.example">>, Host("redis.example")),
+    ?assertEqual(<<"redis.example">>, Host(<<"redis.example">>)),
+    ?assertEqual(<<"localhost">>, Host(localhost)),
+    ?assertEqual(<<"127.0.0.1">>, Host({127, 0, 0, 1})),
+    ?assertEqual(<<"::1">>, Host({0, 0, 0, 0, 0, 0, 0, 1})),
+    {ok, #{host := <<"10.0.0.1">>}} = nsync_opts:validate([{ip, {10, 0, 0, 1}}]).
+
+first_occurrence_wins_test() ->
+    {ok, #{port := 1}} = nsync_opts:validate([{port, 1}, {port, 2}]).
+
+callback_forms_test() ->
+    Fun = fun(_) -> ok end,
+    Pid = self(),
+    [{ok, #{callback := Cb}} = nsync_opts:validate([{callback, Cb}])
+     || Cb <- [{m, f}, {m, f, [a]}, Fun, Pid]],
+    {ok, #{callback := default}} = nsync_opts:validate([{callback, undefined}]).
+
+other_options_test() ->
+    {ok, C} = nsync_opts:validate([{port, 7000}, {pass, "pw"}, {user, <<"u">>}, block,
+                                   {timeout, 10}, {name, mine}, {db, all},
+                                   {connect_timeout, 200}]),
+    ?assertMatch(#{port := 7000, pass := <<"pw">>, user := <<"u">>, block := true,
+                   timeout := 10, name := mine, db := all, connect_timeout := 200}, C),
+    {ok, #{block := false, timeout := infinity, db := 3}} =
+        nsync_opts:validate(#{block => false, timeout => infinity, db => 3}).
+
+bad_options_test_() ->
+    Bad = [{port, 0}, {port, 65536}, {port, "6379"}, {host, ""}, {host, 42},
+           {host, {1, 2, 3}}, {ip, <<>>}, {pass, 42}, {pass, ""}, {user, []},
+           {callback, fun(_, _) -> ok end}, {callback, {m}}, {callback, {m, f, a}},
+           {callback, "m"}, {block, yes}, {timeout, -1}, {timeout, 1.5},
+           {name, "n"}, {name, undefined}, {db, -1}, {db, some},
+           {connect_timeout, 0}, {unknown, 1}, bogus, {port, 1, 2}],
+    [?_assertEqual({error, {badarg, Opt}}, nsync_opts:validate([{port, 1}, Opt]))
+     || Opt <- Bad].
+
+not_a_list_test() ->
+    ?assertEqual({error, {badarg, 42}}, nsync_opts:validate(42)).
+
+user_needs_pass_test() ->
+    ?assertEqual({error, {badarg, {user, <<"u">>}}}, nsync_opts:validate([{user, "u"}])).
+
+nif_config_test() ->
+    {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
+    ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000, pass => <<"pw">>,
+                   connect_timeout => 5000}, nsync_opts:nif_config(C)).
