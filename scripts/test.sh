@@ -23,6 +23,8 @@ stage() {
     echo "==> $name: $*"
     "$@" 2>&1 | tee "$logdir/$name.log"
     local rc=${PIPESTATUS[0]}
+    # Tools may end without a newline (and with a colour reset): start clean.
+    if [ -n "$(tail -c 1 "$logdir/$name.log")" ]; then printf '\033[0m\n'; fi
     strip "$logdir/$name.log" >"$logdir/$name.txt"
     return "$rc"
 }
@@ -59,6 +61,10 @@ elif grep -Eq 'Failed: [0-9]+\.' "$t"; then
     p=$(grep -Eo 'Passed: [0-9]+' "$t" | grep -Eo '[0-9]+' | sum)
 elif grep -Eq 'Test passed\.' "$t"; then
     p=1
+fi
+if grep -q 'One or more tests were cancelled' "$t"; then
+    echo "eunit: some tests were cancelled (a module failed to load or a fixture failed): counted as one failure"
+    f=$((f + 1)); [ "$rc" -ne 0 ] || rc=1
 fi
 record eunit "$rc" "$p" "$f" "$s"
 
