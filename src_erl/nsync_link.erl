@@ -302,12 +302,16 @@ notify_waiter(Msg, #state{waiter = {Pid, Ref}} = State) ->
     Pid ! {Ref, Msg},
     State#state{waiter = undefined}.
 
-%% With `{db, N}' a user callback sees only db N (and the commands that span
-%% every db); the default mirror gets everything and filters by itself, since
-%% it must follow keys moved into its db.
+%% With `{db, N}' a user callback sees only db N, plus the commands that
+%% span every db, and no SELECT (noise when everything is db N); with
+%% `{db, all}' it sees everything, SELECT included, to follow the dbs. The
+%% default mirror gets everything and filters by itself, since it must
+%% follow keys moved into its db.
 visible(Db, #state{config = #{callback := Cb, db := Wanted}}) ->
     Cb =:= default orelse Wanted =:= all orelse Wanted =:= Db.
 
+visible(_Db, <<"select">>, #state{config = #{callback := Cb, db := Wanted}}) ->
+    Cb =:= default orelse Wanted =:= all;
 visible(Db, Cmd, State) ->
     visible(Db, State) orelse Cmd =:= <<"flushall">> orelse Cmd =:= <<"swapdb">>.
 

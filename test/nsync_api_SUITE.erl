@@ -1,0 +1,255 @@
+%% @doc The nsync API: option validation, start errors (unknown host, closed
+%% port, wrong or missing password), `{block, true}' and `{timeout, Ms}',
+%% status, stop, table names. Against Redis 7.0, and 6.2 where the server
+%% matters.
+-module(nsync_api_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, suite/0, groups/0, init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([bad_options/1, closed_port_blocking/1, unknown_host_blocking/1,
+         wrong_password_blocking/1, missing_password_blocking/1,
+         wrong_password_not_blocking/1, unreachable_not_blocking/1,
+         block_returns_loaded/1, block_timeout_stops_link/1,
+         status_and_stop/1, default_name_taken/1, user_and_pass/1]).
+
+-define(T, 10000).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {seconds, 60}}].
+
+-spec all() -> [atom() | {group, atom()}].
+all() -> [bad_options, closed_port_blocking, unknown_host_blocking,
+          unreachable_not_blocking, {group, redis70}, {group, redis62}].
+
+-spec groups() -> [tuple()].
+groups() ->
+    Cases = [wrong_password_blocking, missing_password_blocking,
+             wrong_password_not_blocking, block_returns_loaded,
+             block_timeout_stops_link, status_and_stop, default_name_taken,
+             user_and_pass],
+    [{redis70, [], Cases}, {redis62, [], Cases}].
+
+-spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_group(redis70, Config) -> [{version, '7.0'} | Config];
+init_per_group(redis62, Config) -> [{version, '6.2'} | Config].
+
+-spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
+end_per_group(_, _Config) -> ok.
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(Case, Config) ->
+    Opts = case Case of
+               wrong_password_blocking -> #{pass => <<"s3cret">>};
+               missing_password_blocking -> #{pass => <<"s3cret">>};
+               wrong_password_not_blocking -> #{pass => <<"s3cret">>};
+               user_and_pass -> #{pass => <<"s3cret">>};
+               block_timeout_stops_link -> #{diskless => true};
+               _ -> #{}
+           end,
+    case proplists:get_value(version, Config) of
+        undefined -> Config;
+        V ->
+            {ok, S} = nsync_test_redis:start(Opts#{version => V}),
+            [{server, S} | Config]
+    end.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, Config) ->
+    case proplists:get_value(server, Config) of
+        undefined -> ok;
+        S -> nsync_test_redis:stop(S)
+    end.
+
+%%% ------------------------------------------------------------- cases
+
+%% @doc Every malformed or unknown option gives {error, {badarg, Opt}} and
+%% starts nothing.
+-spec bad_options(ct_suite:ct_config()) -> ok.
+bad_options(_Config) ->
+    Before = link_processes(),
+    Bad = [{port, 0}, {port, "6379"}, {host, 42}, {host, ""}, {ip, {1, 2, 3}},
+           {pass, 42}, {callback, fun(_, _) -> ok end}, {callback, {m, f, a}},
+           {block, yes}, {timeout, -5}, {name, "x"}, {db, -1}, {unknown, 1},
+           not_an_option],
+    [{error, {badarg, Opt}} = nsync:start_link([Opt]) || Opt <- Bad],
+    {error, {badarg, {user, <<"u">>}}} = nsync:start_link([{user, "u"}]),
+    {error, {badarg, 42}} = nsync:start_link(42),
+    {error, {badarg, {port, -1}}} = nsync:start_link(#{port => -1}),
+    ?assertEqual(Before, link_processes()),
+    ok.
+
+%% @doc A closed port with {block, true}: {error, {connect, econnrefused}}.
+-spec closed_port_blocking(ct_suite:ct_config()) -> ok.
+closed_port_blocking(_Config) ->
+    Port = closed_port(),
+    {error, {connect, econnrefused}} =
+        nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, ?T}]),
+    [] = link_processes(),
+    ok.
+
+%% @doc An unknown host with {block, true}: {error, {connect, _}} at once.
+-spec unknown_host_blocking(ct_suite:ct_config()) -> ok.
+unknown_host_blocking(_Config) ->
+    {Us, {error, {connect, _} = Reason}} =
+        timer:tc(fun() -> nsync:start_link([{host, "no-such-host.invalid"}, {port, 6379},
+                                            {block, true}, {timeout, ?T}])
+                 end),
+    ct:pal("unknown host: ~p in ~b ms", [Reason, Us div 1000]),
+    [] = link_processes(),
+    ok.
+
+%% @doc Without block, an unreachable master: {ok, Pid}, the link stays
+%% disconnected and retries with backoff (few attempts, little CPU).
+-spec unreachable_not_blocking(ct_suite:ct_config()) -> ok.
+unreachable_not_blocking(_Config) ->
+    {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, closed_port()},
+                                  {callback, self()}]),
+    timer:sleep(300),
+    {reductions, R0} = process_info(Pid, reductions),
+    timer:sleep(2000),
+    {reductions, R1} = process_info(Pid, reductions),
+    #{state := disconnected, reconnects := 0} = nsync:status(Pid),
+    ct:pal("reductions in 2 s while disconnected: ~b", [R1 - R0]),
+    ?assert(R1 - R0 < 100000),
+    nsync_test_events:no_event(0),
+    ok = nsync:stop(Pid).
+
+%% @doc A wrong password with {block, true}: {error, {auth, <<"WRONGPASS...">>}}.
+-spec wrong_password_blocking(ct_suite:ct_config()) -> ok.
+wrong_password_blocking(Config) ->
+    {error, {auth, <<"WRONGPASS", _/binary>>}} =
+        nsync:start_link(opts(Config, [{pass, "wrong"}, {block, true}, {timeout, ?T}])),
+    [] = link_processes(),
+    ok.
+
+%% @doc No password for a master that needs one: {error, {auth, <<"NOAUTH...">>}}.
+-spec missing_password_blocking(ct_suite:ct_config()) -> ok.
+missing_password_blocking(Config) ->
+    {error, {auth, <<"NOAUTH", _/binary>>}} =
+        nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    ok.
+
+%% @doc Without block, a wrong password is fatal: the link stops with
+%% {shutdown, {auth, Msg}} instead of retrying forever.
+-spec wrong_password_not_blocking(ct_suite:ct_config()) -> ok.
+wrong_password_not_blocking(Config) ->
+    process_flag(trap_exit, true),
+    {ok, Pid} = nsync:start_link(opts(Config, [{pass, "wrong"}])),
+    receive
+        {'EXIT', Pid, {shutdown, {auth, <<"WRONGPASS", _/binary>>}}} -> ok
+    after ?T -> ct:fail(link_did_not_stop)
+    end,
+    process_flag(trap_exit, false),
+    ok.
+
+%% @doc {block, true} returns after the snapshot: every key is in the
+%% default table at once.
+-spec block_returns_loaded(ct_suite:ct_config()) -> ok.
+block_returns_loaded(Config) ->
+    S = ?config(server, Config),
+    [<<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"k", (integer_to_binary(I))/binary>>,
+                                         integer_to_binary(I)])
+     || I <- lists:seq(1, 2000)],
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    Tid = nsync:tid(),
+    2000 = ets:info(Tid, size),
+    [{<<"k42">>, <<"42">>}] = ets:lookup(Tid, <<"k42">>),
+    [{<<"k42">>, <<"42">>}] = nsync:lookup(nsync, <<"k42">>),
+    undefined = nsync:ttl(nsync, <<"k42">>),
+    not_found = nsync:ttl(Tid, <<"nope">>),
+    ok = nsync:stop(Pid).
+
+%% @doc {block, true} with a timeout shorter than the master's snapshot
+%% delay: {error, timeout}, and the link is stopped (the master loses its
+%% replica), unlike the original nsync.
+-spec block_timeout_stops_link(ct_suite:ct_config()) -> ok.
+block_timeout_stops_link(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"CONFIG">>, <<"SET">>,
+                                        <<"repl-diskless-sync-delay">>, <<"3">>]),
+    {Us, {error, timeout}} =
+        timer:tc(fun() -> nsync:start_link(opts(Config, [{block, true}, {timeout, 500},
+                                                         {callback, self()}]))
+                 end),
+    ?assert(Us < 2000000),
+    [] = link_processes(),
+    nsync_test_events:wait_until(
+      fun() -> connected_replicas(S) =:= <<"0">> end, 10000),
+    %% A timeout of 0 cannot be met either.
+    {error, timeout} = nsync:start_link(opts(Config, [{block, true}, {timeout, 0}])),
+    [] = link_processes(),
+    ok.
+
+%% @doc status/1 reports state, master, replid, offset and counts; stop/1
+%% ends the link and drops its table.
+-spec status_and_stop(ct_suite:ct_config()) -> ok.
+status_and_stop(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"a">>, <<"1">>]),
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"b">>, <<"2">>]),
+    nsync_test_events:wait_until(fun() -> nsync:lookup(nsync, <<"b">>) =/= [] end, ?T),
+    Status = nsync:status(Pid),
+    ct:pal("status: ~p", [Status]),
+    #{state := streaming, replid := Replid, offset := Offset, keys_loaded := 1,
+      commands := Cmds, unhandled := 0, reconnects := 0,
+      master := {<<"127.0.0.1">>, _}} = Status,
+    ?assertEqual(40, byte_size(Replid)),
+    ?assert(is_integer(Offset) andalso Offset > 0),
+    ?assert(Cmds >= 1),
+    Tid = nsync:tid(),
+    ok = nsync:stop(Pid),
+    undefined = nsync:tid(),
+    undefined = ets:info(Tid),
+    ok.
+
+%% @doc Two links with the default callback need different names; the
+%% second one with the same name gets {error, {already_started, Pid}}.
+-spec default_name_taken(ct_suite:ct_config()) -> ok.
+default_name_taken(Config) ->
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    {error, {already_started, Pid}} = nsync:start_link(opts(Config, [])),
+    {ok, Pid2} = nsync:start_link(opts(Config, [{name, other}, {block, true},
+                                                {timeout, ?T}])),
+    ?assertNotEqual(nsync:tid(), nsync:tid(other)),
+    ok = nsync:stop(Pid2),
+    ok = nsync:stop(Pid).
+
+%% @doc The right password (and ACL user `default' with it) syncs.
+-spec user_and_pass(ct_suite:ct_config()) -> ok.
+user_and_pass(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"a">>, <<"1">>]),
+    {ok, Pid} = nsync:start_link(opts(Config, [{pass, <<"s3cret">>}, {block, true},
+                                               {timeout, ?T}])),
+    [{<<"a">>, <<"1">>}] = ets:lookup(nsync:tid(), <<"a">>),
+    ok = nsync:stop(Pid),
+    {ok, Pid2} = nsync:start_link(opts(Config, [{user, "default"}, {pass, "s3cret"},
+                                                {block, true}, {timeout, ?T}])),
+    [{<<"a">>, <<"1">>}] = ets:lookup(nsync:tid(), <<"a">>),
+    ok = nsync:stop(Pid2).
+
+%%% ----------------------------------------------------------- helpers
+
+opts(Config, Extra) ->
+    Extra ++ [{host, {127, 0, 0, 1}}, {port, nsync_test_redis:port(?config(server, Config))}].
+
+%% A loopback port nobody listens on.
+closed_port() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Port.
+
+link_processes() ->
+    [P || P <- processes(),
+          case proc_lib:initial_call(P) of
+              {nsync_link, init_it, _} -> true;
+              _ -> false
+          end].
+
+connected_replicas(S) ->
+    maps:get(<<"connected_slaves">>, nsync_test_redis:info(S, <<"replication">>)).

@@ -1,0 +1,193 @@
+%% @doc Replication as the master sees it, reconnects and resyncs: nsync is
+%% an online replica whose ACKed offset reaches master_repl_offset and WAIT
+%% counts it; a killed connection resumes with a partial resync (no reload,
+%% no lost write); a forced full resync swaps the mirror at once and leaves
+%% no stale key. Redis 7.0 and 6.2, diskless on and off.
+-module(nsync_repl_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, suite/0, groups/0, init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([online_replica_acks/1, kill_resumes_partially/1, full_resync_swaps_mirror/1]).
+
+-define(T, 20000).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {seconds, 120}}].
+
+-spec all() -> [{group, atom()}].
+all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
+
+-spec groups() -> [tuple()].
+groups() ->
+    Cases = [online_replica_acks, kill_resumes_partially, full_resync_swaps_mirror],
+    [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
+
+-spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_group(redis70_disk, Config) -> [{version, '7.0'}, {diskless, false} | Config];
+init_per_group(redis70_diskless, Config) -> [{version, '7.0'}, {diskless, true} | Config];
+init_per_group(redis62_disk, Config) -> [{version, '6.2'}, {diskless, false} | Config];
+init_per_group(redis62_diskless, Config) -> [{version, '6.2'}, {diskless, true} | Config].
+
+-spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
+end_per_group(_, _Config) -> ok.
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    {ok, S} = nsync_test_redis:start(#{version => ?config(version, Config),
+                                       diskless => ?config(diskless, Config)}),
+    [{server, S} | Config].
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, Config) ->
+    nsync_test_events:flush(),
+    nsync_test_redis:stop(?config(server, Config)).
+
+%%% ------------------------------------------------------------- cases
+
+%% @doc INFO replication lists nsync as an online replica; after writes stop
+%% its ACKed offset equals master_repl_offset, WAIT 1 1000 returns 1, and
+%% the mirror holds the master's keys.
+-spec online_replica_acks(ct_suite:ct_config()) -> ok.
+online_replica_acks(Config) ->
+    S = ?config(server, Config),
+    write_keys(S, <<"a:">>, 1, 200, <<"v">>),
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    write_keys(S, <<"b:">>, 1, 300, <<"w">>),
+    nsync_test_events:wait_until(
+      fun() ->
+              Info = nsync_test_redis:info(S, <<"replication">>),
+              Replica = replica(Info),
+              maps:get(<<"state">>, Replica, undefined) =:= <<"online">>
+                  andalso maps:get(<<"offset">>, Replica, undefined)
+                          =:= maps:get(<<"master_repl_offset">>, Info)
+      end, ?T),
+    1 = nsync_test_redis:cmd(S, [<<"WAIT">>, <<"1">>, <<"1000">>]),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"last">>, <<"x">>]),
+    1 = nsync_test_redis:cmd(S, [<<"WAIT">>, <<"1">>, <<"1000">>]),
+    nsync_test_events:wait_until(fun() -> same_keys(S) end, ?T),
+    #{offset := Offset} = nsync:status(Pid),
+    ?assertEqual(integer_to_binary(Offset),
+                 maps:get(<<"master_repl_offset">>, nsync_test_redis:info(S, <<"replication">>))),
+    ok = nsync:stop(Pid).
+
+%% @doc CLIENT KILL TYPE replica: the callback gets {error, closed}, the link
+%% reconnects with a partial resync (sync_partial_ok grows, no {load, ...}
+%% again), and every write made meanwhile arrives, in the callback and in a
+%% default mirror alike.
+-spec kill_resumes_partially(ct_suite:ct_config()) -> ok.
+kill_resumes_partially(Config) ->
+    S = ?config(server, Config),
+    write_keys(S, <<"a:">>, 1, 100, <<"v">>),
+    {ok, Events} = nsync:start_link(opts(Config, [{callback, self()}, {block, true},
+                                                  {timeout, ?T}])),
+    100 = length(nsync_test_events:collect_load(?T)),
+    {ok, Mirror} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    PartialBefore = stat(S, <<"sync_partial_ok">>),
+    FullBefore = stat(S, <<"sync_full">>),
+    Killed = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+    ?assertEqual(2, Killed),
+    {error, closed} = nsync_test_events:next(?T),
+    write_keys(S, <<"b:">>, 1, 100, <<"w">>),
+    Cmds = nsync_test_events:collect_cmds(100, ?T),
+    ?assertEqual([{<<"set">>, [<<"b:", (integer_to_binary(I))/binary>>, <<"w">>]}
+                  || I <- lists:seq(1, 100)], Cmds),
+    nsync_test_events:wait_until(fun() -> same_keys(S) end, ?T),
+    ?assertEqual(PartialBefore + 2, stat(S, <<"sync_partial_ok">>)),
+    ?assertEqual(FullBefore, stat(S, <<"sync_full">>)),
+    #{reconnects := 1, state := streaming, keys_loaded := 100} = nsync:status(Events),
+    #{reconnects := 1} = nsync:status(Mirror),
+    nsync_test_events:no_event(200),
+    ok = nsync:stop(Mirror),
+    ok = nsync:stop(Events).
+
+%% @doc With a tiny backlog and many writes while the link is down, the
+%% master forces a full resync: readers see the old complete table until the
+%% new one is complete (never a partial one), then the new one at once; the
+%% old table is deleted and no stale key survives.
+-spec full_resync_swaps_mirror(ct_suite:ct_config()) -> ok.
+full_resync_swaps_mirror(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"CONFIG">>, <<"SET">>, <<"repl-backlog-size">>,
+                                        <<"16384">>]),
+    write_keys(S, <<"old:">>, 1, 5000, <<"v">>),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"stale">>, <<"x">>]),
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    OldTid = nsync:tid(),
+    5001 = ets:info(OldTid, size),
+    FullBefore = stat(S, <<"sync_full">>),
+    Reader = start_reader(),
+    %% Not reading the socket: the master's output buffer holds what the
+    %% kernel cannot, and the kill discards it, so the backlog is too short.
+    ok = sys:suspend(Pid),
+    1 = nsync_test_redis:cmd(S, [<<"DEL">>, <<"stale">>]),
+    Big = binary:copy(<<"x">>, 4096),
+    write_keys(S, <<"new:">>, 1, 3000, Big),
+    1 = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+    ok = sys:resume(Pid),
+    nsync_test_events:wait_until(
+      fun() -> stat(S, <<"sync_full">>) =:= FullBefore + 1 andalso same_keys(S) end, ?T),
+    NewTid = nsync:tid(),
+    ?assertNotEqual(OldTid, NewTid),
+    undefined = ets:info(OldTid),
+    [] = ets:lookup(NewTid, <<"stale">>),
+    8000 = ets:info(NewTid, size),
+    {MinSeen, Tids} = stop_reader(Reader),
+    ct:pal("reader: smallest table seen ~b, tables seen ~p", [MinSeen, Tids]),
+    ?assert(MinSeen >= 5000),
+    #{reconnects := 1, state := streaming, keys_loaded := 8000} = nsync:status(Pid),
+    ok = nsync:stop(Pid).
+
+%%% ----------------------------------------------------------- helpers
+
+opts(Config, Extra) ->
+    Extra ++ [{host, "127.0.0.1"}, {port, nsync_test_redis:port(?config(server, Config))}].
+
+%% Pipelined SETs Prefix<I> = Value for I in From..To.
+write_keys(S, Prefix, From, To, Value) ->
+    {ok, Sock} = nsync_test_redis:connect(S),
+    Keys = [<<Prefix/binary, (integer_to_binary(I))/binary>> || I <- lists:seq(From, To)],
+    [ok = nsync_test_redis:send_cmd(Sock, [<<"SET">>, K, Value]) || K <- Keys],
+    [<<"OK">> = nsync_test_redis:recv_reply(Sock, 30000) || _ <- Keys],
+    ok = gen_tcp:close(Sock).
+
+%% The mirror (default table) has exactly the master's keys.
+same_keys(S) ->
+    case nsync:tid() of
+        undefined -> false;
+        Tid -> nsync_test_events:mirror_keys(Tid) =:= nsync_test_events:master_keys(S)
+    end.
+
+stat(S, Name) ->
+    binary_to_integer(maps:get(Name, nsync_test_redis:info(S, <<"stats">>))).
+
+%% slave0's fields: ip=...,port=...,state=online,offset=N,lag=0
+replica(Info) ->
+    case maps:get(<<"slave0">>, Info, undefined) of
+        undefined -> #{};
+        Line ->
+            maps:from_list([list_to_tuple(binary:split(F, <<"=">>))
+                            || F <- binary:split(Line, <<",">>, [global])])
+    end.
+
+%% A reader that keeps looking up the default table and notes the smallest
+%% size it ever sees (a half-loaded table would show up there).
+start_reader() ->
+    spawn_link(fun() -> reader(infinity, []) end).
+
+reader(Min, Tids) ->
+    receive
+        {stop, From} -> From ! {reader, Min, Tids}
+    after 0 ->
+            Tid = nsync:tid(),
+            case ets:info(Tid, size) of
+                undefined -> reader(Min, Tids);
+                Size -> reader(min(Min, Size), lists:usort([Tid | Tids]))
+            end
+    end.
+
+stop_reader(Pid) ->
+    Pid ! {stop, self()},
+    receive {reader, Min, Tids} -> {Min, Tids} after ?T -> error(reader_timeout) end.
