@@ -229,7 +229,13 @@ bf_apply({Op, Sg, Bits, Off, V, Ov}, Bin) ->
               signed -> <<C:Bits/signed>> = Cur0, C;
               unsigned -> <<C:Bits>> = Cur0, C
           end,
-    Target = case Op of set -> V; incrby -> Cur + V end,
+    %% SET of a negative value on an unsigned field: Redis sees it as a
+    %% uint64 above the maximum
+    Target = case {Op, Sg} of
+                 {set, unsigned} when V < 0 -> V + (1 bsl 64);
+                 {set, _} -> V;
+                 {incrby, _} -> Cur + V
+             end,
     {Min, Max} = case Sg of
                      signed -> {-(1 bsl (Bits - 1)), (1 bsl (Bits - 1)) - 1};
                      unsigned -> {0, (1 bsl Bits) - 1}
@@ -347,5 +353,8 @@ bitfield_test_() ->
      ?_assertEqual(<<0, 0, 5>>, V([<<"SET">>, <<"i8">>, <<"#2">>, <<"5">>], #{})),
      ?_assertEqual(<<16#80>>, V([<<"INCRBY">>, <<"i8">>, <<"0">>, <<"1">>], s([{<<"k">>, <<127>>, undefined}]))),
      ?_assertEqual(<<2#01000000>>, V([<<"set">>, <<"u2">>, <<"0">>, <<"1">>], #{})),
+     %% a negative SET on an unsigned field saturates to the maximum
+     ?_assertEqual(<<255>>, V([<<"OVERFLOW">>, <<"SAT">>, <<"SET">>, <<"u8">>, <<"0">>, <<"-5">>], #{})),
+     ?_assertEqual(<<251>>, V([<<"SET">>, <<"u8">>, <<"0">>, <<"-5">>], #{})),
      ?_assertEqual(#{}, run(bitfield, [<<"k">>, <<"GET">>, <<"u8">>, <<"0">>], #{}))].
 -endif.

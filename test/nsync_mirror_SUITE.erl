@@ -1,0 +1,173 @@
+%%% @doc Differential tests of the ETS mirror: a seeded random workload
+%%% (`nsync_workload') runs against a real master and the mirror must equal
+%%% the master's dataset afterwards (type, value and expiry of every key).
+-module(nsync_mirror_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([direct_7_0/1, link_7_0_disk/1, link_7_0_diskless/1,
+         link_6_2_disk/1, link_6_2_diskless/1]).
+
+-define(COUNT, 10000).
+
+-spec all() -> [atom() | {group, atom()}].
+all() ->
+    [direct_7_0, {group, link}].
+
+-spec groups() -> [{atom(), list(), [atom()]}].
+groups() ->
+    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless]}].
+
+-spec init_per_suite(list()) -> list().
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(crypto),
+    Config.
+
+-spec end_per_suite(list()) -> ok.
+end_per_suite(_Config) -> ok.
+
+-spec init_per_testcase(atom(), list()) -> list() | {skip, term()}.
+init_per_testcase(Case, Config) ->
+    {Version, Diskless} = case Case of
+                              direct_7_0 -> {'7.0', false};
+                              link_7_0_disk -> {'7.0', false};
+                              link_7_0_diskless -> {'7.0', true};
+                              link_6_2_disk -> {'6.2', false};
+                              link_6_2_diskless -> {'6.2', true}
+                          end,
+    case lists:member(Version, nsync_test_redis:available_versions()) of
+        false -> {skip, {no_redis, Version}};
+        true ->
+            {ok, Server} = nsync_test_redis:start(#{version => Version, diskless => Diskless}),
+            [{server, Server}, {version, Version} | Config]
+    end.
+
+-spec end_per_testcase(atom(), list()) -> ok.
+end_per_testcase(_Case, Config) ->
+    case proplists:get_value(link, Config) of
+        undefined -> ok;
+        _ -> ok
+    end,
+    case proplists:get_value(server, Config) of
+        undefined -> ok;
+        Server -> nsync_test_redis:stop(Server)
+    end.
+
+%%% ------------------------------------------------------------ cases
+
+%% @doc Without the link: every command the workload runs on a 7.0 master is
+%% applied (as the master propagates it) to a local mirror; zero mismatches.
+-spec direct_7_0(list()) -> ok.
+direct_7_0(Config) ->
+    Server = ?config(server, Config),
+    Mirror0 = nsync_mirror:new(direct_mirror, 0),
+    put(mirror, Mirror0),
+    put(unhandled, #{}),
+    Hook = fun(Db, [Cmd | Args]) ->
+                   case nsync_mirror:apply_cmd(get(mirror), Db, Cmd, Args) of
+                       {ok, M} -> put(mirror, M);
+                       {unhandled, C, M} ->
+                           case length(get_list(first_unhandled)) < 15 of
+                               true -> put(first_unhandled, [[Cmd | Args] | get_list(first_unhandled)]);
+                               false -> ok
+                           end,
+                           put(unhandled, maps:update_with(C, fun(X) -> X + 1 end, 1, get(unhandled))),
+                           put(mirror, M)
+                   end
+           end,
+    Stats = nsync_workload:run(Server, #{seed => 2024, count => ?COUNT, version => '7.0',
+                                         mode => direct, hook => Hook}),
+    report(Stats),
+    ct:pal("unhandled: ~p~nfirst: ~p", [get(unhandled), lists:reverse(get_list(first_unhandled))]),
+    Mis = nsync_workload:compare(Server, nsync_mirror:tid(get(mirror)), #{version => '7.0'}),
+    report_mismatches(Mis),
+    nsync_mirror:delete(get(mirror)),
+    ?assertEqual([], Mis),
+    ok.
+
+%% @doc Redis 7.0, disk-based sync: nsync mirrors the workload, link killed
+%% and resumed in the middle; zero mismatches once the link has caught up.
+-spec link_7_0_disk(list()) -> ok.
+link_7_0_disk(Config) -> link_case(Config).
+%% @doc Redis 7.0, diskless sync; as link_7_0_disk.
+-spec link_7_0_diskless(list()) -> ok.
+link_7_0_diskless(Config) -> link_case(Config).
+%% @doc Redis 6.2 (relative expiry forms, older propagation), disk sync.
+-spec link_6_2_disk(list()) -> ok.
+link_6_2_disk(Config) -> link_case(Config).
+%% @doc Redis 6.2, diskless sync.
+-spec link_6_2_diskless(list()) -> ok.
+link_6_2_diskless(Config) -> link_case(Config).
+
+link_case(Config) ->
+    Server = ?config(server, Config),
+    Version = ?config(version, Config),
+    Port = nsync_test_redis:port(Server),
+    %% some data before the link so the snapshot carries every type
+    _ = nsync_workload:run(Server, #{seed => 7, count => 500, version => Version, mode => link}),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}]),
+    try
+        Kill = fun() ->
+                       N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+                       ct:pal("killed ~p replica link(s)", [N])
+               end,
+        Stats = nsync_workload:run(Server, #{seed => 99, count => ?COUNT, version => Version, mode => link,
+                                             at => [{?COUNT div 2, Kill}]}),
+        report(Stats),
+        %% let the short expiries fire, then make the master notice them
+        timer:sleep(2500),
+        touch_all(Server),
+        ok = wait_acked(Server, 60),
+        Status = nsync:status(Link),
+        ct:pal("link status: ~p", [Status]),
+        Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
+        report_mismatches(Mis),
+        ?assertEqual([], Mis)
+    after
+        unlink(Link),
+        nsync:stop(Link)
+    end,
+    ok.
+
+%%% ------------------------------------------------------------ helpers
+
+get_list(K) -> case get(K) of undefined -> []; L -> L end.
+
+report(#{commands := N, names := Names}) ->
+    ct:pal("workload: ~b commands, ~b distinct command names~n~p",
+           [N, map_size(Names), lists:sort(maps:to_list(Names))]).
+
+report_mismatches(Mis) ->
+    ct:pal("~b mismatches~n~p", [length(Mis), lists:sublist(Mis, 30)]).
+
+%% SCAN every key and EXISTS it, so that the master expires (and propagates
+%% the DEL of) every key whose time has passed.
+touch_all(Server) ->
+    touch_all(Server, <<"0">>).
+touch_all(Server, Cursor) ->
+    [Next, Keys] = nsync_test_redis:cmd(Server, [<<"SCAN">>, Cursor, <<"COUNT">>, <<"1000">>]),
+    [nsync_test_redis:cmd(Server, [<<"EXISTS">>, K]) || K <- Keys],
+    case Next of
+        <<"0">> -> ok;
+        _ -> touch_all(Server, Next)
+    end.
+
+%% Waits until the replica has acknowledged the master's offset.
+wait_acked(_Server, 0) -> {error, not_acked};
+wait_acked(Server, N) ->
+    Info = nsync_test_redis:info(Server, <<"replication">>),
+    Master = binary_to_integer(maps:get(<<"master_repl_offset">>, Info)),
+    Acked = case maps:get(<<"slave0">>, Info, undefined) of
+                undefined -> -1;
+                S ->
+                    Fields = maps:from_list([list_to_tuple(binary:split(F, <<"=">>))
+                                             || F <- binary:split(S, <<",">>, [global])]),
+                    binary_to_integer(maps:get(<<"offset">>, Fields, <<"-1">>))
+            end,
+    case Acked >= Master of
+        true -> ok;
+        false -> timer:sleep(1000), wait_acked(Server, N - 1)
+    end.
