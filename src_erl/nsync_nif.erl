@@ -19,16 +19,33 @@
                     connect_timeout => pos_integer(),
                     listening_port => inet:port_number()}.
 %% Events, in stream order:
-%%   {fullresync, Replid, Offset}   a full sync starts
-%%   {continue, Replid, Offset}     a partial resync was accepted
+%%   {fullresync, Replid, Offset}   a full sync starts; Replid is undefined
+%%                                  (and Offset 0) for a pre-2.8 master (SYNC)
+%%   {continue, Replid, Offset}     a partial resync was accepted; commands
+%%                                  follow from Offset + 1
 %%   {key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}
 %%                                  one key of the snapshot (expired keys are
 %%                                  skipped); FieldExpires is [{Field, Ms}]
 %%   {function, Source}             a function library of the snapshot
-%%   {load_eof, Replid, Offset}     the snapshot is complete
-%%   {cmd, Db, Cmd, Args}           one command of the stream; Cmd lowercase
-%%   {closed, Reason}               the connection is gone; poll again to
-%%                                  reconnect and resume
+%%   {load_eof, Replid, Offset}     the snapshot is complete (only now are
+%%                                  Replid/Offset the link's position)
+%%   {cmd, Db, Cmd, Args}           one command of the stream; Cmd lowercase;
+%%                                  every command but PING and REPLCONF, so
+%%                                  select/multi/exec too (a resume may start
+%%                                  inside a MULTI block); Db is the db the
+%%                                  command applies to (for select: the new one)
+%%   {closed, Reason}               the connection failed or is gone, always
+%%                                  the last event of its batch; poll again
+%%                                  to reconnect and resume (the caller
+%%                                  chooses when: back off). A full sync that
+%%                                  was cut short was not committed: expect
+%%                                  {continue, ...} from the previous position
+%%                                  or a new {fullresync, ...}.
+%% Reasons: {connect, Posix | nxdomain}, {auth, Msg} (wrong or missing
+%% password: retrying will not help), {master, Msg} (an error line, e.g.
+%% <<"-LOADING ...">>: retry later), {rdb, Kind, Offset}, {protocol, Detail},
+%% eof, {recv, Posix | timeout} (60 s of silence), {send, Posix}, closed.
+%% Posix is an atom (econnrefused, ...) or, for rare errors, the OS message.
 -type event() :: tuple().
 -export_type([link/0, config/0, event/0]).
 
@@ -41,18 +58,31 @@ init() ->
              end,
     erlang:load_nif(SoName, 0).
 
-%% @doc Creates a link; it connects on the first `poll/2'.
--spec open(config()) -> {ok, link()} | {error, term()}.
+%% @doc Creates a link; it connects on the first `poll/2'. Checks the
+%% config (connect_timeout in ms, default 1000; listening_port default 0)
+%% and answers `{error, {badarg, Key}}' for a bad or unknown key,
+%% `{error, {badarg, config}}' if it is not a map.
+-spec open(config()) -> {ok, link()} | {error, {badarg, atom()}}.
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Runs the link for a while and returns up to `Max' events.
--spec poll(link(), pos_integer()) -> {ok, [event()]} | {error, term()}.
+%% @doc Runs the link for a while and returns up to `Max' events: as soon
+%% as there are some, or `{ok, []}' after about 200 ms without any; never
+%% more than about a second. Connection failures are events
+%% (`{closed, Reason}'); `{error, closed}' after `close/1', `{error,
+%% poisoned}' if the link is unusable.
+-spec poll(link(), pos_integer()) -> {ok, [event()]} | {error, closed | poisoned}.
 poll(_Link, _Max) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The link's state: `#{state, replid, offset, db, ...}'.
+%% @doc The link's state, without waiting for a running poll:
+%% `#{state => idle | connecting | handshake | loading | streaming | closed,
+%%    host, port, replid => binary() | undefined,
+%%    offset => integer() | undefined, db, keys_loaded, commands,
+%%    last_error => Reason | undefined}' (counts since `open/1'; replid,
+%% offset and db are the committed position, updated after each poll).
 -spec info(link()) -> map().
 info(_Link) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Closes the socket now.
+%% @doc Closes the socket now, even while a poll runs (that poll then ends
+%% with `{closed, closed}'); later polls answer `{error, closed}'.
 -spec close(link()) -> ok.
 close(_Link) -> erlang:nif_error(nif_not_loaded).

@@ -1,0 +1,204 @@
+//! Parsed values and replication events as Erlang terms (DESIGN.md).
+//!
+//! Strings are copied once, straight into new binaries; integer-encoded
+//! strings are written as decimal text directly into theirs; lists are built
+//! back to front with cons cells, without intermediate vectors.
+
+use bytes::Bytes;
+use nsync_core::rdb::{ConsumerGroup, Entry, Str, Stream, StreamId, Value};
+use nsync_core::repl::Event;
+use rustler::{Encoder, Env, NewBinary, Term};
+
+use crate::atoms;
+
+pub fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    NewBinary::from_slice(env, bytes).into()
+}
+
+fn str_term<'a>(env: Env<'a>, s: &Str) -> Term<'a> {
+    match s {
+        Str::Raw(bytes) => binary(env, bytes),
+        Str::Int(i) => {
+            let mut bin = NewBinary::new(env, s.len());
+            write_decimal(*i, bin.as_mut_slice());
+            bin.into()
+        }
+    }
+}
+
+/// Writes `value` as decimal text filling `out`, which is exactly as long
+/// as that text ([`Str::len`]).
+fn write_decimal(value: i64, out: &mut [u8]) {
+    let mut rest = value.unsigned_abs();
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    if value < 0 {
+        if let Some(first) = out.first_mut() {
+            *first = b'-';
+        }
+    }
+}
+
+/// A command name, lowercased as it is copied.
+fn lowercase_binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut bin = NewBinary::new(env, bytes.len());
+    for (dst, src) in bin.as_mut_slice().iter_mut().zip(bytes) {
+        *dst = src.to_ascii_lowercase();
+    }
+    bin.into()
+}
+
+/// A list of `items` mapped through `f`, built from the tail.
+fn list<'a, T>(env: Env<'a>, items: &[T], mut f: impl FnMut(&T) -> Term<'a>) -> Term<'a> {
+    items
+        .iter()
+        .rev()
+        .fold(Term::list_new_empty(env), |tail, item| tail.list_prepend(f(item)))
+}
+
+fn optional<'a, T>(env: Env<'a>, value: Option<T>, f: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
+    match value {
+        Some(v) => f(v),
+        None => atoms::undefined().encode(env),
+    }
+}
+
+fn replid_term<'a>(env: Env<'a>, replid: &Option<Bytes>) -> Term<'a> {
+    optional(env, replid.as_ref(), |id| binary(env, id))
+}
+
+/// One event for the link process; `None` for keys that expired already.
+pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
+    let term = match event {
+        Event::FullResync { replid, offset } => {
+            (atoms::fullresync(), replid_term(env, replid), *offset).encode(env)
+        }
+        Event::Continue { replid, offset } => (atoms::continue_(), binary(env, replid), *offset).encode(env),
+        Event::Key(entry) => return key(env, entry, now_ms),
+        Event::Function(source) => (atoms::function(), binary(env, source)).encode(env),
+        Event::LoadEof { replid, offset } => (atoms::load_eof(), replid_term(env, replid), *offset).encode(env),
+        Event::Command { db, args } => {
+            let (name, rest) = args.split_first()?;
+            let args = list(env, rest, |a| binary(env, a));
+            (atoms::cmd(), *db, lowercase_binary(env, name), args).encode(env)
+        }
+    };
+    Some(term)
+}
+
+/// `{key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}`; `None` if
+/// the key, or every field of a hash with field TTLs, has expired.
+fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
+    if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
+        return None;
+    }
+    let (value, field_expires) = match &entry.value {
+        Value::Hash(fields) => {
+            let live: Vec<_> = fields
+                .iter()
+                .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
+                .collect();
+            if live.is_empty() && !fields.is_empty() {
+                return None;
+            }
+            let expires: Vec<_> = live.iter().filter_map(|f| Some((&f.field, f.expire_at_ms?))).collect();
+            let expires = list(env, &expires, |(field, at)| (str_term(env, field), *at).encode(env));
+            (hash(env, live.iter().map(|f| (&f.field, &f.value))), expires)
+        }
+        other => (value(env, other), Term::list_new_empty(env)),
+    };
+    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
+    Some((atoms::key(), entry.db, binary(env, &entry.key), value, expire, field_expires).encode(env))
+}
+
+fn value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
+    match value {
+        Value::String(s) => str_term(env, s),
+        Value::List(items) | Value::Set(items) => list(env, items, |s| str_term(env, s)),
+        Value::ZSet(members) => list(env, members, |(score, member)| {
+            (score_term(env, *score), str_term(env, member)).encode(env)
+        }),
+        Value::Hash(fields) => hash(env, fields.iter().map(|f| (&f.field, &f.value))),
+        Value::Stream(stream) => stream_term(env, stream),
+        Value::Module { type_name, enc_version, raw } => {
+            (atoms::module(), binary(env, type_name.as_bytes()), *enc_version, binary(env, raw)).encode(env)
+        }
+    }
+}
+
+fn score_term<'a>(env: Env<'a>, score: f64) -> Term<'a> {
+    if score.is_finite() {
+        score.encode(env)
+    } else if score.is_nan() {
+        atoms::nan().encode(env)
+    } else if score > 0.0 {
+        atoms::inf().encode(env)
+    } else {
+        atoms::neg_inf().encode(env)
+    }
+}
+
+fn hash<'a, 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str, &'v Str)>) -> Term<'a> {
+    let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) =
+        fields.map(|(f, v)| (str_term(env, f), str_term(env, v))).unzip();
+    match Term::map_from_term_arrays(env, &keys, &values) {
+        Ok(map) => map,
+        // Duplicate fields (a corrupt snapshot): the last one wins.
+        Err(_) => keys
+            .iter()
+            .zip(&values)
+            .fold(Term::map_new(env), |map, (k, v)| map.map_put(*k, *v).unwrap_or(map)),
+    }
+}
+
+fn id_term<'a>(env: Env<'a>, id: &StreamId) -> Term<'a> {
+    (id.ms, id.seq).encode(env)
+}
+
+/// `{stream, [{{Ms, Seq}, [F, V, ...]}], Meta}`.
+fn stream_term<'a>(env: Env<'a>, stream: &Stream) -> Term<'a> {
+    let entries = list(env, &stream.entries, |entry| {
+        (id_term(env, &entry.id), list(env, &entry.fields, |s| str_term(env, s))).encode(env)
+    });
+    let meta = [
+        (atoms::last_id(), id_term(env, &stream.last_id)),
+        (atoms::length(), stream.length.encode(env)),
+        (atoms::first_id(), optional(env, stream.first_id.as_ref(), |id| id_term(env, id))),
+        (atoms::max_deleted_id(), optional(env, stream.max_deleted_id.as_ref(), |id| id_term(env, id))),
+        (atoms::entries_added(), optional(env, stream.entries_added, |n| n.encode(env))),
+        (atoms::groups(), list(env, &stream.groups, |g| group_term(env, g))),
+    ];
+    (atoms::stream(), entries, atom_map(env, &meta)).encode(env)
+}
+
+fn group_term<'a>(env: Env<'a>, group: &ConsumerGroup) -> Term<'a> {
+    let pending = list(env, &group.pending, |p| {
+        (id_term(env, &p.id), p.delivery_time_ms, p.delivery_count).encode(env)
+    });
+    let consumers = list(env, &group.consumers, |c| {
+        let fields = [
+            (atoms::name(), binary(env, &c.name)),
+            (atoms::seen_time(), c.seen_time_ms.encode(env)),
+            (atoms::active_time(), optional(env, c.active_time_ms, |t| t.encode(env))),
+            (atoms::pending(), list(env, &c.pending, |id| id_term(env, id))),
+        ];
+        atom_map(env, &fields)
+    });
+    let fields = [
+        (atoms::name(), binary(env, &group.name)),
+        (atoms::last_delivered_id(), id_term(env, &group.last_delivered_id)),
+        (atoms::entries_read(), optional(env, group.entries_read, |n| n.encode(env))),
+        (atoms::pending(), pending),
+        (atoms::consumers(), consumers),
+    ];
+    atom_map(env, &fields)
+}
+
+/// A map with atom keys (distinct by construction).
+pub fn atom_map<'a>(env: Env<'a>, pairs: &[(rustler::Atom, Term<'a>)]) -> Term<'a> {
+    pairs
+        .iter()
+        .fold(Term::map_new(env), |map, (k, v)| map.map_put(*k, *v).unwrap_or(map))
+}
