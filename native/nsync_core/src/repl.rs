@@ -278,16 +278,16 @@ impl Replica {
         };
         self.input.advance(len);
         match step {
-            Step::Ping => {
-                let has_pass = self.config.pass.is_some();
-                match reply {
-                    // NOAUTH/NOPERM are expected before AUTH; with no password
-                    // to give, any error is the master refusing us.
-                    Reply::Error(msg) if !has_pass => return Err(ReplError::Auth(lossy(&msg))),
-                    _ if has_pass => self.send_auth(),
-                    _ => self.send_listening_port(),
+            Step::Ping => match reply {
+                Reply::Error(msg) if !asks_for_auth(&msg) => {
+                    return Err(ReplError::Master(format!("-{}", lossy(&msg))))
                 }
-            }
+                // Expected before AUTH; with no password to give, the
+                // master is refusing us.
+                Reply::Error(msg) if self.config.pass.is_none() => return Err(ReplError::Auth(lossy(&msg))),
+                _ if self.config.pass.is_some() => self.send_auth(),
+                _ => self.send_listening_port(),
+            },
             Step::Auth => match reply {
                 Reply::Error(msg) => return Err(ReplError::Auth(lossy(&msg))),
                 _ => self.send_listening_port(),
@@ -516,6 +516,11 @@ impl Replica {
     }
 }
 
+/// The errors a master answers PING with when it wants AUTH first.
+fn asks_for_auth(msg: &[u8]) -> bool {
+    msg.starts_with(b"NOAUTH") || msg.starts_with(b"NOPERM") || msg.starts_with(b"ERR operation not permitted")
+}
+
 fn protocol(detail: String) -> ReplError {
     ReplError::Protocol(detail)
 }
@@ -638,6 +643,21 @@ mod tests {
             replica.next_event(),
             Err(ReplError::Auth("WRONGPASS invalid username-password pair".into()))
         );
+    }
+
+    #[test]
+    fn a_loading_master_is_not_an_auth_failure() {
+        let mut replica = Replica::new(Config::default());
+        replica.connected();
+        replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
+        assert_eq!(
+            replica.next_event(),
+            Err(ReplError::Master("-LOADING Redis is loading the dataset in memory".into()))
+        );
+        let mut replica = Replica::new(Config::default());
+        replica.connected();
+        replica.feed(b"-ERR operation not permitted\r\n");
+        assert!(matches!(replica.next_event(), Err(ReplError::Auth(_))), "2.x masters say this for NOAUTH");
     }
 
     #[test]

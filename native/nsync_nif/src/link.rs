@@ -282,7 +282,9 @@ impl Session {
                     None => break,
                 }
             }
-            // Answers to GETACK produced while parsing.
+            // GETACK answers, and the first ACK right after a snapshot (a
+            // diskless master sends nothing more until it gets one).
+            self.replica.tick(Instant::now());
             self.flush()?;
             if !batch.terms.is_empty() || started.elapsed() >= CALL_BUDGET {
                 return Ok(());
