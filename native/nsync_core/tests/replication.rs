@@ -103,9 +103,9 @@ impl Client {
         assert!(!matches!(reply, Reply::Error(_)), "{args:?}: {reply:?}");
     }
 
-    /// A field of `INFO replication`.
-    fn info_field(&mut self, field: &str) -> Option<String> {
-        let Reply::Bulk(Some(text)) = self.call(&["INFO", "replication"]) else {
+    /// A field of `INFO <section>`.
+    fn info_field(&mut self, section: &str, field: &str) -> Option<String> {
+        let Reply::Bulk(Some(text)) = self.call(&["INFO", section]) else {
             panic!("INFO did not answer a bulk string");
         };
         let text = String::from_utf8_lossy(&text).into_owned();
@@ -115,7 +115,7 @@ impl Client {
 
     /// The acknowledged offset of the first replica, from `slave0:...,offset=N,...`.
     fn replica_ack_offset(&mut self) -> Option<i64> {
-        let line = self.info_field("slave0")?;
+        let line = self.info_field("replication", "slave0")?;
         line.split(',').find_map(|kv| kv.strip_prefix("offset=")?.parse().ok())
     }
 }
@@ -252,7 +252,7 @@ fn continuable_position(redis: &Redis) -> Position {
 fn wait_for_ack(client: &mut Client) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let master: i64 = client.info_field("master_repl_offset").unwrap().parse().unwrap();
+        let master: i64 = client.info_field("replication", "master_repl_offset").unwrap().parse().unwrap();
         if client.replica_ack_offset() == Some(master) {
             return;
         }
@@ -357,7 +357,7 @@ fn full_sync_then_stream_then_resume(diskless: bool) {
     wait_for_ack(&mut client);
 
     // Drop the link, write meanwhile, resume: the master continues.
-    let partial_before: i64 = client.info_field("sync_partial_ok").unwrap().parse().unwrap();
+    let partial_before: i64 = client.info_field("stats", "sync_partial_ok").unwrap().parse().unwrap();
     let replica = follower.stop();
     client.ok(&["CLIENT", "KILL", "TYPE", "replica"]);
     client.ok(&["SET", "while-down", "1"]);
@@ -365,7 +365,7 @@ fn full_sync_then_stream_then_resume(diskless: bool) {
     assert!(matches!(follower.next(), Ok(Event::Continue { .. })));
     let events = follower.until(|e| is_command(e, "set"));
     assert_eq!(command_args(events.last().unwrap()).unwrap().1, vec!["SET", "while-down", "1"]);
-    let partial_after: i64 = client.info_field("sync_partial_ok").unwrap().parse().unwrap();
+    let partial_after: i64 = client.info_field("stats", "sync_partial_ok").unwrap().parse().unwrap();
     assert_eq!(partial_after, partial_before + 1);
     wait_for_ack(&mut client);
     follower.stop();
@@ -386,7 +386,7 @@ fn a_big_snapshot_streams_through() {
     if !parser_is_real() {
         return;
     }
-    let redis = Redis::start(true, &[]);
+    let redis = Redis::start(true, &["--enable-debug-command", "yes"]);
     let mut client = redis.client();
     client.ok(&["DEBUG", "POPULATE", "20000", "key", "100"]);
     let follower = Follower::start(redis.socket(), Replica::new(Config::default()));
@@ -421,7 +421,7 @@ fn acl_user_and_password() {
     };
     let follower = Follower::start(redis.socket(), Replica::new(config));
     assert!(matches!(follower.next(), Ok(Event::FullResync { .. })));
-    assert!(client.info_field("slave0").unwrap().contains("port=7777"));
+    assert!(client.info_field("replication", "slave0").unwrap().contains("port=7777"));
     follower.stop();
 }
 
@@ -450,7 +450,7 @@ fn getack_answer_matches_the_master_offset_before_it() {
         }
     }
     client.ok(&["SET", "a", "b"]);
-    let master: i64 = client.info_field("master_repl_offset").unwrap().parse().unwrap();
+    let master: i64 = client.info_field("replication", "master_repl_offset").unwrap().parse().unwrap();
     // No ACK has been sent yet; WAIT 1 0 forces a GETACK.
     let wait = thread::spawn(move || client.call(&["WAIT", "1", "2000"]));
     let deadline = Instant::now() + WAIT;
