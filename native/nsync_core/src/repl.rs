@@ -116,7 +116,10 @@ enum Phase {
     Disconnected,
     Handshake(Step),
     /// Waiting for `$<len>` or `$EOF:<mark>` after FULLRESYNC or SYNC.
-    AwaitPayload { replid: Option<Bytes>, offset: i64 },
+    AwaitPayload {
+        replid: Option<Bytes>,
+        offset: i64,
+    },
     Loading(Box<Load>),
     Streaming,
 }
@@ -159,7 +162,10 @@ impl Replica {
 
     /// A replica that resumes from a position saved earlier.
     pub fn resuming(config: Config, position: Position) -> Replica {
-        Replica { position: Some(position), ..Replica::new(config) }
+        Replica {
+            position: Some(position),
+            ..Replica::new(config)
+        }
     }
 
     /// A new connection is up: forget the old one's bytes, start the
@@ -218,7 +224,10 @@ impl Replica {
         if !self.acking {
             return;
         }
-        if self.last_ack.is_some_and(|last| now.saturating_duration_since(last) < ACK_INTERVAL) {
+        if self
+            .last_ack
+            .is_some_and(|last| now.saturating_duration_since(last) < ACK_INTERVAL)
+        {
             return;
         }
         self.last_ack = Some(now);
@@ -284,7 +293,9 @@ impl Replica {
                 }
                 // Expected before AUTH; with no password to give, the
                 // master is refusing us.
-                Reply::Error(msg) if self.config.pass.is_none() => return Err(ReplError::Auth(lossy(&msg))),
+                Reply::Error(msg) if self.config.pass.is_none() => {
+                    return Err(ReplError::Auth(lossy(&msg)))
+                }
                 _ if self.config.pass.is_some() => self.send_auth(),
                 _ => self.send_listening_port(),
             },
@@ -325,7 +336,11 @@ impl Replica {
     }
 
     fn send_psync(&mut self) {
-        match self.position.as_ref().and_then(|p| p.replid.clone().map(|id| (id, p.offset))) {
+        match self
+            .position
+            .as_ref()
+            .and_then(|p| p.replid.clone().map(|id| (id, p.offset)))
+        {
             Some((replid, offset)) => {
                 let next = (offset + 1).to_string();
                 self.send(&[&b"PSYNC"[..], &replid, next.as_bytes()]);
@@ -344,24 +359,41 @@ impl Replica {
                         let replid = words.next().filter(|id| id.len() == 40);
                         let offset = words.next().and_then(resp::parse_integer);
                         let (Some(replid), Some(offset)) = (replid, offset) else {
-                            return Err(protocol(format!("bad FULLRESYNC reply: {}", lossy(&line))));
+                            return Err(protocol(format!(
+                                "bad FULLRESYNC reply: {}",
+                                lossy(&line)
+                            )));
                         };
                         let replid = Some(Bytes::copy_from_slice(replid));
-                        self.phase = Phase::AwaitPayload { replid: replid.clone(), offset };
+                        self.phase = Phase::AwaitPayload {
+                            replid: replid.clone(),
+                            offset,
+                        };
                         Ok(Progress::Event(Event::FullResync { replid, offset }))
                     }
                     Some(b"CONTINUE") => self.resume(words.next()),
-                    _ => Err(protocol(format!("unexpected PSYNC reply: {}", lossy(&line)))),
+                    _ => Err(protocol(format!(
+                        "unexpected PSYNC reply: {}",
+                        lossy(&line)
+                    ))),
                 }
             }
-            Reply::Error(msg) if msg.starts_with(b"LOADING") || msg.starts_with(b"NOMASTERLINK") => {
+            Reply::Error(msg)
+                if msg.starts_with(b"LOADING") || msg.starts_with(b"NOMASTERLINK") =>
+            {
                 Err(ReplError::Master(format!("-{}", lossy(&msg))))
             }
             // A master older than 2.8: no PSYNC, so the inline SYNC of old.
             Reply::Error(_) => {
                 self.output.extend_from_slice(b"SYNC\r\n");
-                self.phase = Phase::AwaitPayload { replid: None, offset: 0 };
-                Ok(Progress::Event(Event::FullResync { replid: None, offset: 0 }))
+                self.phase = Phase::AwaitPayload {
+                    replid: None,
+                    offset: 0,
+                };
+                Ok(Progress::Event(Event::FullResync {
+                    replid: None,
+                    offset: 0,
+                }))
             }
             other => Err(protocol(format!("unexpected PSYNC reply: {other:?}"))),
         }
@@ -370,7 +402,9 @@ impl Replica {
     /// `+CONTINUE [new replid]`: the backlog follows at once.
     fn resume(&mut self, new_replid: Option<&[u8]>) -> Result<Progress, ReplError> {
         let Some(position) = self.position.as_mut() else {
-            return Err(protocol("CONTINUE without a position to continue from".into()));
+            return Err(protocol(
+                "CONTINUE without a position to continue from".into(),
+            ));
         };
         if let Some(id) = new_replid.filter(|id| id.len() == 40) {
             position.replid = Some(Bytes::copy_from_slice(id));
@@ -408,14 +442,22 @@ impl Replica {
             if mark.len() != EOF_MARK_LEN {
                 return Err(protocol(format!("bad EOF mark length {}", mark.len())));
             }
-            Framing::Diskless { mark: Bytes::copy_from_slice(mark) }
+            Framing::Diskless {
+                mark: Bytes::copy_from_slice(mark),
+            }
         } else if let Some(len) = line.strip_prefix(b"$").and_then(resp::parse_integer) {
-            let remaining = u64::try_from(len).map_err(|_| protocol(format!("bad payload length {len}")))?;
+            let remaining =
+                u64::try_from(len).map_err(|_| protocol(format!("bad payload length {len}")))?;
             Framing::Sized { remaining }
         } else {
             return Err(protocol(format!("bad payload header: {}", lossy(&line))));
         };
-        self.phase = Phase::Loading(Box::new(Load { replid, offset, parser: rdb::Parser::new(), framing }));
+        self.phase = Phase::Loading(Box::new(Load {
+            replid,
+            offset,
+            parser: rdb::Parser::new(),
+            framing,
+        }));
         Ok(Progress::Again)
     }
 
@@ -426,7 +468,10 @@ impl Replica {
         };
         match &mut load.framing {
             Framing::Sized { remaining } => {
-                let take = self.input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let take = self
+                    .input
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                 if take > 0 {
                     load.parser.feed(&self.input[..take]);
                     self.input.advance(take);
@@ -445,7 +490,9 @@ impl Replica {
             Status::Ready(Item::Function(source)) => Ok(Progress::Event(Event::Function(source))),
             Status::Ready(_) => Ok(Progress::Again),
             Status::Incomplete => match load.framing {
-                Framing::Sized { remaining: 0 } => Err(protocol("snapshot shorter than announced".into())),
+                Framing::Sized { remaining: 0 } => {
+                    Err(protocol("snapshot shorter than announced".into()))
+                }
                 _ => Ok(Progress::NeedBytes),
             },
             Status::Done => self.finish_load(),
@@ -466,19 +513,29 @@ impl Replica {
         }
         match &load.framing {
             Framing::Sized { remaining: 0 } => {}
-            Framing::Sized { .. } => return Err(protocol("snapshot ended before its announced length".into())),
+            Framing::Sized { .. } => {
+                return Err(protocol(
+                    "snapshot ended before its announced length".into(),
+                ))
+            }
             Framing::Diskless { mark } => {
                 if self.input.len() < EOF_MARK_LEN {
                     return Ok(Progress::NeedBytes);
                 }
                 if self.input[..EOF_MARK_LEN] != mark[..] {
-                    return Err(protocol("diskless snapshot not followed by its EOF mark".into()));
+                    return Err(protocol(
+                        "diskless snapshot not followed by its EOF mark".into(),
+                    ));
                 }
                 self.input.advance(EOF_MARK_LEN);
             }
         }
         let (replid, offset) = (load.replid.clone(), load.offset);
-        self.position = Some(Position { replid: replid.clone(), offset, db: 0 });
+        self.position = Some(Position {
+            replid: replid.clone(),
+            offset,
+            db: 0,
+        });
         // A master before 2.8 (no replid) knows no REPLCONF ACK.
         self.start_streaming(replid.is_some());
         Ok(Progress::Event(Event::LoadEof { replid, offset }))
@@ -512,13 +569,18 @@ impl Replica {
                 .ok_or_else(|| protocol("bad SELECT".into()))?;
             position.db = db;
         }
-        Ok(Progress::Event(Event::Command { db: position.db, args: command.args }))
+        Ok(Progress::Event(Event::Command {
+            db: position.db,
+            args: command.args,
+        }))
     }
 }
 
 /// The errors a master answers PING with when it wants AUTH first.
 fn asks_for_auth(msg: &[u8]) -> bool {
-    msg.starts_with(b"NOAUTH") || msg.starts_with(b"NOPERM") || msg.starts_with(b"ERR operation not permitted")
+    msg.starts_with(b"NOAUTH")
+        || msg.starts_with(b"NOPERM")
+        || msg.starts_with(b"ERR operation not permitted")
 }
 
 fn protocol(detail: String) -> ReplError {
@@ -590,10 +652,17 @@ mod tests {
     }
 
     fn resumed_at(offset: i64, db: u64) -> Replica {
-        let position = Position { replid: Some(Bytes::from(REPLID)), offset, db };
+        let position = Position {
+            replid: Some(Bytes::from(REPLID)),
+            offset,
+            db,
+        };
         let mut replica = Replica::resuming(Config::default(), position);
         let next = (offset + 1).to_string();
-        assert_eq!(handshake(&mut replica), String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap());
+        assert_eq!(
+            handshake(&mut replica),
+            String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap()
+        );
         replica
     }
 
@@ -611,21 +680,47 @@ mod tests {
         assert_eq!(sent(&mut replica), "", "nothing is pipelined behind PING");
         replica.feed(b"-NOAUTH Authentication required.\r\n");
         assert_eq!(replica.next_event().unwrap(), None);
-        assert_eq!(sent(&mut replica), "*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$6\r\nsecret\r\n");
+        assert_eq!(
+            sent(&mut replica),
+            "*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$6\r\nsecret\r\n"
+        );
         replica.feed(b"+OK\r\n");
         replica.next_event().unwrap();
-        assert_eq!(sent(&mut replica), "*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n");
+        assert_eq!(
+            sent(&mut replica),
+            "*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n"
+        );
         replica.feed(b"+OK\r\n");
         replica.next_event().unwrap();
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"])).unwrap()
+        );
         replica.feed(b"+OK\r\n");
         replica.next_event().unwrap();
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["PSYNC", "?", "-1"])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["PSYNC", "?", "-1"])).unwrap()
+        );
         assert_eq!(replica.state(), State::Handshake);
-        let events = feed_slowly(&mut replica, format!("\n\n+FULLRESYNC {REPLID} 1234\r\n\n$EOF:{MARK}\r\n").as_bytes()).unwrap();
-        assert_eq!(events, vec![Event::FullResync { replid: Some(Bytes::from(REPLID)), offset: 1234 }]);
+        let events = feed_slowly(
+            &mut replica,
+            format!("\n\n+FULLRESYNC {REPLID} 1234\r\n\n$EOF:{MARK}\r\n").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![Event::FullResync {
+                replid: Some(Bytes::from(REPLID)),
+                offset: 1234
+            }]
+        );
         assert_eq!(replica.state(), State::Loading);
-        assert_eq!(replica.position(), None, "nothing committed before the snapshot is loaded");
+        assert_eq!(
+            replica.position(),
+            None,
+            "nothing committed before the snapshot is loaded"
+        );
     }
 
     #[test]
@@ -633,15 +728,23 @@ mod tests {
         let mut replica = Replica::new(Config::default());
         replica.connected();
         replica.feed(b"-NOAUTH Authentication required.\r\n");
-        assert_eq!(replica.next_event(), Err(ReplError::Auth("NOAUTH Authentication required.".into())));
+        assert_eq!(
+            replica.next_event(),
+            Err(ReplError::Auth("NOAUTH Authentication required.".into()))
+        );
         assert_eq!(replica.state(), State::Disconnected);
 
-        let mut replica = Replica::new(Config { pass: Some(Bytes::from("bad")), ..Config::default() });
+        let mut replica = Replica::new(Config {
+            pass: Some(Bytes::from("bad")),
+            ..Config::default()
+        });
         replica.connected();
         replica.feed(b"+PONG\r\n-WRONGPASS invalid username-password pair\r\n");
         assert_eq!(
             replica.next_event(),
-            Err(ReplError::Auth("WRONGPASS invalid username-password pair".into()))
+            Err(ReplError::Auth(
+                "WRONGPASS invalid username-password pair".into()
+            ))
         );
     }
 
@@ -652,12 +755,17 @@ mod tests {
         replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
         assert_eq!(
             replica.next_event(),
-            Err(ReplError::Master("-LOADING Redis is loading the dataset in memory".into()))
+            Err(ReplError::Master(
+                "-LOADING Redis is loading the dataset in memory".into()
+            ))
         );
         let mut replica = Replica::new(Config::default());
         replica.connected();
         replica.feed(b"-ERR operation not permitted\r\n");
-        assert!(matches!(replica.next_event(), Err(ReplError::Auth(_))), "2.x masters say this for NOAUTH");
+        assert!(
+            matches!(replica.next_event(), Err(ReplError::Auth(_))),
+            "2.x masters say this for NOAUTH"
+        );
     }
 
     #[test]
@@ -667,12 +775,16 @@ mod tests {
         replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
         assert_eq!(
             replica.next_event(),
-            Err(ReplError::Master("-LOADING Redis is loading the dataset in memory".into()))
+            Err(ReplError::Master(
+                "-LOADING Redis is loading the dataset in memory".into()
+            ))
         );
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
         replica.feed(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
-        assert!(matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK")));
+        assert!(
+            matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK"))
+        );
     }
 
     #[test]
@@ -680,7 +792,13 @@ mod tests {
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
         replica.feed(b"-ERR unknown command 'PSYNC'\r\n");
-        assert_eq!(replica.next_event().unwrap(), Some(Event::FullResync { replid: None, offset: 0 }));
+        assert_eq!(
+            replica.next_event().unwrap(),
+            Some(Event::FullResync {
+                replid: None,
+                offset: 0
+            })
+        );
         assert_eq!(sent(&mut replica), "SYNC\r\n");
         replica.feed(b"\n\n$18\r\n");
         assert_eq!(replica.next_event().unwrap(), None);
@@ -691,7 +809,10 @@ mod tests {
     fn master_abort_before_payload() {
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
-        let result = feed_slowly(&mut replica, format!("+FULLRESYNC {REPLID} 0\r\n\n-ERR BGSAVE failed\r\n").as_bytes());
+        let result = feed_slowly(
+            &mut replica,
+            format!("+FULLRESYNC {REPLID} 0\r\n\n-ERR BGSAVE failed\r\n").as_bytes(),
+        );
         assert_eq!(result, Err(ReplError::Master("-ERR BGSAVE failed".into())));
     }
 
@@ -706,11 +827,17 @@ mod tests {
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
         replica.feed(b"+CONTINUE\r\n");
-        assert!(matches!(replica.next_event(), Err(ReplError::Protocol(_))), "CONTINUE needs a position");
+        assert!(
+            matches!(replica.next_event(), Err(ReplError::Protocol(_))),
+            "CONTINUE needs a position"
+        );
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
         let header = format!("+FULLRESYNC {REPLID} 0\r\n$EOF:short\r\n");
-        assert!(matches!(feed_slowly(&mut replica, header.as_bytes()), Err(ReplError::Protocol(_))));
+        assert!(matches!(
+            feed_slowly(&mut replica, header.as_bytes()),
+            Err(ReplError::Protocol(_))
+        ));
     }
 
     #[test]
@@ -723,7 +850,16 @@ mod tests {
         let incr = cmd(&["incr", "n"]);
         let exec = cmd(&["EXEC"]);
         let mut wire = b"+CONTINUE\r\n".to_vec();
-        for part in [&set[..], &ping, GETACK, &multi, &select, &incr, &exec, b"del a b\r\n"] {
+        for part in [
+            &set[..],
+            &ping,
+            GETACK,
+            &multi,
+            &select,
+            &incr,
+            &exec,
+            b"del a b\r\n",
+        ] {
             wire.extend_from_slice(part);
         }
         let events = feed_slowly(&mut replica, &wire).unwrap();
@@ -734,7 +870,13 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(events[0], Event::Continue { replid: Bytes::from(REPLID), offset: 1000 });
+        assert_eq!(
+            events[0],
+            Event::Continue {
+                replid: Bytes::from(REPLID),
+                offset: 1000
+            }
+        );
         assert_eq!(
             commands,
             vec![
@@ -748,7 +890,10 @@ mod tests {
         );
         assert_eq!(GETACK.len(), 37);
         let before_getack = 1000 + set.len() + ping.len();
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", &before_getack.to_string()])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "ACK", &before_getack.to_string()])).unwrap()
+        );
         let end = 1000 + wire.len() - b"+CONTINUE\r\n".len();
         let position = replica.position().unwrap();
         assert_eq!((position.offset, position.db), (end as i64, 5));
@@ -759,15 +904,27 @@ mod tests {
         let mut replica = resumed_at(1000, 2);
         let new_id = "ffffffffffffffffffffffffffffffffffffffff";
         replica.feed(format!("+CONTINUE {new_id}\r\n").as_bytes());
-        assert_eq!(replica.next_event().unwrap(), Some(Event::Continue { replid: Bytes::from(new_id), offset: 1000 }));
+        assert_eq!(
+            replica.next_event().unwrap(),
+            Some(Event::Continue {
+                replid: Bytes::from(new_id),
+                offset: 1000
+            })
+        );
         replica.feed(&cmd(&["del", "x"]));
-        assert!(matches!(replica.next_event().unwrap(), Some(Event::Command { db: 2, .. })));
+        assert!(matches!(
+            replica.next_event().unwrap(),
+            Some(Event::Command { db: 2, .. })
+        ));
         // After a drop, PSYNC resumes with the new replid, one past the offset.
         let position = replica.position().unwrap().clone();
         assert_eq!(position.replid.as_deref(), Some(new_id.as_bytes()));
         let psync = handshake(&mut replica);
         let next = (position.offset + 1).to_string();
-        assert_eq!(psync, String::from_utf8(cmd(&["PSYNC", new_id, &next])).unwrap());
+        assert_eq!(
+            psync,
+            String::from_utf8(cmd(&["PSYNC", new_id, &next])).unwrap()
+        );
     }
 
     #[test]
@@ -779,11 +936,17 @@ mod tests {
         replica.feed(b"+CONTINUE\r\n");
         replica.next_event().unwrap();
         replica.tick(start);
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap()
+        );
         replica.tick(start + Duration::from_millis(500));
         assert_eq!(sent(&mut replica), "");
         replica.tick(start + Duration::from_millis(1000));
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap()
+        );
     }
 
     #[test]
@@ -807,7 +970,8 @@ mod tests {
         }
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
-        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n\n${}\r\n", SMALL_RDB.len()).into_bytes();
+        let mut wire =
+            format!("+FULLRESYNC {REPLID} 500\r\n\n${}\r\n", SMALL_RDB.len()).into_bytes();
         wire.extend_from_slice(SMALL_RDB);
         let select = cmd(&["SELECT", "0"]);
         let set = cmd(&["SET", "a", "1"]);
@@ -815,7 +979,10 @@ mod tests {
         wire.extend_from_slice(&set);
         let events = feed_slowly(&mut replica, &wire).unwrap();
         assert_full_sync(&events, 500);
-        assert_eq!(replica.position().unwrap().offset, (500 + select.len() + set.len()) as i64);
+        assert_eq!(
+            replica.position().unwrap().offset,
+            (500 + select.len() + set.len()) as i64
+        );
     }
 
     #[test]
@@ -836,7 +1003,10 @@ mod tests {
         assert_full_sync(&events, 500);
         replica.tick(Instant::now());
         let expected = (500 + select.len() + set.len()).to_string();
-        assert_eq!(sent(&mut replica), String::from_utf8(cmd(&["REPLCONF", "ACK", &expected])).unwrap());
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "ACK", &expected])).unwrap()
+        );
     }
 
     #[test]
@@ -855,9 +1025,50 @@ mod tests {
         assert_eq!(replica.position(), None);
     }
 
+    #[test]
+    fn random_bytes_in_any_phase_never_panic() {
+        let prefixes = [
+            String::new(),
+            "+CONTINUE\r\n".to_string(),
+            format!("+FULLRESYNC {REPLID} 7\r\n$EOF:{MARK}\r\n"),
+            format!("+FULLRESYNC {REPLID} 7\r\n$30\r\nREDIS0009"),
+        ];
+        let alphabet = b"*$+-:\r\n0123456789REDISabc \xff\xfe\x00";
+        let mut seed: u32 = 99;
+        for prefix in &prefixes {
+            for _ in 0..300 {
+                let mut replica = resumed_at(5, 0);
+                replica.feed(prefix.as_bytes());
+                let mut input = Vec::new();
+                for _ in 0..(seed % 200) {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    input.push(alphabet[(seed >> 16) as usize % alphabet.len()]);
+                }
+                for chunk in input.chunks(7) {
+                    replica.feed(chunk);
+                    // Each call consumes bytes or stops: bounded loop.
+                    for _ in 0..1000 {
+                        match replica.next_event() {
+                            Ok(Some(_)) => continue,
+                            _ => break,
+                        }
+                    }
+                    replica.tick(Instant::now());
+                    replica.take_output();
+                }
+            }
+        }
+    }
+
     fn assert_full_sync(events: &[Event], offset: i64) {
         let replid = Some(Bytes::from(REPLID));
-        assert_eq!(events[0], Event::FullResync { replid: replid.clone(), offset });
+        assert_eq!(
+            events[0],
+            Event::FullResync {
+                replid: replid.clone(),
+                offset
+            }
+        );
         assert!(matches!(&events[1], Event::Key(e) if e.key == "foo" && e.db == 0));
         assert_eq!(events[2], Event::LoadEof { replid, offset });
         assert!(matches!(&events[3], Event::Command { db: 0, args } if args[0] == "SELECT"));

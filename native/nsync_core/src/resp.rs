@@ -88,7 +88,10 @@ impl CommandParser {
                         return Ok(None);
                     };
                     if count > MAX_ARRAY_LEN {
-                        return Err(RespError::TooLarge { what: "multibulk", len: count });
+                        return Err(RespError::TooLarge {
+                            what: "multibulk",
+                            len: count,
+                        });
                     }
                     buf.advance(line_len);
                     // `*0` and `*-1` are empty commands: Redis skips them, the
@@ -141,7 +144,10 @@ impl CommandParser {
             array.wire_len += end;
             array.bulk_len = None;
         }
-        Ok(Some(Command { args: array.args, wire_len: array.wire_len }))
+        Ok(Some(Command {
+            args: array.args,
+            wire_len: array.wire_len,
+        }))
     }
 }
 
@@ -197,15 +203,24 @@ fn trim_line_end(line: &[u8]) -> usize {
 
 /// Parses `<prefix><integer>\r\n` at the start of `buf`: the integer and the
 /// header's length, or `None` if it is not complete yet.
-fn parse_header(buf: &[u8], prefix: u8, what: &'static str) -> Result<Option<(i64, usize)>, RespError> {
+fn parse_header(
+    buf: &[u8],
+    prefix: u8,
+    what: &'static str,
+) -> Result<Option<(i64, usize)>, RespError> {
     match buf.first() {
         None => return Ok(None),
         Some(&b) if b != prefix => {
-            return Err(RespError::UnexpectedByte { expected: prefix as char, got: b })
+            return Err(RespError::UnexpectedByte {
+                expected: prefix as char,
+                got: b,
+            })
         }
         Some(_) => {}
     }
-    let Some(newline) = find_newline(buf, MAX_HEADER_LINE).map_err(|_| RespError::BadLength { what })? else {
+    let Some(newline) =
+        find_newline(buf, MAX_HEADER_LINE).map_err(|_| RespError::BadLength { what })?
+    else {
         return Ok(None);
     };
     if newline < 2 || buf[newline - 1] != b'\r' {
@@ -231,7 +246,11 @@ pub fn parse_integer(text: &[u8]) -> Option<i64> {
         }
         let digit = i64::from(d - b'0');
         value = value.checked_mul(10)?;
-        value = if negative { value.checked_sub(digit)? } else { value.checked_add(digit)? };
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
     }
     Some(value)
 }
@@ -393,9 +412,15 @@ mod tests {
         let mut buf = BytesMut::from(&b"*1\r\n$4294967296\r\n"[..]);
         assert_eq!(CommandParser::new().next(&mut buf).unwrap(), None);
         let mut buf = BytesMut::from(&b"*2147483648\r\n"[..]);
-        assert!(matches!(CommandParser::new().next(&mut buf), Err(RespError::TooLarge { .. })));
+        assert!(matches!(
+            CommandParser::new().next(&mut buf),
+            Err(RespError::TooLarge { .. })
+        ));
         let mut buf = BytesMut::from(&b"*1\r\n$4294967297\r\n"[..]);
-        assert!(matches!(CommandParser::new().next(&mut buf), Err(RespError::TooLarge { .. })));
+        assert!(matches!(
+            CommandParser::new().next(&mut buf),
+            Err(RespError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -410,7 +435,11 @@ mod tests {
             b"*1\r\n$1\r\n",
         ];
         for case in &cases[..6] {
-            assert!(parse_all(case).is_err(), "{:?}", String::from_utf8_lossy(case));
+            assert!(
+                parse_all(case).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
         }
         assert_eq!(parse_all(cases[6]).unwrap(), vec![]);
         let long_line = vec![b'a'; MAX_INLINE_LEN + 1];
@@ -437,14 +466,26 @@ mod tests {
 
     #[test]
     fn replies() {
-        assert_eq!(parse_reply(b"+PONG\r\n").unwrap(), Some((Reply::Simple(Bytes::from("PONG")), 7)));
+        assert_eq!(
+            parse_reply(b"+PONG\r\n").unwrap(),
+            Some((Reply::Simple(Bytes::from("PONG")), 7))
+        );
         assert_eq!(
             parse_reply(b"-ERR no\r\nrest").unwrap(),
             Some((Reply::Error(Bytes::from("ERR no")), 9))
         );
-        assert_eq!(parse_reply(b":-12\r\n").unwrap(), Some((Reply::Integer(-12), 6)));
-        assert_eq!(parse_reply(b"$3\r\nabc\r\n").unwrap(), Some((Reply::Bulk(Some(Bytes::from("abc"))), 9)));
-        assert_eq!(parse_reply(b"$-1\r\n").unwrap(), Some((Reply::Bulk(None), 5)));
+        assert_eq!(
+            parse_reply(b":-12\r\n").unwrap(),
+            Some((Reply::Integer(-12), 6))
+        );
+        assert_eq!(
+            parse_reply(b"$3\r\nabc\r\n").unwrap(),
+            Some((Reply::Bulk(Some(Bytes::from("abc"))), 9))
+        );
+        assert_eq!(
+            parse_reply(b"$-1\r\n").unwrap(),
+            Some((Reply::Bulk(None), 5))
+        );
         assert_eq!(parse_reply(b"$3\r\nab").unwrap(), None);
         assert_eq!(parse_reply(b"+OK").unwrap(), None);
         assert!(parse_reply(b"*1\r\n").is_err());

@@ -31,15 +31,34 @@ struct Redis {
 
 impl Redis {
     fn start(diskless: bool, extra: &[&str]) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("nsync-repl-test-{}-{port}", std::process::id()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("nsync-repl-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let yes_no = if diskless { "yes" } else { "no" };
         let child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
-            .args(["--repl-diskless-sync", yes_no, "--repl-diskless-sync-delay", "0"])
+            .args([
+                "--repl-diskless-sync",
+                yes_no,
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -57,12 +76,17 @@ impl Redis {
     fn client(&self) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     fn socket(&self) -> TcpStream {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         stream
     }
 }
@@ -116,7 +140,8 @@ impl Client {
     /// The acknowledged offset of the first replica, from `slave0:...,offset=N,...`.
     fn replica_ack_offset(&mut self) -> Option<i64> {
         let line = self.info_field("replication", "slave0")?;
-        line.split(',').find_map(|kv| kv.strip_prefix("offset=")?.parse().ok())
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix("offset=")?.parse().ok())
     }
 }
 
@@ -127,7 +152,10 @@ fn parse_reply_or_flat_array(buf: &[u8]) -> Option<(Reply, usize)> {
         return resp::parse_reply(buf).unwrap();
     }
     let newline = buf.iter().position(|&b| b == b'\n')?;
-    let count: usize = std::str::from_utf8(&buf[1..newline - 1]).unwrap().parse().unwrap();
+    let count: usize = std::str::from_utf8(&buf[1..newline - 1])
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut len = newline + 1;
     for _ in 0..count {
         len += resp::parse_reply(&buf[len..]).unwrap()?.1;
@@ -177,14 +205,22 @@ impl Follower {
                 match socket.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => replica.feed(&chunk[..n]),
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                     Err(_) => break,
                 }
             }
             replica.disconnected();
             replica
         });
-        Follower { events, stop, thread: Some(thread) }
+        Follower {
+            events,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn next(&self) -> Result<Event, ReplError> {
@@ -228,7 +264,10 @@ fn command_args(event: &Event) -> Option<(u64, Vec<String>)> {
     let Event::Command { db, args } = event else {
         return None;
     };
-    let mut args: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let mut args: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     args[0].make_ascii_uppercase();
     Some((*db, args))
 }
@@ -246,17 +285,28 @@ fn continuable_position(redis: &Redis) -> Position {
         panic!("expected FULLRESYNC");
     };
     follower.stop();
-    Position { replid, offset, db: 0 }
+    Position {
+        replid,
+        offset,
+        db: 0,
+    }
 }
 
 fn wait_for_ack(client: &mut Client) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let master: i64 = client.info_field("replication", "master_repl_offset").unwrap().parse().unwrap();
+        let master: i64 = client
+            .info_field("replication", "master_repl_offset")
+            .unwrap()
+            .parse()
+            .unwrap();
         if client.replica_ack_offset() == Some(master) {
             return;
         }
-        assert!(Instant::now() < deadline, "ack offset never reached {master}");
+        assert!(
+            Instant::now() < deadline,
+            "ack offset never reached {master}"
+        );
         thread::sleep(Duration::from_millis(100));
     }
 }
@@ -264,7 +314,10 @@ fn wait_for_ack(client: &mut Client) {
 fn partial_resync_streams_commands(diskless: bool) {
     let redis = Redis::start(diskless, &[]);
     let position = continuable_position(&redis);
-    let follower = Follower::start(redis.socket(), Replica::resuming(Config::default(), position.clone()));
+    let follower = Follower::start(
+        redis.socket(),
+        Replica::resuming(Config::default(), position.clone()),
+    );
     let Ok(Event::Continue { replid, offset }) = follower.next() else {
         panic!("expected CONTINUE");
     };
@@ -334,7 +387,13 @@ fn full_sync_then_stream_then_resume(diskless: bool) {
     let Event::FullResync { replid, offset } = &events[0] else {
         panic!("expected FULLRESYNC, got {:?}", events[0]);
     };
-    assert_eq!(events.last(), Some(&Event::LoadEof { replid: replid.clone(), offset: *offset }));
+    assert_eq!(
+        events.last(),
+        Some(&Event::LoadEof {
+            replid: replid.clone(),
+            offset: *offset
+        })
+    );
     let keys: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -343,29 +402,52 @@ fn full_sync_then_stream_then_resume(diskless: bool) {
         })
         .collect();
     assert_eq!(keys.len(), 7);
-    let key = |name: &str| keys.iter().find(|e| e.key == name).unwrap_or_else(|| panic!("no key {name}"));
-    assert_eq!(key("str").value, Value::String(Str::Raw(Bytes::from("hello"))));
+    let key = |name: &str| {
+        keys.iter()
+            .find(|e| e.key == name)
+            .unwrap_or_else(|| panic!("no key {name}"))
+    };
+    assert_eq!(
+        key("str").value,
+        Value::String(Str::Raw(Bytes::from("hello")))
+    );
     assert_eq!(key("num").value.clone(), Value::String(Str::Int(-42)));
     assert_eq!(key("in5").db, 5);
     assert!(key("in5").expire_at_ms.is_some());
-    assert!(matches!(&key("zset").value, Value::ZSet(m) if m.len() == 2 && m[0].0 == f64::NEG_INFINITY));
+    assert!(
+        matches!(&key("zset").value, Value::ZSet(m) if m.len() == 2 && m[0].0 == f64::NEG_INFINITY)
+    );
 
     client.ok(&["SET", "after", "1"]);
     let events = follower.until(|e| is_command(e, "set"));
-    assert_eq!(command_args(events.last().unwrap()).unwrap().1, vec!["SET", "after", "1"]);
+    assert_eq!(
+        command_args(events.last().unwrap()).unwrap().1,
+        vec!["SET", "after", "1"]
+    );
     assert_eq!(client.call(&["WAIT", "1", "2000"]), Reply::Integer(1));
     wait_for_ack(&mut client);
 
     // Drop the link, write meanwhile, resume: the master continues.
-    let partial_before: i64 = client.info_field("stats", "sync_partial_ok").unwrap().parse().unwrap();
+    let partial_before: i64 = client
+        .info_field("stats", "sync_partial_ok")
+        .unwrap()
+        .parse()
+        .unwrap();
     let replica = follower.stop();
     client.ok(&["CLIENT", "KILL", "TYPE", "replica"]);
     client.ok(&["SET", "while-down", "1"]);
     let follower = Follower::start(redis.socket(), replica);
     assert!(matches!(follower.next(), Ok(Event::Continue { .. })));
     let events = follower.until(|e| is_command(e, "set"));
-    assert_eq!(command_args(events.last().unwrap()).unwrap().1, vec!["SET", "while-down", "1"]);
-    let partial_after: i64 = client.info_field("stats", "sync_partial_ok").unwrap().parse().unwrap();
+    assert_eq!(
+        command_args(events.last().unwrap()).unwrap().1,
+        vec!["SET", "while-down", "1"]
+    );
+    let partial_after: i64 = client
+        .info_field("stats", "sync_partial_ok")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(partial_after, partial_before + 1);
     wait_for_ack(&mut client);
     follower.stop();
@@ -391,19 +473,28 @@ fn a_big_snapshot_streams_through() {
     client.ok(&["DEBUG", "POPULATE", "20000", "key", "100"]);
     let follower = Follower::start(redis.socket(), Replica::new(Config::default()));
     let events = follower.until(|e| matches!(e, Event::LoadEof { .. }));
-    assert_eq!(events.iter().filter(|e| matches!(e, Event::Key(_))).count(), 20000);
+    assert_eq!(
+        events.iter().filter(|e| matches!(e, Event::Key(_))).count(),
+        20000
+    );
     follower.stop();
 }
 
 #[test]
 fn wrong_or_missing_password_is_an_auth_error() {
     let redis = Redis::start(false, &["--requirepass", "secret"]);
-    let config = Config { pass: Some(Bytes::from("wrong")), ..Config::default() };
+    let config = Config {
+        pass: Some(Bytes::from("wrong")),
+        ..Config::default()
+    };
     let follower = Follower::start(redis.socket(), Replica::new(config));
     assert!(matches!(follower.next(), Err(ReplError::Auth(msg)) if msg.starts_with("WRONGPASS")));
     let follower = Follower::start(redis.socket(), Replica::new(Config::default()));
     assert!(matches!(follower.next(), Err(ReplError::Auth(msg)) if msg.starts_with("NOAUTH")));
-    let config = Config { pass: Some(Bytes::from("secret")), ..Config::default() };
+    let config = Config {
+        pass: Some(Bytes::from("secret")),
+        ..Config::default()
+    };
     let follower = Follower::start(redis.socket(), Replica::new(config));
     assert!(matches!(follower.next(), Ok(Event::FullResync { .. })));
     follower.stop();
@@ -413,7 +504,16 @@ fn wrong_or_missing_password_is_an_auth_error() {
 fn acl_user_and_password() {
     let redis = Redis::start(false, &[]);
     let mut client = redis.client();
-    client.ok(&["ACL", "SETUSER", "repl", "on", ">pw", "+psync", "+replconf", "+ping"]);
+    client.ok(&[
+        "ACL",
+        "SETUSER",
+        "repl",
+        "on",
+        ">pw",
+        "+psync",
+        "+replconf",
+        "+ping",
+    ]);
     let config = Config {
         user: Some(Bytes::from("repl")),
         pass: Some(Bytes::from("pw")),
@@ -421,7 +521,10 @@ fn acl_user_and_password() {
     };
     let follower = Follower::start(redis.socket(), Replica::new(config));
     assert!(matches!(follower.next(), Ok(Event::FullResync { .. })));
-    assert!(client.info_field("replication", "slave0").unwrap().contains("port=7777"));
+    assert!(client
+        .info_field("replication", "slave0")
+        .unwrap()
+        .contains("port=7777"));
     follower.stop();
 }
 
@@ -450,7 +553,11 @@ fn getack_answer_matches_the_master_offset_before_it() {
         }
     }
     client.ok(&["SET", "a", "b"]);
-    let master: i64 = client.info_field("replication", "master_repl_offset").unwrap().parse().unwrap();
+    let master: i64 = client
+        .info_field("replication", "master_repl_offset")
+        .unwrap()
+        .parse()
+        .unwrap();
     // No ACK has been sent yet; WAIT 1 0 forces a GETACK.
     let wait = thread::spawn(move || client.call(&["WAIT", "1", "2000"]));
     let deadline = Instant::now() + WAIT;
@@ -470,6 +577,9 @@ fn getack_answer_matches_the_master_offset_before_it() {
         resp::encode_command(&["REPLCONF", "ACK", &master.to_string()], &mut out);
         out
     };
-    assert_eq!(String::from_utf8_lossy(&acked), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&acked),
+        String::from_utf8_lossy(&expected)
+    );
     assert_eq!(wait.join().unwrap(), Reply::Integer(1));
 }

@@ -55,7 +55,9 @@ fn list<'a, T>(env: Env<'a>, items: &[T], mut f: impl FnMut(&T) -> Term<'a>) -> 
     items
         .iter()
         .rev()
-        .fold(Term::list_new_empty(env), |tail, item| tail.list_prepend(f(item)))
+        .fold(Term::list_new_empty(env), |tail, item| {
+            tail.list_prepend(f(item))
+        })
 }
 
 fn optional<'a, T>(env: Env<'a>, value: Option<T>, f: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
@@ -75,10 +77,14 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
         Event::FullResync { replid, offset } => {
             (atoms::fullresync(), replid_term(env, replid), *offset).encode(env)
         }
-        Event::Continue { replid, offset } => (atoms::continue_(), binary(env, replid), *offset).encode(env),
+        Event::Continue { replid, offset } => {
+            (atoms::continue_(), binary(env, replid), *offset).encode(env)
+        }
         Event::Key(entry) => return key(env, entry, now_ms),
         Event::Function(source) => (atoms::function(), binary(env, source)).encode(env),
-        Event::LoadEof { replid, offset } => (atoms::load_eof(), replid_term(env, replid), *offset).encode(env),
+        Event::LoadEof { replid, offset } => {
+            (atoms::load_eof(), replid_term(env, replid), *offset).encode(env)
+        }
         Event::Command { db, args } => {
             let (name, rest) = args.split_first()?;
             let args = list(env, rest, |a| binary(env, a));
@@ -103,14 +109,32 @@ fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
             if live.is_empty() && !fields.is_empty() {
                 return None;
             }
-            let expires: Vec<_> = live.iter().filter_map(|f| Some((&f.field, f.expire_at_ms?))).collect();
-            let expires = list(env, &expires, |(field, at)| (str_term(env, field), *at).encode(env));
-            (hash(env, live.iter().map(|f| (&f.field, &f.value))), expires)
+            let expires: Vec<_> = live
+                .iter()
+                .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
+                .collect();
+            let expires = list(env, &expires, |(field, at)| {
+                (str_term(env, field), *at).encode(env)
+            });
+            (
+                hash(env, live.iter().map(|f| (&f.field, &f.value))),
+                expires,
+            )
         }
         other => (value(env, other), Term::list_new_empty(env)),
     };
     let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    Some((atoms::key(), entry.db, binary(env, &entry.key), value, expire, field_expires).encode(env))
+    Some(
+        (
+            atoms::key(),
+            entry.db,
+            binary(env, &entry.key),
+            value,
+            expire,
+            field_expires,
+        )
+            .encode(env),
+    )
 }
 
 fn value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
@@ -122,9 +146,17 @@ fn value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
         }),
         Value::Hash(fields) => hash(env, fields.iter().map(|f| (&f.field, &f.value))),
         Value::Stream(stream) => stream_term(env, stream),
-        Value::Module { type_name, enc_version, raw } => {
-            (atoms::module(), binary(env, type_name.as_bytes()), *enc_version, binary(env, raw)).encode(env)
-        }
+        Value::Module {
+            type_name,
+            enc_version,
+            raw,
+        } => (
+            atoms::module(),
+            binary(env, type_name.as_bytes()),
+            *enc_version,
+            binary(env, raw),
+        )
+            .encode(env),
     }
 }
 
@@ -141,15 +173,18 @@ fn score_term<'a>(env: Env<'a>, score: f64) -> Term<'a> {
 }
 
 fn hash<'a, 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str, &'v Str)>) -> Term<'a> {
-    let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) =
-        fields.map(|(f, v)| (str_term(env, f), str_term(env, v))).unzip();
+    let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) = fields
+        .map(|(f, v)| (str_term(env, f), str_term(env, v)))
+        .unzip();
     match Term::map_from_term_arrays(env, &keys, &values) {
         Ok(map) => map,
         // Duplicate fields (a corrupt snapshot): the last one wins.
         Err(_) => keys
             .iter()
             .zip(&values)
-            .fold(Term::map_new(env), |map, (k, v)| map.map_put(*k, *v).unwrap_or(map)),
+            .fold(Term::map_new(env), |map, (k, v)| {
+                map.map_put(*k, *v).unwrap_or(map)
+            }),
     }
 }
 
@@ -160,15 +195,31 @@ fn id_term<'a>(env: Env<'a>, id: &StreamId) -> Term<'a> {
 /// `{stream, [{{Ms, Seq}, [F, V, ...]}], Meta}`.
 fn stream_term<'a>(env: Env<'a>, stream: &Stream) -> Term<'a> {
     let entries = list(env, &stream.entries, |entry| {
-        (id_term(env, &entry.id), list(env, &entry.fields, |s| str_term(env, s))).encode(env)
+        (
+            id_term(env, &entry.id),
+            list(env, &entry.fields, |s| str_term(env, s)),
+        )
+            .encode(env)
     });
     let meta = [
         (atoms::last_id(), id_term(env, &stream.last_id)),
         (atoms::length(), stream.length.encode(env)),
-        (atoms::first_id(), optional(env, stream.first_id.as_ref(), |id| id_term(env, id))),
-        (atoms::max_deleted_id(), optional(env, stream.max_deleted_id.as_ref(), |id| id_term(env, id))),
-        (atoms::entries_added(), optional(env, stream.entries_added, |n| n.encode(env))),
-        (atoms::groups(), list(env, &stream.groups, |g| group_term(env, g))),
+        (
+            atoms::first_id(),
+            optional(env, stream.first_id.as_ref(), |id| id_term(env, id)),
+        ),
+        (
+            atoms::max_deleted_id(),
+            optional(env, stream.max_deleted_id.as_ref(), |id| id_term(env, id)),
+        ),
+        (
+            atoms::entries_added(),
+            optional(env, stream.entries_added, |n| n.encode(env)),
+        ),
+        (
+            atoms::groups(),
+            list(env, &stream.groups, |g| group_term(env, g)),
+        ),
     ];
     (atoms::stream(), entries, atom_map(env, &meta)).encode(env)
 }
@@ -181,15 +232,27 @@ fn group_term<'a>(env: Env<'a>, group: &ConsumerGroup) -> Term<'a> {
         let fields = [
             (atoms::name(), binary(env, &c.name)),
             (atoms::seen_time(), c.seen_time_ms.encode(env)),
-            (atoms::active_time(), optional(env, c.active_time_ms, |t| t.encode(env))),
-            (atoms::pending(), list(env, &c.pending, |id| id_term(env, id))),
+            (
+                atoms::active_time(),
+                optional(env, c.active_time_ms, |t| t.encode(env)),
+            ),
+            (
+                atoms::pending(),
+                list(env, &c.pending, |id| id_term(env, id)),
+            ),
         ];
         atom_map(env, &fields)
     });
     let fields = [
         (atoms::name(), binary(env, &group.name)),
-        (atoms::last_delivered_id(), id_term(env, &group.last_delivered_id)),
-        (atoms::entries_read(), optional(env, group.entries_read, |n| n.encode(env))),
+        (
+            atoms::last_delivered_id(),
+            id_term(env, &group.last_delivered_id),
+        ),
+        (
+            atoms::entries_read(),
+            optional(env, group.entries_read, |n| n.encode(env)),
+        ),
         (atoms::pending(), pending),
         (atoms::consumers(), consumers),
     ];
@@ -198,7 +261,7 @@ fn group_term<'a>(env: Env<'a>, group: &ConsumerGroup) -> Term<'a> {
 
 /// A map with atom keys (distinct by construction).
 pub fn atom_map<'a>(env: Env<'a>, pairs: &[(rustler::Atom, Term<'a>)]) -> Term<'a> {
-    pairs
-        .iter()
-        .fold(Term::map_new(env), |map, (k, v)| map.map_put(*k, *v).unwrap_or(map))
+    pairs.iter().fold(Term::map_new(env), |map, (k, v)| {
+        map.map_put(*k, *v).unwrap_or(map)
+    })
 }

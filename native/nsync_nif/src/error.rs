@@ -75,10 +75,15 @@ impl LinkError {
             LinkError::Send(p) => (atoms::send(), posix(env, p)).encode(env),
             LinkError::Recv(p) => (atoms::recv(), posix(env, p)).encode(env),
             LinkError::Eof => atoms::eof().encode(env),
-            LinkError::Repl(ReplError::Auth(msg)) => (atoms::auth(), binary(env, msg.as_bytes())).encode(env),
-            LinkError::Repl(ReplError::Master(msg)) => (atoms::master(), binary(env, msg.as_bytes())).encode(env),
+            LinkError::Repl(ReplError::Auth(msg)) => {
+                (atoms::auth(), binary(env, msg.as_bytes())).encode(env)
+            }
+            LinkError::Repl(ReplError::Master(msg)) => {
+                (atoms::master(), binary(env, msg.as_bytes())).encode(env)
+            }
             LinkError::Repl(ReplError::Rdb(err)) => {
-                let kind = rustler::Atom::from_str(env, err.kind()).map_or_else(|_| atoms::rdb().encode(env), |a| a.encode(env));
+                let kind = rustler::Atom::from_str(env, err.kind())
+                    .map_or_else(|_| atoms::rdb().encode(env), |a| a.encode(env));
                 (atoms::rdb(), kind, err.offset()).encode(env)
             }
             LinkError::Repl(err @ (ReplError::Resp(_) | ReplError::Protocol(_))) => {
@@ -96,7 +101,8 @@ impl LinkError {
 
 fn posix<'a>(env: Env<'a>, p: &Posix) -> Term<'a> {
     match p {
-        Posix::Atom(name) => rustler::Atom::from_str(env, name).map_or_else(|_| binary(env, name.as_bytes()), |a| a.encode(env)),
+        Posix::Atom(name) => rustler::Atom::from_str(env, name)
+            .map_or_else(|_| binary(env, name.as_bytes()), |a| a.encode(env)),
         Posix::Message(msg) => binary(env, msg.as_bytes()),
     }
 }

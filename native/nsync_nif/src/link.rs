@@ -139,15 +139,32 @@ impl Link {
             session.socket = None;
             return Err(LinkError::Closed);
         }
-        let mut batch = Batch { env, max, now_ms: unix_now_ms(), terms: Vec::new(), keys: 0, commands: 0 };
-        let connected = if session.socket.is_some() { Ok(()) } else { self.connect(&mut session) };
+        let mut batch = Batch {
+            env,
+            max,
+            now_ms: unix_now_ms(),
+            terms: Vec::new(),
+            keys: 0,
+            commands: 0,
+        };
+        let connected = if session.socket.is_some() {
+            Ok(())
+        } else {
+            self.connect(&mut session)
+        };
         let result = connected.and_then(|()| session.run(&mut batch, &self.closed));
         if let Err(err) = result {
-            let err = if self.is_closed() { LinkError::Closed } else { err };
+            let err = if self.is_closed() {
+                LinkError::Closed
+            } else {
+                err
+            };
             session.socket = None;
             session.replica.disconnected();
             self.set_shutdown_handle(None);
-            batch.terms.push((atoms::closed(), err.encode(env)).encode(env));
+            batch
+                .terms
+                .push((atoms::closed(), err.encode(env)).encode(env));
             if let Ok(mut details) = self.status.details.lock() {
                 details.last_error = Some(err);
             }
@@ -228,8 +245,14 @@ impl Link {
         let undefined = || atoms::undefined().encode(env);
         let (replid, last_error) = match status.details.lock() {
             Ok(details) => (
-                details.replid.as_ref().map_or_else(undefined, |id| binary(env, id)),
-                details.last_error.as_ref().map_or_else(undefined, |err| err.encode(env)),
+                details
+                    .replid
+                    .as_ref()
+                    .map_or_else(undefined, |id| binary(env, id)),
+                details
+                    .last_error
+                    .as_ref()
+                    .map_or_else(undefined, |err| err.encode(env)),
             ),
             Err(_) => (undefined(), LinkError::Poisoned.encode(env)),
         };
@@ -244,8 +267,14 @@ impl Link {
             (atoms::replid(), replid),
             (atoms::offset(), offset),
             (atoms::db(), status.db.load(Ordering::Acquire).encode(env)),
-            (atoms::keys_loaded(), status.keys_loaded.load(Ordering::Relaxed).encode(env)),
-            (atoms::commands(), status.commands.load(Ordering::Relaxed).encode(env)),
+            (
+                atoms::keys_loaded(),
+                status.keys_loaded.load(Ordering::Relaxed).encode(env),
+            ),
+            (
+                atoms::commands(),
+                status.commands.load(Ordering::Relaxed).encode(env),
+            ),
             (atoms::last_error(), last_error),
         ];
         encode::atom_map(env, &fields)
@@ -297,7 +326,12 @@ impl Session {
 
     /// Reads once (waiting at most `IDLE_WAIT`); false if nothing came.
     fn read(&mut self) -> Result<bool, LinkError> {
-        let Session { replica, socket, read_buf, last_received } = self;
+        let Session {
+            replica,
+            socket,
+            read_buf,
+            last_received,
+        } = self;
         let socket = socket.as_mut().ok_or(LinkError::Eof)?;
         match socket.read(read_buf) {
             Ok(0) => Err(LinkError::Eof),
@@ -322,12 +356,17 @@ impl Session {
         }
         let output = self.replica.take_output();
         let socket = self.socket.as_mut().ok_or(LinkError::Eof)?;
-        socket.write_all(&output).map_err(|err| LinkError::Send(Posix::from(&err)))
+        socket
+            .write_all(&output)
+            .map_err(|err| LinkError::Send(Posix::from(&err)))
     }
 }
 
 fn is_no_data(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 fn unix_now_ms() -> i64 {
