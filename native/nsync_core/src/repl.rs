@@ -342,7 +342,7 @@ impl Replica {
             .and_then(|p| p.replid.clone().map(|id| (id, p.offset)))
         {
             Some((replid, offset)) => {
-                let next = (offset + 1).to_string();
+                let next = offset.saturating_add(1).to_string();
                 self.send(&[&b"PSYNC"[..], &replid, next.as_bytes()]);
             }
             None => self.send(&[&b"PSYNC"[..], b"?", b"-1"]),
@@ -550,7 +550,10 @@ impl Replica {
             return Err(protocol("command stream without a position".into()));
         };
         let offset_before = position.offset;
-        position.offset += command.wire_len as i64;
+        // Saturating: a lying master must not make us overflow (and panic in debug).
+        position.offset = position
+            .offset
+            .saturating_add(i64::try_from(command.wire_len).unwrap_or(i64::MAX));
         if command.args.is_empty() || command.arg_is(0, b"ping") {
             return Ok(Progress::Again);
         }
@@ -1023,6 +1026,18 @@ mod tests {
         let result = std::iter::from_fn(|| replica.next_event().transpose()).find_map(Result::err);
         assert!(matches!(result, Some(ReplError::Protocol(_))));
         assert_eq!(replica.position(), None);
+    }
+
+    #[test]
+    fn offsets_near_the_limit_do_not_overflow() {
+        let mut replica = resumed_at(i64::MAX - 1, 0);
+        replica.feed(b"+CONTINUE\r\n");
+        replica.next_event().unwrap();
+        replica.feed(&cmd(&["SET", "k", "v"]));
+        assert!(replica.next_event().unwrap().is_some());
+        assert_eq!(replica.position().unwrap().offset, i64::MAX);
+        let psync = handshake(&mut replica);
+        assert!(psync.ends_with(&format!("{}\r\n", i64::MAX)));
     }
 
     #[test]
