@@ -8,7 +8,9 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -22,6 +24,9 @@ use crate::error::{LinkError, Posix};
 
 /// A poll with nothing to deliver returns after waiting this long.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// A poll waits this long for a connection being made, then returns (the
+/// next poll waits again: resolving and connecting may take longer).
+const CONNECT_WAIT: Duration = Duration::from_millis(900);
 /// A poll stops reading after this long even if data keeps coming.
 const CALL_BUDGET: Duration = Duration::from_millis(900);
 /// A blocked send gives up after this long (the master is not reading).
@@ -67,9 +72,13 @@ struct Details {
     last_error: Option<LinkError>,
 }
 
+/// The outcome of a connection attempt made by a helper thread.
+type PendingConnect = Receiver<Result<TcpStream, LinkError>>;
+
 struct Session {
     replica: Replica,
     socket: Option<TcpStream>,
+    connecting: Option<PendingConnect>,
     read_buf: Box<[u8]>,
     last_received: Instant,
 }
@@ -110,6 +119,7 @@ impl Link {
             session: Mutex::new(Session {
                 replica,
                 socket: None,
+                connecting: None,
                 read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
                 last_received: Instant::now(),
             }),
@@ -134,9 +144,11 @@ impl Link {
     /// `max` of them, or the time is up. A failure ends the batch with
     /// `{closed, Reason}`; the next poll reconnects.
     fn poll<'a>(&self, env: Env<'a>, max: usize) -> Result<Vec<Term<'a>>, LinkError> {
+        let started = Instant::now();
         let mut session = self.session.lock().map_err(|_| LinkError::Poisoned)?;
         if self.is_closed() {
             session.socket = None;
+            session.connecting = None;
             return Err(LinkError::Closed);
         }
         let mut batch = Batch {
@@ -148,11 +160,14 @@ impl Link {
             commands: 0,
         };
         let connected = if session.socket.is_some() {
-            Ok(())
+            Ok(true)
         } else {
             self.connect(&mut session)
         };
-        let result = connected.and_then(|()| session.run(&mut batch, &self.closed));
+        let result = connected.and_then(|up| match up {
+            true => session.run(&mut batch, started, &self.closed),
+            false => Ok(()),
+        });
         if let Err(err) = result {
             let err = if self.is_closed() {
                 LinkError::Closed
@@ -173,19 +188,26 @@ impl Link {
         Ok(batch.terms)
     }
 
-    fn connect(&self, session: &mut Session) -> Result<(), LinkError> {
+    /// Starts or continues connecting; true once connected.
+    fn connect(&self, session: &mut Session) -> Result<bool, LinkError> {
         self.status.state.store(STATE_CONNECTING, Ordering::Release);
-        let addrs = (self.config.host.as_str(), self.config.port)
-            .to_socket_addrs()
-            .map_err(|_| LinkError::Nxdomain)?;
-        let mut failure = LinkError::Nxdomain;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
-                Ok(socket) => return self.attach(session, socket),
-                Err(err) => failure = LinkError::Connect(Posix::from(&err)),
+        let pending = match session.connecting.take() {
+            Some(pending) => pending,
+            None => spawn_connect(&self.config)?,
+        };
+        match pending.recv_timeout(CONNECT_WAIT) {
+            Ok(outcome) => {
+                self.attach(session, outcome?)?;
+                Ok(true)
             }
+            Err(RecvTimeoutError::Timeout) => {
+                session.connecting = Some(pending);
+                Ok(false)
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(LinkError::Connect(Posix::Message(
+                "connecting thread ended without an answer".into(),
+            ))),
         }
-        Err(failure)
     }
 
     fn attach(&self, session: &mut Session, socket: TcpStream) -> Result<(), LinkError> {
@@ -212,6 +234,7 @@ impl Link {
     fn publish(&self, session: &Session, batch: &Batch) {
         let state = match (session.socket.is_some(), session.replica.state()) {
             _ if self.is_closed() => STATE_CLOSED,
+            (false, _) if session.connecting.is_some() => STATE_CONNECTING,
             (false, _) | (true, State::Disconnected) => STATE_IDLE,
             (true, State::Handshake) => STATE_HANDSHAKE,
             (true, State::Loading) => STATE_LOADING,
@@ -297,8 +320,12 @@ impl Link {
 }
 
 impl Session {
-    fn run(&mut self, batch: &mut Batch, closed: &AtomicBool) -> Result<(), LinkError> {
-        let started = Instant::now();
+    fn run(
+        &mut self,
+        batch: &mut Batch,
+        started: Instant,
+        closed: &AtomicBool,
+    ) -> Result<(), LinkError> {
         loop {
             if closed.load(Ordering::Acquire) {
                 return Err(LinkError::Closed);
@@ -331,6 +358,7 @@ impl Session {
             socket,
             read_buf,
             last_received,
+            ..
         } = self;
         let socket = socket.as_mut().ok_or(LinkError::Eof)?;
         match socket.read(read_buf) {
@@ -360,6 +388,37 @@ impl Session {
             .write_all(&output)
             .map_err(|err| LinkError::Send(Posix::from(&err)))
     }
+}
+
+/// Resolves and connects in a thread of its own, so that neither a slow DNS
+/// answer nor a long connect timeout blocks a poll.
+fn spawn_connect(config: &LinkConfig) -> Result<PendingConnect, LinkError> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let (host, port, timeout) = (config.host.clone(), config.port, config.connect_timeout);
+    thread::Builder::new()
+        .name("nsync-connect".into())
+        .spawn(move || {
+            // The link may be gone by now: then nobody listens, and the
+            // socket is dropped.
+            let _ = sender.send(connect_to(&host, port, timeout));
+        })
+        .map_err(|err| LinkError::Connect(Posix::from(&err)))?;
+    Ok(receiver)
+}
+
+/// Tries each address of `host` in turn.
+fn connect_to(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, LinkError> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|_| LinkError::Nxdomain)?;
+    let mut failure = LinkError::Nxdomain;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(socket) => return Ok(socket),
+            Err(err) => failure = LinkError::Connect(Posix::from(&err)),
+        }
+    }
+    Err(failure)
 }
 
 fn is_no_data(err: &io::Error) -> bool {
