@@ -154,7 +154,7 @@ handle_info(poll, #state{nif = Nif} = State) ->
     Result = nsync_nif:poll(Nif, ?BATCH),
     case Result of
         {ok, Events} -> after_batch(Events, handle_events(Events, State));
-        {error, Reason} -> after_batch([], connection_lost(Reason, State))
+        {error, Reason} -> after_batch([], connection_lost(Reason, reopen(Reason, State)))
     end;
 handle_info({'EXIT', _From, normal}, State) ->
     {noreply, State};
@@ -289,11 +289,19 @@ retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
     State#state{status = disconnected, attempts = N + 1, last_error = Reason,
                 retry_delay = Delay}.
 
+%% The NIF link is unusable (poisoned): start over with a new one, which
+%% costs a full resync (the mirror swaps tables as usual) but keeps the link.
+reopen(Reason, #state{nif = Old, config = Config} = State) ->
+    ?LOG_ERROR("nsync: the link to ~s failed (~0p); starting over with a full "
+               "resync", [master(State), Reason]),
+    nsync_nif:close(Old),
+    {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(Config)),
+    State#state{nif = Nif}.
+
 %% With `{block, true}', failing to reach or log into the master at all is
 %% reported to the caller rather than retried until the timeout.
 fails_blocking_start({connect, _}) -> true;
 fails_blocking_start({auth, _}) -> true;
-fails_blocking_start({resolve, _}) -> true;
 fails_blocking_start(_) -> false.
 
 notify_waiter(_Msg, #state{waiter = undefined} = State) ->
