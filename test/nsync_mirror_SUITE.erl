@@ -8,14 +8,14 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
--export([direct_7_0/1, link_7_0_disk/1, link_7_0_diskless/1,
+-export([direct_7_0/1, stream_7_0/1, stream_6_2/1, link_7_0_disk/1, link_7_0_diskless/1,
          link_6_2_disk/1, link_6_2_diskless/1]).
 
 -define(COUNT, 10000).
 
 -spec all() -> [atom() | {group, atom()}].
 all() ->
-    [direct_7_0, {group, link}].
+    [direct_7_0, stream_7_0, stream_6_2, {group, link}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
@@ -33,6 +33,8 @@ end_per_suite(_Config) -> ok.
 init_per_testcase(Case, Config) ->
     {Version, Diskless} = case Case of
                               direct_7_0 -> {'7.0', false};
+                              stream_7_0 -> {'7.0', false};
+                              stream_6_2 -> {'6.2', false};
                               link_7_0_disk -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
@@ -108,7 +110,7 @@ link_case(Config) ->
     Port = nsync_test_redis:port(Server),
     %% some data before the link so the snapshot carries every type
     _ = nsync_workload:run(Server, #{seed => 7, count => 500, version => Version, mode => link}),
-    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}]),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}]),
     try
         Kill = fun() ->
                        N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
@@ -131,6 +133,49 @@ link_case(Config) ->
         nsync:stop(Link)
     end,
     ok.
+
+%% @doc Redis 7.0 through the real replication stream, read by a minimal
+%% test replica (PSYNC, snapshot of an empty db skipped, RESP commands applied
+%% with `nsync_mirror:apply_cmd/4', ACKs, link killed and resumed with
+%% PSYNC replid offset): the mirror's logic over the forms the master really
+%% propagates, independent of the NIF link; zero mismatches.
+-spec stream_7_0(list()) -> ok.
+stream_7_0(Config) -> stream_case(Config).
+%% @doc As stream_7_0 with Redis 6.2 (relative expiry forms).
+-spec stream_6_2(list()) -> ok.
+stream_6_2(Config) -> stream_case(Config).
+
+stream_case(Config) ->
+    Server = ?config(server, Config),
+    Version = ?config(version, Config),
+    Reader = nsync_mirror_test_replica:start(nsync_test_redis:port(Server)),
+    Kill = fun() ->
+                   N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+                   ct:pal("killed ~p replica link(s)", [N])
+           end,
+    Stats = nsync_workload:run(Server, #{seed => 31337, count => ?COUNT, version => Version, mode => link,
+                                         at => [{?COUNT div 2, Kill}]}),
+    report(Stats),
+    timer:sleep(2500),
+    touch_all(Server),
+    ok = wait_offset(Server, Reader, 60),
+    #{tid := Tid, unhandled := Unhandled, resumes := Resumes} = nsync_mirror_test_replica:status(Reader),
+    ct:pal("unhandled: ~p; partial resyncs: ~p", [Unhandled, Resumes]),
+    Mis = nsync_workload:compare(Server, Tid, #{version => Version}),
+    report_mismatches(Mis),
+    nsync_mirror_test_replica:stop(Reader),
+    ?assertEqual([], Mis),
+    ?assert(Resumes >= 1),
+    ok.
+
+wait_offset(_Server, _Reader, 0) -> {error, not_caught_up};
+wait_offset(Server, Reader, N) ->
+    Info = nsync_test_redis:info(Server, <<"replication">>),
+    Master = binary_to_integer(maps:get(<<"master_repl_offset">>, Info)),
+    case maps:get(offset, nsync_mirror_test_replica:status(Reader)) >= Master of
+        true -> ok;
+        false -> timer:sleep(500), wait_offset(Server, Reader, N - 1)
+    end.
 
 %%% ------------------------------------------------------------ helpers
 
