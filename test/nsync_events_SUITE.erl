@@ -11,8 +11,8 @@
 -export([all/0, suite/0, groups/0, init_per_group/2, end_per_group/2,
          init_per_testcase/2, end_per_testcase/2]).
 -export([callback_mf/1, callback_mfa/1, callback_fun/1, callback_pid/1,
-         value_types/1, routing_by_return/1, raising_callback/1, db_filter/1,
-         two_links_two_masters/1]).
+         value_types/1, routing_by_return/1, unhandled_command/1, raising_callback/1,
+         db_filter/1, two_links_two_masters/1]).
 -export([route_prefix/1]).
 
 -define(T, 10000).
@@ -26,7 +26,8 @@ all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redi
 -spec groups() -> [tuple()].
 groups() ->
     Cases = [callback_mf, callback_mfa, callback_fun, callback_pid, value_types,
-             routing_by_return, raising_callback, db_filter, two_links_two_masters],
+             routing_by_return, unhandled_command, raising_callback, db_filter,
+             two_links_two_masters],
     [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -127,6 +128,25 @@ routing_by_return(Config) ->
     <<"OK">> = C([<<"FLUSHALL">>]),
     nsync_test_events:wait_until(
       fun() -> ets:info(nsync:tid(foo), size) + ets:info(nsync:tid(bar), size) =:= 0 end, ?T),
+    ok = nsync:stop(Pid).
+
+%% @doc A command the mirror cannot apply (PFADD) reaches the callback as
+%% {cmd, ...} then {error, {unhandled, Cmd}}, and is counted in status.
+-spec unhandled_command(ct_suite:ct_config()) -> ok.
+unhandled_command(Config) ->
+    S = ?config(server, Config),
+    Self = self(),
+    Cb = fun(Event) -> Self ! Event, table end,
+    {ok, Pid} = nsync:start_link(opts(Config, [{callback, Cb}, {block, true}, {timeout, ?T}])),
+    [] = nsync_test_events:collect_load(?T),
+    1 = nsync_test_redis:cmd(S, [<<"PFADD">>, <<"hll">>, <<"a">>]),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"k">>, <<"v">>]),
+    {cmd, <<"pfadd">>, [<<"hll">>, <<"a">>]} = nsync_test_events:next(?T),
+    {error, {unhandled, <<"pfadd">>}} = nsync_test_events:next(?T),
+    {cmd, <<"set">>, [<<"k">>, <<"v">>]} = nsync_test_events:next(?T),
+    #{unhandled := 1} = nsync:status(Pid),
+    [] = nsync:lookup(table, <<"hll">>),
+    [{<<"k">>, <<"v">>}] = nsync:lookup(table, <<"k">>),
     ok = nsync:stop(Pid).
 
 %% @doc A callback that raises is logged and does not stop the link: later
