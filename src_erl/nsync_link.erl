@@ -11,7 +11,8 @@
 %%% `nsync:tid/1') records the owning link and the table. A full sync always
 %%% loads into new tables; readers keep the previous tables until the
 %%% snapshot is complete, then the registry switches to the new tables at once
-%%% and the old ones are deleted.
+%%% and the old ones are deleted a little later (a reader that looked one up
+%%% just before the switch can still finish).
 %%%
 %%% Connection failures: the link reconnects by itself (the NIF resumes with
 %%% PSYNC) with exponential backoff and jitter. An authentication failure is
@@ -42,6 +43,9 @@
 -define(BACKOFF_START_MS, 100).
 -define(BACKOFF_CAP_MS, 10000).
 -define(CALLBACK_LOG_INTERVAL_MS, 1000).
+%% Tables replaced by a full resync stay this long, so that a reader that
+%% looked a table up just before the switch can still use it.
+-define(RETIRED_GRACE_MS, 2000).
 %% Commands that span the dataset: applied to every table of the link.
 -define(DATASET_CMDS, [<<"flushall">>, <<"flushdb">>, <<"swapdb">>]).
 
@@ -56,6 +60,8 @@
           live = #{} :: #{atom() => term()},
           %% tables being filled by the current full sync, published at its end
           loading :: #{atom() => term()} | undefined,
+          %% replaced tables, deleted after a grace period
+          retired = #{} :: #{reference() => [term()]},
           keys_loaded = 0 :: non_neg_integer(),
           commands = 0 :: non_neg_integer(),
           unhandled = 0 :: non_neg_integer(),
@@ -156,6 +162,10 @@ handle_info(poll, #state{nif = Nif} = State) ->
         {ok, Events} -> after_batch(Events, handle_events(Events, State));
         {error, Reason} -> after_batch([], connection_lost(Reason, reopen(Reason, State)))
     end;
+handle_info({delete_retired, Ref}, #state{retired = Retired} = State) ->
+    {Mirrors, Retired1} = maps:take(Ref, Retired),
+    lists:foreach(fun nsync_mirror:delete/1, Mirrors),
+    {noreply, State#state{retired = Retired1}};
 handle_info({'EXIT', _From, normal}, State) ->
     {noreply, State};
 handle_info({'EXIT', _From, Reason}, State) ->
@@ -165,13 +175,14 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading}) ->
+terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading, retired = Retired}) ->
     nsync_nif:close(Nif),
     Self = self(),
     [persistent_term:erase({?MODULE, Name})
      || Name <- maps:keys(Live),
         element(1, persistent_term:get({?MODULE, Name}, {none, none})) =:= Self],
-    [nsync_mirror:delete(M) || M <- maps:values(Live) ++ loading_mirrors(Loading)],
+    [nsync_mirror:delete(M) || M <- maps:values(Live) ++ loading_mirrors(Loading)
+                                    ++ lists:append(maps:values(Retired))],
     ok.
 
 %%% =========================================================== internal
@@ -482,20 +493,17 @@ report_once(Key, #state{reported = Reported} = State, Log) ->
         false -> Log(), State#state{reported = sets:add_element(Key, Reported)}
     end.
 
-%% The new snapshot is complete: readers switch to its tables at once, then
-%% the old tables go. Names of the old snapshot absent from the new one keep
+%% The new snapshot is complete: readers switch to its tables at once; the
+%% old tables go after a grace period. Names of the old snapshot absent from the new one keep
 %% an empty table (they were all in `loading' from the start).
 publish_loading(#state{loading = undefined} = State) ->
     State;
-publish_loading(#state{loading = Loading, live = Live} = State) ->
+publish_loading(#state{loading = Loading, live = Live, retired = Retired} = State) ->
     maps:foreach(fun register_table/2, Loading),
-    maps:foreach(fun(Name, Old) ->
-                         case Loading of
-                             #{Name := _} -> nsync_mirror:delete(Old);
-                             _ -> ok
-                         end
-                 end, Live),
-    State#state{live = maps:merge(Live, Loading), loading = undefined}.
+    Ref = make_ref(),
+    erlang:send_after(?RETIRED_GRACE_MS, self(), {delete_retired, Ref}),
+    State#state{live = maps:merge(Live, Loading), loading = undefined,
+                retired = Retired#{Ref => maps:values(maps:with(maps:keys(Loading), Live))}}.
 
 discard_loading(#state{loading = Loading} = State) ->
     [nsync_mirror:delete(M) || M <- loading_mirrors(Loading)],

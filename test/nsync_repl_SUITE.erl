@@ -106,7 +106,7 @@ kill_resumes_partially(Config) ->
 %% @doc With a tiny backlog and many writes while the link is down, the
 %% master forces a full resync: readers see the old complete table until the
 %% new one is complete (never a partial one), then the new one at once; the
-%% old table is deleted and no stale key survives.
+%% old table is deleted after a short grace period and no stale key survives.
 -spec full_resync_swaps_mirror(ct_suite:ct_config()) -> ok.
 full_resync_swaps_mirror(Config) ->
     S = ?config(server, Config),
@@ -131,7 +131,7 @@ full_resync_swaps_mirror(Config) ->
       fun() -> stat(S, <<"sync_full">>) =:= FullBefore + 1 andalso same_keys(S) end, ?T),
     NewTid = nsync:tid(),
     ?assertNotEqual(OldTid, NewTid),
-    undefined = ets:info(OldTid),
+    nsync_test_events:wait_until(fun() -> ets:info(OldTid) =:= undefined end, 5000),
     [] = ets:lookup(NewTid, <<"stale">>),
     8000 = ets:info(NewTid, size),
     {MinSeen, Tids} = stop_reader(Reader),
