@@ -27,7 +27,8 @@
 %% API
 -export([start_link/2, status/1, table/1]).
 %% gen_server callbacks
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
+         format_status/1]).
 %% proc_lib entry point
 -export([init_it/2]).
 
@@ -184,6 +185,13 @@ terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading, retired = R
     [nsync_mirror:delete(M) || M <- maps:values(Live) ++ loading_mirrors(Loading)
                                     ++ lists:append(maps:values(Retired))],
     ok.
+
+%% @private Keeps the password out of crash reports and sys:get_status/1.
+-spec format_status(map()) -> map().
+format_status(#{state := #state{config = Config} = State} = Status) ->
+    Status#{state := State#state{config = Config#{pass := redacted}}};
+format_status(Status) ->
+    Status.
 
 %%% =========================================================== internal
 

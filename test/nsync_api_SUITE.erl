@@ -218,7 +218,8 @@ default_name_taken(Config) ->
     ok = nsync:stop(Pid2),
     ok = nsync:stop(Pid).
 
-%% @doc The right password (and ACL user `default' with it) syncs.
+%% @doc The right password (and ACL user `default' with it) syncs; the
+%% password does not show in sys:get_status/1 (nor in crash reports).
 -spec user_and_pass(ct_suite:ct_config()) -> ok.
 user_and_pass(Config) ->
     S = ?config(server, Config),
@@ -226,6 +227,7 @@ user_and_pass(Config) ->
     {ok, Pid} = nsync:start_link(opts(Config, [{pass, <<"s3cret">>}, {block, true},
                                                {timeout, ?T}])),
     [{<<"a">>, <<"1">>}] = ets:lookup(nsync:tid(), <<"a">>),
+    nomatch = string:find(io_lib:format("~p", [sys:get_status(Pid)]), "s3cret"),
     ok = nsync:stop(Pid),
     {ok, Pid2} = nsync:start_link(opts(Config, [{user, "default"}, {pass, "s3cret"},
                                                 {block, true}, {timeout, ?T}])),
