@@ -13,7 +13,8 @@
          wrong_password_blocking/1, missing_password_blocking/1,
          wrong_password_not_blocking/1, unreachable_not_blocking/1,
          block_returns_loaded/1, block_timeout_stops_link/1,
-         status_and_stop/1, default_name_taken/1, user_and_pass/1]).
+         status_and_stop/1, default_name_taken/1, user_and_pass/1,
+         password_changed_is_fatal/1]).
 
 -define(T, 10000).
 
@@ -29,7 +30,7 @@ groups() ->
     Cases = [wrong_password_blocking, missing_password_blocking,
              wrong_password_not_blocking, block_returns_loaded,
              block_timeout_stops_link, status_and_stop, default_name_taken,
-             user_and_pass],
+             user_and_pass, password_changed_is_fatal],
     [{redis70, [], Cases}, {redis62, [], Cases}].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -46,6 +47,7 @@ init_per_testcase(Case, Config) ->
                missing_password_blocking -> #{pass => <<"s3cret">>};
                wrong_password_not_blocking -> #{pass => <<"s3cret">>};
                user_and_pass -> #{pass => <<"s3cret">>};
+               password_changed_is_fatal -> #{pass => <<"s3cret">>};
                block_timeout_stops_link -> #{diskless => true};
                _ -> #{}
            end,
@@ -233,6 +235,28 @@ user_and_pass(Config) ->
                                                 {block, true}, {timeout, ?T}])),
     [{<<"a">>, <<"1">>}] = ets:lookup(nsync:tid(), <<"a">>),
     ok = nsync:stop(Pid2).
+
+%% @doc The master's password changes and the connection drops: the
+%% callback gets {error, closed}, the reconnect is refused, and the link
+%% stops with {shutdown, {auth, Msg}} rather than retrying forever.
+-spec password_changed_is_fatal(ct_suite:ct_config()) -> ok.
+password_changed_is_fatal(Config) ->
+    S = ?config(server, Config),
+    process_flag(trap_exit, true),
+    {ok, Pid} = nsync:start_link(opts(Config, [{pass, "s3cret"}, {callback, self()},
+                                               {block, true}, {timeout, ?T}])),
+    [] = nsync_test_events:collect_load(?T),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"CONFIG">>, <<"SET">>, <<"requirepass">>,
+                                        <<"changed">>]),
+    1 = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+    {error, closed} = nsync_test_events:next(?T),
+    receive
+        {'EXIT', Pid, {shutdown, {auth, <<"WRONGPASS", _/binary>>}}} -> ok
+    after ?T -> ct:fail(link_did_not_stop)
+    end,
+    nsync_test_events:no_event(0),
+    process_flag(trap_exit, false),
+    ok.
 
 %%% ----------------------------------------------------------- helpers
 
