@@ -119,7 +119,7 @@ unreachable_not_blocking(_Config) ->
     nsync_test_events:no_event(0),
     ok = nsync:stop(Pid).
 
-%% @doc A wrong password with {block, true}: {error, {auth, <<"WRONGPASS...">>}}.
+%% @doc A wrong password with {block, true}: `{error, {auth, <<"WRONGPASS...">>}}'.
 -spec wrong_password_blocking(ct_suite:ct_config()) -> ok.
 wrong_password_blocking(Config) ->
     {error, {auth, <<"WRONGPASS", _/binary>>}} =
@@ -127,7 +127,7 @@ wrong_password_blocking(Config) ->
     [] = link_processes(),
     ok.
 
-%% @doc No password for a master that needs one: {error, {auth, <<"NOAUTH...">>}}.
+%% @doc No password for a master that needs one: `{error, {auth, <<"NOAUTH...">>}}'.
 -spec missing_password_blocking(ct_suite:ct_config()) -> ok.
 missing_password_blocking(Config) ->
     {error, {auth, <<"NOAUTH", _/binary>>}} =
