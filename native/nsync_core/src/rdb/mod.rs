@@ -385,15 +385,15 @@ impl Core {
                 let expires_slot_size = r.length()?;
                 Item::SlotInfo { slot, slot_size, expires_slot_size }
             }
-            ty if ty < RDB_TYPE_NUMBERS_END => return self.key(ty, r, mark),
+            ty if ty < RDB_TYPE_NUMBERS_END => return self.key(ty, offset, r, mark),
             opcode => return Err(Stop::Error(RdbError::UnknownOpcode { opcode, offset })),
         };
         Ok(Some(item))
     }
 
-    fn key(&mut self, ty: u8, r: &mut Reader, mark: &mut usize) -> Read<Option<Item>> {
+    fn key(&mut self, ty: u8, type_offset: u64, r: &mut Reader, mark: &mut usize) -> Read<Option<Item>> {
         let key = r.bytes()?;
-        match value::start(r, ty, self.valkey)? {
+        match value::start(r, ty, type_offset, self.valkey)? {
             Start::Complete(value) => {
                 let meta = std::mem::take(&mut self.meta);
                 Ok(Some(self.entry(key, meta, value)))
@@ -439,3 +439,6 @@ impl Core {
         Ok(Some(Item::Eof))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,9 +53,9 @@ fn vec_for<T>(declared: u64) -> Vec<T> {
     Vec::with_capacity(usize::try_from(declared).map_or(PREALLOC_MAX, |n| n.min(PREALLOC_MAX)))
 }
 
-/// Reads the start of a value of type `ty` (the key was already read).
-pub(crate) fn start(r: &mut Reader, ty: u8, valkey: bool) -> Read<Start> {
-    let type_offset = r.offset().saturating_sub(1);
+/// Reads the start of a value of type `ty` (the key was already read; the
+/// type byte was at `type_offset`).
+pub(crate) fn start(r: &mut Reader, ty: u8, type_offset: u64, valkey: bool) -> Read<Start> {
     let elements = |r: &mut Reader, kind_of: fn(u64) -> Kind| -> Read<Start> {
         let left = r.length()?;
         Ok(Start::Elements(Elements { left, kind: kind_of(left) }))
