@@ -104,7 +104,7 @@ impl Parser {
 
     /// Appends bytes of the snapshot (and possibly bytes past its end).
     pub fn feed(&mut self, data: &[u8]) {
-        self.input.pending.extend_from_slice(data);
+        self.input.feed(data);
     }
 
     /// The next record, `Incomplete` if more bytes are needed, `Done` after
@@ -114,13 +114,19 @@ impl Parser {
             match &self.core.state {
                 State::Failed(e) => return Err(e.clone()),
                 State::Done => return Ok(Status::Done),
-                State::Checksum => self.input.flush_crc(),
                 _ => {}
             }
             if !self.input.ready() {
                 return Ok(Status::Incomplete);
             }
-            let crc = self.input.crc.value();
+            // The checksum covers everything up to the EOF opcode.
+            let crc = match self.core.state {
+                State::Checksum => {
+                    self.input.flush_crc();
+                    self.input.crc.value()
+                }
+                _ => 0,
+            };
             let mut mark = 0;
             let mut r = Reader::new(&self.input.cur, self.input.pos, self.input.offset);
             let result = self.core.step(&mut r, &mut mark, crc);
@@ -191,6 +197,19 @@ struct Input {
 }
 
 impl Input {
+    fn feed(&mut self, data: &[u8]) {
+        // Move the unconsumed tail (the start of a record, usually short)
+        // to the new bytes, so merging them later needs no copy.
+        if self.pending.is_empty() && self.pos < self.cur.len() {
+            self.flush_crc();
+            self.pending.extend_from_slice(self.cur.get(self.pos..).unwrap_or_default());
+            self.cur = Bytes::new();
+            self.pos = 0;
+            self.hashed = 0;
+        }
+        self.pending.extend_from_slice(data);
+    }
+
     /// Whether enough bytes are at hand for the next attempt (merging the
     /// pending bytes into `cur` if they are needed).
     fn ready(&mut self) -> bool {

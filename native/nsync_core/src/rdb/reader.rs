@@ -188,7 +188,10 @@ impl<'a> Reader<'a> {
 
     /// A string's client-visible bytes (keys, blobs, names).
     pub(crate) fn bytes(&mut self) -> Read<Bytes> {
-        Ok(self.string()?.to_bytes())
+        Ok(match self.string()? {
+            Str::Raw(b) => b,
+            Str::Int(i) => Bytes::from(i.to_string()),
+        })
     }
 
     fn lzf(&mut self) -> Read<Bytes> {
