@@ -9,8 +9,6 @@ use std::path::Path;
 use common::{corpus_dir, diff_with_expected, parse_chunked, End};
 use nsync_core::rdb::RdbError;
 
-/// What a file without expected JSON must do (corpus README).
-
 fn check(path: &str) {
     let file = corpus_dir().join(path);
     let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

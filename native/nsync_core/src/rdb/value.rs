@@ -144,12 +144,10 @@ fn pairs_error(offset: u64) -> RdbError {
 }
 
 fn hash_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
-    if items.len() % 2 != 0 {
-        return Err(pairs_error(offset));
-    }
     let mut fields = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
-    while let (Some(field), Some(value)) = (it.next(), it.next()) {
+    while let Some(field) = it.next() {
+        let value = it.next().ok_or(pairs_error(offset))?;
         fields.push(HashField { field, value, expire_at_ms: None });
     }
     Ok(Value::Hash(fields))
@@ -157,28 +155,24 @@ fn hash_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
 
 /// Listpack hashes with field TTLs: (field, value, absolute ms or 0) triplets.
 fn hash_from_triplets(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
-    if items.len() % 3 != 0 {
-        return Err(RdbError::Corrupt { what: "listpack hash with TTLs", offset });
-    }
+    let corrupt = RdbError::Corrupt { what: "listpack hash with TTLs", offset };
     let mut fields = Vec::with_capacity(items.len() / 3);
     let mut it = items.into_iter();
-    while let (Some(field), Some(value), Some(ttl)) = (it.next(), it.next(), it.next()) {
-        let ttl = str_to_i64(&ttl).ok_or(RdbError::Corrupt { what: "hash field TTL", offset })?;
+    while let Some(field) = it.next() {
+        let value = it.next().ok_or(corrupt.clone())?;
+        let ttl = it.next().as_ref().and_then(str_to_i64).ok_or(corrupt.clone())?;
         fields.push(HashField { field, value, expire_at_ms: (ttl != 0).then_some(ttl) });
     }
     Ok(Value::Hash(fields))
 }
 
 fn zset_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
-    if items.len() % 2 != 0 {
-        return Err(pairs_error(offset));
-    }
     let mut members = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
-    while let (Some(member), Some(score)) = (it.next(), it.next()) {
-        let score = match &score {
-            Str::Int(i) => *i as f64,
-            Str::Raw(text) => parse_f64(text).ok_or(RdbError::Corrupt { what: "zset score", offset })?,
+    while let Some(member) = it.next() {
+        let score = match it.next().ok_or(pairs_error(offset))? {
+            Str::Int(i) => i as f64,
+            Str::Raw(text) => parse_f64(&text).ok_or(RdbError::Corrupt { what: "zset score", offset })?,
         };
         members.push((score, member));
     }
