@@ -151,9 +151,9 @@ DATASETS = {
     # big_1g is built server side with DEBUG POPULATE (see main)
 }
 
-# big_1g: 4.2M keys of 256-byte values, rdbcompression off -> ~1.15 GB file
-BIG_KEYS = 4_200_000
-BIG_VALUE = 256
+# big_1g: 24M keys of 32-byte values (S1-like), rdbcompression off -> ~1.13 GB
+BIG_KEYS = 24_000_000
+BIG_VALUE = 32
 
 
 # ---------------------------------------------------------------- server
