@@ -5,7 +5,7 @@
 //! cargo run --release -p nsync_core --example parse_bench -- [OPTIONS] FILE...
 //!   --runs N         timed runs per parser and file (default 5)
 //!   --chunk BYTES    read size (default 65536)
-//!   --parsers LIST   comma-separated subset of read,nsync,rdb (default all)
+//!   --parsers LIST   comma-separated subset of read,crc,nsync,rdb (default all)
 //! ```
 //!
 //! Every run is a fresh child process (this binary re-executed with
@@ -17,7 +17,10 @@
 //! (nsync, rdb, nsync, rdb, ...) so machine noise hits both alike; the file
 //! is read once before timing so both parse from the page cache.
 //!
-//! `read` is a baseline: the same 64 KiB reads with no parsing.
+//! Baselines: `read` does the same 64 KiB reads with no parsing; `crc` adds
+//! only the CRC-64 (the `crc` crate with a 16-way table, as nsync_core uses)
+//! over them: the part of nsync's time that goes to verifying the checksum,
+//! which the `rdb` crate does not do.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -48,7 +51,7 @@ fn main() {
     }
     let mut runs = 5usize;
     let mut chunk = DEFAULT_CHUNK;
-    let mut parsers: Vec<String> = vec!["read".into(), "nsync".into(), "rdb".into()];
+    let mut parsers: Vec<String> = vec!["read".into(), "crc".into(), "nsync".into(), "rdb".into()];
     let mut files = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -64,14 +67,14 @@ fn main() {
                     .collect()
             }
             "-h" | "--help" => {
-                eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,nsync,rdb] FILE...");
+                eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...");
                 return;
             }
             _ => files.push(a),
         }
     }
     if files.is_empty() {
-        eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,nsync,rdb] FILE...");
+        eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...");
         exit(2);
     }
     let exe = std::env::current_exe().expect("current_exe");
@@ -119,8 +122,8 @@ fn main() {
             let hwm = rs.iter().map(|r| r.hwm_kb).max().unwrap_or(0);
             let touched = rs.first().map(|r| r.touched).unwrap_or(0);
             black_box(touched);
-            let keys_s = if name == "read" { "-".to_string() } else { format!("{:.2}M", keys as f64 / med / 1e6) };
-            let keys_c = if name == "read" { "-".to_string() } else { keys.to_string() };
+            let keys_s = if name == "read" || name == "crc" { "-".to_string() } else { format!("{:.2}M", keys as f64 / med / 1e6) };
+            let keys_c = if name == "read" || name == "crc" { "-".to_string() } else { keys.to_string() };
             println!(
                 "| {short} | {mb:.1} | {name} | {keys_c} | {med:.4} ({:.4}-{:.4}) | {:.0} | {keys_s} | {:.1} | {} |",
                 t[0],
@@ -216,6 +219,7 @@ fn child(args: &[String]) {
     let t = Instant::now();
     let res = match parser {
         "read" => read_only(file, chunk),
+        "crc" => crc_only(file, chunk),
         "nsync" => parse_nsync(file, chunk),
         "rdb" => parse_rdb(file, chunk),
         other => Err(format!("unknown parser {other}")),
@@ -256,6 +260,21 @@ fn read_only(path: &str, chunk: usize) -> Result<(u64, u64), String> {
         total += black_box(&buf[..n]).len() as u64;
     }
     Ok((0, total))
+}
+
+fn crc_only(path: &str, chunk: usize) -> Result<(u64, u64), String> {
+    static CRC64: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    let mut f = File::open(path).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; chunk];
+    let mut digest = CRC64.digest();
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        digest.update(&buf[..n]);
+    }
+    Ok((0, black_box(digest.finalize())))
 }
 
 fn str_len(s: &Str) -> u64 {
