@@ -7,7 +7,8 @@
 #                                       seconds (default 600) at low priority
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); runs on the stable toolchain
-# with RUSTC_BOOTSTRAP=1. Seeds: every .rdb under ../shared/rdb-corpus (or
+# with RUSTC_BOOTSTRAP=1. MAX_LEN (default 65536) caps input size: larger
+# seeds are cut, which keeps executions fast. Seeds: every .rdb under ../shared/rdb-corpus (or
 # $RDB_CORPUS), each twice: fed whole (prefix 0x00) and in chunks of 1, 7
 # and 64 bytes (prefix 0x03 0x00 0x06 0x3f); see fuzz_targets/*.rs. Crashes
 # land in native/nsync_core/fuzz/artifacts/TARGET/; minimize one with
@@ -52,7 +53,7 @@ case ${1:-setup} in
         setup
         cd "$CORE"
         nice -n 10 cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
-            -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+            -max_total_time="$secs" -max_len="${MAX_LEN:-65536}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
         ;;
     *) echo "usage: $0 setup | run [rdb_parse|resp_parse] [SECS]" >&2; exit 2 ;;
 esac
