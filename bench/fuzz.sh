@@ -8,9 +8,7 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); runs on the stable toolchain
 # with RUSTC_BOOTSTRAP=1. MAX_LEN (default 65536) caps input size: larger
-# seeds are cut, which keeps executions fast. ALLOW_KNOWN=1 tolerates the
-# known chunking-dependent TooLarge (see tests/fuzz_regressions/README.md)
-# so a run can look past it. Seeds: every .rdb under ../shared/rdb-corpus (or
+# seeds are cut, which keeps executions fast. Seeds: every .rdb under ../shared/rdb-corpus (or
 # $RDB_CORPUS), each twice: fed whole (prefix 0x00) and in chunks of 1, 7
 # and 64 bytes (prefix 0x03 0x00 0x06 0x3f); see fuzz_targets/*.rs. Crashes
 # land in native/nsync_core/fuzz/artifacts/TARGET/; minimize one with
@@ -54,7 +52,6 @@ case ${1:-setup} in
         secs=${3:-600}
         setup
         cd "$CORE"
-        if [ "${ALLOW_KNOWN:-0}" = 1 ]; then export RDB_FUZZ_ALLOW_KNOWN=1; fi
         nice -n 10 cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
             -max_total_time="$secs" -max_len="${MAX_LEN:-65536}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
         ;;

@@ -71,21 +71,7 @@ fuzz_target!(|input: &[u8]| {
 
     let whole = parse(data, &[]);
     if !sizes.is_empty() {
-        let mut chunked = parse(data, &sizes);
-        // Known issue (tests/fuzz_regressions/rdb_toolarge_depends_on_chunking.bin):
-        // a near-2^64 length gives TooLarge or Incomplete depending on where
-        // the chunks split. With RDB_FUZZ_ALLOW_KNOWN=1 that case is let
-        // through so a run can look for other bugs.
-        if std::env::var_os("RDB_FUZZ_ALLOW_KNOWN").is_some()
-            && matches!(whole.1, End::Err(RdbError::TooLarge { what: "record", .. }))
-            && chunked.1 == End::Incomplete
-            && whole.0.len() == chunked.0.len()
-        {
-            chunked.1 = End::Err(match &whole.1 {
-                End::Err(e) => e.clone(),
-                _ => unreachable!(),
-            });
-        }
+        let chunked = parse(data, &sizes);
         // Debug text only when PartialEq disagrees (it is slow on big inputs).
         if whole == chunked {
             return;

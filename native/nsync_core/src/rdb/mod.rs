@@ -90,16 +90,35 @@ impl RdbError {
     }
 }
 
+/// The default for [`Parser::with_max_read`]: 1 GiB, twice Redis's largest
+/// string (`proto-max-bulk-len`, 512 MB by default) and Redis's own safety
+/// limit for one ziplist or listpack.
+pub const DEFAULT_MAX_READ: usize = 1 << 30;
+
 /// The streaming parser. See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Parser {
     input: Input,
     core: Core,
+    max_read: usize,
+}
+
+impl Default for Parser {
+    fn default() -> Parser {
+        Parser { input: Input::default(), core: Core::default(), max_read: DEFAULT_MAX_READ }
+    }
 }
 
 impl Parser {
     pub fn new() -> Parser {
         Parser::default()
+    }
+
+    /// A parser that refuses (with [`RdbError::TooLarge`]) any single string
+    /// or encoded blob longer than `max_read` bytes, so that a corrupt length
+    /// cannot make it buffer without bound.
+    pub fn with_max_read(max_read: usize) -> Parser {
+        Parser { max_read, ..Parser::default() }
     }
 
     /// Appends bytes of the snapshot (and possibly bytes past its end).
@@ -128,7 +147,7 @@ impl Parser {
                 _ => 0,
             };
             let mut mark = 0;
-            let mut r = Reader::new(&self.input.cur, self.input.pos, self.input.offset);
+            let mut r = Reader::new(&self.input.cur, self.input.pos, self.input.offset, self.max_read);
             let result = self.core.step(&mut r, &mut mark, crc);
             if result.is_ok() {
                 mark = r.consumed();

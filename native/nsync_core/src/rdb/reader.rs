@@ -38,11 +38,13 @@ pub(crate) struct Reader<'a> {
     pos: usize,
     /// Absolute snapshot offset of `data[start]`, for error messages.
     base: u64,
+    /// The longest single read allowed (see [`super::Parser::with_max_read`]).
+    max_read: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a Bytes, start: usize, base: u64) -> Reader<'a> {
-        Reader { data, start, pos: start, base }
+    pub(crate) fn new(data: &'a Bytes, start: usize, base: u64, max_read: usize) -> Reader<'a> {
+        Reader { data, start, pos: start, base, max_read }
     }
 
     /// Bytes consumed since the cursor was created.
@@ -64,17 +66,15 @@ impl<'a> Reader<'a> {
     }
 
     fn need(&self, n: usize) -> Stop {
-        match self.consumed().checked_add(n) {
-            Some(total) => Stop::Need(total),
-            None => Stop::Error(RdbError::TooLarge {
-                what: "record",
-                len: n as u64,
-                offset: self.offset(),
-            }),
-        }
+        Stop::Need(self.consumed().saturating_add(n))
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Read<&'a [u8]> {
+        // Judged on the declared length alone, before any byte of it is
+        // awaited: a lying length fails at once, whatever the chunking.
+        if n > self.max_read {
+            return Err(Stop::Error(RdbError::TooLarge { what: "string", len: n as u64, offset: self.offset() }));
+        }
         if n > self.available() {
             return Err(self.need(n));
         }
@@ -199,6 +199,9 @@ impl<'a> Reader<'a> {
         let compressed_len = self.length()?;
         let plain_len = self.length()?;
         let compressed_len = self.to_usize(compressed_len)?;
+        if plain_len > self.max_read as u64 {
+            return Err(Stop::Error(RdbError::TooLarge { what: "LZF plain length", len: plain_len, offset }));
+        }
         let compressed = self.take(compressed_len)?;
         Ok(lzf::decompress(compressed, plain_len, offset)?)
     }

@@ -172,7 +172,9 @@ fn zset_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
     while let Some(member) = it.next() {
         let score = match it.next().ok_or(pairs_error(offset))? {
             Str::Int(i) => i as f64,
-            Str::Raw(text) => parse_f64(&text).ok_or(RdbError::Corrupt { what: "zset score", offset })?,
+            Str::Raw(text) => {
+                parse_f64(&text).filter(|s| !s.is_nan()).ok_or(RdbError::Corrupt { what: "zset score", offset })?
+            }
         };
         members.push((score, member));
     }
@@ -197,6 +199,10 @@ impl Elements {
             Kind::ZSet { binary, members } => {
                 let member = r.string()?;
                 let score = if *binary { r.f64_le()? } else { r.text_double()? };
+                // Redis refuses to load a NaN score (rdbLoadObject).
+                if score.is_nan() {
+                    return Err(r.corrupt("zset score (NaN)"));
+                }
                 members.push((score, member));
             }
             Kind::Hash { ttl, fields } => {
