@@ -141,7 +141,12 @@ zremrangebyscore([K, Min, Max], S, _) ->
 %% @doc ZREMRANGEBYLEX key min max.
 -spec zremrangebylex([binary()], store(), integer()) -> result().
 zremrangebylex([K, Min, Max], S, _) ->
-    remove_where(K, S, lex_pred(Min, Max)).
+    case value(K, S) of
+        none -> {ok, S};
+        L ->
+            {Before, _Run, After} = lex_run(L, Min, Max),
+            {ok, put_keep(K, Before ++ After, S)}
+    end.
 
 remove_where(K, S, Pred) ->
     case value(K, S) of
@@ -177,10 +182,45 @@ score_pred(Min, Max) ->
 score_bound(<<"(", R/binary>>) -> {parse_float(R), true};
 score_bound(B) -> {parse_float(B), false}.
 
-lex_pred(Min, Max) ->
+%% The members a lex range selects, as Redis's listpack scan does
+%% (zzlFirstInLexRange, then forward while =< max): with equal scores that is
+%% every member in range; with mixed scores (undefined in Redis's docs, but
+%% the master still does it) it is the first contiguous run only.
+%% Returns {Before, Run, After} with Before ++ Run ++ After = L.
+lex_run(L, Min, Max) ->
     Lo = lex_bound(Min),
     Hi = lex_bound(Max),
-    fun({_, M}) -> lex_ge(M, Lo) andalso lex_le(M, Hi) end.
+    case L =/= [] andalso not lex_empty(Lo, Hi)
+        andalso lex_ge(element(2, lists:last(L)), Lo)
+        andalso lex_le(element(2, hd(L)), Hi) of
+        false -> {L, [], []};
+        true ->
+            {Before, From} = lists:splitwith(fun({_, M}) -> not lex_ge(M, Lo) end, L),
+            {Run, After} = lists:splitwith(fun({_, M}) -> lex_le(M, Hi) end, From),
+            {Before, Run, After}
+    end.
+
+%% The reverse scan (zzlLastInLexRange, then backward while >= min).
+lex_run_rev(L, Min, Max) ->
+    Lo = lex_bound(Min),
+    Hi = lex_bound(Max),
+    R = lists:reverse(L),
+    case L =/= [] andalso not lex_empty(Lo, Hi)
+        andalso lex_ge(element(2, hd(R)), Lo)
+        andalso lex_le(element(2, hd(L)), Hi) of
+        false -> [];
+        true ->
+            From = lists:dropwhile(fun({_, M}) -> not lex_le(M, Hi) end, R),
+            lists:takewhile(fun({_, M}) -> lex_ge(M, Lo) end, From)
+    end.
+
+%% zslParseLexRange's empty ranges: min above max, or equal and exclusive.
+lex_empty(max, _) -> true;
+lex_empty(_, min) -> true;
+lex_empty({_, A}, {_, B}) when A > B -> true;
+lex_empty({ex, A}, {_, A}) -> true;
+lex_empty({_, A}, {ex, A}) -> true;
+lex_empty(_, _) -> false.
 
 lex_bound(<<"-">>) -> min;
 lex_bound(<<"+">>) -> max;
@@ -336,12 +376,14 @@ zrangestore([Dst, Src, A, B | Opts0], S, _) ->
                   end;
               _ ->
                   {Min, Max} = case Rev of true -> {B, A}; false -> {A, B} end,
-                  Pred = case By of
-                             score -> score_pred(Min, Max);
-                             lex -> lex_pred(Min, Max)
-                         end,
-                  L1 = [E || E <- L0, Pred(E)],
-                  L2 = case Rev of true -> lists:reverse(L1); false -> L1 end,
+                  L2 = case {By, Rev} of
+                           {score, _} ->
+                               Pred = score_pred(Min, Max),
+                               L1 = [E || E <- L0, Pred(E)],
+                               case Rev of true -> lists:reverse(L1); false -> L1 end;
+                           {lex, false} -> element(2, lex_run(L0, Min, Max));
+                           {lex, true} -> lex_run_rev(L0, Min, Max)
+                       end,
                   Len = length(L2),
                   case Off < 0 orelse Off >= Len of
                       true -> [];
@@ -408,7 +450,18 @@ zrem_test_() ->
      ?_assertEqual([{1.0, <<"a">>}, {3.0, <<"c">>}], v(zremrangebyrank, [<<"z">>, <<"1">>, <<"-2">>], abc())),
      ?_assertEqual([{1.0, <<"a">>}, {2.0, <<"b">>}, {3.0, <<"c">>}], v(zremrangebyrank, [<<"z">>, <<"5">>, <<"9">>], abc())),
      ?_assertEqual([{1.0, <<"a">>}], v(zremrangebylex, [<<"z">>, <<"(a">>, <<"+">>], abc())),
-     ?_assertEqual([{3.0, <<"c">>}], v(zremrangebylex, [<<"z">>, <<"-">>, <<"[b">>], abc()))].
+     ?_assertEqual([{3.0, <<"c">>}], v(zremrangebylex, [<<"z">>, <<"-">>, <<"[b">>], abc())),
+     %% mixed scores: Redis scans in score order and stops at the first miss
+     ?_assertEqual(cab(), v(zremrangebylex, [<<"z">>, <<"-">>, <<"[b">>], z(<<"z">>, cab()))),
+     ?_assertEqual([{2.0, <<"c">>}, {3.0, <<"b">>}],
+                   v(zremrangebylex, [<<"z">>, <<"[a">>, <<"[b">>], z(<<"z">>, acb()))),
+     ?_assertEqual([{1.0, <<"a">>}],
+                   v(zrangestore, [<<"d">>, <<"z">>, <<"[a">>, <<"[b">>, <<"BYLEX">>], z(<<"z">>, acb()))),
+     ?_assertEqual([{3.0, <<"b">>}],
+                   v(zrangestore, [<<"d">>, <<"z">>, <<"+">>, <<"[b">>, <<"BYLEX">>, <<"REV">>], z(<<"z">>, cab())))].
+
+cab() -> [{1.0, <<"c">>}, {2.0, <<"a">>}, {3.0, <<"b">>}].
+acb() -> [{1.0, <<"a">>}, {2.0, <<"c">>}, {3.0, <<"b">>}].
 
 zpop_test_() ->
     [?_assertEqual([{2.0, <<"b">>}, {3.0, <<"c">>}], v(zpopmin, [<<"z">>], abc())),
