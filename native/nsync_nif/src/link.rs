@@ -81,6 +81,8 @@ struct Session {
     connecting: Option<PendingConnect>,
     read_buf: Box<[u8]>,
     last_received: Instant,
+    /// The socket's read timeout now set (it follows the next ACK due).
+    read_timeout: Duration,
 }
 
 /// The events of one poll, as terms.
@@ -122,6 +124,7 @@ impl Link {
                 connecting: None,
                 read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
                 last_received: Instant::now(),
+                read_timeout: IDLE_WAIT,
             }),
             status: Status {
                 state: AtomicU8::new(STATE_IDLE),
@@ -219,6 +222,7 @@ impl Link {
         setup().map_err(|err| LinkError::Connect(Posix::from(&err)))?;
         self.set_shutdown_handle(socket.try_clone().ok());
         session.socket = Some(socket);
+        session.read_timeout = IDLE_WAIT;
         session.last_received = Instant::now();
         session.replica.connected();
         Ok(())
@@ -351,16 +355,27 @@ impl Session {
         }
     }
 
-    /// Reads once (waiting at most `IDLE_WAIT`); false if nothing came.
+    /// Reads once (waiting at most `IDLE_WAIT`, less when an ACK falls due
+    /// sooner); false if nothing came.
     fn read(&mut self) -> Result<bool, LinkError> {
         let Session {
             replica,
             socket,
             read_buf,
             last_received,
+            read_timeout,
             ..
         } = self;
         let socket = socket.as_mut().ok_or(LinkError::Eof)?;
+        let wait = replica
+            .ack_due_in(Instant::now())
+            .map_or(IDLE_WAIT, |due| due.clamp(Duration::from_millis(1), IDLE_WAIT));
+        if wait != *read_timeout {
+            socket
+                .set_read_timeout(Some(wait))
+                .map_err(|err| LinkError::Recv(Posix::from(&err)))?;
+            *read_timeout = wait;
+        }
         match socket.read(read_buf) {
             Ok(0) => Err(LinkError::Eof),
             Ok(n) => {
