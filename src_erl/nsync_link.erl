@@ -38,8 +38,10 @@
 -type status() :: connecting | syncing | streaming | disconnected.
 
 -define(BATCH, 1000).
-%% After an empty batch (the NIF waited for data in vain) poll again after a
-%% short pause: guards the CPU if a poll ever returned at once.
+%% After an empty batch the NIF has normally waited for data (up to 200 ms)
+%% and is polled again at once; one that came back empty sooner than this
+%% (no wait) is followed by a short pause, so the loop never spins.
+-define(IDLE_FAST_MS, 20).
 -define(IDLE_PAUSE_MS, 5).
 -define(BACKOFF_START_MS, 100).
 -define(BACKOFF_CAP_MS, 10000).
@@ -158,10 +160,14 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info(poll, #state{nif = Nif} = State) ->
+    Started = erlang:monotonic_time(millisecond),
     Result = nsync_nif:poll(Nif, ?BATCH),
     case Result of
-        {ok, Events} -> after_batch(Events, handle_events(Events, State));
-        {error, Reason} -> after_batch([], connection_lost(Reason, reopen(Reason, State)))
+        {ok, []} ->
+            Waited = erlang:monotonic_time(millisecond) - Started,
+            next_poll(case Waited >= ?IDLE_FAST_MS of true -> now; false -> pause end, State);
+        {ok, Events} -> next_poll(now, handle_events(Events, State));
+        {error, Reason} -> next_poll(pause, connection_lost(Reason, reopen(Reason, State)))
     end;
 handle_info({delete_retired, Ref}, #state{retired = Retired} = State) ->
     {Mirrors, Retired1} = maps:take(Ref, Retired),
@@ -195,18 +201,19 @@ format_status(Status) ->
 
 %%% =========================================================== internal
 
-%% Schedules the next poll: after a backoff when the connection failed,
-%% at once after a full batch.
-after_batch(_Events, {stop, _Reason, _State} = Stop) ->
+%% Schedules the next poll: after a backoff when the connection failed;
+%% otherwise at once (after events, or an empty batch the NIF waited for) or
+%% after a short pause (an empty batch that came back at once).
+next_poll(_, {stop, _Reason, _State} = Stop) ->
     Stop;
-after_batch(_Events, #state{status = disconnected, retry_delay = Delay} = State) ->
+next_poll(_, #state{status = disconnected, retry_delay = Delay} = State) ->
     erlang:send_after(Delay, self(), poll),
     {noreply, State};
-after_batch([], State) ->
-    erlang:send_after(?IDLE_PAUSE_MS, self(), poll),
-    {noreply, State};
-after_batch(_Events, State) ->
+next_poll(now, State) ->
     self() ! poll,
+    {noreply, State};
+next_poll(pause, State) ->
+    erlang:send_after(?IDLE_PAUSE_MS, self(), poll),
     {noreply, State}.
 
 handle_events([], State) ->
