@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Demo (placeholder until the replication link lands): starts a throwaway
-# redis-server on a free loopback port, writes a few keys of every type,
-# SAVEs, and prints what nsync's RDB parser reads from the snapshot.
+# Demo: starts a throwaway redis-server on a free loopback port, writes a few
+# keys of every type, then (scripts/demo.escript) mirrors it with nsync,
+# prints the ETS mirror, writes more keys and shows each one arrive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --repl-diskless-sync-delay 0 \
     --logfile "$dir/redis.log" --daemonize no &
 pid=$!
 cli() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
@@ -40,6 +41,7 @@ echo "demo: redis-server $(cli info server | sed -n 's/^redis_version:\(.*\)\r$/
     echo "SELECT 1"
     echo "SET other-db yes"
 } | cli >/dev/null
-echo "demo: wrote $(cli dbsize) keys in db 0 (+1 in db 1); SAVE -> $(cli save)"
-echo "demo: cargo run --release --example rdb_json -- $dir/dump.rdb"
-cargo run --quiet --release --locked --example rdb_json -- "$dir/dump.rdb"
+echo "demo: wrote $(cli dbsize) keys in db 0 (+1 in db 1, not mirrored: nsync mirrors db 0 by default)"
+echo "demo: building nsync (rebar3 compile)"
+rebar3 compile >"$dir/compile.log" 2>&1 || { cat "$dir/compile.log" >&2; exit 1; }
+escript scripts/demo.escript "$port"

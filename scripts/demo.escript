@@ -1,0 +1,62 @@
+#!/usr/bin/env escript
+%%! -pa _build/default/lib/nsync/ebin
+%% The Erlang half of `make demo' (scripts/demo.sh starts the master and
+%% writes the first keys): mirror the master, print the mirror, then write
+%% more keys over a plain client socket and show each arriving in ETS.
+-mode(compile).
+
+main([PortText]) ->
+    Port = list_to_integer(PortText),
+    T0 = erlang:monotonic_time(microsecond),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port},
+                                   {block, true}, {timeout, 30000}]),
+    Loaded = erlang:monotonic_time(microsecond) - T0,
+    #{keys_loaded := Keys} = nsync:status(Link),
+    io:format("~nnsync: full sync of ~b keys (all dbs) in ~.1f ms; the ETS mirror of db 0 holds:~n",
+              [Keys, Loaded / 1000]),
+    [io:format("  ~-12s ~p~n", [K, V]) || {K, V} <- lists:sort(ets:tab2list(nsync:tid()))],
+    io:format("~nWriting to the master; each key read back from ETS as it arrives:~n"),
+    {ok, Sock} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {packet, line}]),
+    lists:foreach(fun(Cmd) -> write_and_watch(Sock, Cmd) end,
+                  [[<<"SET">>, <<"fresh">>, <<"from the master">>],
+                   [<<"INCRBY">>, <<"counter">>, <<"100">>],
+                   [<<"RPUSH">>, <<"queue">>, <<"job4">>],
+                   [<<"HSET">>, <<"user:1">>, <<"lang">>, <<"elixir">>],
+                   [<<"ZINCRBY">>, <<"board">>, <<"15">>, <<"alice">>],
+                   [<<"SET">>, <<"short-lived">>, <<"x">>, <<"PX">>, <<"60000">>],
+                   [<<"DEL">>, <<"greeting">>]]),
+    Status = nsync:status(Link),
+    io:format("~nnsync:status/1: ~p~n", [maps:with([state, replid, offset, keys_loaded, commands], Status)]),
+    io:format("nsync:ttl(nsync, <<\"short-lived\">>) = ~p (ms since the epoch)~n",
+              [nsync:ttl(nsync, <<"short-lived">>)]),
+    ok = nsync:stop(Link);
+main(_) ->
+    io:format(standard_error, "usage: demo.escript PORT~n", []),
+    halt(2).
+
+write_and_watch(Sock, [_, Key | _] = Cmd) ->
+    Before = nsync:lookup(nsync, Key),
+    T0 = erlang:monotonic_time(microsecond),
+    ok = gen_tcp:send(Sock, resp(Cmd)),
+    {ok, _Reply} = gen_tcp:recv(Sock, 0, 5000),
+    After = wait_change(Key, Before, T0 + 5000000),
+    Micros = erlang:monotonic_time(microsecond) - T0,
+    io:format("  ~-40s -> ~p  (~b us after the write)~n",
+              [lists:join(" ", Cmd), shown(After), Micros]).
+
+wait_change(Key, Before, Deadline) ->
+    case nsync:lookup(nsync, Key) of
+        Before ->
+            case erlang:monotonic_time(microsecond) > Deadline of
+                true -> Before;
+                false -> erlang:yield(), wait_change(Key, Before, Deadline)
+            end;
+        After -> After
+    end.
+
+shown([{_, Value}]) -> Value;
+shown([]) -> absent.
+
+resp(Args) ->
+    [<<"*">>, integer_to_binary(length(Args)), <<"\r\n">>
+     | [[<<"$">>, integer_to_binary(byte_size(A)), <<"\r\n">>, A, <<"\r\n">>] || A <- Args]].
