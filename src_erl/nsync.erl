@@ -38,8 +38,8 @@
 %%% fatal: the link stops with `{shutdown, {auth, Msg}}'.
 -module(nsync).
 
--export([start_link/0, start_link/1, stop/1, status/1,
-         tid/0, tid/1, lookup/2, ttl/2]).
+-export([start_link/0, start_link/1, child_spec/1, stop/1, status/1,
+         tid/0, tid/1, tid/2, lookup/2, ttl/2]).
 
 -export_type([event/0, value/0]).
 
@@ -64,6 +64,24 @@ start_link(Opts) ->
         {ok, Config} -> nsync_link:start_link(Config, undefined);
         {error, _} = Error -> Error
     end.
+
+%% @doc A supervisor child spec for a link with `Opts' (id `{nsync, Name}',
+%% `Name' the `name' option). Elixir's `{:nsync, opts}' child tuples call it.
+%% The link is a worker restarted on failure; with `{block, true}' the
+%% supervisor's start (and restart) waits for the snapshot.
+-spec child_spec(list() | map()) -> supervisor:child_spec().
+child_spec(Opts) ->
+    Name = case Opts of
+               #{name := N} -> N;
+               _ when is_map(Opts) -> nsync;
+               _ -> proplists:get_value(name, Opts, nsync)
+           end,
+    #{id => {?MODULE, Name},
+      start => {?MODULE, start_link, [Opts]},
+      restart => permanent,
+      shutdown => 5000,
+      type => worker,
+      modules => [?MODULE, nsync_link]}.
 
 %% @doc Stops a link; its tables go with it.
 -spec stop(pid()) -> ok.
@@ -92,6 +110,13 @@ tid(Name) when is_atom(Name) ->
         {_Owner, Tid} -> Tid;
         undefined -> undefined
     end.
+
+%% @doc The ETS table of database `Db' in mirror `Name': with `{db, all}'
+%% every database has its own table (`tid/1' gives db 0's); with `{db, N}'
+%% only `tid(Name, N)' exists (the same as `tid(Name)'). `undefined' if there is none (yet).
+-spec tid(atom(), non_neg_integer()) -> ets:tid() | undefined.
+tid(Name, Db) when is_atom(Name), is_integer(Db), Db >= 0 ->
+    nsync_link:table(Name, Db).
 
 %% @doc `[{Key, Value}]' for `Key' in a table (name or tid), `[]' if absent
 %% or expired.

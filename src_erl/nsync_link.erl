@@ -25,7 +25,7 @@
 -include_lib("kernel/include/logger.hrl").
 
 %% API
--export([start_link/2, status/1, table/1]).
+-export([start_link/2, status/1, table/1, table/2]).
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
          format_status/1]).
@@ -100,8 +100,23 @@ status(Pid) ->
 %% `undefined' if no live link owns that name.
 -spec table(atom()) -> {pid(), ets:tid()} | undefined.
 table(Name) ->
+    case registered(Name) of
+        {Owner, Tid, _DbTids} -> {Owner, Tid};
+        undefined -> undefined
+    end.
+
+%% @doc The table of database `Db' in the registered mirror `Name' (with
+%% `{db, all}' each database has its own), or `undefined'.
+-spec table(atom(), non_neg_integer()) -> ets:tid() | undefined.
+table(Name, Db) ->
+    case registered(Name) of
+        {_Owner, _Tid, #{Db := Tid}} -> Tid;
+        _ -> undefined
+    end.
+
+registered(Name) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
-        {Owner, _Tid} = Entry ->
+        {Owner, _Tid, _DbTids} = Entry ->
             case is_process_alive(Owner) of
                 true -> Entry;
                 false -> undefined
@@ -187,7 +202,7 @@ terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading, retired = R
     Self = self(),
     [persistent_term:erase({?MODULE, Name})
      || Name <- maps:keys(Live),
-        element(1, persistent_term:get({?MODULE, Name}, {none, none})) =:= Self],
+        element(1, persistent_term:get({?MODULE, Name}, {none, none, none})) =:= Self],
     [nsync_mirror:delete(M) || M <- maps:values(Live) ++ loading_mirrors(Loading)
                                     ++ lists:append(maps:values(Retired))],
     ok.
@@ -417,7 +432,15 @@ new_mirror(Name, #state{config = #{db := Db}}) ->
     nsync_mirror:new(Name, Db).
 
 register_table(Name, Mirror) ->
-    persistent_term:put({?MODULE, Name}, {self(), nsync_mirror:tid(Mirror)}).
+    persistent_term:put({?MODULE, Name}, {self(), nsync_mirror:tid(Mirror),
+                                          maps:from_list(nsync_mirror:dbs(Mirror))}).
+
+%% A command created a database's table (`{db, all}'): readers must find it.
+reregister_if_new_db(Name, Old, New) ->
+    case nsync_mirror:same_dbs(Old, New) of
+        true -> ok;
+        false -> register_table(Name, New)
+    end.
 
 claimable(Name) ->
     case table(Name) of
@@ -481,8 +504,10 @@ apply_to(Name, Db, Cmd, Args, State) ->
         {ok, Mirror} ->
             case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
                 {ok, Mirror1} ->
+                    reregister_if_new_db(Name, Mirror, Mirror1),
                     State#state{live = (State#state.live)#{Name => Mirror1}};
                 {unhandled, What, Mirror1} ->
+                    reregister_if_new_db(Name, Mirror, Mirror1),
                     unhandled(What, State#state{live = (State#state.live)#{Name => Mirror1}})
             end;
         {error, State1} ->

@@ -14,7 +14,7 @@
          wrong_password_not_blocking/1, unreachable_not_blocking/1,
          block_returns_loaded/1, block_timeout_stops_link/1,
          status_and_stop/1, default_name_taken/1, user_and_pass/1,
-         password_changed_is_fatal/1]).
+         password_changed_is_fatal/1, under_supervisor/1, db_all_tables/1]).
 
 -define(T, 10000).
 
@@ -30,7 +30,7 @@ groups() ->
     Cases = [wrong_password_blocking, missing_password_blocking,
              wrong_password_not_blocking, block_returns_loaded,
              block_timeout_stops_link, status_and_stop, default_name_taken,
-             user_and_pass, password_changed_is_fatal],
+             user_and_pass, password_changed_is_fatal, under_supervisor, db_all_tables],
     [{redis70, [], Cases}, {redis62, [], Cases}].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -163,6 +163,68 @@ block_returns_loaded(Config) ->
     undefined = nsync:ttl(nsync, <<"k42">>),
     not_found = nsync:ttl(Tid, <<"nope">>),
     ok = nsync:stop(Pid).
+
+%% @doc {db, all}: one table per database, found with nsync:tid/2, for dbs
+%% of the snapshot and dbs first written by the stream; SWAPDB swaps them.
+-spec db_all_tables(ct_suite:ct_config()) -> ok.
+db_all_tables(Config) ->
+    S = ?config(server, Config),
+    {ok, Sock} = nsync_test_redis:connect(S),
+    Cmds = fun(L) -> [nsync_test_redis:cmd_sock(Sock, C) || C <- L] end,
+    _ = Cmds([[<<"SET">>, <<"a">>, <<"0">>], [<<"SELECT">>, <<"3">>], [<<"SET">>, <<"b">>, <<"3">>]]),
+    {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}, {db, all}])),
+    [{<<"a">>, <<"0">>}] = ets:lookup(nsync:tid(), <<"a">>),
+    T3 = nsync:tid(nsync, 3),
+    [{<<"b">>, <<"3">>}] = ets:lookup(T3, <<"b">>),
+    undefined = nsync:tid(nsync, 5),
+    _ = Cmds([[<<"SELECT">>, <<"5">>], [<<"SET">>, <<"c">>, <<"5">>]]),
+    ok = wait_until(fun() ->
+                            T5 = nsync:tid(nsync, 5),
+                            T5 =/= undefined andalso ets:lookup(T5, <<"c">>) =:= [{<<"c">>, <<"5">>}]
+                    end, ?T),
+    _ = Cmds([[<<"SWAPDB">>, <<"3">>, <<"5">>]]),
+    ok = wait_until(fun() -> ets:lookup(T3, <<"c">>) =:= [{<<"c">>, <<"5">>}] end, ?T),
+    [{<<"b">>, <<"3">>}] = ets:lookup(nsync:tid(nsync, 5), <<"b">>),
+    [] = ets:lookup(T3, <<"b">>),
+    ok = gen_tcp:close(Sock),
+    ok = nsync:stop(Pid),
+    undefined = nsync:tid(nsync, 3).
+
+%% @doc nsync:child_spec/1 under a one_for_one supervisor: the link starts
+%% blocking, and a killed link is restarted and mirrors the master again.
+-spec under_supervisor(ct_suite:ct_config()) -> ok.
+under_supervisor(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"before">>, <<"1">>]),
+    Spec = nsync:child_spec(opts(Config, [{block, true}, {timeout, ?T}])),
+    {nsync, nsync} = maps:get(id, Spec),
+    process_flag(trap_exit, true),
+    {ok, Sup} = supervisor:start_link(nsync_api_SUITE_sup, Spec),
+    [{_, Pid1, worker, _}] = supervisor:which_children(Sup),
+    [{<<"before">>, <<"1">>}] = nsync:lookup(nsync, <<"before">>),
+    exit(Pid1, kill),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"after">>, <<"2">>]),
+    ok = wait_until(fun() ->
+                            case supervisor:which_children(Sup) of
+                                [{_, Pid2, worker, _}] when is_pid(Pid2), Pid2 =/= Pid1 ->
+                                    nsync:tid() =/= undefined andalso
+                                        nsync:lookup(nsync, <<"after">>) =:= [{<<"after">>, <<"2">>}];
+                                _ -> false
+                            end
+                    end, ?T),
+    [{<<"before">>, <<"1">>}] = nsync:lookup(nsync, <<"before">>),
+    unlink(Sup),
+    exit(Sup, shutdown),
+    ok.
+
+wait_until(Fun, Ms) when Ms =< 0 ->
+    true = Fun(),
+    ok;
+wait_until(Fun, Ms) ->
+    case catch Fun() of
+        true -> ok;
+        _ -> timer:sleep(50), wait_until(Fun, Ms - 50)
+    end.
 
 %% @doc {block, true} with a timeout shorter than the master's snapshot
 %% delay: {error, timeout}, and the link is stopped (the master loses its
