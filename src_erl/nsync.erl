@@ -152,6 +152,11 @@ start_blocking(#{timeout := Timeout} = Config) ->
                     demonitor(MRef, [flush]),
                     {ok, Pid};
                 {Ref, {error, _} = Error} ->
+                    %% The link stops right after telling: return once it
+                    %% is gone, so no process outlives the error.
+                    receive {'DOWN', MRef, process, Pid, _} -> ok
+                    after 5000 -> exit(Pid, kill)
+                    end,
                     forget(Pid, MRef),
                     Error;
                 {'DOWN', MRef, process, Pid, Reason} ->

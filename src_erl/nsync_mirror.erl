@@ -17,7 +17,7 @@
 %%% readers see such keys as absent, never with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, tid/1, tid/2, load/6, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, tid/1, tid/2, load/6, load_many/2, apply_cmd/4, delete/1, lookup/2, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0]).
@@ -158,13 +158,36 @@ exp_row(Tid, Key) ->
 %% @doc Loads one key of the snapshot.
 -spec load(mirror(), db(), binary(), term(), integer() | undefined, [{binary(), integer()}]) -> mirror().
 load(M, Db, Key, Value, ExpireAt, FieldExpires) ->
-    case mirrored(M, Db) of
-        false -> M;
-        true ->
-            {M1, Tabs} = ensure_db(M, Db),
-            write(Tabs, Key, {Value, ExpireAt, maps:from_list(FieldExpires)}),
-            M1
+    load_many(M, [{Db, Key, Value, ExpireAt, FieldExpires}]).
+
+%% @doc Loads keys of a snapshot, `[{Db, Key, Value, ExpireAt, FieldExpires}]',
+%% with one ETS insert per table. A snapshot's tables start empty and hold
+%% each key once, so nothing needs deleting.
+-spec load_many(mirror(), [{db(), binary(), term(), integer() | undefined,
+                            [{binary(), integer()}]}]) -> mirror().
+load_many(#{dbspec := all} = M, Rows) ->
+    ByDb = lists:foldl(fun({Db, K, V, E, F}, Acc) ->
+                               Row = {K, V, E, F},
+                               case Acc of
+                                   #{Db := L} -> Acc#{Db := [Row | L]};
+                                   _ -> Acc#{Db => [Row]}
+                               end
+                       end, #{}, Rows),
+    maps:fold(fun(Db, DbRows, M0) -> insert_loaded(M0, Db, DbRows) end, M, ByDb);
+load_many(#{dbspec := Wanted} = M, Rows) ->
+    case [{K, V, E, F} || {Db, K, V, E, F} <- Rows, Db =:= Wanted] of
+        [] -> M;
+        DbRows -> insert_loaded(M, Wanted, DbRows)
     end.
+
+insert_loaded(M0, Db, Rows) ->
+    {M, {Data, Exp}} = ensure_db(M0, Db),
+    ets:insert(Data, [{K, V} || {K, V, _, _} <- Rows]),
+    case [{K, E, maps:from_list(F)} || {K, _, E, F} <- Rows, E =/= undefined orelse F =/= []] of
+        [] -> ok;
+        Expiring -> ets:insert(Exp, Expiring)
+    end,
+    M.
 
 write({Data, Exp}, Key, {V, E, F}) ->
     ets:insert(Data, {Key, V}),
