@@ -3,7 +3,7 @@
 -module(nsync_cmd_generic).
 
 -export([del/3, rename/3, renamenx/3, copy/3, expire/3, pexpire/3,
-         expireat/3, pexpireat/3, persist/3, sort/3, expire_ok/3]).
+         expireat/3, pexpireat/3, persist/3, sort/3, expire_ok/3, restore/3]).
 
 -import(nsync_cmd, [lower/1, to_int/1, value/2]).
 
@@ -40,6 +40,24 @@ copy([Src, Dst | Opts], S, _) ->
         #{Dst := _} when not Replace -> {ok, S};
         #{Src := E} -> {ok, S#{Dst => E}};
         _ -> {ok, S}
+    end.
+
+%% @doc RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]:
+%% the payload is decoded by the NIF (an undecodable one raises, so the key
+%% is dropped as unhandled). The master propagates only a RESTORE that
+%% succeeded; 7.0+ masters make the TTL absolute (ABSTTL), older ones send
+%% it relative. A TTL of 0 means no expiry.
+-spec restore([binary()], store(), integer()) -> result().
+restore([K, Ttl, Payload | Opts], S, Now) ->
+    At = case {to_int(Ttl), lists:member(<<"absttl">>, [lower(O) || O <- Opts])} of
+             {0, _} -> undefined;
+             {T, true} -> T;
+             {T, false} -> Now + T
+         end,
+    case nsync_nif:decode_dump(Payload) of
+        {ok, expired} -> {ok, maps:remove(K, S)};
+        {ok, Value, FieldExpires} -> {ok, S#{K => {Value, At, maps:from_list(FieldExpires)}}};
+        {error, Reason} -> erlang:error({bad_dump_payload, Reason})
     end.
 
 %% @doc EXPIRE key seconds [NX|XX|GT|LT] (relative: local clock).
@@ -176,6 +194,23 @@ copy_test_() ->
      ?_assertEqual(E#{<<"b">> => {[<<"x">>], 50, #{}}}, run(copy, [<<"a">>, <<"b">>, <<"REPLACE">>], E)),
      ?_assertEqual(E#{<<"c">> => {[<<"x">>], 50, #{}}}, run(copy, [<<"a">>, <<"c">>], E)),
      ?_assertEqual(E, run(copy, [<<"zz">>, <<"c">>], E))].
+
+%% DUMP of "hello" on Redis 7.0.15 (decoded by the NIF).
+-define(HELLO, <<0, 5, "hello", 10, 0, "cr", 16#df, "ve4 ", 10>>).
+
+restore_test_() ->
+    E = s([{<<"a">>, <<"old">>, 5000}]),
+    [?_assertEqual(s([{<<"a">>, <<"hello">>, undefined}]),
+                   run(restore, [<<"a">>, <<"0">>, ?HELLO, <<"REPLACE">>], E)),
+     %% relative TTL (masters before 7.0) and ABSTTL (7.0+)
+     ?_assertEqual(s([{<<"a">>, <<"old">>, 5000}, {<<"b">>, <<"hello">>, ?NOW + 300}]),
+                   run(restore, [<<"b">>, <<"300">>, ?HELLO], E)),
+     ?_assertEqual(s([{<<"a">>, <<"hello">>, 77}]),
+                   run(restore, [<<"a">>, <<"77">>, ?HELLO, <<"REPLACE">>, <<"ABSTTL">>,
+                                 <<"IDLETIME">>, <<"5">>], E)),
+     %% a corrupt payload raises: the mirror drops the key as unhandled
+     ?_assertError({bad_dump_payload, _}, run(restore, [<<"a">>, <<"0">>, <<"junk">>, <<"REPLACE">>], E)),
+     ?_assertError(_, run(restore, [<<"a">>, <<"0">>, <<(?HELLO)/binary, 0>>], E))].
 
 expire_test_() ->
     E = s([{<<"a">>, <<"1">>, 5000}, {<<"b">>, <<"2">>, undefined}]),

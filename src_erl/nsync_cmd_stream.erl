@@ -54,7 +54,9 @@ xadd([K | Rest], S, Now) ->
                  end,
             true = Id > Last orelse Last =:= {0, 0},
             First = case Len of 0 -> Id; _ -> maps:get(first_id, M) end,
-            M2 = M#{last_id := Id, length := Len + 1, entries_added := Added + 1, first_id => First},
+            %% A stream from a pre-7.0 snapshot or DUMP has no entries_added.
+            Added1 = case Added of undefined -> undefined; _ -> Added + 1 end,
+            M2 = M#{last_id := Id, length := Len + 1, entries_added := Added1, first_id => First},
             {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none)),
             {ok, put(K, E3, M3, S)}
     end.
@@ -301,6 +303,11 @@ xadd_test_() ->
     [?_assertEqual([{{1, 1}, [<<"f">>, <<"1-1">>]}, {{2, 0}, [<<"f">>, <<"2-0">>]}, {{3, 5}, [<<"f">>, <<"3-5">>]}], entries(S)),
      ?_assertMatch(#{last_id := {3, 5}, length := 3, entries_added := 3, first_id := {1, 1}}, meta(S)),
      ?_assertEqual({3, 6}, element(1, lists:last(entries(run(xadd, [<<"3-*">>, <<"a">>, <<"b">>], S))))),
+     %% a stream loaded from a pre-7.0 snapshot has no entries_added
+     ?_assertMatch(#{length := 4, entries_added := undefined},
+                   meta(run(xadd, [<<"4-0">>, <<"a">>, <<"b">>],
+                            #{<<"s">> => {{stream, entries(S), (meta(S))#{entries_added := undefined}},
+                                          undefined, #{}}}))),
      ?_assertEqual({5000, 0}, element(1, lists:last(entries(run(xadd, [<<"*">>, <<"a">>, <<"b">>], S))))),
      ?_assertEqual(#{}, run(xadd, [<<"NOMKSTREAM">>, <<"1-1">>, <<"a">>, <<"b">>], #{})),
      ?_assertEqual([{2, 0}, {3, 5}, {4, 0}],

@@ -7,7 +7,7 @@
 %%% longer than about a second. Dropping the resource closes the socket.
 -module(nsync_nif).
 
--export([open/1, poll/2, info/1, close/1]).
+-export([open/1, poll/2, info/1, close/1, decode_dump/1]).
 
 -on_load(init/0).
 
@@ -90,3 +90,12 @@ info(_Link) -> erlang:nif_error(nif_not_loaded).
 %% with `{closed, closed}'); later polls answer `{error, closed}'.
 -spec close(link()) -> ok.
 close(_Link) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The value of a `DUMP' payload (as `RESTORE' carries it), in the
+%% representation of `{load, Key, Value}', with its hash fields' expiries;
+%% `{ok, expired}' if it is a hash whose fields have all expired. Checks the
+%% payload's RDB version and CRC-64 as Redis does. Runs on a dirty CPU
+%% scheduler (a payload may hold a big collection).
+-spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
+                               | {error, {rdb, atom(), non_neg_integer()}}.
+decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).

@@ -60,12 +60,14 @@ count(Cmds, #{commands := N, names := Names} = S) ->
                          end, Names, Cmds),
     S#{commands := N + length(Cmds), names := Names2}.
 
-issue({cmd, Args}, Sock, Server, Opts, Stats) ->
+issue({cmd, Args0}, Sock, Server, Opts, Stats) ->
+    Args = with_dumps(Args0, Sock),
     Reply = nsync_test_redis:cmd_sock(Sock, Args),
     direct(0, Args, Reply, Server, Opts),
     note(Args, Reply),
     count([Args], Stats);
-issue({multi, Cmds}, Sock, Server, Opts, Stats) ->
+issue({multi, Cmds0}, Sock, Server, Opts, Stats) ->
+    Cmds = [with_dumps(C, Sock) || C <- Cmds0],
     <<"OK">> = nsync_test_redis:cmd_sock(Sock, [<<"MULTI">>]),
     [nsync_test_redis:cmd_sock(Sock, C) || C <- Cmds],
     Replies = nsync_test_redis:cmd_sock(Sock, [<<"EXEC">>]),
@@ -84,6 +86,19 @@ issue({eval, Script, Keys, Argv}, Sock, _Server, _Opts, Stats) ->
     _ = nsync_test_redis:cmd_sock(Sock, [<<"EVAL">>, Script, integer_to_binary(length(Keys))
                                          | Keys ++ Argv]),
     count([[<<"eval">>]], Stats).
+
+%% `{dump, Key}' in a command (RESTORE's payload) becomes the DUMP of Key,
+%% taken before the command (and before MULTI); an absent key gives a
+%% payload the master refuses (so nothing is propagated).
+with_dumps(Args, Sock) ->
+    [case A of
+         {dump, K} ->
+             case nsync_test_redis:cmd_sock(Sock, [<<"DUMP">>, K]) of
+                 P when is_binary(P) -> P;
+                 _ -> <<"not a dump payload">>
+             end;
+         _ -> A
+     end || A <- Args].
 
 %% remember stream ids the master generated
 note([<<"XADD">>, K | _], Id) when is_binary(Id) ->
@@ -303,6 +318,9 @@ generic(V, Mode) ->
         13 when Mode =:= link -> [<<"MOVE">>, anykey(), <<"1">>];
         14 when Mode =:= link -> [<<"COPY">>, anykey(), anykey(), <<"DB">>, <<"1">>, <<"REPLACE">>];
         15 when Mode =:= link -> [<<"PEXPIRE">>, anykey(), i(20 + n(1500))];
+        16 when Mode =:= link ->
+            Ttl = pick([[<<"0">>], [long_s()], [i(now_ms() + n(100000)), <<"ABSTTL">>]]),
+            [<<"RESTORE">>, key(P), hd(Ttl), {dump, anykey()}, <<"REPLACE">> | tl(Ttl)];
         _ -> [<<"PERSIST">>, anykey()]
     end.
 

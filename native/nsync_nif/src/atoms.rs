@@ -4,6 +4,7 @@ rustler::atoms! {
     ok,
     error,
     undefined,
+    expired,
     badarg,
     // config keys
     config,

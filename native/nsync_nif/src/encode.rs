@@ -4,6 +4,8 @@
 //! strings are written as decimal text directly into theirs; lists are built
 //! back to front with cons cells, without intermediate vectors.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use nsync_core::rdb::{ConsumerGroup, Entry, Str, Stream, StreamId, Value};
 use nsync_core::repl::Event;
@@ -100,7 +102,25 @@ fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
     if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
         return None;
     }
-    let (value, field_expires) = match &entry.value {
+    let (value, field_expires) = live_value(env, &entry.value, now_ms)?;
+    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
+    Some(
+        (
+            atoms::key(),
+            entry.db,
+            binary(env, &entry.key),
+            value,
+            expire,
+            field_expires,
+        )
+            .encode(env),
+    )
+}
+
+/// A value without its expired hash fields, and `[{Field, ExpireAtMs}]` of
+/// those that have an expiry; `None` if every field of the hash expired.
+pub fn live_value<'a>(env: Env<'a>, value: &Value, now_ms: i64) -> Option<(Term<'a>, Term<'a>)> {
+    match value {
         Value::Hash(fields) => {
             let live: Vec<_> = fields
                 .iter()
@@ -116,25 +136,13 @@ fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
             let expires = list(env, &expires, |(field, at)| {
                 (str_term(env, field), *at).encode(env)
             });
-            (
+            Some((
                 hash(env, live.iter().map(|f| (&f.field, &f.value))),
                 expires,
-            )
+            ))
         }
-        other => (value(env, other), Term::list_new_empty(env)),
-    };
-    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    Some(
-        (
-            atoms::key(),
-            entry.db,
-            binary(env, &entry.key),
-            value,
-            expire,
-            field_expires,
-        )
-            .encode(env),
-    )
+        other => Some((self::value(env, other), Term::list_new_empty(env))),
+    }
 }
 
 fn value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
@@ -264,4 +272,11 @@ pub fn atom_map<'a>(env: Env<'a>, pairs: &[(rustler::Atom, Term<'a>)]) -> Term<'
     pairs.iter().fold(Term::map_new(env), |map, (k, v)| {
         map.map_put(*k, *v).unwrap_or(map)
     })
+}
+
+/// Milliseconds since the epoch (expiry checks).
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

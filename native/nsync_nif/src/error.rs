@@ -2,6 +2,7 @@
 
 use std::io;
 
+use nsync_core::rdb::RdbError;
 use nsync_core::repl::ReplError;
 use rustler::{Encoder, Env, Term};
 use thiserror::Error;
@@ -81,11 +82,7 @@ impl LinkError {
             LinkError::Repl(ReplError::Master(msg)) => {
                 (atoms::master(), binary(env, msg.as_bytes())).encode(env)
             }
-            LinkError::Repl(ReplError::Rdb(err)) => {
-                let kind = rustler::Atom::from_str(env, err.kind())
-                    .map_or_else(|_| atoms::rdb().encode(env), |a| a.encode(env));
-                (atoms::rdb(), kind, err.offset()).encode(env)
-            }
+            LinkError::Repl(ReplError::Rdb(err)) => rdb_error(env, err),
             LinkError::Repl(err @ (ReplError::Resp(_) | ReplError::Protocol(_))) => {
                 let detail = match err {
                     ReplError::Protocol(detail) => detail.clone(),
@@ -105,4 +102,11 @@ fn posix<'a>(env: Env<'a>, p: &Posix) -> Term<'a> {
             .map_or_else(|_| binary(env, name.as_bytes()), |a| a.encode(env)),
         Posix::Message(msg) => binary(env, msg.as_bytes()),
     }
+}
+
+/// `{rdb, Kind, Offset}`.
+pub fn rdb_error<'a>(env: Env<'a>, err: &RdbError) -> Term<'a> {
+    let kind = rustler::Atom::from_str(env, err.kind())
+        .map_or_else(|_| atoms::rdb().encode(env), |a| a.encode(env));
+    (atoms::rdb(), kind, err.offset()).encode(env)
 }

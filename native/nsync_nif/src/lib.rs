@@ -2,6 +2,7 @@
 
 mod atoms;
 mod config;
+mod dump;
 mod encode;
 mod error;
 mod link;

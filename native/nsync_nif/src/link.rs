@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nsync_core::repl::{Event, Replica, State};
@@ -19,7 +19,7 @@ use rustler::{Atom, Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
 use crate::config::{self, LinkConfig};
-use crate::encode::{self, binary};
+use crate::encode::{self, binary, unix_now_ms};
 use crate::error::{LinkError, Posix};
 
 /// A poll with nothing to deliver returns after waiting this long.
@@ -367,9 +367,9 @@ impl Session {
             ..
         } = self;
         let socket = socket.as_mut().ok_or(LinkError::Eof)?;
-        let wait = replica
-            .ack_due_in(Instant::now())
-            .map_or(IDLE_WAIT, |due| due.clamp(Duration::from_millis(1), IDLE_WAIT));
+        let wait = replica.ack_due_in(Instant::now()).map_or(IDLE_WAIT, |due| {
+            due.clamp(Duration::from_millis(1), IDLE_WAIT)
+        });
         if wait != *read_timeout {
             socket
                 .set_read_timeout(Some(wait))
@@ -441,12 +441,6 @@ fn is_no_data(err: &io::Error) -> bool {
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
-}
-
-fn unix_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[rustler::nif]

@@ -7,6 +7,7 @@
 
 mod consts;
 mod crc;
+mod dump;
 mod intset;
 mod item;
 mod listpack;
@@ -18,6 +19,7 @@ mod value;
 mod ziplist;
 mod zipmap;
 
+pub use dump::decode_dump;
 pub use item::*;
 
 use bytes::{Bytes, BytesMut};

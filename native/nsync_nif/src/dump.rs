@@ -1,0 +1,23 @@
+//! `decode_dump/1`: the value of a `DUMP` payload, for `RESTORE` in the
+//! stream.
+
+use nsync_core::rdb::decode_dump as decode;
+use rustler::{Binary, Encoder, Env, Term};
+
+use crate::atoms;
+use crate::encode::{live_value, unix_now_ms};
+use crate::error::rdb_error;
+
+/// `{ok, Value, FieldExpires}`, `{ok, expired}` (a hash whose fields all
+/// expired) or `{error, {rdb, Kind, Offset}}`. Dirty: a payload can hold a
+/// big collection.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn decode_dump<'a>(env: Env<'a>, payload: Binary<'a>) -> Term<'a> {
+    match decode(payload.as_slice()) {
+        Ok(value) => match live_value(env, &value, unix_now_ms()) {
+            Some((value, field_expires)) => (atoms::ok(), value, field_expires).encode(env),
+            None => (atoms::ok(), atoms::expired()).encode(env),
+        },
+        Err(err) => (atoms::error(), rdb_error(env, &err)).encode(env),
+    }
+}
