@@ -181,7 +181,7 @@ handle_info(poll, #state{nif = Nif} = State) ->
         {ok, []} ->
             Waited = erlang:monotonic_time(millisecond) - Started,
             next_poll(case Waited >= ?IDLE_FAST_MS of true -> now; false -> pause end, State);
-        {ok, Events} -> next_poll(now, handle_events(Events, State));
+        {ok, Events} -> next_poll(now, handle_events(Events, count_commands(Events, State)));
         {error, Reason} -> next_poll(pause, connection_lost(Reason, reopen(Reason, State)))
     end;
 handle_info({delete_retired, Ref}, #state{retired = Retired} = State) ->
@@ -242,6 +242,10 @@ handle_events([Event | Rest], State) ->
         State1 -> handle_events(Rest, State1)
     end.
 
+%% Counted once per batch: a record update per command costs.
+count_commands(Events, #state{commands = N} = State) ->
+    State#state{commands = N + length([C || {cmd, _, _, _} = C <- Events])}.
+
 %% A run of snapshot keys: each goes to the callback, then they are written
 %% with one ETS insert per table (a third of the cost of one insert per key),
 %% and the state is updated once, not once per key.
@@ -286,13 +290,12 @@ event({load_eof, Replid, Offset}, State) ->
     {_, State2} = notify({load, eof}, State1),
     notify_waiter(loaded, State2);
 event({cmd, Db, Cmd, Args}, State) ->
-    State1 = State#state{commands = State#state.commands + 1},
-    case visible(Db, Cmd, State1) of
+    case visible(Db, Cmd, State) of
         true ->
-            {Route, State2} = notify({cmd, Cmd, Args}, State1),
-            apply_cmd(Route, Db, Cmd, Args, State2);
+            {Route, State1} = notify({cmd, Cmd, Args}, State),
+            apply_cmd(Route, Db, Cmd, Args, State1);
         false ->
-            State1
+            State
     end;
 event({closed, Reason}, State) ->
     connection_lost(Reason, State);
@@ -518,6 +521,9 @@ apply_to(Name, Db, Cmd, Args, State) ->
     case live_mirror(Name, State) of
         {ok, Mirror} ->
             case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
+                {ok, Mirror} ->
+                    %% the usual case: only ETS changed
+                    State;
                 {ok, Mirror1} ->
                     reregister_if_new_db(Name, Mirror, Mirror1),
                     State#state{live = (State#state.live)#{Name => Mirror1}};

@@ -256,6 +256,12 @@ local(M, Db, Cmd, Args, undefined) ->
     {unhandled, Cmd, poison(M, Db, Keys)};
 local(M, Db, Cmd, Args, {unhandled, KS}) ->
     {unhandled, Cmd, poison(M, Db, nsync_cmd:keys(KS, Args))};
+local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db, P) ->
+    %% The commonest command, without options and with nothing unknown in
+    %% the db: the value is replaced and any TTL dropped, whatever was there.
+    {M, Tabs} = ensure_db(M0, Db),
+    write(Tabs, K, {V, undefined, #{}}),
+    {ok, M};
 local(M0, Db, Cmd, Args, {KS, _, _} = Spec) ->
     Keys = lists:usort(nsync_cmd:keys(KS, Args)),
     {M, Tabs} = ensure_db(M0, Db),
