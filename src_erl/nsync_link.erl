@@ -38,7 +38,7 @@
 -type status() :: connecting | syncing | streaming | disconnected.
 
 -define(BATCH, 1000).
-%% After an empty batch the NIF has normally waited for data (up to 200 ms)
+%% After an empty batch the NIF has normally waited for data (up to 50 ms)
 %% and is polled again at once; one that came back empty sooner than this
 %% (no wait) is followed by a short pause, so the loop never spins.
 -define(IDLE_FAST_MS, 20).

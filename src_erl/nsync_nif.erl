@@ -66,7 +66,7 @@ init() ->
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Runs the link for a while and returns up to `Max' events: as soon
-%% as there are some, or `{ok, []}' after about 200 ms without any; never
+%% as there are some, or `{ok, []}' after about 50 ms without any; never
 %% more than about a second (a final `{closed, Reason}' may make the batch
 %% Max + 1 long). Resolving and connecting run in a helper thread, so a
 %% connect_timeout longer than a poll just means polls answer `{ok, []}'

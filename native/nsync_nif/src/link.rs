@@ -22,11 +22,12 @@ use crate::config::{self, LinkConfig};
 use crate::encode::{self, binary, unix_now_ms};
 use crate::error::{LinkError, Posix};
 
-/// A poll with nothing to deliver returns after waiting this long.
-const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// A poll with nothing to deliver returns after waiting this long (short:
+/// calls to the link process, e.g. nsync:status/1, wait for the poll).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// A poll waits this long for a connection being made, then returns (the
 /// next poll waits again: resolving and connecting may take longer).
-const CONNECT_WAIT: Duration = Duration::from_millis(900);
+const CONNECT_WAIT: Duration = Duration::from_millis(100);
 /// A poll stops reading after this long even if data keeps coming.
 const CALL_BUDGET: Duration = Duration::from_millis(900);
 /// A blocked send gives up after this long (the master is not reading).
