@@ -10,12 +10,13 @@
 %%% prints one line `RESULT {json}' (time, ETS memory, VmHWM/VmRSS, CPU),
 %%% then halts. `serve' starts a link with the default ETS mirror, prints
 %%% `READY', then answers commands read from stdin, one a line:
-%%%   `suspend'         suspends the link process (the stream backs up in the
+%%%   `suspend'         suspends the link process (sys:suspend/1) (the stream backs up in the
 %%%                     socket and the master's output buffer) -> `SUSPENDED'
-%%%   `resume OFFSET'   resumes it and, like `wait', answers once applied
-%%%   `wait OFFSET'     polls nsync:status/1 every 0.5 ms until its offset
-%%%                     (the position of the last event applied) is >= OFFSET
-%%%                     -> `RESULT {json}' (elapsed, commands applied)
+%%%   `resume KEY VAL'  resumes it and, like `waitkey', answers once applied
+%%%   `waitkey KEY VAL' looks at the mirror every ms until it holds KEY = VAL
+%%%                     (a sentinel written to the master after the load)
+%%%                     -> `RESULT {json}' (elapsed, commands applied since
+%%%                     `suspend')
 %%%   `quit'
 -module(nsync_bench).
 
@@ -98,9 +99,9 @@ serve(Port) ->
     {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true},
                                   {timeout, 900000}]),
     io:format("READY~n"),
-    loop(Pid, undefined).
+    loop(Pid, 0).
 
-loop(Pid, Saved) ->
+loop(Pid, C0) ->
     case io:get_line("") of
         eof -> ok;
         Line ->
@@ -108,55 +109,52 @@ loop(Pid, Saved) ->
                 ["quit"] ->
                     ok;
                 ["suspend"] ->
-                    %% a status call would block while suspended: read the
-                    %% counter first
-                    #{commands := C0} = nsync:status(Pid),
-                    true = erlang:suspend_process(Pid),
+                    %% sys:suspend/1 is served between two polls, and the
+                    %% suspended link polls no more (unlike
+                    %% erlang:suspend_process/1, which fails while the process
+                    %% runs a dirty NIF)
+                    #{commands := C} = nsync:status(Pid),
+                    ok = sys:suspend(Pid, 5000),
                     io:format("SUSPENDED~n"),
-                    loop(Pid, C0);
-                ["resume", Off] ->
+                    loop(Pid, C);
+                ["resume", Key, Val] ->
                     T0 = now_us(),
-                    true = erlang:resume_process(Pid),
-                    wait(Pid, list_to_integer(Off), T0, Saved),
-                    loop(Pid, undefined);
-                ["wait", Off] ->
+                    ok = sys:resume(Pid, 5000),
+                    wait_key(Pid, list_to_binary(Key), list_to_binary(Val), T0, C0),
+                    loop(Pid, 0);
+                ["waitkey", Key, Val] ->
                     T0 = now_us(),
-                    #{commands := C0} = nsync:status(Pid),
-                    wait(Pid, list_to_integer(Off), T0, C0),
-                    loop(Pid, undefined);
+                    wait_key(Pid, list_to_binary(Key), list_to_binary(Val), T0, C0),
+                    loop(Pid, 0);
                 Other ->
                     io:format("ERROR ~0p~n", [{unknown, Other}]),
-                    loop(Pid, Saved)
+                    loop(Pid, C0)
             end
     end.
 
-wait(Pid, Target, T0, C0) ->
-    #{offset := Off, commands := C} = nsync:status(Pid),
-    case is_integer(Off) andalso Off >= Target of
-        true ->
-            T1 = now_us(),
-            result(#{kind => wait, seconds => (T1 - T0) / 1.0e6, offset => Off,
-                     commands => C - C0, commands_total => C,
-                     unhandled => maps:get(unhandled, nsync:status(Pid)),
-                     rss => proc_status("VmRSS"), hwm => proc_status("VmHWM"),
-                     ets_bytes => ets:info(nsync:tid(), memory)
-                                  * erlang:system_info(wordsize)});
-        false ->
-            receive after 0 -> ok end,
-            busy_sleep_us(500),
-            wait(Pid, Target, T0, C0)
-    end.
+%% Waits until the mirror holds Key = Val (a sentinel the master wrote after
+%% the load: the stream is in order, so everything before it is applied),
+%% looking at the table every millisecond. Not through nsync:status/1: that
+%% is a call the link serves between two polls of the NIF, and an idle poll
+%% waits up to 200 ms for data.
+wait_key(Pid, Key, Val, T0, C0) ->
+    await_key(Key, Val),
+    T1 = now_us(),
+    St = nsync:status(Pid),
+    #{commands := C, unhandled := U, offset := Off} = St,
+    result(#{kind => wait, seconds => (T1 - T0) / 1.0e6, offset => Off,
+             commands => C - C0, commands_total => C, unhandled => U,
+             rss => proc_status("VmRSS"), hwm => proc_status("VmHWM"),
+             ets_bytes => ets:info(nsync:tid(), memory) * erlang:system_info(wordsize)}).
 
-%% timer:sleep has 1 ms granularity; poll a bit finer without spinning hard.
-busy_sleep_us(Us) ->
-    Deadline = now_us() + Us,
-    receive after 0 -> ok end,
-    spin(Deadline).
-
-spin(Deadline) ->
-    case now_us() >= Deadline of
+await_key(Key, Val) ->
+    Found = case nsync:tid() of
+                undefined -> false;
+                Tid -> ets:lookup(Tid, Key) =:= [{Key, Val}]
+            end,
+    case Found of
         true -> ok;
-        false -> erlang:yield(), spin(Deadline)
+        false -> receive after 1 -> await_key(Key, Val) end
     end.
 
 %%% ------------------------------------------------------------ helpers
