@@ -118,9 +118,11 @@ loop(Pid, C0) ->
                     io:format("SUSPENDED~n"),
                     loop(Pid, C);
                 ["resume", Key, Val] ->
+                    Prof = profile_start(Pid),
                     T0 = now_us(),
                     ok = sys:resume(Pid, 5000),
                     wait_key(Pid, list_to_binary(Key), list_to_binary(Val), T0, C0),
+                    profile_stop(Prof),
                     loop(Pid, 0);
                 ["waitkey", Key, Val] ->
                     T0 = now_us(),
@@ -156,6 +158,24 @@ await_key(Key, Val) ->
         true -> ok;
         false -> receive after 1 -> await_key(Key, Val) end
     end.
+
+%% NSYNC_BENCH_EPROF=File: eprof the link process while it applies the
+%% backlog after `resume' (slows it down a lot), analysis written to File.
+profile_start(Pid) ->
+    case os:getenv("NSYNC_BENCH_EPROF") of
+        F when is_list(F), F =/= "" ->
+            {ok, _} = eprof:start(),
+            profiling = eprof:start_profiling([Pid]),
+            F;
+        _ -> undefined
+    end.
+
+profile_stop(undefined) -> ok;
+profile_stop(File) ->
+    profiling_stopped = eprof:stop_profiling(),
+    ok = eprof:log(File),
+    eprof:analyze(total, [{sort, time}]),
+    eprof:stop().
 
 %%% ------------------------------------------------------------ helpers
 

@@ -586,6 +586,12 @@ def wait_acked(master, target, t_end):
     return None
 
 
+def att_pid(att):
+    if att is None:
+        return None
+    return att.pid if isinstance(att, Server) else att.p.pid
+
+
 def detach(att):
     if att is not None:
         att.stop()
@@ -600,6 +606,9 @@ def run_live():
             att = None
             try:
                 att = attach(kind, master)
+                apid = att_pid(att)
+                cpu0 = proc_cpu_s(apid) if apid else 0
+                mcpu0 = proc_cpu_s(master.pid)
                 rps, n = run_benchmarks(master.port, set_workload(LIVE_N))
                 t_end = time.perf_counter()
                 tok = write_sentinel(master)
@@ -609,7 +618,9 @@ def run_live():
                     t_ask = time.perf_counter()
                     secs, _ = wait_sentinel(kind, att, tok)
                     r["catchup"] = (t_ask - t_end) + secs
+                    r["cpu_s"] = proc_cpu_s(apid) - cpu0
                     r["acked"] = wait_acked(master, target, t_end)
+                r["master_cpu_s"] = proc_cpu_s(master.pid) - mcpu0
                 res[kind].append(r)
                 log("live run %d %-7s %9.0f ops/s catch-up %s" % (
                     i + 1, kind, rps, "%.1f ms" % (r["catchup"] * 1e3) if "catchup" in r else "-"))
@@ -630,17 +641,22 @@ def live_table(res, goals):
                "Acked = until the master's INFO `slaveN:...offset=` reaches its "
                "`master_repl_offset` after the sentinel (both replicas ACK once a second, so "
                "this is 0-1 s by construction). ms, median (min-max).\n" % RUNS)
-    out.append("| attached | master SET ops/s | / with replica (per-run) | catch-up ms | acked ms |")
-    out.append("|---|---|---|---|---|")
+    out.append("CPU s = CPU seconds of the replica process / of the nsync VM, and of the "
+               "master, from the start of the load to the catch-up (median).\n")
+    out.append("| attached | master SET ops/s | / with replica (per-run) | catch-up ms | acked ms "
+               "| replica CPU s | master CPU s |")
+    out.append("|---|---|---|---|---|---:|---:|")
     rep = [r["rps"] for r in res["replica"]]
     for kind in ("none", "replica", "nsync"):
         rps = [r["rps"] for r in res[kind]]
         ratio = fmt_range(ratios(rps, rep), x2) if kind != "replica" else "1"
         cu = [r["catchup"] * 1e3 for r in res[kind] if "catchup" in r]
         ak = [r["acked"] * 1e3 for r in res[kind] if r.get("acked") is not None]
-        out.append("| %s | %s | %s | %s | %s |" % (
+        cpu = [r["cpu_s"] for r in res[kind] if "cpu_s" in r]
+        out.append("| %s | %s | %s | %s | %s | %s | %.2f |" % (
             kind, fmt_range(rps, lambda x: "%.0f" % x), ratio,
-            fmt_range(cu, lambda x: "%.1f" % x), fmt_range(ak, lambda x: "%.0f" % x)))
+            fmt_range(cu, lambda x: "%.1f" % x), fmt_range(ak, lambda x: "%.0f" % x),
+            "%.2f" % med(cpu) if cpu else "-", med([r["master_cpu_s"] for r in res[kind]])))
     rn = ratios([r["rps"] for r in res["nsync"]], rep)
     goals.append(("master SET rate, nsync attached / replica attached", ">= 0.95x", med(rn),
                   x2(med(rn)), med(rn) >= 0.95))
@@ -671,6 +687,7 @@ def run_apply():
                         att.expect("SUSPENDED")
                     rps, n = run_benchmarks(master.port, wl)
                     tok = write_sentinel(master)
+                    cpu0 = proc_cpu_s(att_pid(att))
                     target = master_offset(master)
                     n += 1
                     if kind == "replica":
@@ -690,6 +707,7 @@ def run_apply():
                         # few fewer commands than sent is normal in `mixed'
                         if w["commands"] < 0.99 * n:
                             log("WARNING: nsync counted %d commands, %d sent" % (w["commands"], n))
+                    r["cpu_s"] = proc_cpu_s(att_pid(att)) - cpu0
                     r["bytes"] = target - off0
                     r["rate"] = r["commands"] / secs
                     res[wname][kind].append(r)
@@ -719,17 +737,21 @@ def apply_table(res, goals):
                "`LPUSH list:R v32`, `HSET hash:R f:R v32`, `SADD set:R m:R`, `ZADD zset:R R "
                "m:R`, i.e. collections of ~%d elements. %d runs, interleaved; commands/s, "
                "median (min-max).\n" % (APPLY_N, APPLY_N // 6, APPLY_N // 6 // 10000, RUNS))
+    out.append("CPU us/cmd = CPU time of the replica process / of the nsync VM while "
+               "applying, per command (median).\n")
     out.append("| workload | commands | stream MB | replica cmds/s | nsync cmds/s | nsync / "
-               "replica (per-run) | replica s | nsync s |")
-    out.append("|---|---:|---:|---|---|---|---|---|")
+               "replica (per-run) | replica s | nsync s | replica CPU us/cmd | nsync CPU us/cmd |")
+    out.append("|---|---:|---:|---|---|---|---|---|---:|---:|")
     for w, d in res.items():
         rr = [r["rate"] for r in d["replica"]]
         nr = [r["rate"] for r in d["nsync"]]
-        out.append("| %s | %d | %.1f | %s | %s | **%s** | %s | %s |" % (
+        out.append("| %s | %d | %.1f | %s | %s | **%s** | %s | %s | %.2f | %.2f |" % (
             w, d["replica"][0]["commands"], med([r["bytes"] for r in d["replica"]]) / 1e6,
             fmt_range(rr, lambda x: "%.0f" % x), fmt_range(nr, lambda x: "%.0f" % x),
             fmt_range(ratios(nr, rr), x2), fmt_range([r["seconds"] for r in d["replica"]], s3),
-            fmt_range([r["seconds"] for r in d["nsync"]], s3)))
+            fmt_range([r["seconds"] for r in d["nsync"]], s3),
+            med([r["cpu_s"] * 1e6 / r["commands"] for r in d["replica"]]),
+            med([r["cpu_s"] * 1e6 / r["commands"] for r in d["nsync"]])))
         goals.append(("stream apply rate nsync / replica, %s (no goal set; shown)" % w, "-",
                       med(ratios(nr, rr)), x2(med(ratios(nr, rr))), None))
     return "\n".join(out) + "\n"
