@@ -14,7 +14,10 @@ usage: report.py [--write RESULTS.md] [PART...]
 env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       MODES (diskless,disk), LIVE_N (1000000), APPLY_N (1000000, the SET
       workload; the mixed one sends the same total), REDIS_SERVER,
-      REDIS_BENCHMARK, ERL.
+      REDIS_BENCHMARK, ERL, NSYNC_BENCH_ERL_FLAGS (emulator flags for the
+      nsync VMs, e.g. "+sbwt none +sbwtdcpu none +sbwtdio none"),
+      NSYNC_BENCH_EPROF=FILE (eprof the link while it applies, see
+      nsync_bench.erl; slows it down).
 """
 
 import json
@@ -220,8 +223,11 @@ def compile_bench():
         sys.exit("build nsync first: rebar3 compile")
 
 
+ERL_FLAGS = os.environ.get("NSYNC_BENCH_ERL_FLAGS", "").split()
+
+
 def erl_cmd(*args):
-    return [ERL, "-noshell", "-pa", EBIN, "-pa", BEAM_DIR, "-run", "nsync_bench", "main", *args]
+    return [ERL, *ERL_FLAGS, "-noshell", "-pa", EBIN, "-pa", BEAM_DIR, "-run", "nsync_bench", "main", *args]
 
 
 def parse_result(text):
@@ -354,9 +360,11 @@ def machine_line():
     otp = subprocess.run([ERL, "-noshell", "-eval",
                           'io:format("~s", [erlang:system_info(otp_release)]), halt().'],
                          capture_output=True, text=True).stdout
-    return ("Measured %s on: %d CPUs, %s, %.1f GiB RAM, redis-server %s, OTP %s, "
+    return ("Measured %s on: %d CPUs, %s, %.1f GiB RAM, redis-server %s, OTP %s%s, "
             "load average at start %s" % (time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
-                                           os.cpu_count(), cpu, mem, rv, otp, loadavg()))
+                                           os.cpu_count(), cpu, mem, rv, otp,
+                                           " (nsync VMs: erl %s)" % " ".join(ERL_FLAGS)
+                                           if ERL_FLAGS else "", loadavg()))
 
 
 def loadavg():
