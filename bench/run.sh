@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# nsync benchmarks (issue 5). Today: the parse-only part.
+# nsync benchmarks (issues 4 and 5).
 #
-#   bench/run.sh            data sets (built if missing) + parse-only bench
-#   BIG=1 bench/run.sh      also the >= 1 GB file (built if missing, a few minutes)
-#   RUNS=N                  timed runs per parser and file (default 5)
+#   bench/run.sh            data sets (built if missing), parse-only bench, then
+#                           full sync / memory / live stream / apply rate
+#                           against a real redis-server replica (bench/report.py)
+#   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
+#   RUNS=N                  timed runs per measurement (default 5)
+#   RUNS_5M=N               full-sync runs on s1_5m (default 3)
+#   PARTS="parse sync live apply"   what to run (default: all)
+#   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
-# Prints the table and writes it, with the machine's description, between
-# the parse-only markers of bench/RESULTS.md (the rest of that file is kept).
+# Prints the tables and writes each, with the machine's description, between
+# its markers in bench/RESULTS.md (the rest of that file is kept).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 RUNS=${RUNS:-5}
 DATA=bench/data
 
+PARTS=${PARTS:-parse sync live apply}
+has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
+
 sets=(s1_100k s1_1m s1_5m s2)
 [ "${BIG:-0}" = 1 ] && sets+=(big_1g)
 big_flag=(); [ "${BIG:-0}" = 1 ] && big_flag=(--big)
 nice -n 10 python3 bench/gen_datasets.py "${big_flag[@]}" "${sets[@]}"
 
+if has parse; then
 cargo build --release -p nsync_core --example parse_bench
 files=()
 for s in "${sets[@]}"; do files+=("$DATA/$s.rdb"); done
@@ -53,3 +62,13 @@ else:
 open(path, "w").write(text)
 print("wrote the parse-only table to", path)
 PY
+fi
+
+# Full sync, memory, live stream, apply rate: nsync (built by rebar3, cargo
+# via its hook) against redis-server replicas on the same masters.
+rest=()
+for p in sync live apply; do has "$p" && rest+=("$p"); done
+if [ ${#rest[@]} -gt 0 ]; then
+    rebar3 compile
+    python3 bench/report.py --write bench/RESULTS.md "${rest[@]}"
+fi
