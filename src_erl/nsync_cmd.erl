@@ -234,7 +234,16 @@ finish(_K, {V, E, _}) -> {V, E, #{}}.
 
 %% @doc ASCII lowercase.
 -spec lower(binary()) -> binary().
-lower(B) -> << <<(lc(C))>> || <<C>> <= B >>.
+lower(B) ->
+    %% Command names from the NIF are lowercase already: no copy then.
+    case has_upper(B) of
+        true -> << <<(lc(C))>> || <<C>> <= B >>;
+        false -> B
+    end.
+
+has_upper(<<C, _/binary>>) when C >= $A, C =< $Z -> true;
+has_upper(<<_, Rest/binary>>) -> has_upper(Rest);
+has_upper(<<>>) -> false.
 
 lc(C) when C >= $A, C =< $Z -> C + 32;
 lc(C) -> C.
