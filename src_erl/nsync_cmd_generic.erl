@@ -108,14 +108,9 @@ sort([K | Opts], S, _) ->
     case sort_opts(Opts, #{}) of
         unhandled -> unhandled;
         #{store := Dst} = O ->
-            case sort_elems(value(K, S), O) of
-                unhandled -> unhandled;
-                Elems0 ->
-                    Elems = limit(Elems0, O),
-                    case Elems of
-                        [] -> {ok, maps:remove(Dst, S)};
-                        _ -> {ok, nsync_cmd:put_new(Dst, Elems, S)}
-                    end
+            case limit(sort_elems(value(K, S), O), O) of
+                [] -> {ok, maps:remove(Dst, S)};
+                Elems -> {ok, nsync_cmd:put_new(Dst, Elems, S)}
             end;
         _ -> {ok, S}
     end.

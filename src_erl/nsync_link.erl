@@ -208,9 +208,10 @@ terminate(_Reason, #state{nif = Nif, live = Live, loading = Loading, retired = R
     ok.
 
 %% @private Keeps the password out of crash reports and sys:get_status/1.
--spec format_status(map()) -> map().
-format_status(#{state := #state{config = Config} = State} = Status) ->
-    Status#{state := State#state{config = Config#{pass := redacted}}};
+-spec format_status(gen_server:format_status()) -> gen_server:format_status().
+format_status(#{state := #state{config = #{pass := Pass} = Config} = State} = Status)
+  when is_binary(Pass) ->
+    Status#{state := State#state{config = Config#{pass := <<"(redacted)">>}}};
 format_status(Status) ->
     Status.
 
