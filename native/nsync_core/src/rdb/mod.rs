@@ -19,6 +19,7 @@ mod value;
 mod ziplist;
 mod zipmap;
 
+pub use crc::Crc64;
 pub use dump::decode_dump;
 pub use item::*;
 
