@@ -34,8 +34,10 @@ pub(crate) fn decompress(input: &[u8], out: &mut [u8], offset: u64) -> Result<()
         let ctrl = usize::from(ctrl);
         if ctrl < 32 {
             let len = ctrl + 1;
-            let literal = input.get(ip..ip + len).ok_or_else(corrupt)?;
-            out.get_mut(op..op + len).ok_or_else(corrupt)?.copy_from_slice(literal);
+            if ip + len > input.len() || op + len > out.len() {
+                return Err(corrupt());
+            }
+            copy_literal(input, ip, out, op, len);
             ip += len;
             op += len;
             continue;
@@ -53,14 +55,7 @@ pub(crate) fn decompress(input: &[u8], out: &mut [u8], offset: u64) -> Result<()
         if op + len > out.len() {
             return Err(corrupt());
         }
-        // The bytes from `from` on repeat with period `distance` as they
-        // are copied: copy what is already written, doubling each time.
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(distance + done);
-            out.copy_within(from..from + n, op + done);
-            done += n;
-        }
+        copy_back(out, from, op, len);
         op += len;
     }
     if op == out.len() {
@@ -70,9 +65,61 @@ pub(crate) fn decompress(input: &[u8], out: &mut [u8], offset: u64) -> Result<()
     }
 }
 
+/// Copies a literal run (at most 32 bytes, all in bounds) from `input` to
+/// `out`. Where both have room, 32 bytes are copied whatever the run's
+/// length, a fixed-size copy the compiler inlines: the extra bytes are
+/// overwritten by the tokens that follow (or the output is refused).
+#[inline(always)]
+fn copy_literal(input: &[u8], ip: usize, out: &mut [u8], op: usize, len: usize) {
+    let src = input.get(ip..ip + 32).and_then(|s| <&[u8; 32]>::try_from(s).ok());
+    let dst = out.get_mut(op..op + 32).and_then(|d| <&mut [u8; 32]>::try_from(d).ok());
+    match (src, dst) {
+        (Some(src), Some(dst)) => *dst = *src,
+        _ => copy_exact(input, ip, out, op, len),
+    }
+}
+
+#[inline(never)]
+fn copy_exact(input: &[u8], ip: usize, out: &mut [u8], op: usize, len: usize) {
+    if let (Some(src), Some(dst)) = (input.get(ip..ip + len), out.get_mut(op..op + len)) {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Copies `len` bytes (in bounds) from `from` to `op` in `out`, byte after
+/// byte as LZF means it: when they overlap, the last `op - from` bytes
+/// repeat.
+#[inline(always)]
+fn copy_back(out: &mut [u8], from: usize, op: usize, len: usize) {
+    let distance = op - from;
+    if distance >= 16 && op + len.next_multiple_of(16) <= out.len() {
+        // 16 bytes at a time, each read before it is written; the bytes
+        // copied past `len` are overwritten later, as for literals.
+        let mut done = 0;
+        while done < len {
+            let chunk = out.get(from + done..from + done + 16).and_then(|c| <[u8; 16]>::try_from(c).ok());
+            let dst = out.get_mut(op + done..op + done + 16).and_then(|d| <&mut [u8; 16]>::try_from(d).ok());
+            if let (Some(chunk), Some(dst)) = (chunk, dst) {
+                *dst = chunk;
+            }
+            done += 16;
+        }
+        return;
+    }
+    // What is already written repeats with period `distance`: copy it,
+    // doubling each time.
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(distance + done);
+        out.copy_within(from..from + n, op + done);
+        done += n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::test_rng::Rng;
 
     fn ours(packed: &[u8], plain_len: usize) -> Option<Vec<u8>> {
         let mut out = vec![0u8; plain_len];
@@ -85,18 +132,6 @@ mod tests {
             return (plain_len == 0).then(Vec::new);
         }
         lzf::decompress(packed, plain_len).ok().filter(|v| v.len() == plain_len)
-    }
-
-    /// SplitMix64: test inputs, reproducible.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
     }
 
     #[test]

@@ -19,9 +19,12 @@ mod item;
 mod listpack;
 mod lzf;
 mod module;
+mod number;
 mod reader;
 mod sort;
 mod stream;
+#[cfg(test)]
+mod test_rng;
 mod value;
 mod ziplist;
 mod zipmap;

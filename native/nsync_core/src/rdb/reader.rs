@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::arena::Arena;
 use super::consts::*;
 use super::item::{Decimal, Raw, Str};
+use super::number::parse_f64;
 use super::{lzf, RdbError, StreamId};
 
 /// Why a read stopped.
@@ -292,18 +293,5 @@ impl<'a> Reader<'a> {
                 parse_f64(text).ok_or_else(|| self.corrupt("text double"))
             }
         }
-    }
-}
-
-/// Parses a double written by Redis (`%.17g`, "inf", "-inf", "nan").
-pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
-    std::str::from_utf8(text).ok()?.trim().parse().ok()
-}
-
-/// The integer value of a stored string (as Redis's `string2ll`).
-pub(crate) fn str_to_i64(s: &Str) -> Option<i64> {
-    match s {
-        Str::Int(i) => Some(*i),
-        Str::Raw(b) => std::str::from_utf8(b).ok()?.parse().ok(),
     }
 }

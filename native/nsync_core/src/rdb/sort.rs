@@ -1,7 +1,8 @@
 //! The orders of DESIGN.md: a set's members bytewise by the bytes a client
 //! reads, without duplicates; a zset's members by score, then member.
 //! Values usually arrive in order already (listpack zsets), which is
-//! checked first.
+//! checked first. Integers (intset members) are compared as their decimal
+//! texts would be, without making the texts.
 
 use std::cmp::Ordering;
 
@@ -14,15 +15,6 @@ pub(crate) fn sort_set(items: &mut Vec<Str<'_>>) {
         items.sort_by(cmp_str);
         items.dedup_by(|a, b| cmp_str(a, b) == Ordering::Equal);
     }
-}
-
-/// An intset's members (stored in numeric order) in the order of their
-/// decimal texts, each text made once.
-pub(crate) fn sort_int_set(values: Vec<i64>) -> Vec<Str<'static>> {
-    let mut texts: Vec<(Decimal, i64)> = values.into_iter().map(|v| (Decimal::new(v), v)).collect();
-    texts.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    texts.dedup_by_key(|t| t.1);
-    texts.into_iter().map(|(_, v)| Str::Int(v)).collect()
 }
 
 /// Zsets in Redis order: score, then member bytewise.
@@ -40,6 +32,7 @@ pub(crate) fn sort_zset(members: &mut [(f64, Str<'_>)]) {
 fn cmp_str(a: &Str, b: &Str) -> Ordering {
     match (a, b) {
         (Str::Raw(a), Str::Raw(b)) => a[..].cmp(&b[..]),
+        (Str::Int(a), Str::Int(b)) => cmp_int_text(*a, *b),
         _ => {
             let (mut a_text, mut b_text) = (None, None);
             client_bytes(a, &mut a_text).cmp(client_bytes(b, &mut b_text))
@@ -55,6 +48,41 @@ fn client_bytes<'s>(s: &'s Str<'_>, text: &'s mut Option<Decimal>) -> &'s [u8] {
     }
 }
 
+/// Orders integers as their decimal texts compare bytewise.
+fn cmp_int_text(a: i64, b: i64) -> Ordering {
+    text_key(a).cmp(&text_key(b))
+}
+
+/// 10^0 ..= 10^19.
+const POWERS_OF_TEN: [u64; 20] = {
+    let mut powers = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// A key in the order of an integer's decimal text: negatives first (`-`
+/// sorts before the digits), then the magnitude's digits left-aligned to
+/// 19 places, then the shorter text (a prefix of the other) first.
+fn text_key(value: i64) -> (bool, u64, u32) {
+    let magnitude = value.unsigned_abs();
+    let digits = decimal_digits(magnitude);
+    // |i64| has at most 19 digits, so the aligned value stays below 10^19.
+    let scale = POWERS_OF_TEN.get(19usize.saturating_sub(digits as usize)).copied().unwrap_or(1);
+    (value >= 0, magnitude.saturating_mul(scale), digits)
+}
+
+/// The number of decimal digits of `n`, without a division: the bit length
+/// times log10(2) (1233 / 4096) is the answer or one short of it.
+fn decimal_digits(n: u64) -> u32 {
+    let guess = ((64 - (n | 1).leading_zeros()) * 1233) >> 12;
+    let reached = POWERS_OF_TEN.get(guess as usize).is_some_and(|&power| n >= power);
+    (guess + u32::from(reached)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,13 +92,30 @@ mod tests {
         items.iter().map(|s| String::from_utf8_lossy(&s.to_bytes()).into_owned()).collect()
     }
 
+    /// Against the texts themselves, on numbers around every power of ten.
     #[test]
-    fn int_sets_sort_by_text() {
-        let sorted = sort_int_set(vec![i64::MIN, -100, -20, -3, 0, 9, 10, 100, i64::MAX]);
-        let mut want = texts(&sorted);
-        want.sort();
-        assert_eq!(texts(&sorted), want);
-        assert_eq!(texts(&sorted)[..3], ["-100", "-20", "-3"]);
+    fn integers_compare_as_their_texts() {
+        let mut numbers = vec![0i64, i64::MIN, i64::MAX, i64::MIN + 1];
+        for power in 0..19 {
+            let p = 10i64.pow(power);
+            for n in [p - 1, p, p + 1, 2 * p, 3 * p - 7] {
+                numbers.extend([n, -n]);
+            }
+        }
+        for &a in &numbers {
+            for &b in &numbers {
+                assert_eq!(cmp_int_text(a, b), a.to_string().cmp(&b.to_string()), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn digit_counts() {
+        for (power, &p) in POWERS_OF_TEN.iter().enumerate() {
+            assert_eq!(decimal_digits(p), power as u32 + 1);
+            assert_eq!(decimal_digits(p - 1), (power as u32).max(1));
+        }
+        assert_eq!(decimal_digits(u64::MAX), 20);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the stream's metadata and its consumer groups.
 
 use super::consts::*;
-use super::reader::{str_to_i64, Read, Reader};
+use super::number::str_to_i64;
+use super::reader::{Read, Reader};
 use super::{listpack, Consumer, ConsumerGroup, PendingEntry, Raw, RdbError, Str, Stream, StreamEntry, StreamId};
 
 /// Preallocation cap for counts read from the file: they may lie.
