@@ -24,9 +24,8 @@ pub(crate) fn str_to_i64(s: &Str) -> Option<i64> {
     }
 }
 
-/// An optional `-`, digits and at most one `.`, at most 19 digits after
-/// it and the mantissa within a u64, rounded to the nearest double (ties
-/// to even); `None` otherwise.
+/// An optional `-`, digits and at most one `.`, 19 digits at most, rounded
+/// to the nearest double (ties to even); `None` otherwise.
 fn plain_decimal(text: &[u8]) -> Option<f64> {
     let (negative, body) = match text.split_first()? {
         (b'-', rest) => (true, rest),
@@ -36,16 +35,35 @@ fn plain_decimal(text: &[u8]) -> Option<f64> {
         Some(dot) => (body.get(..dot)?, body.get(dot + 1..)?),
         None => (body, &[][..]),
     };
-    if int.is_empty() && fraction.is_empty() {
+    let digits = int.len() + fraction.len();
+    if digits == 0 || digits > MAX_DIGITS {
         return None;
     }
     let mantissa = accumulate_digits(accumulate_digits(0, int)?, fraction)?;
-    let magnitude = divide_by_power_of_ten(mantissa, u32::try_from(fraction.len()).ok()?)?;
+    let magnitude = divide_by_power_of_ten(mantissa, fraction.len())?;
     Some(if negative { -magnitude } else { magnitude })
 }
 
-/// `acc` followed by the decimal digits of `digits` (eight at a time);
-/// `None` for anything but digits, or beyond a u64.
+/// Any 19 decimal digits fit a u64.
+const MAX_DIGITS: usize = 19;
+
+/// 10^k for k <= 19, as integers and as doubles (10^-k rounded).
+pub(crate) const POWERS_OF_TEN: [u64; MAX_DIGITS + 1] = {
+    let mut powers = [1u64; MAX_DIGITS + 1];
+    let mut i = 1;
+    while i <= MAX_DIGITS {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+const INVERSE_POWERS_OF_TEN: [f64; MAX_DIGITS + 1] = [
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15, 1e-16, 1e-17,
+    1e-18, 1e-19,
+];
+
+/// `acc` followed by the decimal digits of `digits` (eight at a time); at
+/// most 19 digits in all, so nothing overflows. `None` for a non-digit.
 fn accumulate_digits(mut acc: u64, digits: &[u8]) -> Option<u64> {
     const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
@@ -57,35 +75,45 @@ fn accumulate_digits(mut acc: u64, digits: &[u8]) -> Option<u64> {
             return None;
         }
         // Pairs, then quads, then all eight digits (the first in the low byte).
-        let v = v - ZEROS;
-        let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
-        let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
-        let v = (v.wrapping_mul(10_000) + (v >> 32)) & 0xFFFF_FFFF;
-        acc = acc.checked_mul(100_000_000)?.checked_add(v)?;
+        let v = v.wrapping_sub(ZEROS);
+        let v = (v.wrapping_mul(10).wrapping_add(v >> 8)) & 0x00FF_00FF_00FF_00FF;
+        let v = (v.wrapping_mul(100).wrapping_add(v >> 16)) & 0x0000_FFFF_0000_FFFF;
+        let v = (v.wrapping_mul(10_000).wrapping_add(v >> 32)) & 0xFFFF_FFFF;
+        acc = acc.wrapping_mul(100_000_000).wrapping_add(v);
     }
     for &c in chunks.remainder() {
         let digit = c.wrapping_sub(b'0');
         if digit > 9 {
             return None;
         }
-        acc = acc.checked_mul(10)?.checked_add(u64::from(digit))?;
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(digit));
     }
     Some(acc)
 }
 
+/// The number of decimal digits of `n`, without a division: the bit length
+/// times log10(2) (1233 / 4096) is the answer or one short of it.
+pub(crate) fn decimal_digits(n: u64) -> u32 {
+    let guess = ((64 - (n | 1).leading_zeros()) * 1233) >> 12;
+    let reached = POWERS_OF_TEN.get(guess as usize).is_some_and(|&power| n >= power);
+    (guess + u32::from(reached)).max(1)
+}
+
 /// `m / 10^k`, correctly rounded, for `k` up to 19; `None` for the few
-/// results this does not handle (beyond 2^53, very small).
-fn divide_by_power_of_ten(m: u64, k: u32) -> Option<f64> {
-    let divisor = 10u64.checked_pow(k)?;
-    // 10^k is exact as a double for k <= 22.
-    let approx = m as f64 / divisor as f64;
-    if k == 0 || m < 1 << 53 {
-        // Exact operands: one correctly rounded operation.
-        return Some(approx);
+/// results this does not handle (2^53 and beyond, very small).
+fn divide_by_power_of_ten(m: u64, k: usize) -> Option<f64> {
+    let divisor = *POWERS_OF_TEN.get(k)?;
+    if k == 0 {
+        return Some(m as f64);
     }
-    // Two roundings put `approx` within an ulp or two of the result: step
-    // to the double whose rounding interval holds m / 10^k.
-    let mut candidate = approx;
+    if m < 1 << 53 {
+        // Both exact as doubles (10^k is, for k <= 22): one correctly
+        // rounded division.
+        return Some(m as f64 / divisor as f64);
+    }
+    // m·10^-k with a multiplication (two roundings: within two ulps), then
+    // the double whose rounding interval holds m / 10^k, found exactly.
+    let mut candidate = m as f64 * *INVERSE_POWERS_OF_TEN.get(k)?;
     for _ in 0..4 {
         match position(m, divisor, candidate)? {
             Ordering::Less => candidate = candidate.next_down(),
@@ -166,6 +194,15 @@ mod tests {
             }
             check(&text);
         }
+    }
+
+    #[test]
+    fn digit_counts() {
+        for (power, &p) in POWERS_OF_TEN.iter().enumerate() {
+            assert_eq!(decimal_digits(p), power as u32 + 1);
+            assert_eq!(decimal_digits(p - 1), (power as u32).max(1));
+        }
+        assert_eq!(decimal_digits(u64::MAX), 20);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 
 use super::item::Decimal;
+use super::number::{decimal_digits, POWERS_OF_TEN};
 use super::Str;
 
 /// Sorts a set's members, dropping the duplicates a corrupt file may hold.
@@ -53,17 +54,6 @@ fn cmp_int_text(a: i64, b: i64) -> Ordering {
     text_key(a).cmp(&text_key(b))
 }
 
-/// 10^0 ..= 10^19.
-const POWERS_OF_TEN: [u64; 20] = {
-    let mut powers = [1u64; 20];
-    let mut i = 1;
-    while i < 20 {
-        powers[i] = powers[i - 1] * 10;
-        i += 1;
-    }
-    powers
-};
-
 /// A key in the order of an integer's decimal text: negatives first (`-`
 /// sorts before the digits), then the magnitude's digits left-aligned to
 /// 19 places, then the shorter text (a prefix of the other) first.
@@ -73,14 +63,6 @@ fn text_key(value: i64) -> (bool, u64, u32) {
     // |i64| has at most 19 digits, so the aligned value stays below 10^19.
     let scale = POWERS_OF_TEN.get(19usize.saturating_sub(digits as usize)).copied().unwrap_or(1);
     (value >= 0, magnitude.saturating_mul(scale), digits)
-}
-
-/// The number of decimal digits of `n`, without a division: the bit length
-/// times log10(2) (1233 / 4096) is the answer or one short of it.
-fn decimal_digits(n: u64) -> u32 {
-    let guess = ((64 - (n | 1).leading_zeros()) * 1233) >> 12;
-    let reached = POWERS_OF_TEN.get(guess as usize).is_some_and(|&power| n >= power);
-    (guess + u32::from(reached)).max(1)
 }
 
 #[cfg(test)]
@@ -107,15 +89,6 @@ mod tests {
                 assert_eq!(cmp_int_text(a, b), a.to_string().cmp(&b.to_string()), "{a} vs {b}");
             }
         }
-    }
-
-    #[test]
-    fn digit_counts() {
-        for (power, &p) in POWERS_OF_TEN.iter().enumerate() {
-            assert_eq!(decimal_digits(p), power as u32 + 1);
-            assert_eq!(decimal_digits(p - 1), (power as u32).max(1));
-        }
-        assert_eq!(decimal_digits(u64::MAX), 20);
     }
 
     #[test]
