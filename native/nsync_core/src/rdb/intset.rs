@@ -1,9 +1,9 @@
 //! Intsets (`RDB_TYPE_SET_INTSET`): `u32 encoding (2|4|8), u32 length`, then
 //! sorted signed little-endian integers.
 
-use super::{RdbError, Str};
+use super::RdbError;
 
-pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<Str<'static>>, RdbError> {
+pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<i64>, RdbError> {
     let corrupt = RdbError::Corrupt { what: "intset", offset };
     let header = |at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?))
@@ -22,7 +22,7 @@ pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<Str<'static>>, RdbE
             [a, b, c, d, e, f, g, h] => i64::from_le_bytes([a, b, c, d, e, f, g, h]),
             _ => return Err(corrupt),
         };
-        out.push(Str::Int(value));
+        out.push(value);
     }
     Ok(out)
 }
@@ -47,8 +47,7 @@ mod tests {
             (4, vec![-2147483648, -70000, 70000, 2147483647]),
             (8, vec![i64::MIN, -1099511627776, 1099511627776, i64::MAX]),
         ] {
-            let want: Vec<Str> = values.iter().copied().map(Str::Int).collect();
-            assert_eq!(decode(&intset(width, &values), 0).unwrap(), want);
+            assert_eq!(decode(&intset(width, &values), 0).unwrap(), values);
         }
     }
 

@@ -13,7 +13,7 @@ use super::compact::{Encoding, Entries};
 use super::consts::*;
 use super::number::{parse_f64, str_to_i64};
 use super::reader::{Read, Reader, Stop};
-use super::sort::{sort_set, sort_zset};
+use super::sort::{sort_int_set, sort_set, sort_zset};
 use super::{intset, listpack, module, stream, ziplist, zipmap};
 use super::item::map_strs;
 use super::{HashField, Raw, RdbError, Str, StreamEntry, Value};
@@ -127,11 +127,7 @@ fn blob_value<'a>(r: &mut Reader<'a>, ty: u8, type_offset: u64) -> Read<Value<'a
     let value = match ty {
         RDB_TYPE_HASH_ZIPMAP => Value::Hash(zipmap::decode(blob, offset)?),
         RDB_TYPE_LIST_ZIPLIST => Value::List(ziplist::decode(blob, offset)?),
-        RDB_TYPE_SET_INTSET => {
-            let mut items = intset::decode(blob, offset)?;
-            sort_set(&mut items);
-            Value::Set(items)
-        }
+        RDB_TYPE_SET_INTSET => Value::Set(sort_int_set(intset::decode(blob, offset)?)),
         RDB_TYPE_ZSET_ZIPLIST => zset_from_pairs(ziplist::entries(blob, offset), offset)?,
         RDB_TYPE_HASH_ZIPLIST => hash_from_pairs(ziplist::entries(blob, offset), offset)?,
         RDB_TYPE_HASH_LISTPACK => hash_from_pairs(listpack::entries(blob, offset), offset)?,
