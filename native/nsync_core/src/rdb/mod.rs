@@ -42,7 +42,7 @@ use arena::Scratch;
 use consts::*;
 use input::Input;
 use reader::{Read, Reader, Stop};
-use value::{detach, Elements, Start};
+use value::{Carried, Start};
 
 /// Why [`Parser::parse`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +262,7 @@ enum State {
 struct PartialKey {
     key: Raw<'static>,
     meta: KeyMeta,
-    elements: Elements<'static>,
+    value: Carried,
 }
 
 /// Opcodes that apply to the next key only.
@@ -449,8 +449,9 @@ impl Core {
             Err(stop) => {
                 let input = r.input();
                 let meta = std::mem::take(&mut self.meta);
-                let elements = elements.carry_over(input);
-                self.state = State::Value(Box::new(PartialKey { key: detach(key, input), meta, elements }));
+                let mut value = elements.carry_over(input);
+                let key = value.keep(key, input);
+                self.state = State::Value(Box::new(PartialKey { key, meta, value }));
                 Err(stop)
             }
         }
@@ -463,8 +464,7 @@ impl Core {
         let State::Value(mut partial) = std::mem::replace(&mut self.state, State::Records) else {
             return Ok(ControlFlow::Continue(()));
         };
-        let input = r.input();
-        match partial.elements.read(r, &mut |raw| detach(raw, input)) {
+        match partial.value.read(r) {
             Ok(value) => {
                 let PartialKey { key, meta, .. } = *partial;
                 Ok(sink(entry(self.db, key, meta, value)))

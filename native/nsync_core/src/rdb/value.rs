@@ -4,10 +4,11 @@
 //!
 //! A collection is read into an [`Elements`] whose strings borrow from the
 //! run's input. If the run stops inside it, what was read is carried over
-//! ([`Elements::carry_over`]): its strings are then shared with the input
-//! buffer (or copied out of the arena), and so is every element read later.
+//! ([`Elements::carry_over`], [`Carried`]): its strings are then shared with
+//! the input buffer (or copied out of the arena), and so is every element
+//! read later.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::compact::{Encoding, Entries};
 use super::consts::*;
@@ -191,15 +192,47 @@ fn zset_from_pairs<'a, E: Encoding>(mut items: Entries<'a, E>, offset: u64) -> R
     Ok(Value::ZSet(members))
 }
 
-/// A string of a value carried over to a later run: shared with the input
-/// buffer it lies in, or copied (out of the arena).
-pub(crate) fn detach(raw: Raw<'_>, input: &Bytes) -> Raw<'static> {
+/// A collection carried over to later runs, with its strings kept apart
+/// from the runs' buffers.
+#[derive(Debug)]
+pub(crate) struct Carried {
+    elements: Elements<'static>,
+    /// Where strings that lie in no input buffer (arena bytes: LZF output)
+    /// are copied, many to one allocation.
+    spill: BytesMut,
+}
+
+/// Bytes allocated at a time for `Carried::spill`.
+const SPILL_BLOCK: usize = 4096;
+
+impl Carried {
+    /// A string of the carried value read from `input`, kept.
+    pub(crate) fn keep(&mut self, raw: Raw<'_>, input: &Bytes) -> Raw<'static> {
+        detach(raw, input, &mut self.spill)
+    }
+
+    /// Reads the remaining elements from `r`, keeping their strings.
+    pub(crate) fn read(&mut self, r: &mut Reader<'_>) -> Read<Value<'static>> {
+        let input = r.input();
+        let spill = &mut self.spill;
+        self.elements.read(r, &mut |raw| detach(raw, input, spill))
+    }
+}
+
+/// A string shared with the input buffer it lies in, or copied to `spill`.
+fn detach(raw: Raw<'_>, input: &Bytes, spill: &mut BytesMut) -> Raw<'static> {
     match raw {
         Raw::Borrowed(s) => {
             let start = (s.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
             match start.checked_add(s.len()) {
                 Some(end) if end <= input.len() => Raw::Shared(input.slice(start..end)),
-                _ => Raw::Shared(Bytes::copy_from_slice(s)),
+                _ => {
+                    if spill.capacity() - spill.len() < s.len() {
+                        spill.reserve(s.len().max(SPILL_BLOCK));
+                    }
+                    spill.extend_from_slice(s);
+                    Raw::Shared(spill.split().freeze())
+                }
             }
         }
         Raw::Shared(b) => Raw::Shared(b),
@@ -218,9 +251,10 @@ impl<'v> Elements<'v> {
         self.finish(r, keep)
     }
 
-    /// What was read so far, kept beyond the run that read it.
-    pub(crate) fn carry_over(self, input: &Bytes) -> Elements<'static> {
-        let f = &mut |raw| detach(raw, input);
+    /// What was read so far from `input`, kept beyond the run that read it.
+    pub(crate) fn carry_over(self, input: &Bytes) -> Carried {
+        let mut spill = BytesMut::new();
+        let f = &mut |raw| detach(raw, input, &mut spill);
         let kind = match self.kind {
             Kind::List(items) => Kind::List(map_strs(items, f)),
             Kind::Set(items) => Kind::Set(map_strs(items, f)),
@@ -231,7 +265,7 @@ impl<'v> Elements<'v> {
             Kind::Quicklist { v2, items } => Kind::Quicklist { v2, items: map_strs(items, f) },
             Kind::Stream { ty, entries } => Kind::Stream { ty, entries: entries.into_iter().map(|e| e.map_raw(f)).collect() },
         };
-        Elements { left: self.left, kind }
+        Carried { elements: Elements { left: self.left, kind }, spill }
     }
 
     fn read_one<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<()> {
@@ -315,6 +349,7 @@ fn push_all<'a, 'v, E: Encoding>(
     entries: Entries<'a, E>,
     keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
 ) -> Result<(), RdbError> {
+    items.reserve(entries.declared());
     for entry in entries {
         items.push(entry?.map_raw(keep));
     }
