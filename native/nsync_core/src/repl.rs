@@ -1016,6 +1016,50 @@ mod tests {
         );
     }
 
+    /// One `next_events` call hands out everything at hand, keys borrowed;
+    /// a sink that breaks stops it, and the next call goes on from there.
+    #[test]
+    fn next_events_stops_where_the_sink_breaks() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(b"REDIS0009\xfe\x00\x00\x01a\x011\x00\x01b\x012\x00\x01c\x013\xff\0\0\0\0\0\0\0\0");
+        wire.extend_from_slice(MARK.as_bytes());
+        wire.extend_from_slice(&cmd(&["SET", "d", "4"]));
+        replica.feed(&wire);
+        let mut batches = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            replica
+                .next_events(|event| {
+                    batch.push(event.into_owned());
+                    if batch.len() == 2 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            batches.push(batch);
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 2]);
+        let events: Vec<Event> = batches.into_iter().flatten().collect();
+        let keys: Vec<&[u8]> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Key(entry) => Some(&entry.key[..]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, [b"a", b"b", b"c"]);
+        assert!(matches!(events[4], Event::LoadEof { .. }));
+        assert!(matches!(&events[5], Event::Command { args, .. } if args[1] == "d"));
+    }
+
     #[test]
     fn acks_often_after_a_full_sync_until_the_stream_starts() {
         let mut replica = Replica::new(Config::default());
