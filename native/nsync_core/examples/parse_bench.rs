@@ -8,7 +8,9 @@
 //!   --parsers LIST   comma-separated subset of read,crc,nsync,rdb (default all)
 //! ```
 //!
-//! Every run is a fresh child process (this binary re-executed with
+//! nsync reads each chunk into a buffer of its own and hands it over
+//! (`Parser::feed_bytes`), then `Parser::parse` lends every record to a
+//! closure. Every run is a fresh child process (this binary re-executed with
 //! `--child PARSER FILE`), so each run's peak RSS (VmHWM) is its own and a
 //! run cannot inherit another's heap. The child times only the parse, reads
 //! the file as a stream (`--chunk` bytes at a time, never the whole file),
@@ -18,19 +20,20 @@
 //! is read once before timing so both parse from the page cache.
 //!
 //! Baselines: `read` does the same 64 KiB reads with no parsing; `crc` adds
-//! only the CRC-64 (the `crc` crate with a 16-way table, as nsync_core uses)
-//! over them: the part of nsync's time that goes to verifying the checksum,
-//! which the `rdb` crate does not do.
+//! only nsync_core's CRC-64 over them: the part of nsync's time that goes to
+//! verifying the checksum, which the `rdb` crate does not do.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
+use std::ops::ControlFlow;
 use std::process::{exit, Command};
 use std::rc::Rc;
 use std::time::Instant;
 
-use nsync_core::rdb::{Item, Parser, Status, Str, Value};
+use bytes::Bytes;
+use nsync_core::rdb::{Crc64, Item, Outcome, Parser, Str, Value};
 
 const DEFAULT_CHUNK: usize = 64 * 1024;
 
@@ -263,18 +266,17 @@ fn read_only(path: &str, chunk: usize) -> Result<(u64, u64), String> {
 }
 
 fn crc_only(path: &str, chunk: usize) -> Result<(u64, u64), String> {
-    static CRC64: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
     let mut f = File::open(path).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; chunk];
-    let mut digest = CRC64.digest();
+    let mut crc = Crc64::default();
     loop {
         let n = f.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
-        digest.update(&buf[..n]);
+        crc.update(&buf[..n]);
     }
-    Ok((0, black_box(digest.finalize())))
+    Ok((0, black_box(crc.value())))
 }
 
 fn str_len(s: &Str) -> u64 {
@@ -302,27 +304,33 @@ fn value_len(v: &Value) -> u64 {
 
 fn parse_nsync(path: &str, chunk: usize) -> Result<(u64, u64), String> {
     let mut f = File::open(path).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; chunk];
     let mut p = Parser::new();
     let (mut keys, mut touched) = (0u64, 0u64);
-    'read: loop {
+    loop {
+        // Each read lands in a buffer of its own, handed over to the parser.
+        let mut buf = vec![0u8; chunk];
         let n = f.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
-        p.feed(&buf[..n]);
-        loop {
-            match p.next_item().map_err(|e| e.to_string())? {
-                Status::Ready(Item::Key(e)) => {
-                    keys += 1;
-                    touched += e.key.len() as u64 + value_len(&e.value);
+        buf.truncate(n);
+        p.feed_bytes(Bytes::from(buf));
+        let outcome = p
+            .parse(|item| {
+                match item {
+                    Item::Key(e) => {
+                        keys += 1;
+                        touched += e.key.len() as u64 + value_len(&e.value);
+                    }
+                    item => {
+                        black_box(item);
+                    }
                 }
-                Status::Ready(item) => {
-                    black_box(item);
-                }
-                Status::Incomplete => break,
-                Status::Done => break 'read,
-            }
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+        if outcome == Outcome::Done {
+            break;
         }
     }
     if !p.is_done() {

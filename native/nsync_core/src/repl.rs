@@ -1,18 +1,21 @@
 //! The replica side of the replication protocol, sans I/O.
 //!
 //! A [`Replica`] is fed the bytes read from the master ([`Replica::feed`]),
-//! yields events one at a time ([`Replica::next_event`]) and collects the
+//! hands out events ([`Replica::next_events`], whose snapshot keys borrow
+//! from the replica, or one owned event at a time with
+//! [`Replica::next_event`]) and collects the
 //! bytes to send ([`Replica::take_output`]); the caller owns the socket and
 //! the clock ([`Replica::tick`] sends the periodic ACK). The replication
 //! position (replid, offset, db) survives reconnects, so the next
 //! [`Replica::connected`] resumes with `PSYNC replid offset+1`.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::rdb::{self, Entry, Item, RdbError, Status};
+use crate::rdb::{self, Entry, Item, Outcome, Raw, RdbError};
 use crate::resp::{self, CommandParser, Reply, RespError};
 
 /// How often `REPLCONF ACK` is sent while streaming.
@@ -50,19 +53,32 @@ pub struct Position {
 
 /// What the replica delivers, in stream order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Event<'a> {
     /// A full sync starts; its keys follow. `replid` is `None` for `SYNC`.
     FullResync { replid: Option<Bytes>, offset: i64 },
     /// A partial resync was accepted; commands follow from `offset + 1`.
     Continue { replid: Bytes, offset: i64 },
     /// One key of the snapshot.
-    Key(Entry),
+    Key(Entry<'a>),
     /// A function library of the snapshot.
-    Function(Bytes),
+    Function(Raw<'a>),
     /// The snapshot is fully loaded; the position is now committed.
     LoadEof { replid: Option<Bytes>, offset: i64 },
     /// One command of the stream (never PING or REPLCONF), name first.
     Command { db: u64, args: Vec<Bytes> },
+}
+
+impl Event<'_> {
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::FullResync { replid, offset } => Event::FullResync { replid, offset },
+            Event::Continue { replid, offset } => Event::Continue { replid, offset },
+            Event::Key(entry) => Event::Key(entry.into_owned()),
+            Event::Function(source) => Event::Function(source.into_owned()),
+            Event::LoadEof { replid, offset } => Event::LoadEof { replid, offset },
+            Event::Command { db, args } => Event::Command { db, args },
+        }
+    }
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -133,10 +149,12 @@ enum Phase {
 
 /// What one step of the state machine produced.
 enum Progress {
-    Event(Event),
+    Event(Event<'static>),
     /// The state changed: step again.
     Again,
     NeedBytes,
+    /// The sink broke while taking the snapshot's keys.
+    Paused,
 }
 
 #[derive(Debug)]
@@ -260,11 +278,16 @@ impl Replica {
         }))
     }
 
-    /// The next event, or `None` when more bytes are needed. After an error
-    /// the connection must be dropped ([`Replica::disconnected`]).
-    pub fn next_event(&mut self) -> Result<Option<Event>, ReplError> {
+    /// Hands the events of the bytes fed so far to `sink`, in order, until
+    /// more bytes are needed or `sink` breaks. Snapshot keys borrow from the
+    /// replica ([`Event::into_owned`] keeps one). After an error the
+    /// connection must be dropped ([`Replica::disconnected`]).
+    pub fn next_events<F>(&mut self, mut sink: F) -> Result<(), ReplError>
+    where
+        F: FnMut(Event<'_>) -> ControlFlow<()>,
+    {
         loop {
-            let progress = match self.step() {
+            let progress = match self.step(&mut sink) {
                 Ok(progress) => progress,
                 Err(err) => {
                     self.disconnected();
@@ -272,14 +295,32 @@ impl Replica {
                 }
             };
             match progress {
-                Progress::Event(event) => return Ok(Some(event)),
+                Progress::Event(event) => {
+                    if sink(event).is_break() {
+                        return Ok(());
+                    }
+                }
                 Progress::Again => continue,
-                Progress::NeedBytes => return Ok(None),
+                Progress::NeedBytes | Progress::Paused => return Ok(()),
             }
         }
     }
 
-    fn step(&mut self) -> Result<Progress, ReplError> {
+    /// The next event, owned, or `None` when more bytes are needed. After an
+    /// error the connection must be dropped ([`Replica::disconnected`]).
+    pub fn next_event(&mut self) -> Result<Option<Event<'static>>, ReplError> {
+        let mut next = None;
+        self.next_events(|event| {
+            next = Some(event.into_owned());
+            ControlFlow::Break(())
+        })?;
+        Ok(next)
+    }
+
+    fn step<F>(&mut self, sink: &mut F) -> Result<Progress, ReplError>
+    where
+        F: FnMut(Event<'_>) -> ControlFlow<()>,
+    {
         match &mut self.phase {
             Phase::Disconnected => Ok(Progress::NeedBytes),
             Phase::Handshake(step) => {
@@ -287,7 +328,7 @@ impl Replica {
                 self.handshake(step)
             }
             Phase::AwaitPayload { .. } => self.payload_header(),
-            Phase::Loading(_) => self.load(),
+            Phase::Loading(_) => self.load(sink),
             Phase::Streaming => self.stream(),
         }
     }
@@ -487,8 +528,11 @@ impl Replica {
         Ok(Progress::Again)
     }
 
-    /// Feeds the snapshot to the parser and pulls one record.
-    fn load(&mut self) -> Result<Progress, ReplError> {
+    /// Hands the snapshot's bytes to the parser and its keys to `sink`.
+    fn load<F>(&mut self, sink: &mut F) -> Result<Progress, ReplError>
+    where
+        F: FnMut(Event<'_>) -> ControlFlow<()>,
+    {
         let Phase::Loading(load) = &mut self.phase else {
             return Ok(Progress::Again);
         };
@@ -499,29 +543,30 @@ impl Replica {
                     .len()
                     .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                 if take > 0 {
-                    load.parser.feed(&self.input[..take]);
-                    self.input.advance(take);
+                    load.parser.feed_bytes(self.input.split_to(take).freeze());
                     *remaining -= take as u64;
                 }
             }
             Framing::Diskless { .. } => {
                 if !load.parser.is_done() && !self.input.is_empty() {
-                    load.parser.feed(&self.input);
-                    self.input.clear();
+                    load.parser.feed_bytes(self.input.split().freeze());
                 }
             }
         }
-        match load.parser.next_item()? {
-            Status::Ready(Item::Key(entry)) => Ok(Progress::Event(Event::Key(entry))),
-            Status::Ready(Item::Function(source)) => Ok(Progress::Event(Event::Function(source))),
-            Status::Ready(_) => Ok(Progress::Again),
-            Status::Incomplete => match load.framing {
+        let outcome = load.parser.parse(|item| match item {
+            Item::Key(entry) => sink(Event::Key(entry)),
+            Item::Function(source) => sink(Event::Function(source)),
+            _ => ControlFlow::Continue(()),
+        })?;
+        match outcome {
+            Outcome::Paused => Ok(Progress::Paused),
+            Outcome::Incomplete => match load.framing {
                 Framing::Sized { remaining: 0 } => {
                     Err(protocol("snapshot shorter than announced".into()))
                 }
                 _ => Ok(Progress::NeedBytes),
             },
-            Status::Done => self.finish_load(),
+            Outcome::Done => self.finish_load(),
         }
     }
 
@@ -645,7 +690,7 @@ mod tests {
     }
 
     /// Feeds `bytes` one at a time, collecting every event.
-    fn feed_slowly(replica: &mut Replica, bytes: &[u8]) -> Result<Vec<Event>, ReplError> {
+    fn feed_slowly(replica: &mut Replica, bytes: &[u8]) -> Result<Vec<Event<'static>>, ReplError> {
         let mut events = Vec::new();
         for &b in bytes {
             replica.feed(&[b]);
@@ -969,6 +1014,50 @@ mod tests {
             sent(&mut replica),
             String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap()
         );
+    }
+
+    /// One `next_events` call hands out everything at hand, keys borrowed;
+    /// a sink that breaks stops it, and the next call goes on from there.
+    #[test]
+    fn next_events_stops_where_the_sink_breaks() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(b"REDIS0009\xfe\x00\x00\x01a\x011\x00\x01b\x012\x00\x01c\x013\xff\0\0\0\0\0\0\0\0");
+        wire.extend_from_slice(MARK.as_bytes());
+        wire.extend_from_slice(&cmd(&["SET", "d", "4"]));
+        replica.feed(&wire);
+        let mut batches = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            replica
+                .next_events(|event| {
+                    batch.push(event.into_owned());
+                    if batch.len() == 2 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            batches.push(batch);
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 2]);
+        let events: Vec<Event> = batches.into_iter().flatten().collect();
+        let keys: Vec<&[u8]> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Key(entry) => Some(&entry.key[..]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, [b"a", b"b", b"c"]);
+        assert!(matches!(events[4], Event::LoadEof { .. }));
+        assert!(matches!(&events[5], Event::Command { args, .. } if args[1] == "d"));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! One test per file of the shared RDB corpus: the parse must equal the
 //! expected JSON beside it (or the README's expectation for files without
-//! one), and feeding the file in small chunks must give the same items.
+//! one), and feeding the file in small chunks must give the same items,
+//! whether they are pulled owned (`next_item`) or lent to a sink (`parse`,
+//! on chunks handed over with `feed_bytes`).
 
 mod common;
 
 use std::path::Path;
 
-use common::{corpus_dir, diff_with_expected, parse_chunked, End};
+use common::{corpus_dir, diff_with_expected, parse_chunked, parse_with, Api, End};
 use nsync_core::rdb::RdbError;
 
 fn check(path: &str) {
@@ -24,10 +26,13 @@ fn check(path: &str) {
     } else {
         check_without_json(path, &end);
     }
-    for chunk in [1, 7, 4096] {
-        let (chunked, chunked_end) = parse_chunked(&data, chunk);
-        assert_eq!(chunked_end, end, "{path}: different end with {chunk}-byte chunks");
-        assert!(chunked == items, "{path}: different items with {chunk}-byte chunks");
+    for (api, chunk) in [(Api::NextItem, 1), (Api::NextItem, 7), (Api::NextItem, 4096)]
+        .into_iter()
+        .chain([1, 7, 4096, data.len()].map(|chunk| (Api::Sink, chunk)))
+    {
+        let (chunked, chunked_end) = parse_with(api, &data, chunk);
+        assert_eq!(chunked_end, end, "{path}: different end with {chunk}-byte chunks ({api:?})");
+        assert!(chunked == items, "{path}: different items with {chunk}-byte chunks ({api:?})");
     }
 }
 

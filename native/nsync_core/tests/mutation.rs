@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{corpus_dir, parse_chunked};
+use common::{corpus_dir, parse_chunked, parse_with, Api};
 
 /// Tracks the largest single allocation, so a lying length that makes the
 /// parser allocate is caught even when the allocation happens to succeed.
@@ -68,11 +68,12 @@ fn small_corpus_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// Parses one case whole and in 3-byte chunks; fails the test on a panic.
+/// Parses one case whole (owned items) and in 3-byte chunks (lent to a
+/// sink); fails the test on a panic.
 fn run_case(what: &str, data: &[u8]) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let whole = parse_chunked(data, data.len());
-        let chunked = parse_chunked(data, 3);
+        let chunked = parse_with(Api::Sink, data, 3);
         // Compared as text: a flipped double may be NaN, which is not == itself.
         let (whole, chunked) = (format!("{whole:?}"), format!("{chunked:?}"));
         assert!(whole == chunked, "chunked parse differs:\n{whole}\n{chunked}");

@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use nsync_core::rdb::{Str, Value};
+use nsync_core::rdb::{Raw, Str, Value};
 use nsync_core::repl::{Config, Event, Position, ReplError, Replica};
 use nsync_core::resp::{self, Reply};
 
@@ -162,7 +162,7 @@ fn parse_reply_or_flat_array(buf: &[u8]) -> Option<(Reply, usize)> {
 
 /// Runs a replica over a socket in a thread; events come through a channel.
 struct Follower {
-    events: Receiver<Result<Event, ReplError>>,
+    events: Receiver<Result<Event<'static>, ReplError>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Replica>>,
 }
@@ -220,12 +220,12 @@ impl Follower {
         }
     }
 
-    fn next(&self) -> Result<Event, ReplError> {
+    fn next(&self) -> Result<Event<'static>, ReplError> {
         self.events.recv_timeout(WAIT).expect("no event in time")
     }
 
     /// Events until (and including) the first that `done` accepts.
-    fn until(&self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+    fn until(&self, done: impl Fn(&Event) -> bool) -> Vec<Event<'static>> {
         let mut events = Vec::new();
         loop {
             let event = match self.events.recv_timeout(WAIT) {
@@ -393,7 +393,7 @@ fn full_sync_then_stream_then_resume(diskless: bool) {
     };
     assert_eq!(
         key("str").value,
-        Value::String(Str::Raw(Bytes::from("hello")))
+        Value::String(Str::Raw(Raw::Borrowed(b"hello")))
     );
     assert_eq!(key("num").value.clone(), Value::String(Str::Int(-42)));
     assert_eq!(key("in5").db, 5);

@@ -180,7 +180,7 @@ fn score_term<'a>(env: Env<'a>, score: f64) -> Term<'a> {
     }
 }
 
-fn hash<'a, 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str, &'v Str)>) -> Term<'a> {
+fn hash<'a, 'v, 's: 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str<'s>, &'v Str<'s>)>) -> Term<'a> {
     let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) = fields
         .map(|(f, v)| (str_term(env, f), str_term(env, v)))
         .unzip();

@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -337,11 +338,15 @@ impl Session {
             }
             self.replica.tick(Instant::now());
             self.flush()?;
-            while !batch.is_full() {
-                match self.replica.next_event()? {
-                    Some(event) => batch.push(&event),
-                    None => break,
-                }
+            if !batch.is_full() {
+                self.replica.next_events(|event| {
+                    batch.push(&event);
+                    if batch.is_full() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
             }
             // GETACK answers, and the first ACK right after a snapshot (a
             // diskless master sends nothing more until it gets one).

@@ -1,7 +1,10 @@
 //! The CRC-64 trailer (CRC-64/Redis: Jones polynomial, reflected, init 0,
 //! no final xor), computed incrementally over the consumed bytes.
 //!
-//! Table-driven and SIMD-free. A single slice-by-8 (or slice-by-16) chain is
+//! On x86_64 CPUs with PCLMULQDQ the bulk is folded with carry-less
+//! multiplication ([`clmul`]); elsewhere, and for short inputs, tables.
+//!
+//! The table code: a single slice-by-8 (or slice-by-16) chain is
 //! bound by the latency of its table lookups, so long runs are cut into
 //! blocks of [`LANES`] lanes of [`LANE`] bytes, hashed side by side as
 //! independent chains and then combined. The CRC has no init or final xor,
@@ -116,8 +119,15 @@ fn shift_lane(crc: u64) -> u64 {
     acc
 }
 
-/// Continues the CRC `crc` over `data`.
-fn update(mut crc: u64, data: &[u8]) -> u64 {
+#[cfg(target_arch = "x86_64")]
+mod clmul;
+#[cfg(target_arch = "x86_64")]
+use clmul::update;
+#[cfg(not(target_arch = "x86_64"))]
+use table_update as update;
+
+/// Continues the CRC `crc` over `data` with the tables.
+fn table_update(mut crc: u64, data: &[u8]) -> u64 {
     let mut blocks = data.chunks_exact(BLOCK);
     for block in &mut blocks {
         let mut cs = [0u64; LANES];
@@ -148,15 +158,16 @@ fn update(mut crc: u64, data: &[u8]) -> u64 {
     crc
 }
 
+/// A running CRC-64/Redis, the checksum of RDB files and DUMP payloads.
 #[derive(Clone, Default)]
-pub(crate) struct Crc64(u64);
+pub struct Crc64(u64);
 
 impl Crc64 {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
         self.0 = update(self.0, bytes);
     }
 
-    pub(crate) fn value(&self) -> u64 {
+    pub fn value(&self) -> u64 {
         self.0
     }
 }
@@ -184,7 +195,7 @@ mod tests {
     #[test]
     fn shift_is_lane_of_zeros() {
         for s in [1u64, 0x8000_0000_0000_0000, 0xdead_beef_0123_4567, u64::MAX] {
-            assert_eq!(shift_lane(s), update(s, &[0u8; LANE]));
+            assert_eq!(shift_lane(s), table_update(s, &[0u8; LANE]));
             assert_eq!(shift_lane(s), zeros(s, LANE, &TABLES[0]));
         }
     }
@@ -205,6 +216,7 @@ mod tests {
         let lens = [0, 1, 7, 8, 9, 63, LANE, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 5, data.len()];
         for &len in &lens {
             let want = REFERENCE.checksum(&data[..len]);
+            assert_eq!(table_update(0, &data[..len]), want, "len {len}");
             assert_eq!(update(0, &data[..len]), want, "len {len}");
             for split in [0, 1, 5, 8, LANE + 3, BLOCK, len / 2, len] {
                 let split = split.min(len);

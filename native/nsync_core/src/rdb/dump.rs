@@ -11,7 +11,7 @@ const FOOTER_LEN: usize = 10;
 
 /// The value of a `DUMP` payload, with its hash fields' expiries if any,
 /// checked as Redis's `verifyDumpPayload` does (version, checksum).
-pub fn decode_dump(payload: &[u8]) -> Result<Value, RdbError> {
+pub fn decode_dump(payload: &[u8]) -> Result<Value<'static>, RdbError> {
     let corrupt = |what| RdbError::Corrupt { what, offset: 0 };
     let body_len = payload
         .len()

@@ -1,11 +1,9 @@
 //! Intsets (`RDB_TYPE_SET_INTSET`): `u32 encoding (2|4|8), u32 length`, then
 //! sorted signed little-endian integers.
 
-use bytes::Bytes;
+use super::RdbError;
 
-use super::{RdbError, Str};
-
-pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<Str>, RdbError> {
+pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<i64>, RdbError> {
     let corrupt = RdbError::Corrupt { what: "intset", offset };
     let header = |at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?))
@@ -24,7 +22,7 @@ pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<Str>, RdbError> {
             [a, b, c, d, e, f, g, h] => i64::from_le_bytes([a, b, c, d, e, f, g, h]),
             _ => return Err(corrupt),
         };
-        out.push(Str::Int(value));
+        out.push(value);
     }
     Ok(out)
 }
@@ -33,13 +31,13 @@ pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<Str>, RdbError> {
 mod tests {
     use super::*;
 
-    fn intset(width: u32, values: &[i64]) -> Bytes {
+    fn intset(width: u32, values: &[i64]) -> Vec<u8> {
         let mut blob = width.to_le_bytes().to_vec();
         blob.extend((values.len() as u32).to_le_bytes());
         for v in values {
             blob.extend(&v.to_le_bytes()[..width as usize]);
         }
-        Bytes::from(blob)
+        blob
     }
 
     #[test]
@@ -49,18 +47,16 @@ mod tests {
             (4, vec![-2147483648, -70000, 70000, 2147483647]),
             (8, vec![i64::MIN, -1099511627776, 1099511627776, i64::MAX]),
         ] {
-            let got = decode(&intset(width, &values), 0).unwrap();
-            let want: Vec<Str> = values.into_iter().map(Str::Int).collect();
-            assert_eq!(got, want);
+            assert_eq!(decode(&intset(width, &values), 0).unwrap(), values);
         }
     }
 
     #[test]
     fn bad_headers() {
         assert!(decode(&intset(3, &[1]), 0).is_err());
-        let mut short = intset(4, &[1, 2]).to_vec();
+        let mut short = intset(4, &[1, 2]);
         short.pop();
-        assert!(decode(&Bytes::from(short), 0).is_err());
-        assert!(decode(&Bytes::from_static(&[2, 0]), 0).is_err());
+        assert!(decode(&short, 0).is_err());
+        assert!(decode(&[2, 0], 0).is_err());
     }
 }

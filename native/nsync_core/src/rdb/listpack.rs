@@ -2,9 +2,8 @@
 //! `u32 total, u16 count`, entries, `0xFF`. Each entry is an encoding, data,
 //! and a back-length of 1–5 bytes that a forward reader skips.
 
-use bytes::Bytes;
-
-use super::{RdbError, Str};
+use super::compact::{self, Encoding, Entries};
+use super::{Raw, RdbError, Str};
 
 const LP_HEADER_SIZE: usize = 6;
 const LP_EOF: u8 = 0xFF;
@@ -14,20 +13,31 @@ const LP_ENCODING_24BIT_INT: u8 = 0xF2;
 const LP_ENCODING_32BIT_INT: u8 = 0xF3;
 const LP_ENCODING_64BIT_INT: u8 = 0xF4;
 
-/// Every entry of the listpack, strings as zero-copy slices of `blob`.
-pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<Str>, RdbError> {
-    let corrupt = RdbError::Corrupt { what: "listpack", offset };
-    let declared = blob.get(4..6).and_then(|b| b.try_into().ok()).map_or(0, u16::from_le_bytes);
-    let mut out = Vec::with_capacity(usize::from(declared).min(blob.len()));
-    let mut pos = LP_HEADER_SIZE;
-    loop {
-        if *blob.get(pos).ok_or(corrupt.clone())? == LP_EOF {
-            return Ok(out);
-        }
-        let (entry, len) = entry(blob, pos).ok_or(corrupt.clone())?;
-        out.push(entry);
-        pos = pos.checked_add(len + backlen_size(len)).ok_or(corrupt.clone())?;
+pub(crate) struct Listpack;
+
+impl Encoding for Listpack {
+    const NAME: &'static str = "listpack";
+    const HEADER_SIZE: usize = LP_HEADER_SIZE;
+    const END: u8 = LP_EOF;
+
+    fn declared(blob: &[u8]) -> usize {
+        compact::u16_at(blob, 4).min(blob.len())
     }
+
+    /// The entry at `pos`, and the position after it and its back-length.
+    fn step(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
+        entry(blob, pos).and_then(|(entry, len)| Some((entry, pos.checked_add(len + backlen_size(len))?)))
+    }
+}
+
+/// The entries in order, strings borrowed from the blob.
+pub(crate) fn entries(blob: &[u8], offset: u64) -> Entries<'_, Listpack> {
+    Entries::new(blob, offset)
+}
+
+/// Every entry of the listpack.
+pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<Str<'_>>, RdbError> {
+    entries(blob, offset).into_vec()
 }
 
 /// Size of the back-length that follows an entry of `len` bytes.
@@ -42,7 +52,7 @@ fn backlen_size(len: usize) -> usize {
 }
 
 /// The entry at `pos` and its length (encoding plus data, without backlen).
-fn entry(blob: &Bytes, pos: usize) -> Option<(Str, usize)> {
+fn entry(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
     let enc = *blob.get(pos)?;
     let byte = |i: usize| blob.get(pos + i).copied();
     let int = |width: usize| -> Option<(Str, usize)> {
@@ -55,8 +65,7 @@ fn entry(blob: &Bytes, pos: usize) -> Option<(Str, usize)> {
     let string = |header: usize, len: usize| -> Option<(Str, usize)> {
         let start = pos.checked_add(header)?;
         let end = start.checked_add(len)?;
-        blob.get(start..end)?;
-        Some((Str::Raw(blob.slice(start..end)), header + len))
+        Some((Str::Raw(Raw::Borrowed(blob.get(start..end)?)), header + len))
     };
     if enc & 0x80 == 0 {
         return Some((Str::Int(i64::from(enc)), 1));
@@ -91,7 +100,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Builds a listpack from raw entry encodings (backlens are added here).
-    pub(crate) fn listpack(entries: &[Vec<u8>]) -> Bytes {
+    pub(crate) fn listpack(entries: &[Vec<u8>]) -> Vec<u8> {
         let mut body = Vec::new();
         for e in entries {
             body.extend(e);
@@ -111,7 +120,7 @@ pub(crate) mod tests {
         blob.extend((entries.len() as u16).to_le_bytes());
         blob.extend(body);
         blob.push(0xFF);
-        Bytes::from(blob)
+        blob
     }
 
     /// A listpack entry for a small string.
@@ -134,7 +143,8 @@ pub(crate) mod tests {
             [vec![0xF3], i32::MIN.to_le_bytes().to_vec()].concat(),
             [vec![0xF4], (-4611686018427387904i64).to_le_bytes().to_vec()].concat(),
         ];
-        let got = decode(&listpack(&entries), 0).unwrap();
+        let blob = listpack(&entries);
+        let got = decode(&blob, 0).unwrap();
         let want = [0, 127, -4096, 4095, -1, -32768, -8388608, 8388607, i32::MIN as i64, -4611686018427387904];
         assert_eq!(got, want.into_iter().map(Str::Int).collect::<Vec<_>>());
     }
@@ -148,12 +158,13 @@ pub(crate) mod tests {
             [vec![0xE0, 200], s200.clone()].concat(),
             [vec![0xF0], 3u32.to_le_bytes().to_vec(), b"xyz".to_vec()].concat(),
         ];
-        let got = decode(&listpack(&entries), 0).unwrap();
+        let blob = listpack(&entries);
+        let got = decode(&blob, 0).unwrap();
         let want = vec![
-            Str::Raw(Bytes::new()),
-            Str::Raw(Bytes::from_static(b"abc")),
-            Str::Raw(Bytes::from(s200)),
-            Str::Raw(Bytes::from_static(b"xyz")),
+            Str::Raw(Raw::Borrowed(b"")),
+            Str::Raw(Raw::Borrowed(b"abc")),
+            Str::Raw(Raw::Borrowed(&s200)),
+            Str::Raw(Raw::Borrowed(b"xyz")),
         ];
         assert_eq!(got, want);
     }
@@ -162,7 +173,7 @@ pub(crate) mod tests {
     fn bad_entries_are_corrupt() {
         assert!(decode(&listpack(&[vec![0xF5]]), 0).is_err());
         let blob = listpack(&[lp_str(b"abc")]);
-        assert!(decode(&blob.slice(..blob.len() - 1), 0).is_err());
+        assert!(decode(&blob[..blob.len() - 1], 0).is_err());
         assert!(decode(&listpack(&[vec![0x85, b'a']]), 0).is_err());
     }
 }

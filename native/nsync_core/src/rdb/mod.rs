@@ -1,39 +1,65 @@
 //! Streaming RDB parser.
 //!
-//! Feed bytes in chunks of any size with [`Parser::feed`]; pull records with
-//! [`Parser::next_item`], which answers [`Status::Incomplete`] when the bytes
-//! fed so far end inside a record. The parser keeps only the record being
-//! decoded plus a small constant, whatever the snapshot's size.
+//! Feed bytes in chunks of any size ([`Parser::feed`], or
+//! [`Parser::feed_bytes`] to hand a buffer over without a copy), then
+//! [`Parser::parse`] hands every complete record to a sink as an [`Item`]
+//! whose strings borrow from the parser, until the bytes fed so far end
+//! inside a record ([`Outcome::Incomplete`]). [`Parser::next_item`] gives one
+//! owned item at a time. The parser keeps only the record being decoded plus
+//! a small constant, whatever the snapshot's size.
 
+mod arena;
+mod compact;
 mod consts;
 mod crc;
 mod dump;
+mod input;
 mod intset;
 mod item;
 mod listpack;
 mod lzf;
 mod module;
+mod number;
 mod reader;
+mod sort;
 mod stream;
+#[cfg(test)]
+mod test_rng;
 mod value;
 mod ziplist;
 mod zipmap;
 
+pub use crc::Crc64;
 pub use dump::decode_dump;
 pub use item::*;
 
-use bytes::{Bytes, BytesMut};
+use std::ops::ControlFlow;
+
+use bytes::Bytes;
 use thiserror::Error;
 
+use arena::Scratch;
 use consts::*;
+use input::Input;
 use reader::{Read, Reader, Stop};
-use value::{Elements, Start};
+use value::{Carried, Start};
+
+/// Why [`Parser::parse`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// More bytes are needed before the next record is complete.
+    Incomplete,
+    /// The snapshot ended (after [`Item::Eof`] was handed out).
+    Done,
+    /// The sink returned `ControlFlow::Break`; call `parse` again to go on.
+    Paused,
+}
 
 /// The outcome of one [`Parser::next_item`] call.
 #[derive(Debug)]
 pub enum Status {
     /// A complete record.
-    Ready(Item),
+    Ready(Item<'static>),
     /// More bytes are needed before the next record is complete.
     Incomplete,
     /// The snapshot ended (after [`Item::Eof`] was returned).
@@ -102,12 +128,13 @@ pub const DEFAULT_MAX_READ: usize = 1 << 30;
 pub struct Parser {
     input: Input,
     core: Core,
+    scratch: Scratch,
     max_read: usize,
 }
 
 impl Default for Parser {
     fn default() -> Parser {
-        Parser { input: Input::default(), core: Core::default(), max_read: DEFAULT_MAX_READ }
+        Parser { input: Input::default(), core: Core::default(), scratch: Scratch::default(), max_read: DEFAULT_MAX_READ }
     }
 }
 
@@ -128,43 +155,65 @@ impl Parser {
         self.input.feed(data);
     }
 
-    /// The next record, `Incomplete` if more bytes are needed, `Done` after
-    /// the end. After an error the parser stays failed.
-    pub fn next_item(&mut self) -> Result<Status, RdbError> {
+    /// Appends bytes without copying them: the parser reads `data` in place
+    /// and drops it once consumed.
+    pub fn feed_bytes(&mut self, data: Bytes) {
+        self.input.feed_bytes(data);
+    }
+
+    /// Hands every complete record fed so far to `sink`, in order, until
+    /// the input runs out, the snapshot ends or `sink` breaks. The items
+    /// borrow from the parser: [`Item::into_owned`] keeps one beyond the
+    /// call. After an error the parser stays failed.
+    pub fn parse<F>(&mut self, mut sink: F) -> Result<Outcome, RdbError>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
         loop {
             match &self.core.state {
                 State::Failed(e) => return Err(e.clone()),
-                State::Done => return Ok(Status::Done),
+                State::Done => return Ok(Outcome::Done),
                 _ => {}
             }
             if !self.input.ready() {
-                return Ok(Status::Incomplete);
+                return Ok(Outcome::Incomplete);
             }
             // The checksum covers everything up to the EOF opcode.
-            let crc = match self.core.state {
-                State::Checksum => {
-                    self.input.flush_crc();
-                    self.input.crc.value()
-                }
+            let crc = matches!(self.core.state, State::Checksum).then(|| self.input.checksum());
+            let (buffer, pos, base) = self.input.buffer();
+            let mut r = Reader::new(buffer, pos, base, self.max_read, self.scratch.arena());
+            let result = self.core.run(&mut r, crc, &mut sink);
+            let mark = r.mark();
+            let need = match &result {
+                Err(Stop::Need(end)) => end.saturating_sub(mark),
                 _ => 0,
             };
-            let mut mark = 0;
-            let mut r = Reader::new(&self.input.cur, self.input.pos, self.input.offset, self.max_read);
-            let result = self.core.step(&mut r, &mut mark, crc);
-            if result.is_ok() {
-                mark = r.consumed();
-            }
-            self.input.commit(mark);
+            self.input.consume_to(mark, need);
             match result {
-                Ok(Some(item)) => return Ok(Status::Ready(item)),
-                Ok(None) => {}
-                Err(Stop::Need(n)) => self.input.need = n.saturating_sub(mark),
+                Ok(Run::Paused) => return Ok(Outcome::Paused),
+                Ok(Run::Again) | Err(Stop::Need(_)) => self.scratch.shrink(),
+                Err(Stop::Arena(needed)) => self.scratch.reserve(needed),
                 Err(Stop::Error(e)) => {
                     self.core.state = State::Failed(e.clone());
                     return Err(e);
                 }
             }
         }
+    }
+
+    /// The next record as an owned item, `Incomplete` if more bytes are
+    /// needed, `Done` after the end. After an error the parser stays failed.
+    pub fn next_item(&mut self) -> Result<Status, RdbError> {
+        let mut next = None;
+        let outcome = self.parse(|item| {
+            next = Some(item.into_owned());
+            ControlFlow::Break(())
+        })?;
+        Ok(match (next, outcome) {
+            (Some(item), _) => Status::Ready(item),
+            (None, Outcome::Done) => Status::Done,
+            (None, _) => Status::Incomplete,
+        })
     }
 
     /// True once the end of the snapshot (EOF opcode and checksum) was read.
@@ -178,99 +227,21 @@ impl Parser {
         if !self.is_done() {
             return Bytes::new();
         }
-        let input = &mut self.input;
-        let unread = input.cur.slice(input.pos.min(input.cur.len())..);
-        input.cur = Bytes::new();
-        input.pos = 0;
-        input.hashed = 0;
-        if input.pending.is_empty() {
-            return unread;
-        }
-        let mut rest = BytesMut::with_capacity(unread.len() + input.pending.len());
-        rest.extend_from_slice(&unread);
-        rest.extend_from_slice(&input.pending.split());
-        rest.freeze()
+        self.input.take_rest()
     }
 
     /// Bytes of the snapshot consumed so far.
     pub fn offset(&self) -> u64 {
-        self.input.offset
+        self.input.offset()
     }
 }
 
-/// The bytes received and not yet consumed. Consumed bytes are dropped (and
-/// hashed) only when new input is merged in, so the checksum runs over long
-/// runs and strings can be zero-copy slices of `cur`.
-#[derive(Debug, Default)]
-struct Input {
-    /// Frozen input; `cur[pos..]` is unconsumed.
-    cur: Bytes,
-    pos: usize,
-    /// `cur[..hashed]` has been added to the checksum.
-    hashed: usize,
-    /// Bytes fed since `cur` was frozen.
-    pending: BytesMut,
-    /// Absolute snapshot offset of `cur[pos]`.
-    offset: u64,
-    /// Unconsumed bytes needed before parsing is worth retrying.
-    need: usize,
-    crc: crc::Crc64,
-}
-
-impl Input {
-    fn feed(&mut self, data: &[u8]) {
-        // Move the unconsumed tail (the start of a record, usually short)
-        // to the new bytes, so merging them later needs no copy.
-        if self.pending.is_empty() && self.pos < self.cur.len() {
-            self.flush_crc();
-            self.pending.extend_from_slice(self.cur.get(self.pos..).unwrap_or_default());
-            self.cur = Bytes::new();
-            self.pos = 0;
-            self.hashed = 0;
-        }
-        self.pending.extend_from_slice(data);
-    }
-
-    /// Whether enough bytes are at hand for the next attempt (merging the
-    /// pending bytes into `cur` if they are needed).
-    fn ready(&mut self) -> bool {
-        let unread = self.cur.len().saturating_sub(self.pos);
-        if unread >= self.need && !(unread == 0 && self.need == 0) {
-            return true;
-        }
-        if self.pending.is_empty() || unread.saturating_add(self.pending.len()) < self.need {
-            return false;
-        }
-        self.flush_crc();
-        if unread == 0 {
-            self.cur = self.pending.split().freeze();
-        } else {
-            let mut merged = BytesMut::with_capacity(unread + self.pending.len());
-            merged.extend_from_slice(self.cur.get(self.pos..).unwrap_or_default());
-            merged.extend_from_slice(&self.pending);
-            self.pending.clear();
-            self.cur = merged.freeze();
-        }
-        self.pos = 0;
-        self.hashed = 0;
-        true
-    }
-
-    fn commit(&mut self, n: usize) {
-        self.pos = self.pos.saturating_add(n);
-        self.offset = self.offset.saturating_add(n as u64);
-        if n > 0 {
-            self.need = 0;
-        }
-    }
-
-    /// Adds the consumed bytes not yet hashed to the checksum.
-    fn flush_crc(&mut self) {
-        if let Some(consumed) = self.cur.get(self.hashed..self.pos) {
-            self.crc.update(consumed);
-        }
-        self.hashed = self.pos;
-    }
+/// Why a run of records ended, when it ended well.
+enum Run {
+    /// The sink broke.
+    Paused,
+    /// The state needs the caller (the checksum) or has ended.
+    Again,
 }
 
 #[derive(Debug, Default)]
@@ -286,11 +257,12 @@ enum State {
     Failed(RdbError),
 }
 
+/// A key whose value was carried over from an earlier run.
 #[derive(Debug)]
 struct PartialKey {
-    key: Bytes,
+    key: Raw<'static>,
     meta: KeyMeta,
-    elements: Elements,
+    value: Carried,
 }
 
 /// Opcodes that apply to the next key only.
@@ -311,28 +283,32 @@ struct Core {
 }
 
 impl Core {
-    /// Parses one unit at the reader; `mark` is moved past the parts of a
-    /// collection that are kept in the state if the input runs out.
-    fn step(&mut self, r: &mut Reader, mark: &mut usize, crc: u64) -> Read<Option<Item>> {
-        match std::mem::replace(&mut self.state, State::Records) {
-            State::Magic => {
-                self.state = State::Magic;
-                self.magic(r)
-            }
-            State::Records => self.record(r, mark),
-            State::Value(partial) => self.continue_value(*partial, r, mark),
-            State::Checksum => {
-                self.state = State::Checksum;
-                self.checksum(r, crc)
-            }
-            other => {
-                self.state = other;
-                Ok(None)
+    /// Parses one unit after another at the reader, committing each, and
+    /// hands the items to `sink`. `crc` is the checksum of everything before
+    /// the reader's start, when the state is `Checksum`.
+    fn run<'a, F>(&mut self, r: &mut Reader<'a>, crc: Option<u64>, sink: &mut F) -> Read<Run>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
+        loop {
+            let flow = match (&self.state, crc) {
+                (State::Records, _) => self.record(r, sink)?,
+                (State::Value(_), _) => self.continue_value(r, sink)?,
+                (State::Magic, _) => self.magic(r, sink)?,
+                (State::Checksum, Some(crc)) => self.checksum(r, crc, sink)?,
+                (State::Checksum, None) | (State::Done, _) | (State::Failed(_), _) => return Ok(Run::Again),
+            };
+            r.commit();
+            if flow.is_break() {
+                return Ok(Run::Paused);
             }
         }
     }
 
-    fn magic(&mut self, r: &mut Reader) -> Read<Option<Item>> {
+    fn magic<'a, F>(&mut self, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
         let bad_magic = Stop::Error(RdbError::BadMagic { offset: 0 });
         let head = r.take(9)?;
         let (valkey, digits) = match (head.get(..5), head.get(..6)) {
@@ -355,17 +331,35 @@ impl Core {
         self.version = version;
         self.valkey = valkey;
         self.state = State::Records;
-        Ok(Some(Item::Header { version, valkey }))
+        Ok(sink(Item::Header { version, valkey }))
     }
 
-    fn record(&mut self, r: &mut Reader, mark: &mut usize) -> Read<Option<Item>> {
-        let offset = r.offset();
+    #[inline(always)]
+    fn record<'a, F>(&mut self, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
         let op = r.u8()?;
+        if op == RDB_TYPE_STRING {
+            // Most keys of most snapshots: kept inline.
+            let key = r.blob()?;
+            let value = r.string()?;
+            let meta = std::mem::take(&mut self.meta);
+            return Ok(sink(entry(self.db, Raw::Borrowed(key), meta, Value::String(value))));
+        }
+        self.other_record(op, r, sink)
+    }
+
+    fn other_record<'a, F>(&mut self, op: u8, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
+        let offset = r.offset().saturating_sub(1);
         let item = match op {
             RDB_OPCODE_EOF => {
                 if self.version >= RDB_VERSION_CHECKSUM {
                     self.state = State::Checksum;
-                    return Ok(None);
+                    return Ok(ControlFlow::Continue(()));
                 }
                 self.state = State::Done;
                 Item::Eof
@@ -378,20 +372,20 @@ impl Core {
             RDB_OPCODE_EXPIRETIME => {
                 let seconds = r.u32_le()?;
                 self.meta.expire_at_ms = Some(i64::from(seconds) * 1000);
-                return Ok(None);
+                return Ok(ControlFlow::Continue(()));
             }
             RDB_OPCODE_EXPIRETIME_MS => {
                 let ms = r.u64_le()?;
                 self.meta.expire_at_ms = Some(ms as i64);
-                return Ok(None);
+                return Ok(ControlFlow::Continue(()));
             }
             RDB_OPCODE_FREQ => {
                 self.meta.freq = Some(r.u8()?);
-                return Ok(None);
+                return Ok(ControlFlow::Continue(()));
             }
             RDB_OPCODE_IDLE => {
                 self.meta.idle = Some(r.length()?);
-                return Ok(None);
+                return Ok(ControlFlow::Continue(()));
             }
             RDB_OPCODE_RESIZEDB => {
                 let db_size = r.length()?;
@@ -399,8 +393,8 @@ impl Core {
                 Item::ResizeDb { db_size, expires_size }
             }
             RDB_OPCODE_AUX => {
-                let key = r.bytes()?;
-                let value = r.bytes()?;
+                let key = r.raw()?;
+                let value = r.raw()?;
                 Item::Aux { key, value }
             }
             RDB_OPCODE_MODULE_AUX => {
@@ -418,66 +412,88 @@ impl Core {
                     offset,
                 }))
             }
-            RDB_OPCODE_FUNCTION2 => Item::Function(r.bytes()?),
+            RDB_OPCODE_FUNCTION2 => Item::Function(r.raw()?),
             RDB_OPCODE_SLOT_INFO => {
                 let slot = r.length()?;
                 let slot_size = r.length()?;
                 let expires_slot_size = r.length()?;
                 Item::SlotInfo { slot, slot_size, expires_slot_size }
             }
-            ty if ty < RDB_TYPE_NUMBERS_END => return self.key(ty, offset, r, mark),
+            ty if ty < RDB_TYPE_NUMBERS_END => return self.key(ty, offset, r, sink),
             opcode => return Err(Stop::Error(RdbError::UnknownOpcode { opcode, offset })),
         };
-        Ok(Some(item))
+        Ok(sink(item))
     }
 
-    fn key(&mut self, ty: u8, type_offset: u64, r: &mut Reader, mark: &mut usize) -> Read<Option<Item>> {
-        let key = r.bytes()?;
-        match value::start(r, ty, type_offset, self.valkey)? {
+    fn key<'a, F>(&mut self, ty: u8, type_offset: u64, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
+        let key = r.raw()?;
+        let mut elements = match value::start(r, ty, type_offset, self.valkey)? {
             Start::Complete(value) => {
                 let meta = std::mem::take(&mut self.meta);
-                Ok(Some(self.entry(key, meta, value)))
+                return Ok(sink(entry(self.db, key, meta, value)));
             }
-            Start::Elements(elements) => {
-                *mark = r.consumed();
+            Start::Elements(elements) => elements,
+        };
+        // Elements are consumed one by one: if the run stops before the
+        // last, what was read is carried over to the next run.
+        r.commit();
+        match elements.read(r, &mut |raw| raw) {
+            Ok(value) => {
                 let meta = std::mem::take(&mut self.meta);
-                self.continue_value(PartialKey { key, meta, elements }, r, mark)
+                Ok(sink(entry(self.db, key, meta, value)))
+            }
+            Err(Stop::Error(e)) => Err(Stop::Error(e)),
+            Err(stop) => {
+                let input = r.input();
+                let meta = std::mem::take(&mut self.meta);
+                let mut value = elements.carry_over(input);
+                let key = value.keep(key, input);
+                self.state = State::Value(Box::new(PartialKey { key, meta, value }));
+                Err(stop)
             }
         }
     }
 
-    fn continue_value(&mut self, mut partial: PartialKey, r: &mut Reader, mark: &mut usize) -> Read<Option<Item>> {
-        match partial.elements.read(r, mark) {
-            Ok(value) => Ok(Some(self.entry(partial.key, partial.meta, value))),
+    fn continue_value<'a, F>(&mut self, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
+        let State::Value(mut partial) = std::mem::replace(&mut self.state, State::Records) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        match partial.value.read(r) {
+            Ok(value) => {
+                let PartialKey { key, meta, .. } = *partial;
+                Ok(sink(entry(self.db, key, meta, value)))
+            }
             Err(stop) => {
-                if let Stop::Need(_) = stop {
-                    self.state = State::Value(Box::new(partial));
+                if !matches!(stop, Stop::Error(_)) {
+                    self.state = State::Value(partial);
                 }
                 Err(stop)
             }
         }
     }
 
-    fn entry(&self, key: Bytes, meta: KeyMeta, value: Value) -> Item {
-        Item::Key(Entry {
-            db: self.db,
-            key,
-            expire_at_ms: meta.expire_at_ms,
-            idle: meta.idle,
-            freq: meta.freq,
-            value,
-        })
-    }
-
-    fn checksum(&mut self, r: &mut Reader, computed: u64) -> Read<Option<Item>> {
+    fn checksum<'a, F>(&mut self, r: &mut Reader<'a>, computed: u64, sink: &mut F) -> Read<ControlFlow<()>>
+    where
+        F: FnMut(Item<'_>) -> ControlFlow<()>,
+    {
         let offset = r.offset();
         let stored = r.u64_le()?;
         if stored != 0 && stored != computed {
             return Err(Stop::Error(RdbError::ChecksumMismatch { expected: stored, computed, offset }));
         }
         self.state = State::Done;
-        Ok(Some(Item::Eof))
+        Ok(sink(Item::Eof))
     }
+}
+
+fn entry<'a>(db: u64, key: Raw<'a>, meta: KeyMeta, value: Value<'a>) -> Item<'a> {
+    Item::Key(Entry { db, key, expire_at_ms: meta.expire_at_ms, idle: meta.idle, freq: meta.freq, value })
 }
 
 #[cfg(test)]

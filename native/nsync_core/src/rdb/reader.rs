@@ -1,19 +1,25 @@
-//! A cursor over the bytes received so far. Every read either succeeds or
-//! says how many bytes (from the cursor's start) it needs, so a record can be
-//! retried once they have arrived.
+//! A cursor over the bytes at hand for one run of records. Every read either
+//! succeeds or says how far the bytes must reach before it can, so a unit
+//! can be retried once they have arrived. What was read is borrowed from
+//! the input (or from the run's arena) for the run's lifetime `'a`.
 
 use bytes::Bytes;
 
+use super::arena::Arena;
 use super::consts::*;
-use super::item::Str;
-use super::{lzf, RdbError};
+use super::item::{Decimal, Raw, Str};
+use super::number::parse_f64;
+use super::{lzf, RdbError, StreamId};
 
 /// Why a read stopped.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// The input ends too early: this many bytes from the cursor's start are
-    /// needed before the read can succeed.
+    /// The input ends too early: it must reach this index of the run's
+    /// buffer before the read can succeed.
     Need(usize),
+    /// The run's arena is full: the current unit needs this many bytes of
+    /// it; retry it in a new run.
+    Arena(usize),
     Error(RdbError),
 }
 
@@ -33,40 +39,51 @@ pub(crate) enum Len {
 }
 
 pub(crate) struct Reader<'a> {
-    data: &'a Bytes,
-    start: usize,
+    input: &'a Bytes,
+    data: &'a [u8],
     pos: usize,
-    /// Absolute snapshot offset of `data[start]`, for error messages.
+    /// Bytes before this index are consumed for good, even if the current
+    /// unit stops.
+    mark: usize,
+    /// Absolute snapshot offset of `data[0]`, for error messages.
     base: u64,
     /// The longest single read allowed (see [`super::Parser::with_max_read`]).
     max_read: usize,
+    arena: Arena<'a>,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a Bytes, start: usize, base: u64, max_read: usize) -> Reader<'a> {
-        Reader { data, start, pos: start, base, max_read }
+    pub(crate) fn new(input: &'a Bytes, pos: usize, base: u64, max_read: usize, arena: Arena<'a>) -> Reader<'a> {
+        Reader { input, data: input, pos, mark: pos, base, max_read, arena }
     }
 
-    /// Bytes consumed since the cursor was created.
-    pub(crate) fn consumed(&self) -> usize {
-        self.pos - self.start
+    /// The buffer read from (to share what was read with a value that is
+    /// carried over to the next run).
+    pub(crate) fn input(&self) -> &'a Bytes {
+        self.input
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn mark(&self) -> usize {
+        self.mark
+    }
+
+    /// Consumes everything read so far for good and starts a new unit.
+    pub(crate) fn commit(&mut self) {
+        self.mark = self.pos;
+        self.arena.start_unit();
     }
 
     /// Absolute snapshot offset of the next byte.
     pub(crate) fn offset(&self) -> u64 {
-        self.base.saturating_add(self.consumed() as u64)
+        self.base.saturating_add(self.pos as u64)
     }
 
     pub(crate) fn corrupt(&self, what: &'static str) -> Stop {
         Stop::Error(RdbError::Corrupt { what, offset: self.offset() })
-    }
-
-    fn available(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    fn need(&self, n: usize) -> Stop {
-        Stop::Need(self.consumed().saturating_add(n))
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Read<&'a [u8]> {
@@ -75,33 +92,30 @@ impl<'a> Reader<'a> {
         if n > self.max_read {
             return Err(Stop::Error(RdbError::TooLarge { what: "string", len: n as u64, offset: self.offset() }));
         }
-        if n > self.available() {
-            return Err(self.need(n));
+        let data: &'a [u8] = self.data;
+        match data.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(Stop::Need(self.pos.saturating_add(n))),
         }
-        let data: &'a Bytes = self.data;
-        let slice = data.get(self.pos..self.pos + n).ok_or_else(|| self.need(n))?;
-        self.pos += n;
-        Ok(slice)
     }
 
-    /// `n` bytes as a zero-copy slice of the input.
-    pub(crate) fn take_bytes(&mut self, n: usize) -> Read<Bytes> {
-        let slice = self.take(n)?;
-        Ok(self.data.slice_ref(slice))
+    /// The bytes read since the cursor was at `start`.
+    pub(crate) fn bytes_since(&self, start: usize) -> &'a [u8] {
+        let data: &'a [u8] = self.data;
+        data.get(start..self.pos).unwrap_or_default()
     }
 
-    /// The bytes read since the cursor had consumed `since` bytes.
-    pub(crate) fn bytes_since(&self, since: usize) -> Bytes {
-        self.data.slice(self.start.saturating_add(since).min(self.pos)..self.pos)
-    }
-
+    #[inline]
     pub(crate) fn u8(&mut self) -> Read<u8> {
         match self.data.get(self.pos) {
             Some(&b) => {
                 self.pos += 1;
                 Ok(b)
             }
-            None => Err(self.need(1)),
+            None => Err(Stop::Need(self.pos + 1)),
         }
     }
 
@@ -129,12 +143,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A 16-byte stream ID (ms, seq: big endian).
-    pub(crate) fn stream_id(&mut self) -> Read<super::StreamId> {
+    pub(crate) fn stream_id(&mut self) -> Read<StreamId> {
         let ms = self.u64_be()?;
         let seq = self.u64_be()?;
-        Ok(super::StreamId { ms, seq })
+        Ok(StreamId { ms, seq })
     }
 
+    #[inline]
     pub(crate) fn len_or_encoding(&mut self) -> Read<Len> {
         let first = self.u8()?;
         match first >> 6 {
@@ -162,39 +177,92 @@ impl<'a> Reader<'a> {
     /// A length used as a count or size in memory.
     pub(crate) fn length_usize(&mut self) -> Read<usize> {
         let n = self.length()?;
-        usize::try_from(n).map_err(|_| {
-            Stop::Error(RdbError::TooLarge { what: "length", len: n, offset: self.offset() })
-        })
+        usize::try_from(n).map_err(|_| Stop::Error(RdbError::TooLarge { what: "length", len: n, offset: self.offset() }))
     }
 
     /// A string as stored: integer encodings stay integers.
-    pub(crate) fn string(&mut self) -> Read<Str> {
-        match self.len_or_encoding()? {
-            Len::Plain(n) => {
-                let n = self.to_usize(n)?;
-                Ok(Str::Raw(self.take_bytes(n)?))
-            }
-            Len::Encoded(RDB_ENC_INT8) => Ok(Str::Int(i64::from(self.u8()? as i8))),
-            Len::Encoded(RDB_ENC_INT16) => {
-                Ok(Str::Int(i64::from(i16::from_le_bytes(self.array()?))))
-            }
-            Len::Encoded(RDB_ENC_INT32) => {
-                Ok(Str::Int(i64::from(i32::from_le_bytes(self.array()?))))
-            }
-            Len::Encoded(RDB_ENC_LZF) => Ok(Str::Raw(self.lzf()?)),
-            Len::Encoded(_) => Err(self.corrupt("string encoding")),
+    #[inline(always)]
+    pub(crate) fn string(&mut self) -> Read<Str<'a>> {
+        match self.short_string() {
+            Some(bytes) => Ok(Str::Raw(Raw::Borrowed(bytes))),
+            None => self.other_string(),
         }
     }
 
     /// A string's client-visible bytes (keys, blobs, names).
-    pub(crate) fn bytes(&mut self) -> Read<Bytes> {
-        Ok(match self.string()? {
-            Str::Raw(b) => b,
-            Str::Int(i) => Bytes::from(i.to_string()),
+    #[inline(always)]
+    pub(crate) fn blob(&mut self) -> Read<&'a [u8]> {
+        match self.short_string() {
+            Some(bytes) => Ok(bytes),
+            None => self.other_blob(),
+        }
+    }
+
+    /// The common case, inline: a plain string with a 6 or 14-bit length,
+    /// all of it at hand. `None` leaves the cursor where it was.
+    #[inline(always)]
+    fn short_string(&mut self) -> Option<&'a [u8]> {
+        let data: &'a [u8] = self.data;
+        let first = *data.get(self.pos)?;
+        let (header, len) = match first >> 6 {
+            RDB_6BITLEN => (1, usize::from(first & 0x3F)),
+            RDB_14BITLEN => (2, usize::from(first & 0x3F) << 8 | usize::from(*data.get(self.pos + 1)?)),
+            _ => return None,
+        };
+        if len > self.max_read {
+            return None;
+        }
+        let start = self.pos + header;
+        let bytes = data.get(start..start + len)?;
+        self.pos = start + len;
+        Some(bytes)
+    }
+
+    fn other_string(&mut self) -> Read<Str<'a>> {
+        match self.len_or_encoding()? {
+            Len::Encoded(enc @ (RDB_ENC_INT8 | RDB_ENC_INT16 | RDB_ENC_INT32)) => Ok(Str::Int(self.int(enc)?)),
+            len => Ok(Str::Raw(Raw::Borrowed(self.bytes_of(len)?))),
+        }
+    }
+
+    fn other_blob(&mut self) -> Read<&'a [u8]> {
+        match self.len_or_encoding()? {
+            Len::Encoded(enc @ (RDB_ENC_INT8 | RDB_ENC_INT16 | RDB_ENC_INT32)) => {
+                let text = Decimal::new(self.int(enc)?);
+                let out = self.arena.alloc(text.as_bytes().len()).map_err(Stop::Arena)?;
+                out.copy_from_slice(text.as_bytes());
+                Ok(out)
+            }
+            len => self.bytes_of(len),
+        }
+    }
+
+    pub(crate) fn raw(&mut self) -> Read<Raw<'a>> {
+        Ok(Raw::Borrowed(self.blob()?))
+    }
+
+    /// The bytes of a plain or LZF string whose length field was read.
+    fn bytes_of(&mut self, len: Len) -> Read<&'a [u8]> {
+        match len {
+            Len::Plain(n) => {
+                let n = self.to_usize(n)?;
+                self.take(n)
+            }
+            Len::Encoded(RDB_ENC_LZF) => self.lzf(),
+            Len::Encoded(_) => Err(self.corrupt("string encoding")),
+        }
+    }
+
+    fn int(&mut self, encoding: u8) -> Read<i64> {
+        Ok(match encoding {
+            RDB_ENC_INT8 => i64::from(self.u8()? as i8),
+            RDB_ENC_INT16 => i64::from(i16::from_le_bytes(self.array()?)),
+            RDB_ENC_INT32 => i64::from(i32::from_le_bytes(self.array()?)),
+            _ => return Err(self.corrupt("string encoding")),
         })
     }
 
-    fn lzf(&mut self) -> Read<Bytes> {
+    fn lzf(&mut self) -> Read<&'a [u8]> {
         let offset = self.offset();
         let compressed_len = self.length()?;
         let plain_len = self.length()?;
@@ -203,13 +271,14 @@ impl<'a> Reader<'a> {
             return Err(Stop::Error(RdbError::TooLarge { what: "LZF plain length", len: plain_len, offset }));
         }
         let compressed = self.take(compressed_len)?;
-        Ok(lzf::decompress(compressed, plain_len, offset)?)
+        let plain_len = lzf::plain_len(compressed.len(), plain_len, offset)?;
+        let out = self.arena.alloc(plain_len).map_err(Stop::Arena)?;
+        lzf::decompress(compressed, out, offset)?;
+        Ok(out)
     }
 
     fn to_usize(&self, n: u64) -> Read<usize> {
-        usize::try_from(n).map_err(|_| {
-            Stop::Error(RdbError::TooLarge { what: "string", len: n, offset: self.offset() })
-        })
+        usize::try_from(n).map_err(|_| Stop::Error(RdbError::TooLarge { what: "string", len: n, offset: self.offset() }))
     }
 
     /// A double in the text form of type 3 zsets.
@@ -224,18 +293,5 @@ impl<'a> Reader<'a> {
                 parse_f64(text).ok_or_else(|| self.corrupt("text double"))
             }
         }
-    }
-}
-
-/// Parses a double written by Redis (`%.17g`, "inf", "-inf", "nan").
-pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
-    std::str::from_utf8(text).ok()?.trim().parse().ok()
-}
-
-/// The integer value of a stored string (as Redis's `string2ll`).
-pub(crate) fn str_to_i64(s: &Str) -> Option<i64> {
-    match s {
-        Str::Int(i) => Some(*i),
-        Str::Raw(b) => std::str::from_utf8(b).ok()?.parse().ok(),
     }
 }

@@ -1,21 +1,22 @@
 //! Streams (types 15, 19, 21): listpack nodes keyed by a master ID, then
 //! the stream's metadata and its consumer groups.
 
-use bytes::Bytes;
-
 use super::consts::*;
-use super::reader::{str_to_i64, Read, Reader};
-use super::{listpack, Consumer, ConsumerGroup, PendingEntry, RdbError, Str, Stream, StreamEntry, StreamId};
+use super::number::str_to_i64;
+use super::reader::{Read, Reader};
+use super::{listpack, Consumer, ConsumerGroup, PendingEntry, Raw, RdbError, Str, Stream, StreamEntry, StreamId};
 
 /// Preallocation cap for counts read from the file: they may lie.
 const PREALLOC_MAX: usize = 1024;
 
-/// Appends the live entries of one node (`node_key` is its 16-byte master ID).
-pub(crate) fn decode_node(
+/// Appends the live entries of one node (`node_key` is its 16-byte master
+/// ID), their strings passed through `keep`.
+pub(crate) fn decode_node<'a, 'v>(
     node_key: &[u8],
-    lp: &Bytes,
+    lp: &'a [u8],
     offset: u64,
-    out: &mut Vec<StreamEntry>,
+    out: &mut Vec<StreamEntry<'v>>,
+    keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
 ) -> Result<(), RdbError> {
     let corrupt = RdbError::Corrupt { what: "stream node", offset };
     let master: [u8; 16] = node_key.try_into().map_err(|_| corrupt.clone())?;
@@ -23,23 +24,27 @@ pub(crate) fn decode_node(
     let master_ms = u64::from_be_bytes(ms.try_into().map_err(|_| corrupt.clone())?);
     let master_seq = u64::from_be_bytes(seq.try_into().map_err(|_| corrupt.clone())?);
 
-    let elements = listpack::decode(lp, offset)?;
-    let mut it = elements.into_iter();
-    let int = |it: &mut std::vec::IntoIter<Str>| it.next().as_ref().and_then(str_to_i64);
+    let mut entries = listpack::entries(lp, offset);
+    let mut next = || entries.next().unwrap_or_else(|| Err(corrupt.clone()));
+    let int = |s: Str| str_to_i64(&s).ok_or_else(|| corrupt.clone());
     // Master entry: count, deleted, number of master fields, the fields, 0.
-    let _live = int(&mut it).ok_or(corrupt.clone())?;
-    let _deleted = int(&mut it).ok_or(corrupt.clone())?;
-    let master_field_count = usize::try_from(int(&mut it).ok_or(corrupt.clone())?).map_err(|_| corrupt.clone())?;
+    let _live = int(next()?)?;
+    let _deleted = int(next()?)?;
+    let master_field_count = usize::try_from(int(next()?)?).map_err(|_| corrupt.clone())?;
     let mut master_fields = Vec::with_capacity(master_field_count.min(PREALLOC_MAX));
     for _ in 0..master_field_count {
-        master_fields.push(it.next().ok_or(corrupt.clone())?);
+        master_fields.push(next()?);
     }
-    int(&mut it).ok_or(corrupt.clone())?;
+    int(next()?)?;
 
-    while let Some(flags) = it.next() {
-        let flags = str_to_i64(&flags).ok_or(corrupt.clone())?;
-        let ms_delta = int(&mut it).ok_or(corrupt.clone())?;
-        let seq_delta = int(&mut it).ok_or(corrupt.clone())?;
+    loop {
+        let flags = match entries.next() {
+            None => return Ok(()),
+            Some(flags) => int(flags?)?,
+        };
+        let mut next = || entries.next().unwrap_or_else(|| Err(corrupt.clone()));
+        let ms_delta = int(next()?)?;
+        let seq_delta = int(next()?)?;
         let id = StreamId {
             ms: master_ms.wrapping_add(ms_delta as u64),
             seq: master_seq.wrapping_add(seq_delta as u64),
@@ -49,27 +54,26 @@ pub(crate) fn decode_node(
             fields = Vec::with_capacity(master_fields.len() * 2);
             for field in &master_fields {
                 fields.push(field.clone());
-                fields.push(it.next().ok_or(corrupt.clone())?);
+                fields.push(next()?);
             }
         } else {
-            let count = usize::try_from(int(&mut it).ok_or(corrupt.clone())?).map_err(|_| corrupt.clone())?;
+            let count = usize::try_from(int(next()?)?).map_err(|_| corrupt.clone())?;
             fields = Vec::with_capacity(count.min(PREALLOC_MAX) * 2);
             for _ in 0..count {
-                fields.push(it.next().ok_or(corrupt.clone())?);
-                fields.push(it.next().ok_or(corrupt.clone())?);
+                fields.push(next()?);
+                fields.push(next()?);
             }
         }
-        int(&mut it).ok_or(corrupt.clone())?; // lp-count of the entry
+        int(next()?)?; // lp-count of the entry
         if flags & STREAM_ITEM_FLAG_DELETED == 0 {
-            out.push(StreamEntry { id, fields });
+            out.push(StreamEntry { id, fields }.map_raw(keep));
         }
     }
-    Ok(())
 }
 
 /// The metadata after the nodes: lengths, IDs and consumer groups.
 /// The entries are filled in by the caller from the nodes.
-pub(crate) fn read_trailer(r: &mut Reader, ty: u8) -> Read<Stream> {
+pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
     let v2 = ty >= RDB_TYPE_STREAM_LISTPACKS_2;
     let v3 = ty >= RDB_TYPE_STREAM_LISTPACKS_3;
     let length = r.length()?;
@@ -83,7 +87,7 @@ pub(crate) fn read_trailer(r: &mut Reader, ty: u8) -> Read<Stream> {
     let group_count = r.length_usize()?;
     let mut groups = Vec::with_capacity(group_count.min(PREALLOC_MAX));
     for _ in 0..group_count {
-        let name = r.bytes()?;
+        let name = r.raw()?;
         let last_delivered_id = length_id(r)?;
         let entries_read = if v2 { Some(r.length()?) } else { None };
         let pel_size = r.length_usize()?;
@@ -97,7 +101,7 @@ pub(crate) fn read_trailer(r: &mut Reader, ty: u8) -> Read<Stream> {
         let consumer_count = r.length_usize()?;
         let mut consumers = Vec::with_capacity(consumer_count.min(PREALLOC_MAX));
         for _ in 0..consumer_count {
-            let name = r.bytes()?;
+            let name = r.raw()?;
             let seen_time_ms = r.u64_le()?;
             let active_time_ms = if v3 { Some(r.u64_le()?) } else { None };
             let pel_size = r.length_usize()?;

@@ -1,7 +1,5 @@
 //! Parser-level tests on hand-made snapshots.
 
-use bytes::Bytes;
-
 use super::listpack::tests::{listpack, lp_str};
 use super::*;
 
@@ -38,7 +36,7 @@ impl Rdb {
     }
 }
 
-fn parse_all(data: &[u8]) -> (Vec<Item>, Result<(), RdbError>) {
+fn parse_all(data: &[u8]) -> (Vec<Item<'static>>, Result<(), RdbError>) {
     let mut parser = Parser::new();
     parser.feed(data);
     let mut items = Vec::new();
@@ -54,7 +52,7 @@ fn parse_all(data: &[u8]) -> (Vec<Item>, Result<(), RdbError>) {
     }
 }
 
-fn only_key(items: &[Item]) -> &Entry {
+fn only_key<'i>(items: &'i [Item<'static>]) -> &'i Entry<'static> {
     let keys: Vec<&Entry> = items
         .iter()
         .filter_map(|i| match i {
@@ -66,11 +64,11 @@ fn only_key(items: &[Item]) -> &Entry {
     keys[0]
 }
 
-fn raw(s: &str) -> Str {
-    Str::Raw(Bytes::copy_from_slice(s.as_bytes()))
+fn raw(s: &str) -> Str<'_> {
+    Str::Raw(Raw::Borrowed(s.as_bytes()))
 }
 
-fn field(f: &str, v: &str, expire_at_ms: Option<i64>) -> HashField {
+fn field<'s>(f: &'s str, v: &'s str, expire_at_ms: Option<i64>) -> HashField<'s> {
     HashField { field: raw(f), value: raw(v), expire_at_ms }
 }
 

@@ -1,40 +1,48 @@
 //! Key values: compact encodings decode at once; collections of separate
-//! strings are read one element at a time so a big value arriving in small
+//! strings are read one element at a time, so a big value arriving in small
 //! chunks is never re-parsed from its start.
+//!
+//! A collection is read into an [`Elements`] whose strings borrow from the
+//! run's input. If the run stops inside it, what was read is carried over
+//! ([`Elements::carry_over`], [`Carried`]): its strings are then shared with
+//! the input buffer (or copied out of the arena), and so is every element
+//! read later.
 
-use std::cmp::Ordering;
+use bytes::{Bytes, BytesMut};
 
-use bytes::Bytes;
-
+use super::compact::{Encoding, Entries};
 use super::consts::*;
-use super::reader::{parse_f64, str_to_i64, Read, Reader, Stop};
+use super::number::{parse_f64, str_to_i64};
+use super::reader::{Read, Reader, Stop};
+use super::sort::{sort_int_set, sort_set, sort_zset};
 use super::{intset, listpack, module, stream, ziplist, zipmap};
-use super::{HashField, RdbError, Str, StreamEntry, Value};
+use super::item::map_strs;
+use super::{HashField, Raw, RdbError, Str, StreamEntry, Value};
 
 /// Preallocation cap for counts read from the file: they may lie.
 const PREALLOC_MAX: usize = 1024;
 
 /// How a value starts: complete, or a collection read element by element.
-pub(crate) enum Start {
-    Complete(Value),
-    Elements(Elements),
+pub(crate) enum Start<'a> {
+    Complete(Value<'a>),
+    Elements(Elements<'a>),
 }
 
 /// A collection being read, with the elements read so far.
 #[derive(Debug)]
-pub(crate) struct Elements {
+pub(crate) struct Elements<'v> {
     left: u64,
-    kind: Kind,
+    kind: Kind<'v>,
 }
 
 #[derive(Debug)]
-enum Kind {
-    List(Vec<Str>),
-    Set(Vec<Str>),
-    ZSet { binary: bool, members: Vec<(f64, Str)> },
-    Hash { ttl: FieldTtl, fields: Vec<HashField> },
-    Quicklist { v2: bool, items: Vec<Str> },
-    Stream { ty: u8, entries: Vec<StreamEntry> },
+enum Kind<'v> {
+    List(Vec<Str<'v>>),
+    Set(Vec<Str<'v>>),
+    ZSet { binary: bool, members: Vec<(f64, Str<'v>)> },
+    Hash { ttl: FieldTtl, fields: Vec<HashField<'v>> },
+    Quicklist { v2: bool, items: Vec<Str<'v>> },
+    Stream { ty: u8, entries: Vec<StreamEntry<'v>> },
 }
 
 /// How a hash stores per-field expiry.
@@ -54,18 +62,18 @@ fn vec_for<T>(declared: u64) -> Vec<T> {
 }
 
 /// Reads the start of a value of type `ty` (the key was already read; the
-/// type byte was at `type_offset`).
-pub(crate) fn start(r: &mut Reader, ty: u8, type_offset: u64, valkey: bool) -> Read<Start> {
-    let elements = |r: &mut Reader, kind_of: fn(u64) -> Kind| -> Read<Start> {
+/// type byte was at `type_offset`). Plain strings (type 0) are read by the
+/// caller, on its fast path.
+pub(crate) fn start<'a>(r: &mut Reader<'a>, ty: u8, type_offset: u64, valkey: bool) -> Read<Start<'a>> {
+    let elements = |r: &mut Reader<'a>, kind_of: fn(u64) -> Kind<'a>| -> Read<Start<'a>> {
         let left = r.length()?;
         Ok(Start::Elements(Elements { left, kind: kind_of(left) }))
     };
     if valkey && ty == VALKEY_RDB_TYPE_HASH_2 {
         return elements(r, |n| Kind::Hash { ttl: FieldTtl::ValkeyAfter, fields: vec_for(n) });
     }
-    let complete = |v: Value| Ok(Start::Complete(v));
+    let complete = |v: Value<'a>| Ok(Start::Complete(v));
     match ty {
-        RDB_TYPE_STRING => complete(Value::String(r.string()?)),
         RDB_TYPE_LIST => elements(r, |n| Kind::List(vec_for(n))),
         RDB_TYPE_SET => elements(r, |n| Kind::Set(vec_for(n))),
         RDB_TYPE_ZSET => elements(r, |n| Kind::ZSet { binary: false, members: vec_for(n) }),
@@ -96,7 +104,7 @@ pub(crate) fn start(r: &mut Reader, ty: u8, type_offset: u64, valkey: bool) -> R
 }
 
 /// Values stored as one blob in a compact encoding.
-fn blob_value(r: &mut Reader, ty: u8, type_offset: u64) -> Read<Value> {
+fn blob_value<'a>(r: &mut Reader<'a>, ty: u8, type_offset: u64) -> Read<Value<'a>> {
     if !matches!(
         ty,
         RDB_TYPE_HASH_ZIPMAP
@@ -116,45 +124,48 @@ fn blob_value(r: &mut Reader, ty: u8, type_offset: u64) -> Read<Value> {
         r.u64_le()?; // minimum expiry: the triplets carry absolute times
     }
     let offset = r.offset();
-    let blob = r.bytes()?;
+    let blob = r.blob()?;
     let value = match ty {
-        RDB_TYPE_HASH_ZIPMAP => Value::Hash(zipmap::decode(&blob, offset)?),
-        RDB_TYPE_LIST_ZIPLIST => Value::List(ziplist::decode(&blob, offset)?),
-        RDB_TYPE_SET_INTSET => Value::Set(sorted_set(intset::decode(&blob, offset)?)),
-        RDB_TYPE_ZSET_ZIPLIST => zset_from_pairs(ziplist::decode(&blob, offset)?, offset)?,
-        RDB_TYPE_HASH_ZIPLIST => hash_from_pairs(ziplist::decode(&blob, offset)?, offset)?,
-        RDB_TYPE_HASH_LISTPACK => hash_from_pairs(listpack::decode(&blob, offset)?, offset)?,
-        RDB_TYPE_ZSET_LISTPACK => zset_from_pairs(listpack::decode(&blob, offset)?, offset)?,
-        RDB_TYPE_SET_LISTPACK => Value::Set(sorted_set(listpack::decode(&blob, offset)?)),
-        _ => hash_from_triplets(listpack::decode(&blob, offset)?, offset)?,
+        RDB_TYPE_HASH_ZIPMAP => Value::Hash(zipmap::decode(blob, offset)?),
+        RDB_TYPE_LIST_ZIPLIST => Value::List(ziplist::decode(blob, offset)?),
+        RDB_TYPE_SET_INTSET => Value::Set(sort_int_set(intset::decode(blob, offset)?)),
+        RDB_TYPE_ZSET_ZIPLIST => zset_from_pairs(ziplist::entries(blob, offset), offset)?,
+        RDB_TYPE_HASH_ZIPLIST => hash_from_pairs(ziplist::entries(blob, offset), offset)?,
+        RDB_TYPE_HASH_LISTPACK => hash_from_pairs(listpack::entries(blob, offset), offset)?,
+        RDB_TYPE_ZSET_LISTPACK => zset_from_pairs(listpack::entries(blob, offset), offset)?,
+        RDB_TYPE_SET_LISTPACK => {
+            let mut items = listpack::decode(blob, offset)?;
+            sort_set(&mut items);
+            Value::Set(items)
+        }
+        _ => hash_from_triplets(listpack::decode(blob, offset)?, offset)?,
     };
     Ok(value)
 }
 
-fn module_value(r: &mut Reader) -> Read<Value> {
+fn module_value<'a>(r: &mut Reader<'a>) -> Read<Value<'a>> {
     let id = r.length()?;
-    let body_start = r.consumed();
+    let body_start = r.pos();
     module::skip_body(r)?;
     let (type_name, enc_version) = module::decode_id(id);
-    Ok(Value::Module { type_name, enc_version, raw: r.bytes_since(body_start) })
+    Ok(Value::Module { type_name, enc_version, raw: Raw::Borrowed(r.bytes_since(body_start)) })
 }
 
 fn pairs_error(offset: u64) -> RdbError {
     RdbError::Corrupt { what: "odd number of entries in a compact hash or zset", offset }
 }
 
-fn hash_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
-    let mut fields = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let Some(field) = it.next() {
-        let value = it.next().ok_or(pairs_error(offset))?;
-        fields.push(HashField { field, value, expire_at_ms: None });
+fn hash_from_pairs<'a, E: Encoding>(mut items: Entries<'a, E>, offset: u64) -> Result<Value<'a>, RdbError> {
+    let mut fields = Vec::with_capacity(items.declared() / 2);
+    while let Some(field) = items.next() {
+        let value = items.next().ok_or(pairs_error(offset))??;
+        fields.push(HashField { field: field?, value, expire_at_ms: None });
     }
     Ok(Value::Hash(fields))
 }
 
 /// Listpack hashes with field TTLs: (field, value, absolute ms or 0) triplets.
-fn hash_from_triplets(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
+fn hash_from_triplets(items: Vec<Str<'_>>, offset: u64) -> Result<Value<'_>, RdbError> {
     let corrupt = RdbError::Corrupt { what: "listpack hash with TTLs", offset };
     let mut fields = Vec::with_capacity(items.len() / 3);
     let mut it = items.into_iter();
@@ -166,36 +177,100 @@ fn hash_from_triplets(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
     Ok(Value::Hash(fields))
 }
 
-fn zset_from_pairs(items: Vec<Str>, offset: u64) -> Result<Value, RdbError> {
-    let mut members = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let Some(member) = it.next() {
-        let score = match it.next().ok_or(pairs_error(offset))? {
+fn zset_from_pairs<'a, E: Encoding>(mut items: Entries<'a, E>, offset: u64) -> Result<Value<'a>, RdbError> {
+    let mut members = Vec::with_capacity(items.declared() / 2);
+    while let Some(member) = items.next() {
+        let score = match items.next().ok_or(pairs_error(offset))?? {
             Str::Int(i) => i as f64,
             Str::Raw(text) => {
                 parse_f64(&text).filter(|s| !s.is_nan()).ok_or(RdbError::Corrupt { what: "zset score", offset })?
             }
         };
-        members.push((score, member));
+        members.push((score, member?));
     }
-    Ok(Value::ZSet(sorted_zset(members)))
+    sort_zset(&mut members);
+    Ok(Value::ZSet(members))
 }
 
-impl Elements {
-    /// Reads the remaining elements, moving `mark` past each one so a caller
-    /// that runs out of input keeps what was read.
-    pub(crate) fn read(&mut self, r: &mut Reader, mark: &mut usize) -> Read<Value> {
-        while self.left > 0 {
-            self.read_one(r)?;
-            self.left -= 1;
-            *mark = r.consumed();
-        }
-        self.finish(r)
+/// A collection carried over to later runs, with its strings kept apart
+/// from the runs' buffers.
+#[derive(Debug)]
+pub(crate) struct Carried {
+    elements: Elements<'static>,
+    /// Where strings that lie in no input buffer (arena bytes: LZF output)
+    /// are copied, many to one allocation.
+    spill: BytesMut,
+}
+
+/// Bytes allocated at a time for `Carried::spill`.
+const SPILL_BLOCK: usize = 4096;
+
+impl Carried {
+    /// A string of the carried value read from `input`, kept.
+    pub(crate) fn keep(&mut self, raw: Raw<'_>, input: &Bytes) -> Raw<'static> {
+        detach(raw, input, &mut self.spill)
     }
 
-    fn read_one(&mut self, r: &mut Reader) -> Read<()> {
+    /// Reads the remaining elements from `r`, keeping their strings.
+    pub(crate) fn read(&mut self, r: &mut Reader<'_>) -> Read<Value<'static>> {
+        let input = r.input();
+        let spill = &mut self.spill;
+        self.elements.read(r, &mut |raw| detach(raw, input, spill))
+    }
+}
+
+/// A string shared with the input buffer it lies in, or copied to `spill`.
+fn detach(raw: Raw<'_>, input: &Bytes, spill: &mut BytesMut) -> Raw<'static> {
+    match raw {
+        Raw::Borrowed(s) => {
+            let start = (s.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+            match start.checked_add(s.len()) {
+                Some(end) if end <= input.len() => Raw::Shared(input.slice(start..end)),
+                _ => {
+                    if spill.capacity() - spill.len() < s.len() {
+                        spill.reserve(s.len().max(SPILL_BLOCK));
+                    }
+                    spill.extend_from_slice(s);
+                    Raw::Shared(spill.split().freeze())
+                }
+            }
+        }
+        Raw::Shared(b) => Raw::Shared(b),
+    }
+}
+
+impl<'v> Elements<'v> {
+    /// Reads the remaining elements, their strings passed through `keep`,
+    /// consuming each one for good as it is complete.
+    pub(crate) fn read<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<Value<'v>> {
+        while self.left > 0 {
+            self.read_one(r, keep)?;
+            self.left -= 1;
+            r.commit();
+        }
+        self.finish(r, keep)
+    }
+
+    /// What was read so far from `input`, kept beyond the run that read it.
+    pub(crate) fn carry_over(self, input: &Bytes) -> Carried {
+        let mut spill = BytesMut::new();
+        let f = &mut |raw| detach(raw, input, &mut spill);
+        let kind = match self.kind {
+            Kind::List(items) => Kind::List(map_strs(items, f)),
+            Kind::Set(items) => Kind::Set(map_strs(items, f)),
+            Kind::ZSet { binary, members } => {
+                Kind::ZSet { binary, members: members.into_iter().map(|(s, m)| (s, m.map_raw(f))).collect() }
+            }
+            Kind::Hash { ttl, fields } => Kind::Hash { ttl, fields: fields.into_iter().map(|h| h.map_raw(f)).collect() },
+            Kind::Quicklist { v2, items } => Kind::Quicklist { v2, items: map_strs(items, f) },
+            Kind::Stream { ty, entries } => Kind::Stream { ty, entries: entries.into_iter().map(|e| e.map_raw(f)).collect() },
+        };
+        Carried { elements: Elements { left: self.left, kind }, spill }
+    }
+
+    fn read_one<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<()> {
         match &mut self.kind {
-            Kind::List(items) | Kind::Set(items) => items.push(r.string()?),
+            Kind::List(items) | Kind::Set(items) => items.push(r.string()?.map_raw(keep)),
             Kind::ZSet { binary, members } => {
                 let member = r.string()?;
                 let score = if *binary { r.f64_le()? } else { r.text_double()? };
@@ -203,7 +278,7 @@ impl Elements {
                 if score.is_nan() {
                     return Err(r.corrupt("zset score (NaN)"));
                 }
-                members.push((score, member));
+                members.push((score, member.map_raw(keep)));
             }
             Kind::Hash { ttl, fields } => {
                 let ttl_before = match ttl {
@@ -221,122 +296,66 @@ impl Elements {
                     }
                     FieldTtl::ValkeyAfter => Some(r.u64_le()? as i64).filter(|&ms| ms != -1),
                 };
-                fields.push(HashField { field, value, expire_at_ms });
+                fields.push(HashField { field, value, expire_at_ms }.map_raw(keep));
             }
             Kind::Quicklist { v2, items } => {
                 let container = if *v2 { r.length()? } else { QUICKLIST_NODE_CONTAINER_PACKED };
                 let offset = r.offset();
                 match container {
-                    QUICKLIST_NODE_CONTAINER_PLAIN => items.push(r.string()?),
+                    QUICKLIST_NODE_CONTAINER_PLAIN => items.push(r.string()?.map_raw(keep)),
                     QUICKLIST_NODE_CONTAINER_PACKED => {
-                        let blob = r.bytes()?;
-                        let node = if *v2 {
-                            listpack::decode(&blob, offset)?
+                        let blob = r.blob()?;
+                        if *v2 {
+                            push_all(items, listpack::entries(blob, offset), keep)?;
                         } else {
-                            ziplist::decode(&blob, offset)?
-                        };
-                        items.extend(node);
+                            push_all(items, ziplist::entries(blob, offset), keep)?;
+                        }
                     }
                     _ => return Err(r.corrupt("quicklist node container")),
                 }
             }
             Kind::Stream { entries, .. } => {
                 let offset = r.offset();
-                let node_key = r.bytes()?;
-                let lp = r.bytes()?;
-                stream::decode_node(&node_key, &lp, offset, entries)?;
+                let node_key = r.blob()?;
+                let lp = r.blob()?;
+                stream::decode_node(node_key, lp, offset, entries, keep)?;
             }
         }
         Ok(())
     }
 
-    fn finish(&mut self, r: &mut Reader) -> Read<Value> {
+    fn finish<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<Value<'v>> {
         Ok(match &mut self.kind {
             Kind::List(items) | Kind::Quicklist { items, .. } => Value::List(std::mem::take(items)),
-            Kind::Set(items) => Value::Set(sorted_set(std::mem::take(items))),
-            Kind::ZSet { members, .. } => Value::ZSet(sorted_zset(std::mem::take(members))),
+            Kind::Set(items) => {
+                sort_set(items);
+                Value::Set(std::mem::take(items))
+            }
+            Kind::ZSet { members, .. } => {
+                sort_zset(members);
+                Value::ZSet(std::mem::take(members))
+            }
             Kind::Hash { fields, .. } => Value::Hash(std::mem::take(fields)),
             Kind::Stream { ty, entries } => {
-                let stream = stream::read_trailer(r, *ty)?;
+                let stream = stream::read_trailer(r, *ty)?.map_raw(keep);
                 Value::Stream(Box::new(super::Stream { entries: std::mem::take(entries), ..stream }))
             }
         })
     }
 }
 
+fn push_all<'a, 'v, E: Encoding>(
+    items: &mut Vec<Str<'v>>,
+    entries: Entries<'a, E>,
+    keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
+) -> Result<(), RdbError> {
+    items.reserve(entries.declared());
+    for entry in entries {
+        items.push(entry?.map_raw(keep));
+    }
+    Ok(())
+}
+
 fn ms_i64(ms: Option<u64>, r: &Reader) -> Read<i64> {
     ms.and_then(|ms| i64::try_from(ms).ok()).ok_or_else(|| r.corrupt("hash field TTL"))
-}
-
-/// Sets are delivered sorted by client-visible bytes, without duplicates.
-fn sorted_set(mut items: Vec<Str>) -> Vec<Str> {
-    if !items.windows(2).all(|w| matches!(w, [a, b] if cmp_str(a, b) == Ordering::Less)) {
-        items.sort_by(cmp_str);
-        items.dedup_by(|a, b| cmp_str(a, b) == Ordering::Equal);
-    }
-    items
-}
-
-/// Zsets in Redis order: score, then member bytewise.
-fn sorted_zset(mut members: Vec<(f64, Str)>) -> Vec<(f64, Str)> {
-    let cmp = |a: &(f64, Str), b: &(f64, Str)| {
-        // `+ 0.0` folds -0.0 into 0.0, which Redis treats as equal.
-        (a.0 + 0.0).total_cmp(&(b.0 + 0.0)).then_with(|| cmp_str(&a.1, &b.1))
-    };
-    if !members.windows(2).all(|w| matches!(w, [a, b] if cmp(a, b) != Ordering::Greater)) {
-        members.sort_by(cmp);
-    }
-    members
-}
-
-/// Compares two strings by the bytes a client would read.
-pub(crate) fn cmp_str(a: &Str, b: &Str) -> Ordering {
-    match (a, b) {
-        (Str::Raw(a), Str::Raw(b)) => a.cmp(b),
-        _ => IntText::of(a).as_bytes().cmp(IntText::of(b).as_bytes()),
-    }
-}
-
-/// The decimal text of an integer on the stack, or the raw bytes.
-enum IntText<'a> {
-    Raw(&'a Bytes),
-    Int([u8; 20], usize),
-}
-
-impl<'a> IntText<'a> {
-    fn of(s: &'a Str) -> IntText<'a> {
-        match s {
-            Str::Raw(b) => IntText::Raw(b),
-            Str::Int(i) => {
-                // 20 bytes hold i64::MIN: 19 digits and the sign.
-                let mut buf = [0u8; 20];
-                let mut pos = buf.len();
-                let mut v = i.unsigned_abs();
-                let mut put = |byte: u8| {
-                    pos = pos.saturating_sub(1);
-                    if let Some(slot) = buf.get_mut(pos) {
-                        *slot = byte;
-                    }
-                };
-                loop {
-                    put(b'0' + (v % 10) as u8);
-                    v /= 10;
-                    if v == 0 {
-                        break;
-                    }
-                }
-                if *i < 0 {
-                    put(b'-');
-                }
-                IntText::Int(buf, pos)
-            }
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            IntText::Raw(b) => b,
-            IntText::Int(buf, start) => buf.get(*start..).unwrap_or_default(),
-        }
-    }
 }

@@ -1,9 +1,8 @@
 //! Ziplists (RDB 2–9 lists, zsets, hashes and quicklist nodes):
 //! `u32 zlbytes, u32 zltail, u16 zllen`, entries, `0xFF`.
 
-use bytes::Bytes;
-
-use super::{RdbError, Str};
+use super::compact::{self, Encoding, Entries};
+use super::{Raw, RdbError, Str};
 
 const ZIPLIST_HEADER_SIZE: usize = 10;
 const ZIP_END: u8 = 0xFF;
@@ -16,27 +15,35 @@ const ZIP_INT_8B: u8 = 0xFE;
 const ZIP_INT_IMM_MIN: u8 = 0xF1;
 const ZIP_INT_IMM_MAX: u8 = 0xFD;
 
-/// Every entry of the ziplist, strings as zero-copy slices of `blob`.
-pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<Str>, RdbError> {
-    let corrupt = RdbError::Corrupt { what: "ziplist", offset };
-    let declared = blob.get(8..10).and_then(|b| b.try_into().ok()).map_or(0, u16::from_le_bytes);
-    let declared = usize::from(declared);
-    let mut out = Vec::with_capacity(declared.min(blob.len() / 2));
-    let mut pos = ZIPLIST_HEADER_SIZE;
-    loop {
-        let first = *blob.get(pos).ok_or(corrupt.clone())?;
-        if first == ZIP_END {
-            return Ok(out);
-        }
-        pos += if first == ZIP_BIG_PREVLEN { 5 } else { 1 };
-        let (entry, next) = entry(blob, pos).ok_or(corrupt.clone())?;
-        out.push(entry);
-        pos = next;
+pub(crate) struct Ziplist;
+
+impl Encoding for Ziplist {
+    const NAME: &'static str = "ziplist";
+    const HEADER_SIZE: usize = ZIPLIST_HEADER_SIZE;
+    const END: u8 = ZIP_END;
+
+    fn declared(blob: &[u8]) -> usize {
+        compact::u16_at(blob, 8).min(blob.len() / 2)
+    }
+
+    /// The entry whose previous-length field is at `pos`, and the position after it.
+    fn step(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
+        entry(blob, pos + if blob.get(pos) == Some(&ZIP_BIG_PREVLEN) { 5 } else { 1 })
     }
 }
 
+/// The entries in order, strings borrowed from the blob.
+pub(crate) fn entries(blob: &[u8], offset: u64) -> Entries<'_, Ziplist> {
+    Entries::new(blob, offset)
+}
+
+/// Every entry of the ziplist.
+pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<Str<'_>>, RdbError> {
+    entries(blob, offset).into_vec()
+}
+
 /// The entry whose encoding byte is at `pos`, and the position after it.
-fn entry(blob: &Bytes, pos: usize) -> Option<(Str, usize)> {
+fn entry(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
     let enc = *blob.get(pos)?;
     let int = |width: usize| -> Option<(i64, usize)> {
         let bytes = blob.get(pos + 1..pos + 1 + width)?;
@@ -49,8 +56,7 @@ fn entry(blob: &Bytes, pos: usize) -> Option<(Str, usize)> {
     let string = |header: usize, len: usize| -> Option<(Str, usize)> {
         let start = pos.checked_add(header)?;
         let end = start.checked_add(len)?;
-        blob.get(start..end)?;
-        Some((Str::Raw(blob.slice(start..end)), end))
+        Some((Str::Raw(Raw::Borrowed(blob.get(start..end)?)), end))
     };
     let (value, next) = match enc >> 6 {
         0 => return string(1, usize::from(enc & 0x3F)),
@@ -80,7 +86,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Builds a ziplist from raw entry encodings (prevlen is added here).
-    pub(crate) fn ziplist(entries: &[Vec<u8>]) -> Bytes {
+    pub(crate) fn ziplist(entries: &[Vec<u8>]) -> Vec<u8> {
         let mut body = Vec::new();
         let mut prev = 0usize;
         for e in entries {
@@ -98,7 +104,7 @@ pub(crate) mod tests {
         blob.extend((entries.len() as u16).to_le_bytes());
         blob.extend(body);
         blob.push(0xFF);
-        Bytes::from(blob)
+        blob
     }
 
     #[test]
@@ -112,7 +118,8 @@ pub(crate) mod tests {
             [vec![0xE0], i64::MIN.to_le_bytes().to_vec()].concat(),
         ];
         entries.extend((0xF1..=0xFD).map(|b| vec![b]));
-        let got = decode(&ziplist(&entries), 0).unwrap();
+        let blob = ziplist(&entries);
+        let got = decode(&blob, 0).unwrap();
         let mut want = vec![-128, -300, -8388608, 8388607, -70000, i64::MIN];
         want.extend(0..=12);
         assert_eq!(got, want.into_iter().map(Str::Int).collect::<Vec<_>>());
@@ -126,11 +133,12 @@ pub(crate) mod tests {
             [vec![0x41, 0x2C], long.clone()].concat(),
             [vec![0x80, 0, 0, 0, 2], b"hi".to_vec()].concat(),
         ];
-        let got = decode(&ziplist(&entries), 0).unwrap();
+        let blob = ziplist(&entries);
+        let got = decode(&blob, 0).unwrap();
         let want = vec![
-            Str::Raw(Bytes::from_static(b"abc")),
-            Str::Raw(Bytes::from(long)),
-            Str::Raw(Bytes::from_static(b"hi")),
+            Str::Raw(Raw::Borrowed(b"abc")),
+            Str::Raw(Raw::Borrowed(&long)),
+            Str::Raw(Raw::Borrowed(b"hi")),
         ];
         assert_eq!(got, want);
     }
@@ -139,7 +147,7 @@ pub(crate) mod tests {
     fn truncated_is_corrupt() {
         let blob = ziplist(&[vec![0x05, b'a']]);
         assert!(decode(&blob, 0).is_err());
-        assert!(decode(&Bytes::from_static(&[0; 10]), 0).is_err());
-        assert!(decode(&blob.slice(..blob.len() - 1), 0).is_err());
+        assert!(decode(&[0; 10], 0).is_err());
+        assert!(decode(&blob[..blob.len() - 1], 0).is_err());
     }
 }

@@ -2,14 +2,12 @@
 //! `len key len free value [free bytes]`… and `0xFF`. A length byte of 254 is
 //! followed by a u32 LE length.
 
-use bytes::Bytes;
-
-use super::{HashField, RdbError, Str};
+use super::{HashField, Raw, RdbError, Str};
 
 const ZIPMAP_BIGLEN: u8 = 254;
 const ZIPMAP_END: u8 = 255;
 
-pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<HashField>, RdbError> {
+pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<HashField<'_>>, RdbError> {
     let corrupt = RdbError::Corrupt { what: "zipmap", offset };
     let declared = blob.first().copied().unwrap_or(0);
     let mut out = Vec::with_capacity(usize::from(declared.min(ZIPMAP_BIGLEN)));
@@ -25,25 +23,23 @@ pub(crate) fn decode(blob: &Bytes, offset: u64) -> Result<Vec<HashField>, RdbErr
 }
 
 /// The pair starting at `pos` (`None` at the end marker), and the position after it.
-fn pair(blob: &Bytes, pos: usize) -> Option<(Option<Str>, Str, usize)> {
+fn pair(blob: &[u8], pos: usize) -> Option<(Option<Str<'_>>, Str<'_>, usize)> {
     let Some((key_len, pos)) = length(blob, pos)? else {
-        return Some((None, Str::Raw(Bytes::new()), pos));
+        return Some((None, Str::Raw(Raw::Borrowed(b"")), pos));
     };
     let key_end = pos.checked_add(key_len)?;
-    blob.get(pos..key_end)?;
+    let key = blob.get(pos..key_end)?;
     let (value_len, after_len) = length(blob, key_end)??;
     let free = usize::from(*blob.get(after_len)?);
     let value_start = after_len + 1;
     let value_end = value_start.checked_add(value_len)?;
-    blob.get(value_start..value_end)?;
+    let value = blob.get(value_start..value_end)?;
     let next = value_end.checked_add(free)?;
-    let key = Str::Raw(blob.slice(pos..key_end));
-    let value = Str::Raw(blob.slice(value_start..value_end));
-    Some((Some(key), value, next))
+    Some((Some(Str::Raw(Raw::Borrowed(key))), Str::Raw(Raw::Borrowed(value)), next))
 }
 
 /// A zipmap length at `pos`: `Some(None)` at the end marker.
-fn length(blob: &Bytes, pos: usize) -> Option<Option<(usize, usize)>> {
+fn length(blob: &[u8], pos: usize) -> Option<Option<(usize, usize)>> {
     match *blob.get(pos)? {
         ZIPMAP_END => Some(None),
         ZIPMAP_BIGLEN => {
@@ -68,17 +64,17 @@ mod tests {
         blob.push(0);
         blob.extend(&big);
         blob.push(ZIPMAP_END);
-        let got = decode(&Bytes::from(blob), 0).unwrap();
+        let got = decode(&blob, 0).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].field, Str::Raw(Bytes::from_static(b"a")));
-        assert_eq!(got[0].value, Str::Raw(Bytes::from_static(b"xy")));
-        assert_eq!(got[1].field, Str::Raw(Bytes::from_static(b"bc")));
-        assert_eq!(got[1].value, Str::Raw(Bytes::from(big)));
+        assert_eq!(got[0].field, Str::Raw(Raw::Borrowed(b"a")));
+        assert_eq!(got[0].value, Str::Raw(Raw::Borrowed(b"xy")));
+        assert_eq!(got[1].field, Str::Raw(Raw::Borrowed(b"bc")));
+        assert_eq!(got[1].value, Str::Raw(Raw::Borrowed(&big)));
     }
 
     #[test]
     fn truncated_is_corrupt() {
-        assert!(decode(&Bytes::from_static(&[1, 1, b'a', 5, 0, b'x']), 0).is_err());
-        assert!(decode(&Bytes::from_static(&[0]), 0).is_err());
+        assert!(decode(&[1, 1, b'a', 5, 0, b'x'], 0).is_err());
+        assert!(decode(&[0], 0).is_err());
     }
 }

@@ -2,9 +2,12 @@
 //! parser over a file in chunks, and the corpus's expected-contents JSON.
 #![allow(dead_code)]
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use nsync_core::rdb::{Item, Parser, RdbError, Status, Str, StreamId, Value};
+use bytes::Bytes;
+
+use nsync_core::rdb::{Item, Outcome, Parser, RdbError, Status, Str, StreamId, Value};
 use serde_json::{json, Map, Value as Json};
 
 /// Keys (and hash fields) that expired before this time are absent from the
@@ -13,8 +16,13 @@ use serde_json::{json, Map, Value as Json};
 /// replicator/dump-ttlhash lacks fields that expired in June 2025).
 pub const ORACLE_NOW_MS: i64 = 1_795_320_000_000;
 
+/// `$RDB_CORPUS`, else `shared/rdb-corpus` beside the checkout (the layout
+/// of /work and of CI).
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/rdb-corpus")
+    match std::env::var_os("RDB_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/rdb-corpus"),
+    }
 }
 
 /// How a parse ended.
@@ -25,27 +33,60 @@ pub enum End {
     Error(RdbError),
 }
 
+/// How the parser is driven.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Api {
+    /// `feed` copies, `next_item` gives one owned item at a time.
+    NextItem,
+    /// `feed_bytes` hands chunks over, `parse` lends every item to a sink.
+    Sink,
+}
+
+/// Parses `data` fed in chunks of `chunk` bytes with `next_item`.
+pub fn parse_chunked(data: &[u8], chunk: usize) -> (Vec<Item<'static>>, End) {
+    parse_with(Api::NextItem, data, chunk)
+}
+
 /// Parses `data` fed in chunks of `chunk` bytes, pulling items after each.
-pub fn parse_chunked(data: &[u8], chunk: usize) -> (Vec<Item>, End) {
+pub fn parse_with(api: Api, data: &[u8], chunk: usize) -> (Vec<Item<'static>>, End) {
     let mut parser = Parser::new();
     let mut items = Vec::new();
     for piece in data.chunks(chunk.max(1)) {
-        parser.feed(piece);
-        loop {
-            match parser.next_item() {
-                Ok(Status::Ready(item)) => items.push(item),
-                Ok(Status::Incomplete) => break,
-                Ok(Status::Done) => return (items, End::Done),
-                Err(e) => return (items, End::Error(e)),
-            }
+        match api {
+            Api::NextItem => parser.feed(piece),
+            Api::Sink => parser.feed_bytes(Bytes::copy_from_slice(piece)),
+        }
+        match pull(api, &mut parser, &mut items) {
+            Ok(Status::Incomplete) => {}
+            Ok(_) => return (items, End::Done),
+            Err(e) => return (items, End::Error(e)),
         }
     }
-    let end = match parser.next_item() {
+    let end = match pull(api, &mut parser, &mut items) {
         Ok(Status::Done) => End::Done,
-        Ok(Status::Ready(_)) | Ok(Status::Incomplete) => End::Incomplete,
+        Ok(_) => End::Incomplete,
         Err(e) => End::Error(e),
     };
     (items, end)
+}
+
+/// Every item available; `Done` or `Incomplete` after them.
+fn pull(api: Api, parser: &mut Parser, items: &mut Vec<Item<'static>>) -> Result<Status, RdbError> {
+    match api {
+        Api::NextItem => loop {
+            match parser.next_item()? {
+                Status::Ready(item) => items.push(item),
+                end => return Ok(end),
+            }
+        },
+        Api::Sink => {
+            let outcome = parser.parse(|item| {
+                items.push(item.into_owned());
+                ControlFlow::Continue(())
+            })?;
+            Ok(if outcome == Outcome::Done { Status::Done } else { Status::Incomplete })
+        }
+    }
 }
 
 pub fn json_bytes(b: &[u8]) -> Json {
