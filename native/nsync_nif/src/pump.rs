@@ -24,7 +24,7 @@ use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nsync_core::repl::Replica;
+use nsync_core::repl::{Replica, State};
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, Term};
 
@@ -213,7 +213,8 @@ impl Conn {
     }
 
     /// Reads and parses into `batch` until it is full, or it has something
-    /// and the socket has nothing more right now, or a wait found nothing.
+    /// and the socket has nothing more right now (while streaming), or a wait
+    /// found nothing.
     fn fill(
         &mut self,
         batch: &mut Batch,
@@ -232,7 +233,13 @@ impl Conn {
             // GETACK answers, and the first ACK right after a snapshot (a
             // diskless master sends nothing more until it gets one).
             self.service(replica)?;
-            if batch.is_full() || (!batch.is_empty() && (self.drained || bytes >= batch::MAX_BYTES))
+            // Snapshot keys are seen by nobody until the snapshot is
+            // complete: they wait for a full batch (fewer, bigger messages:
+            // the link process wakes up less). Anything else goes as soon as
+            // the socket has nothing more.
+            let eager = replica.state() != State::Loading;
+            if batch.is_full()
+                || (!batch.is_empty() && ((eager && self.drained) || bytes >= batch::MAX_BYTES))
             {
                 return Ok(());
             }
