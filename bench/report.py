@@ -740,7 +740,7 @@ def run_apply():
 def apply_table(res, goals):
     out = ["### Stream apply rate (issue 4)\n"]
     out.append("The replica is stopped (nsync: its link process suspended with "
-               "`sys:suspend/1`, so it polls no more; the real replica: SIGSTOP) while redis-benchmark "
+               "`sys:suspend/1`, so its pump gets no credit and stops reading; the real replica: SIGSTOP) while redis-benchmark "
                "writes the workload to the master, so the whole stream waits in the socket and "
                "the master's replica output buffer; then it is resumed (SIGCONT) and timed until "
                "it holds a sentinel key written to the master after the load (as in the live "

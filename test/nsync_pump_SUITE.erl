@@ -47,7 +47,7 @@ end_per_testcase(_Case, Config) ->
 -spec older_session_ignored(ct_suite:ct_config()) -> ok.
 older_session_ignored(Config) ->
     S = ?config(server, Config),
-    write_keys(S, <<"a:">>, 1, 10, <<"v">>),
+    nsync_test_redis:set_keys(S, <<"a:">>, 1, 10, <<"v">>),
     {ok, Pid} = nsync:start_link(opts(S, [{block, true}, {timeout, ?T}])),
     erlang:trace(Pid, true, ['receive']),
     1 = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
@@ -94,7 +94,7 @@ suspended_link_stops_reading(Config) ->
     ok = sys:suspend(Pid),
     erlang:garbage_collect(),
     Before = erlang:memory(total),
-    write_keys(S, <<"big:">>, 1, 1000, binary:copy(<<"x">>, 100000)),
+    nsync_test_redis:set_keys(S, <<"big:">>, 1, 1000, binary:copy(<<"x">>, 100000)),
     nsync_test_events:wait_until(fun() -> replica_output_buffer(S) > 50 * ?MB end, ?T),
     {message_queue_len, Queued} = process_info(Pid, message_queue_len),
     Growth = erlang:memory(total) - Before,
@@ -114,7 +114,7 @@ stop_ends_pump_at_once(Config) ->
     S = ?config(server, Config),
     {ok, Waiting} = nsync:start_link(opts(S, [{block, true}, {timeout, ?T}])),
     ok = sys:suspend(Waiting),
-    write_keys(S, <<"k:">>, 1, 200, binary:copy(<<"x">>, 100000)),
+    nsync_test_redis:set_keys(S, <<"k:">>, 1, 200, binary:copy(<<"x">>, 100000)),
     nsync_test_events:wait_until(
       fun() -> process_info(Waiting, message_queue_len) =:= {message_queue_len, 4} end, ?T),
     assert_gone_at_once(S, fun() -> ok = nsync:stop(Waiting) end),
@@ -134,7 +134,7 @@ killed_link_closes_socket(Config) ->
     assert_gone_at_once(S, fun() -> kill(Idle) end),
     {ok, Waiting} = nsync:start_link(opts(S, [{block, true}, {timeout, ?T}])),
     ok = sys:suspend(Waiting),
-    write_keys(S, <<"k:">>, 1, 200, binary:copy(<<"x">>, 100000)),
+    nsync_test_redis:set_keys(S, <<"k:">>, 1, 200, binary:copy(<<"x">>, 100000)),
     nsync_test_events:wait_until(
       fun() -> process_info(Waiting, message_queue_len) =:= {message_queue_len, 4} end, ?T),
     assert_gone_at_once(S, fun() -> kill(Waiting) end),
@@ -145,14 +145,6 @@ killed_link_closes_socket(Config) ->
 
 opts(S, Extra) ->
     Extra ++ [{host, "127.0.0.1"}, {port, nsync_test_redis:port(S)}].
-
-%% Pipelined SETs Prefix<I> = Value for I in From..To.
-write_keys(S, Prefix, From, To, Value) ->
-    {ok, Sock} = nsync_test_redis:connect(S),
-    Keys = [<<Prefix/binary, (integer_to_binary(I))/binary>> || I <- lists:seq(From, To)],
-    [ok = nsync_test_redis:send_cmd(Sock, [<<"SET">>, K, Value]) || K <- Keys],
-    [<<"OK">> = nsync_test_redis:recv_reply(Sock, 30000) || _ <- Keys],
-    ok = gen_tcp:close(Sock).
 
 %% The session ids of the pump messages the traced link received, in order.
 traced_sessions(Acc) ->

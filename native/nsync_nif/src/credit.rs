@@ -7,6 +7,8 @@
 //! bounded.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::locks::lock;
 use std::time::Duration;
 
 /// Batches sent to the link process and not yet handled, at most.
@@ -41,8 +43,7 @@ pub enum Wait {
 
 impl Credit {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is plain counters, valid even if a holder panicked.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// A new session starts with every credit.

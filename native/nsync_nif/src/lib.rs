@@ -8,6 +8,7 @@ mod dump;
 mod encode;
 mod error;
 mod link;
+mod locks;
 mod pump;
 mod status;
 

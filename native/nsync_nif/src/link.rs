@@ -11,7 +11,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use nsync_core::repl::Replica;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
@@ -20,6 +20,7 @@ use crate::atoms;
 use crate::batch::Delivery;
 use crate::config::{self, LinkConfig};
 use crate::credit::Credit;
+use crate::locks::lock;
 use crate::pump;
 use crate::status::{LinkState, Status};
 
@@ -66,11 +67,6 @@ impl Shared {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }
-}
-
-/// Locks state that stays valid even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub struct Link {

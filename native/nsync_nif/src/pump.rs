@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use crate::credit::Wait;
 use crate::encode::unix_now_ms;
 use crate::error::{LinkError, Posix};
 use crate::link::Shared;
+use crate::locks::lock;
 use crate::status::LinkState;
 
 const READ_CHUNK: usize = 128 * 1024;
@@ -62,10 +63,7 @@ pub fn spawn(
 fn run(shared: &Shared, owner: LocalPid, session: u64, delivery: Delivery) {
     let mut env = OwnedEnv::new();
     let reason = {
-        let mut replica = shared
-            .replica
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut replica = lock(&shared.replica);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pump = Pump {
                 shared,

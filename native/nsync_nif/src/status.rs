@@ -2,7 +2,7 @@
 //! waiting for it (atomics, and a small mutex for the replid and last error).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use nsync_core::repl::{Replica, State};
@@ -12,6 +12,7 @@ use crate::atoms;
 use crate::config::LinkConfig;
 use crate::encode::{self, binary};
 use crate::error::LinkError;
+use crate::locks::lock;
 
 const NO_OFFSET: i64 = i64::MIN;
 
@@ -67,7 +68,7 @@ impl Default for Status {
 
 impl Status {
     fn details(&self) -> MutexGuard<'_, Details> {
-        self.details.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.details)
     }
 
     pub fn set_state(&self, state: LinkState) {
