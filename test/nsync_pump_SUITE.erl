@@ -3,7 +3,9 @@
 %% full sync; a suspended link stops the pump from reading (bounded memory,
 %% the stream backs up in the master's output buffer); stopping the link or
 %% killing it ends the pump at once whether it waits for credit or in
-%% `read', and the master sees the replica go. Redis 7.0.
+%% `read', and the master sees the replica go; a snapshot corrupted on the
+%% way (a proxy flips a byte) ends the session with a typed error and the
+%% next session loads it whole. Redis 7.0.
 -module(nsync_pump_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -12,7 +14,9 @@
 -export([all/0, suite/0, init_per_testcase/2, end_per_testcase/2]).
 -export([older_session_ignored/1, status_answers_during_full_sync/1,
          suspended_link_stops_reading/1, stop_ends_pump_at_once/1,
-         killed_link_closes_socket/1]).
+         killed_link_closes_socket/1, corrupt_snapshot_reconnects/1]).
+%% logger handler
+-export([log/2]).
 
 -define(T, 20000).
 -define(MB, (1024 * 1024)).
@@ -23,7 +27,7 @@ suite() -> [{timetrap, {seconds, 120}}].
 -spec all() -> [atom()].
 all() -> [older_session_ignored, status_answers_during_full_sync,
           suspended_link_stops_reading, stop_ends_pump_at_once,
-          killed_link_closes_socket].
+          killed_link_closes_socket, corrupt_snapshot_reconnects].
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_testcase(_Case, Config) ->
@@ -141,6 +145,30 @@ killed_link_closes_socket(Config) ->
     process_flag(trap_exit, false),
     ok.
 
+%% @doc The first connection's snapshot has one byte flipped on the way (a
+%% proxy between nsync and a real master): that session ends with an
+%% `{rdb, Kind, Offset}' error, nothing of it is published, and the link
+%% reconnects and loads the whole snapshot.
+-spec corrupt_snapshot_reconnects(ct_suite:ct_config()) -> ok.
+corrupt_snapshot_reconnects(Config) ->
+    S = ?config(server, Config),
+    nsync_test_redis:set_keys(S, <<"k:">>, 1, 2000, binary:copy(<<"v">>, 50)),
+    Proxy = start_corrupting_proxy(nsync_test_redis:port(S), 20000),
+    ok = logger:add_handler(nsync_pump_suite, ?MODULE, #{config => #{pid => self()}}),
+    {ok, Pid} = try nsync:start_link([{host, "127.0.0.1"}, {port, proxy_port(Proxy)},
+                                      {block, true}, {timeout, ?T}])
+                after logger:remove_handler(nsync_pump_suite)
+                end,
+    Reasons = [Reason || {nsync_failed, Reason} <- flush_logged()],
+    ct:pal("sessions failed with ~p", [Reasons]),
+    [{rdb, Kind, Offset}] = Reasons,
+    ?assert(is_atom(Kind) andalso is_integer(Offset)),
+    2000 = ets:info(nsync:tid(), size),
+    [{<<"k:7">>, _}] = nsync:lookup(nsync, <<"k:7">>),
+    #{state := streaming} = nsync:status(Pid),
+    ?assertEqual(2, proxy_connections(Proxy)),
+    ok = nsync:stop(Pid).
+
 %%% ----------------------------------------------------------- helpers
 
 opts(S, Extra) ->
@@ -203,3 +231,78 @@ replica_output_buffer(S) ->
 pump_threads() ->
     length([T || T <- filelib:wildcard("/proc/self/task/*/comm"),
                  file:read_file(T) =:= {ok, <<"nsync-pump\n">>}]).
+
+%% logger handler: sends the reason of each "connection failed" warning of
+%% nsync to the test process.
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{msg := {Format, [_Master, Reason, _Delay]}, meta := #{domain := [nsync]}},
+    #{config := #{pid := Pid}}) when is_list(Format) ->
+    case string:find(Format, "failed") of
+        nomatch -> ok;
+        _ -> Pid ! {logged, {nsync_failed, Reason}}, ok
+    end;
+log(_Event, _Config) ->
+    ok.
+
+flush_logged() ->
+    receive {logged, What} -> [What | flush_logged()] after 0 -> [] end.
+
+%% A TCP proxy to the master on a free loopback port. On its first
+%% connection it flips the byte at offset FlipAt of what the master sends;
+%% later connections pass through untouched.
+start_corrupting_proxy(MasterPort, FlipAt) ->
+    Self = self(),
+    Pid = spawn_link(fun() ->
+                             {ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}},
+                                                          {active, false}]),
+                             {ok, Port} = inet:port(L),
+                             Self ! {proxy_port, self(), Port},
+                             proxy_accept(L, MasterPort, FlipAt, 0)
+                     end),
+    receive {proxy_port, Pid, Port} -> {Pid, Port} after ?T -> error(proxy_start) end.
+
+proxy_port({_Pid, Port}) -> Port.
+
+proxy_connections({Pid, _Port}) ->
+    Pid ! {connections, self()},
+    receive {connections, N} -> N after ?T -> error(proxy_stuck) end.
+
+proxy_accept(L, MasterPort, FlipAt, N) ->
+    case gen_tcp:accept(L, 50) of
+        {ok, Client} ->
+            {ok, Master} = gen_tcp:connect({127, 0, 0, 1}, MasterPort,
+                                           [binary, {active, false}]),
+            Flip = case N of 0 -> FlipAt; _ -> none end,
+            Up = spawn_link(fun() -> pipe(Client, Master, none) end),
+            Down = spawn_link(fun() -> pipe(Master, Client, Flip) end),
+            ok = gen_tcp:controlling_process(Client, Up),
+            ok = gen_tcp:controlling_process(Master, Down),
+            proxy_accept(L, MasterPort, FlipAt, N + 1);
+        {error, timeout} ->
+            receive {connections, From} -> From ! {connections, N}
+            after 0 -> ok
+            end,
+            proxy_accept(L, MasterPort, FlipAt, N)
+    end.
+
+%% Copies From to To, flipping the byte at offset Flip (or none).
+pipe(From, To, Flip) ->
+    case gen_tcp:recv(From, 0) of
+        {ok, Data} ->
+            {Out, Flip1} = flip(Data, Flip),
+            case gen_tcp:send(To, Out) of
+                ok -> pipe(From, To, Flip1);
+                {error, _} -> gen_tcp:close(From)
+            end;
+        {error, _} ->
+            gen_tcp:close(To)
+    end.
+
+flip(Data, none) ->
+    {Data, none};
+flip(Data, At) when At >= byte_size(Data) ->
+    {Data, At - byte_size(Data)};
+flip(Data, At) ->
+    <<Before:At/binary, Byte, After/binary>> = Data,
+    {<<Before/binary, (Byte bxor 16#5a), After/binary>>, none}.
+
