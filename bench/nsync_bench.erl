@@ -109,10 +109,10 @@ loop(Pid, C0) ->
                 ["quit"] ->
                     ok;
                 ["suspend"] ->
-                    %% sys:suspend/1 is served between two polls, and the
-                    %% suspended link polls no more (unlike
-                    %% erlang:suspend_process/1, which fails while the process
-                    %% runs a dirty NIF)
+                    %% a suspended link handles no batch and gives its
+                    %% pump no credit: the pump stops reading after 4
+                    %% batches, and the stream waits in the socket and the
+                    %% master's output buffer
                     #{commands := C} = nsync:status(Pid),
                     ok = sys:suspend(Pid, 5000),
                     io:format("SUSPENDED~n"),
@@ -136,9 +136,8 @@ loop(Pid, C0) ->
 
 %% Waits until the mirror holds Key = Val (a sentinel the master wrote after
 %% the load: the stream is in order, so everything before it is applied),
-%% looking at the table every millisecond. Not through nsync:status/1: that
-%% is a call the link serves between two polls of the NIF, and an idle poll
-%% waits up to 200 ms for data.
+%% looking at the table every millisecond (status/1's counters would not
+%% say when the write is visible).
 wait_key(Pid, Key, Val, T0, C0) ->
     await_key(Key, Val),
     T1 = now_us(),

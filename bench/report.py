@@ -17,7 +17,8 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       REDIS_BENCHMARK, ERL, NSYNC_BENCH_ERL_FLAGS (emulator flags for the
       nsync VMs, e.g. "+sbwt none +sbwtdcpu none +sbwtdio none"),
       NSYNC_BENCH_EPROF=FILE (eprof the link while it applies, see
-      nsync_bench.erl; slows it down).
+      nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
+      each run, wait up to 10 min until the CPUs are 90% idle).
 """
 
 import json
@@ -371,6 +372,33 @@ def machine_line():
                                            if ERL_FLAGS else "", loadavg()))
 
 
+QUIET = os.environ.get("QUIET") == "1"
+
+
+def cpu_idle_fraction(seconds=1.0):
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet():
+    """With QUIET=1, waits until other work on the machine has stopped (the
+    CPUs 90% idle over a second), at most 10 minutes."""
+    if not QUIET:
+        return
+    deadline = time.time() + 600
+    waited = False
+    while cpu_idle_fraction() < 0.9 and time.time() < deadline:
+        waited = True
+    if waited:
+        log("  (waited for the machine to be quiet: load %s)" % loadavg())
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -393,6 +421,7 @@ def run_sync(goals):
             try:
                 res = {"replica": [], "ets": [], "noop": []}
                 for i in range(runs):
+                    wait_quiet()
                     res["replica"].append(replica_fullsync(master))
                     res["ets"].append(nsync_fullsync(master, "ets"))
                     res["noop"].append(nsync_fullsync(master, "noop"))
@@ -614,6 +643,7 @@ def run_live():
     kinds = ["none", "replica", "nsync"]
     res = {k: [] for k in kinds}
     for i in range(RUNS):
+        wait_quiet()
         for kind in kinds:
             master = Server(master_config("diskless"))
             att = None
@@ -687,6 +717,7 @@ def run_apply():
     for wname, wl in workloads:
         res[wname] = {"replica": [], "nsync": []}
         for i in range(RUNS):
+            wait_quiet()
             for kind in ("replica", "nsync"):
                 master = Server(master_config("diskless"))
                 att = None
@@ -740,7 +771,7 @@ def run_apply():
 def apply_table(res, goals):
     out = ["### Stream apply rate (issue 4)\n"]
     out.append("The replica is stopped (nsync: its link process suspended with "
-               "`sys:suspend/1`, so it polls no more; the real replica: SIGSTOP) while redis-benchmark "
+               "`sys:suspend/1`, so its pump gets no credit and stops reading; the real replica: SIGSTOP) while redis-benchmark "
                "writes the workload to the master, so the whole stream waits in the socket and "
                "the master's replica output buffer; then it is resumed (SIGCONT) and timed until "
                "it holds a sentinel key written to the master after the load (as in the live "

@@ -1,10 +1,16 @@
 %%% @doc The link process: one replication link to one master.
 %%%
-%%% It drives the NIF (`nsync_nif') by polling it in a loop, one bounded batch
-%%% of events at a time, with a self-message between batches so that calls
-%%% (status, stop) are served promptly. It turns NIF events into the nsync
-%%% events of DESIGN.md, gives them to the callback and routes them by the
-%%% callback's return value to ETS mirrors (`nsync_mirror') it owns.
+%%% Each connection attempt is a session of the NIF (`nsync_nif:start/2'): a
+%%% pump thread reads the socket, parses and builds the terms of each batch
+%%% of events while this process handles the batches before it; after
+%%% handling one, this process gives the pump a credit back
+%%% (`nsync_nif:ack/2'), so at most a few batches are in flight and a slow
+%%% consumer slows the socket. Batches are plain messages, so calls (status,
+%%% stop) are served between them. It turns NIF events into the nsync events
+%%% of DESIGN.md, gives them to the callback and routes them by the
+%%% callback's return value to ETS mirrors (`nsync_mirror') it owns. With the
+%%% default mirror, the pump delivers snapshot keys as ready-made rows, which
+%%% are inserted as they come.
 %%%
 %%% Tables: a name (atom) maps to one mirror. Names are node-wide, like
 %%% registered process names: the registry (`persistent_term', read by
@@ -14,8 +20,10 @@
 %%% and the old ones are deleted a little later (a reader that looked one up
 %%% just before the switch can still finish).
 %%%
-%%% Connection failures: the link reconnects by itself (the NIF resumes with
-%%% PSYNC) with exponential backoff and jitter. An authentication failure is
+%%% Connection failures: a session ends with `{closed, Reason}' as its pump's
+%%% last message; the link then starts a new session after a backoff
+%%% (exponential, with jitter; the NIF resumes with PSYNC). Messages carry
+%%% their session's id: those of an older session are ignored. An authentication failure is
 %%% fatal: retrying with the same credentials is pointless, so the link stops
 %%% with reason `{shutdown, {auth, Msg}}'. With `{block, true}', a start that
 %%% cannot connect or authenticate at all returns `{error, Reason}' instead.
@@ -37,12 +45,6 @@
 -type waiter() :: {pid(), reference()} | undefined.
 -type status() :: connecting | syncing | streaming | disconnected.
 
--define(BATCH, 1000).
-%% After an empty batch the NIF has normally waited for data (up to 50 ms)
-%% and is polled again at once; one that came back empty sooner than this
-%% (no wait) is followed by a short pause, so the loop never spins.
--define(IDLE_FAST_MS, 20).
--define(IDLE_PAUSE_MS, 5).
 -define(BACKOFF_START_MS, 100).
 -define(BACKOFF_CAP_MS, 10000).
 -define(CALLBACK_LOG_INTERVAL_MS, 1000).
@@ -56,6 +58,8 @@
           nif :: nsync_nif:link(),
           config :: nsync_opts:config(),
           waiter :: waiter(),
+          %% the NIF session running, if any
+          session :: non_neg_integer() | undefined,
           status = connecting :: status(),
           replid :: binary() | undefined,
           offset :: integer() | undefined,
@@ -150,7 +154,7 @@ init({#{host := Host, port := Port} = Config, Waiter}) ->
             State = #state{nif = Nif, config = Config, waiter = Waiter},
             case create_default_table(State) of
                 {ok, State1} ->
-                    self() ! poll,
+                    self() ! connect,
                     {ok, State1};
                 {error, Reason} ->
                     nsync_nif:close(Nif),
@@ -174,15 +178,19 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info(poll, #state{nif = Nif} = State) ->
-    Started = erlang:monotonic_time(millisecond),
-    Result = nsync_nif:poll(Nif, ?BATCH),
-    case Result of
-        {ok, []} ->
-            Waited = erlang:monotonic_time(millisecond) - Started,
-            next_poll(case Waited >= ?IDLE_FAST_MS of true -> now; false -> pause end, State);
-        {ok, Events} -> next_poll(now, handle_events(Events, count_commands(Events, State)));
-        {error, Reason} -> next_poll(pause, connection_lost(Reason, reopen(Reason, State)))
+handle_info({nsync_pump, Session, {batch, Events}},
+            #state{session = Session, nif = Nif} = State) ->
+    State1 = handle_events(Events, count_commands(Events, State)),
+    ok = nsync_nif:ack(Nif, Session),
+    {noreply, State1};
+handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
+    session_ended(connection_lost(Reason, State#state{session = undefined}));
+handle_info({nsync_pump, _OlderSession, _}, State) ->
+    {noreply, State};
+handle_info(connect, #state{nif = Nif} = State) ->
+    case nsync_nif:start(Nif, delivery(State)) of
+        {ok, Session} -> {noreply, State#state{session = Session}};
+        {error, Reason} -> session_ended(connection_lost(Reason, State))
     end;
 handle_info({delete_retired, Ref}, #state{retired = Retired} = State) ->
     {Mirrors, Retired1} = maps:take(Ref, Retired),
@@ -217,20 +225,17 @@ format_status(Status) ->
 
 %%% =========================================================== internal
 
-%% Schedules the next poll: after a backoff when the connection failed;
-%% otherwise at once (after events, or an empty batch the NIF waited for) or
-%% after a short pause (an empty batch that came back at once).
-next_poll(_, {stop, _Reason, _State} = Stop) ->
+%% A session is over: the next one starts after the backoff.
+session_ended({stop, _Reason, _State} = Stop) ->
     Stop;
-next_poll(_, #state{status = disconnected, retry_delay = Delay} = State) ->
-    erlang:send_after(Delay, self(), poll),
-    {noreply, State};
-next_poll(now, State) ->
-    self() ! poll,
-    {noreply, State};
-next_poll(pause, State) ->
-    erlang:send_after(?IDLE_PAUSE_MS, self(), poll),
+session_ended(#state{retry_delay = Delay} = State) ->
+    erlang:send_after(Delay, self(), connect),
     {noreply, State}.
+
+%% Snapshot keys come as rows for the default mirror, as events for a
+%% user callback.
+delivery(#state{config = #{callback := default, db := Db}}) -> {rows, Db};
+delivery(_State) -> events.
 
 handle_events([], State) ->
     State;
@@ -238,10 +243,7 @@ handle_events([{key, _, _, _, _, _} | _] = Events, State) ->
     {Rest, State1} = load_keys(Events, State),
     handle_events(Rest, State1);
 handle_events([Event | Rest], State) ->
-    case event(Event, State) of
-        {stop, _, _} = Stop -> Stop;
-        State1 -> handle_events(Rest, State1)
-    end.
+    handle_events(Rest, event(Event, State)).
 
 %% Counted once per batch: a record update per command costs.
 count_commands(Events, #state{commands = N} = State) ->
@@ -290,6 +292,20 @@ event({load_eof, Replid, Offset}, State) ->
                                          offset = Offset}),
     {_, State2} = notify({load, eof}, State1),
     notify_waiter(loaded, State2);
+event({rows, Db, DataRows, ExpiryRows},
+      #state{config = #{name := Name}, keys_loaded = Loaded} = State) ->
+    insert_rows(Name, Db, DataRows, ExpiryRows,
+                State#state{keys_loaded = Loaded + length(DataRows)});
+%% A hash too big for the pump to make a map of (see nsync_nif): made here.
+event({big_hash, Db, Key, Fields, ExpireAt, FieldExpires},
+      #state{config = #{callback := default}} = State) ->
+    Expiry = [{Key, ExpireAt, maps:from_list(FieldExpires)}
+              || ExpireAt =/= undefined orelse FieldExpires =/= []],
+    event({rows, Db, [{Key, maps:from_list(Fields)}], Expiry}, State);
+event({big_hash, Db, Key, Fields, ExpireAt, FieldExpires}, State) ->
+    {[], State1} = load_keys([{key, Db, Key, maps:from_list(Fields), ExpireAt, FieldExpires}],
+                             State),
+    State1;
 event({cmd, Db, Cmd, Args}, State) ->
     case visible(Db, Cmd, State) of
         true ->
@@ -298,8 +314,6 @@ event({cmd, Db, Cmd, Args}, State) ->
         false ->
             State
     end;
-event({closed, Reason}, State) ->
-    connection_lost(Reason, State);
 event(Other, State) ->
     ?LOG_DEBUG("nsync: ignoring unknown NIF event ~0p", [Other]),
     State.
@@ -353,15 +367,6 @@ retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
     State#state{status = disconnected, attempts = N + 1, last_error = Reason,
                 retry_delay = Delay}.
 
-%% The NIF link is unusable (poisoned): start over with a new one, which
-%% costs a full resync (the mirror swaps tables as usual) but keeps the link.
-reopen(Reason, #state{nif = Old, config = Config} = State) ->
-    ?LOG_ERROR("nsync: the link to ~s failed (~0p); starting over with a full "
-               "resync", [master(State), Reason]),
-    nsync_nif:close(Old),
-    {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(Config)),
-    State#state{nif = Nif}.
-
 %% With `{block, true}', failing to reach or log into the master at all is
 %% reported to the caller rather than retried until the timeout.
 fails_blocking_start({connect, _}) -> true;
@@ -390,8 +395,7 @@ visible(Db, Cmd, State) ->
 %%% ----------------------------------------------------------- callback
 
 %% Gives an event to the callback; returns the table it routes to (or none).
-notify({load, _, _}, #state{config = #{callback := default, name := Name}} = State) ->
-    {Name, State};
+%% (The default mirror gets snapshot keys as rows, not through here.)
 notify({cmd, _, _}, #state{config = #{callback := default, name := Name}} = State) ->
     {Name, State};
 notify(_Event, #state{config = #{callback := default}} = State) ->
@@ -471,12 +475,20 @@ claimable(Name) ->
         _ -> true
     end.
 
-load_rows(Name, Rows, #state{loading = Loading} = State) when is_map(Loading) ->
+load_rows(Name, Rows, State) ->
+    update_loading(Name, fun(Mirror) -> nsync_mirror:load_many(Mirror, Rows) end, State).
+
+%% Rows the pump made for the default mirror, inserted as they are.
+insert_rows(Name, Db, DataRows, ExpiryRows, State) ->
+    update_loading(Name, fun(Mirror) ->
+                                 nsync_mirror:insert_rows(Mirror, Db, DataRows, ExpiryRows)
+                         end, State).
+
+%% Writes to the mirror `Name' of the snapshot being loaded.
+update_loading(Name, Write, #state{loading = Loading} = State) when is_map(Loading) ->
     case loading_mirror(Name, State) of
-        {ok, Mirror} ->
-            State#state{loading = Loading#{Name => nsync_mirror:load_many(Mirror, Rows)}};
-        {error, State1} ->
-            State1
+        {ok, Mirror} -> State#state{loading = Loading#{Name => Write(Mirror)}};
+        {error, State1} -> State1
     end.
 
 loading_mirror(Name, #state{loading = Loading} = State) ->

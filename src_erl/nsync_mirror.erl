@@ -17,7 +17,7 @@
 %%% readers see such keys as absent, never with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, tid/1, tid/2, load/6, load_many/2, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0]).
@@ -180,12 +180,22 @@ load_many(#{dbspec := Wanted} = M, Rows) ->
         DbRows -> insert_loaded(M, Wanted, DbRows)
     end.
 
-insert_loaded(M0, Db, Rows) ->
+insert_loaded(M, Db, Rows) ->
+    insert_rows(M, Db, [{K, V} || {K, V, _, _} <- Rows],
+                [{K, E, maps:from_list(F)} || {K, _, E, F} <- Rows, E =/= undefined orelse F =/= []]).
+
+%% @doc Loads keys of a snapshot into database `Db' as ready-made rows: data
+%% rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
+%% #{Field => ExpireAt}}' (only for keys that have an expiry), one ETS insert
+%% per table. As with `load_many/2', the keys are new to the tables.
+-spec insert_rows(mirror(), db(), [{binary(), term()}],
+                  [{binary(), integer() | undefined, #{binary() => integer()}}]) -> mirror().
+insert_rows(M0, Db, DataRows, ExpiryRows) ->
     {M, {Data, Exp}} = ensure_db(M0, Db),
-    ets:insert(Data, [{K, V} || {K, V, _, _} <- Rows]),
-    case [{K, E, maps:from_list(F)} || {K, _, E, F} <- Rows, E =/= undefined orelse F =/= []] of
+    ets:insert(Data, DataRows),
+    case ExpiryRows of
         [] -> ok;
-        Expiring -> ets:insert(Exp, Expiring)
+        _ -> ets:insert(Exp, ExpiryRows)
     end,
     M.
 

@@ -11,7 +11,7 @@
 -export([all/0, suite/0, groups/0, init_per_group/2, end_per_group/2,
          init_per_testcase/2, end_per_testcase/2]).
 -export([callback_mf/1, callback_mfa/1, callback_fun/1, callback_pid/1,
-         value_types/1, routing_by_return/1, unhandled_command/1, raising_callback/1,
+         value_types/1, big_hashes/1, routing_by_return/1, unhandled_command/1, raising_callback/1,
          db_filter/1, two_links_two_masters/1]).
 -export([route_prefix/1]).
 
@@ -26,7 +26,7 @@ all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redi
 -spec groups() -> [tuple()].
 groups() ->
     Cases = [callback_mf, callback_mfa, callback_fun, callback_pid, value_types,
-             routing_by_return, unhandled_command, raising_callback, db_filter,
+             big_hashes, routing_by_return, unhandled_command, raising_callback, db_filter,
              two_links_two_masters],
     [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
 
@@ -102,6 +102,42 @@ value_types(Config) ->
                   {<<"zset">>, [{1.5, <<"a">>}, {2.0, <<"b">>}, {inf, <<"c">>}]}],
                  Loaded),
     ok = nsync:stop(Pid).
+
+%% @doc Hashes of more than 32 fields (the link process makes their maps,
+%% not the NIF's pump thread: see nsync_nif) arrive like small ones: in a
+%% callback, in the default mirror with their TTL, and with {db, all}.
+-spec big_hashes(ct_suite:ct_config()) -> ok.
+big_hashes(Config) ->
+    S = ?config(server, Config),
+    {ok, Sock} = nsync_test_redis:connect(S),
+    C = fun(Args) -> nsync_test_redis:cmd_sock(Sock, Args) end,
+    Name = fun(N) -> <<"h", (integer_to_binary(N))/binary>> end,
+    [N = C([<<"HSET">>, Name(N) | hash_args(N)]) || N <- [32, 33, 1000]],
+    1 = C([<<"PEXPIRE">>, <<"h1000">>, <<"100000">>]),
+    <<"OK">> = C([<<"SELECT">>, <<"1">>]),
+    40 = C([<<"HSET">>, <<"other_db">> | hash_args(40)]),
+    {ok, Events} = nsync:start_link(opts(Config, [{callback, self()}])),
+    ?assertEqual([{Name(N), hash_map(N)} || N <- [1000, 32, 33]],
+                 lists:sort(nsync_test_events:collect_load(?T))),
+    ok = nsync:stop(Events),
+    {ok, Mirror} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
+    [?assertEqual([{Name(N), hash_map(N)}], nsync:lookup(nsync, Name(N))) || N <- [32, 33, 1000]],
+    ?assert(is_integer(nsync:ttl(nsync, <<"h1000">>))),
+    undefined = nsync:ttl(nsync, <<"h33">>),
+    3 = ets:info(nsync:tid(), size),
+    ok = nsync:stop(Mirror),
+    {ok, All} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}, {db, all}])),
+    [{<<"other_db">>, Other}] = ets:lookup(nsync:tid(nsync, 1), <<"other_db">>),
+    ?assertEqual(hash_map(40), Other),
+    ok = nsync:stop(All),
+    ok = gen_tcp:close(Sock).
+
+hash_args(N) ->
+    lists:append([[F, V] || {F, V} <- maps:to_list(hash_map(N))]).
+
+hash_map(N) ->
+    maps:from_list([{<<"f", (integer_to_binary(I))/binary>>, integer_to_binary(I)}
+                    || I <- lists:seq(1, N)]).
 
 %% @doc The callback's return value routes events: keys foo* to table foo,
 %% bar* to bar (created on demand), others nowhere; FLUSHALL empties every

@@ -53,9 +53,9 @@ end_per_testcase(_Case, Config) ->
 -spec online_replica_acks(ct_suite:ct_config()) -> ok.
 online_replica_acks(Config) ->
     S = ?config(server, Config),
-    write_keys(S, <<"a:">>, 1, 200, <<"v">>),
+    nsync_test_redis:set_keys(S, <<"a:">>, 1, 200, <<"v">>),
     {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
-    write_keys(S, <<"b:">>, 1, 300, <<"w">>),
+    nsync_test_redis:set_keys(S, <<"b:">>, 1, 300, <<"w">>),
     nsync_test_events:wait_until(
       fun() ->
               Info = nsync_test_redis:info(S, <<"replication">>),
@@ -80,7 +80,7 @@ online_replica_acks(Config) ->
 -spec kill_resumes_partially(ct_suite:ct_config()) -> ok.
 kill_resumes_partially(Config) ->
     S = ?config(server, Config),
-    write_keys(S, <<"a:">>, 1, 100, <<"v">>),
+    nsync_test_redis:set_keys(S, <<"a:">>, 1, 100, <<"v">>),
     {ok, Events} = nsync:start_link(opts(Config, [{callback, self()}, {block, true},
                                                   {timeout, ?T}])),
     100 = length(nsync_test_events:collect_load(?T)),
@@ -90,7 +90,7 @@ kill_resumes_partially(Config) ->
     Killed = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
     ?assertEqual(2, Killed),
     {error, closed} = nsync_test_events:next(?T),
-    write_keys(S, <<"b:">>, 1, 100, <<"w">>),
+    nsync_test_redis:set_keys(S, <<"b:">>, 1, 100, <<"w">>),
     Cmds = nsync_test_events:collect_cmds(100, ?T),
     ?assertEqual([{<<"set">>, [<<"b:", (integer_to_binary(I))/binary>>, <<"w">>]}
                   || I <- lists:seq(1, 100)], Cmds),
@@ -112,7 +112,7 @@ full_resync_swaps_mirror(Config) ->
     S = ?config(server, Config),
     <<"OK">> = nsync_test_redis:cmd(S, [<<"CONFIG">>, <<"SET">>, <<"repl-backlog-size">>,
                                         <<"16384">>]),
-    write_keys(S, <<"old:">>, 1, 5000, <<"v">>),
+    nsync_test_redis:set_keys(S, <<"old:">>, 1, 5000, <<"v">>),
     <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"stale">>, <<"x">>]),
     {ok, Pid} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}])),
     OldTid = nsync:tid(),
@@ -124,7 +124,7 @@ full_resync_swaps_mirror(Config) ->
     ok = sys:suspend(Pid),
     1 = nsync_test_redis:cmd(S, [<<"DEL">>, <<"stale">>]),
     Big = binary:copy(<<"x">>, 4096),
-    write_keys(S, <<"new:">>, 1, 3000, Big),
+    nsync_test_redis:set_keys(S, <<"new:">>, 1, 3000, Big),
     1 = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
     ok = sys:resume(Pid),
     nsync_test_events:wait_until(
@@ -144,14 +144,6 @@ full_resync_swaps_mirror(Config) ->
 
 opts(Config, Extra) ->
     Extra ++ [{host, "127.0.0.1"}, {port, nsync_test_redis:port(?config(server, Config))}].
-
-%% Pipelined SETs Prefix<I> = Value for I in From..To.
-write_keys(S, Prefix, From, To, Value) ->
-    {ok, Sock} = nsync_test_redis:connect(S),
-    Keys = [<<Prefix/binary, (integer_to_binary(I))/binary>> || I <- lists:seq(From, To)],
-    [ok = nsync_test_redis:send_cmd(Sock, [<<"SET">>, K, Value]) || K <- Keys],
-    [<<"OK">> = nsync_test_redis:recv_reply(Sock, 30000) || _ <- Keys],
-    ok = gen_tcp:close(Sock).
 
 %% The mirror (default table) has exactly the master's keys.
 same_keys(S) ->

@@ -13,7 +13,7 @@
 -module(nsync_test_redis).
 
 -export([start/1, stop/1, port/1, version/1, dir/1, os_pid/1,
-         cmd/2, connect/1, cmd_sock/2, send_cmd/2, recv_reply/2,
+         cmd/2, connect/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
          info/2, available_versions/0, binary/1, project_root/0]).
 
 -export_type([server/0, reply/0, version/0]).
@@ -108,6 +108,16 @@ cmd_sock(Sock, Args) ->
           ok | {error, term()}.
 send_cmd(Sock, Args) ->
     gen_tcp:send(Sock, encode(Args)).
+
+%% @doc Pipelined `SET Prefix<I> Value' for I in From..To, on a connection
+%% of its own.
+-spec set_keys(server(), binary(), integer(), integer(), binary()) -> ok.
+set_keys(Server, Prefix, From, To, Value) ->
+    {ok, Sock} = connect(Server),
+    Keys = [<<Prefix/binary, (integer_to_binary(I))/binary>> || I <- lists:seq(From, To)],
+    [ok = send_cmd(Sock, [<<"SET">>, K, Value]) || K <- Keys],
+    [<<"OK">> = recv_reply(Sock, ?RECV_TIMEOUT) || _ <- Keys],
+    ok = gen_tcp:close(Sock).
 
 %% @doc Reads one reply. Errors out ({redis_recv, Reason}) on a closed
 %% socket or timeout.

@@ -66,5 +66,16 @@ rustler::atoms! {
     master,
     rdb,
     protocol,
-    poisoned,
+    owner_gone,
+    internal,
+    // pump sessions
+    nsync_pump,
+    batch,
+    rows,
+    big_hash,
+    events,
+    all,
+    delivery,
+    running,
+    spawn,
 }

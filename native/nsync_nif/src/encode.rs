@@ -7,7 +7,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use nsync_core::rdb::{ConsumerGroup, Entry, Str, Stream, StreamId, Value};
+use nsync_core::rdb::{ConsumerGroup, Entry, HashField, Str, Stream, StreamId, Value};
 use nsync_core::repl::Event;
 use rustler::{Encoder, Env, NewBinary, Term};
 
@@ -115,6 +115,84 @@ fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
         )
             .encode(env),
     )
+}
+
+/// The rows of the ETS mirror for one key of the snapshot: `{Key, Value}`
+/// and, for a key with an expiry or hash fields with their own,
+/// `{Key, ExpireAtMs | undefined, #{Field => ExpireAtMs}}` (nsync_mirror's
+/// expiry table); `None` if the key, or every field of its hash, expired.
+pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<(Term<'a>, Option<Term<'a>>)> {
+    if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
+        return None;
+    }
+    let (value, field_expires) = live_value(env, &entry.value, now_ms)?;
+    let key = binary(env, &entry.key);
+    let data = (key, value).encode(env);
+    if entry.expire_at_ms.is_none() && field_expires.is_empty_list() {
+        return Some((data, None));
+    }
+    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
+    let expiry = (key, expire, pairs_to_map(env, field_expires)).encode(env);
+    Some((data, Some(expiry)))
+}
+
+/// The most keys of a map a thread outside the VM's schedulers (the pump)
+/// may build: bigger ones are hash maps, and `enif_make_map_from_arrays` /
+/// `enif_make_map_put` then take scheduler-only temporary memory, which
+/// corrupts the VM. (32 is the small-map limit of release emulators.)
+pub const MAX_PUMP_MAP_KEYS: usize = 32;
+
+/// The hash fields of `value` still live at `now_ms`, if it is a hash.
+pub fn live_hash_fields<'v, 's>(value: &'v Value<'s>, now_ms: i64) -> Option<Vec<&'v HashField<'s>>> {
+    match value {
+        Value::Hash(fields) => Some(
+            fields
+                .iter()
+                .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// `{big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined,
+/// [{Field, ExpireAtMs}]}`: a key of the snapshot holding the live `fields`
+/// of a hash too big for the pump to make a map of
+/// ([`MAX_PUMP_MAP_KEYS`]); the link process makes it.
+pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, fields: &[&HashField]) -> Term<'a> {
+    let pairs = list(env, fields, |f| {
+        (str_term(env, &f.field), str_term(env, &f.value)).encode(env)
+    });
+    let expiring: Vec<_> = fields
+        .iter()
+        .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
+        .collect();
+    let field_expires = list(env, &expiring, |(field, at)| {
+        (str_term(env, field), *at).encode(env)
+    });
+    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
+    (
+        atoms::big_hash(),
+        entry.db,
+        binary(env, &entry.key),
+        pairs,
+        expire,
+        field_expires,
+    )
+        .encode(env)
+}
+
+/// `[{K, V}]` as `#{K => V}` (the last of duplicate keys wins).
+fn pairs_to_map<'a>(env: Env<'a>, pairs: Term<'a>) -> Term<'a> {
+    let Ok(iter) = pairs.into_list_iterator() else {
+        return Term::map_new(env);
+    };
+    iter.fold(Term::map_new(env), |map, pair| {
+        match rustler::types::tuple::get_tuple(pair).as_deref() {
+            Ok([k, v]) => map.map_put(*k, *v).unwrap_or(map),
+            _ => map,
+        }
+    })
 }
 
 /// A value without its expired hash fields, and `[{Field, ExpireAtMs}]` of

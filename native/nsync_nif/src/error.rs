@@ -64,8 +64,10 @@ pub enum LinkError {
     Repl(#[from] ReplError),
     #[error("the link was closed")]
     Closed,
-    #[error("the link's state was poisoned by an earlier failure")]
-    Poisoned,
+    #[error("the link process is gone")]
+    OwnerGone,
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl LinkError {
@@ -91,7 +93,8 @@ impl LinkError {
                 (atoms::protocol(), binary(env, detail.as_bytes())).encode(env)
             }
             LinkError::Closed => atoms::closed().encode(env),
-            LinkError::Poisoned => atoms::poisoned().encode(env),
+            LinkError::OwnerGone => atoms::owner_gone().encode(env),
+            LinkError::Internal(msg) => (atoms::internal(), binary(env, msg.as_bytes())).encode(env),
         }
     }
 }
