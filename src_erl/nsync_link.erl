@@ -455,8 +455,8 @@ create_default_table(#state{config = #{callback := default, name := Name}} = Sta
 create_default_table(State) ->
     {ok, State}.
 
-new_mirror(Name, #state{config = #{db := Db}}) ->
-    nsync_mirror:new(Name, Db).
+new_mirror(Name, #state{config = #{db := Db, compressed := Compressed}}) ->
+    nsync_mirror:new(Name, Db, Compressed).
 
 register_table(Name, Mirror) ->
     persistent_term:put({?MODULE, Name}, {self(), nsync_mirror:tid(Mirror),

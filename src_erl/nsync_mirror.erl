@@ -17,7 +17,7 @@
 %%% readers see such keys as absent, never with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0]).
@@ -29,20 +29,36 @@
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
+                      compressed := boolean(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
 %%% ------------------------------------------------------------ tables
 
-%% @doc Creates a mirror of database `DbSpec' (or of every database, each in
-%% its own table, with `all'). The tables are owned by the caller.
+%% @doc Creates a mirror of database `DbSpec' with compressed data tables
+%% (see `new/3').
 -spec new(atom(), db() | all) -> mirror().
-new(Name, DbSpec) when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)) ->
-    First = case DbSpec of all -> 0; N -> N end,
-    #{name => Name, dbspec => DbSpec, dbs => #{First => new_tabs(Name)}, poison => #{}}.
+new(Name, DbSpec) ->
+    new(Name, DbSpec, true).
 
-new_tabs(Name) ->
-    Data = ets:new(Name, [set, protected, {read_concurrency, true}]),
+%% @doc Creates a mirror of database `DbSpec' (or of every database, each in
+%% its own table, with `all'). The tables are owned by the caller. With
+%% `Compressed', data tables are ETS `compressed': collections take about
+%% half the memory (values are kept in the external term format), reads of
+%% small values cost the same, and reads of maps of more than 32 fields cost
+%% a few times more (the map is rebuilt on every read).
+-spec new(atom(), db() | all, boolean()) -> mirror().
+new(Name, DbSpec, Compressed)
+  when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
+       is_boolean(Compressed) ->
+    First = case DbSpec of all -> 0; N -> N end,
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{}},
+    {M1, _} = ensure_db(M, First),
+    M1.
+
+new_tabs(Name, Compressed) ->
+    Data = ets:new(Name, [set, protected, {read_concurrency, true}
+                          | [compressed || Compressed]]),
     Exp = ets:new(nsync_mirror_expires, [set, protected, {read_concurrency, true}]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
@@ -82,10 +98,10 @@ delete(#{dbs := Dbs}) ->
 mirrored(#{dbspec := all}, _Db) -> true;
 mirrored(#{dbspec := N}, Db) -> N =:= Db.
 
-ensure_db(#{dbs := Dbs, name := Name} = M, Db) ->
+ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
     case Dbs of
         #{Db := T} -> {M, T};
-        _ -> T = new_tabs(Name), {M#{dbs := Dbs#{Db => T}}, T}
+        _ -> T = new_tabs(Name, Compressed), {M#{dbs := Dbs#{Db => T}}, T}
     end.
 
 %%% ------------------------------------------------------------ reads

@@ -23,6 +23,7 @@
                     timeout := timeout(),
                     name := atom(),
                     db := non_neg_integer() | all,
+                    compressed := boolean(),
                     connect_timeout := pos_integer()}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
@@ -34,6 +35,7 @@
                     timeout => 360000,
                     name => nsync,
                     db => 0,
+                    compressed => true,
                     connect_timeout => 5000}).
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
@@ -77,6 +79,7 @@ option({name, N}, C) when is_atom(N), N =/= undefined -> C#{name => N};
 option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
+option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option(Opt, _C) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->

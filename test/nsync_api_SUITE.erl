@@ -12,7 +12,7 @@
 -export([bad_options/1, closed_port_blocking/1, unknown_host_blocking/1,
          wrong_password_blocking/1, missing_password_blocking/1,
          wrong_password_not_blocking/1, unreachable_not_blocking/1,
-         block_returns_loaded/1, block_timeout_stops_link/1,
+         block_returns_loaded/1, block_timeout_stops_link/1, compressed_tables/1,
          status_and_stop/1, default_name_taken/1, user_and_pass/1,
          password_changed_is_fatal/1, under_supervisor/1, db_all_tables/1]).
 
@@ -30,7 +30,8 @@ groups() ->
     Cases = [wrong_password_blocking, missing_password_blocking,
              wrong_password_not_blocking, block_returns_loaded,
              block_timeout_stops_link, status_and_stop, default_name_taken,
-             user_and_pass, password_changed_is_fatal, under_supervisor, db_all_tables],
+             user_and_pass, password_changed_is_fatal, under_supervisor, db_all_tables,
+             compressed_tables],
     [{redis70, [], Cases}, {redis62, [], Cases}].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -163,6 +164,42 @@ block_returns_loaded(Config) ->
     undefined = nsync:ttl(nsync, <<"k42">>),
     not_found = nsync:ttl(Tid, <<"nope">>),
     ok = nsync:stop(Pid).
+
+%% @doc The mirror's data tables are ETS `compressed' by default and not
+%% with {compressed, false}; both hold the same values, collections (a map
+%% of more than 32 fields among them) included, after the snapshot and
+%% after stream commands.
+-spec compressed_tables(ct_suite:ct_config()) -> ok.
+compressed_tables(Config) ->
+    S = ?config(server, Config),
+    Fields = lists:append([[<<"f", (integer_to_binary(I))/binary>>, integer_to_binary(I)]
+                           || I <- lists:seq(1, 40)]),
+    _ = nsync_test_redis:cmd(S, [<<"HSET">>, <<"h">> | Fields]),
+    _ = nsync_test_redis:cmd(S, [<<"RPUSH">>, <<"l">>, <<"a">>, <<"b">>, <<"c">>]),
+    _ = nsync_test_redis:cmd(S, [<<"ZADD">>, <<"z">>, <<"1.5">>, <<"m">>, <<"-2">>, <<"n">>]),
+    _ = nsync_test_redis:cmd(S, [<<"SET">>, <<"s">>, <<"v">>]),
+    {ok, P1} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}, {name, comp}])),
+    {ok, P2} = nsync:start_link(opts(Config, [{block, true}, {timeout, ?T}, {name, plain},
+                                              {compressed, false}])),
+    true = ets:info(nsync:tid(comp), compressed),
+    false = ets:info(nsync:tid(plain), compressed),
+    Keys = [<<"h">>, <<"l">>, <<"z">>, <<"s">>],
+    Dump = fun(Name) -> [ets:lookup(nsync:tid(Name), K) || K <- Keys] end,
+    [[{<<"h">>, #{<<"f40">> := <<"40">>} = H}], [{_, [<<"a">>, <<"b">>, <<"c">>]}],
+     [{_, [{-2.0, <<"n">>}, {1.5, <<"m">>}]}], [{_, <<"v">>}]] = Dump(comp),
+    40 = map_size(H),
+    true = Dump(comp) =:= Dump(plain),
+    _ = nsync_test_redis:cmd(S, [<<"HSET">>, <<"h">>, <<"f41">>, <<"41">>]),
+    _ = nsync_test_redis:cmd(S, [<<"LPUSH">>, <<"l">>, <<"z">>]),
+    _ = nsync_test_redis:cmd(S, [<<"SET">>, <<"s">>, <<"w">>]),
+    ok = wait_until(fun() ->
+                            Dump(comp) =:= Dump(plain) andalso
+                                ets:lookup(nsync:tid(comp), <<"s">>) =:= [{<<"s">>, <<"w">>}]
+                    end, ?T),
+    [{_, #{<<"f41">> := <<"41">>}}] = ets:lookup(nsync:tid(comp), <<"h">>),
+    [{_, [<<"z">>, <<"a">>, <<"b">>, <<"c">>]}] = ets:lookup(nsync:tid(comp), <<"l">>),
+    ok = nsync:stop(P1),
+    ok = nsync:stop(P2).
 
 %% @doc {db, all}: one table per database, found with nsync:tid/2, for dbs
 %% of the snapshot and dbs first written by the stream; SWAPDB swaps them.

@@ -8,7 +8,7 @@ defaults_test() ->
     {ok, C} = nsync_opts:validate([]),
     ?assertMatch(#{host := <<"localhost">>, port := 6379, pass := undefined,
                    user := undefined, callback := default, block := false,
-                   timeout := 360000, name := nsync, db := 0}, C),
+                   timeout := 360000, name := nsync, db := 0, compressed := true}, C),
     ?assertEqual({ok, C}, nsync_opts:validate(#{})).
 
 host_forms_test() ->
@@ -33,9 +33,10 @@ callback_forms_test() ->
 other_options_test() ->
     {ok, C} = nsync_opts:validate([{port, 7000}, {pass, "pw"}, {user, <<"u">>}, block,
                                    {timeout, 10}, {name, mine}, {db, all},
-                                   {connect_timeout, 200}]),
+                                   {connect_timeout, 200}, {compressed, false}]),
     ?assertMatch(#{port := 7000, pass := <<"pw">>, user := <<"u">>, block := true,
-                   timeout := 10, name := mine, db := all, connect_timeout := 200}, C),
+                   timeout := 10, name := mine, db := all, connect_timeout := 200,
+                   compressed := false}, C),
     {ok, #{block := false, timeout := infinity, db := 3}} =
         nsync_opts:validate(#{block => false, timeout => infinity, db => 3}).
 
@@ -45,7 +46,7 @@ bad_options_test_() ->
            {callback, fun(_, _) -> ok end}, {callback, {m}}, {callback, {m, f, a}},
            {callback, "m"}, {block, yes}, {timeout, -1}, {timeout, 1.5},
            {name, "n"}, {name, undefined}, {db, -1}, {db, some},
-           {connect_timeout, 0}, {unknown, 1}, bogus, {port, 1, 2}],
+           {connect_timeout, 0}, {compressed, yes}, {unknown, 1}, bogus, {port, 1, 2}],
     [?_assertEqual({error, {badarg, Opt}}, nsync_opts:validate([{port, 1}, Opt]))
      || Opt <- Bad].
 
