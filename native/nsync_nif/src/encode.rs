@@ -145,14 +145,27 @@ pub const MAX_PUMP_MAP_KEYS: usize = 32;
 /// The hash fields of `value` still live at `now_ms`, if it is a hash.
 pub fn live_hash_fields<'v, 's>(value: &'v Value<'s>, now_ms: i64) -> Option<Vec<&'v HashField<'s>>> {
     match value {
-        Value::Hash(fields) => Some(
-            fields
-                .iter()
-                .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
-                .collect(),
-        ),
+        Value::Hash(fields) => Some(live_fields(fields, now_ms)),
         _ => None,
     }
+}
+
+fn live_fields<'v, 's>(fields: &'v [HashField<'s>], now_ms: i64) -> Vec<&'v HashField<'s>> {
+    fields
+        .iter()
+        .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
+        .collect()
+}
+
+/// `[{Field, ExpireAtMs}]` of the `fields` that have their own expiry.
+fn field_expires<'a>(env: Env<'a>, fields: &[&HashField]) -> Term<'a> {
+    let expiring: Vec<_> = fields
+        .iter()
+        .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
+        .collect();
+    list(env, &expiring, |(field, at)| {
+        (str_term(env, field), *at).encode(env)
+    })
 }
 
 /// `{big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined,
@@ -163,13 +176,6 @@ pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, fields: &[&HashField]) -> Term<
     let pairs = list(env, fields, |f| {
         (str_term(env, &f.field), str_term(env, &f.value)).encode(env)
     });
-    let expiring: Vec<_> = fields
-        .iter()
-        .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
-        .collect();
-    let field_expires = list(env, &expiring, |(field, at)| {
-        (str_term(env, field), *at).encode(env)
-    });
     let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
     (
         atoms::big_hash(),
@@ -177,7 +183,7 @@ pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, fields: &[&HashField]) -> Term<
         binary(env, &entry.key),
         pairs,
         expire,
-        field_expires,
+        field_expires(env, fields),
     )
         .encode(env)
 }
@@ -200,23 +206,13 @@ fn pairs_to_map<'a>(env: Env<'a>, pairs: Term<'a>) -> Term<'a> {
 pub fn live_value<'a>(env: Env<'a>, value: &Value, now_ms: i64) -> Option<(Term<'a>, Term<'a>)> {
     match value {
         Value::Hash(fields) => {
-            let live: Vec<_> = fields
-                .iter()
-                .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
-                .collect();
+            let live = live_fields(fields, now_ms);
             if live.is_empty() && !fields.is_empty() {
                 return None;
             }
-            let expires: Vec<_> = live
-                .iter()
-                .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
-                .collect();
-            let expires = list(env, &expires, |(field, at)| {
-                (str_term(env, field), *at).encode(env)
-            });
             Some((
                 hash(env, live.iter().map(|f| (&f.field, &f.value))),
-                expires,
+                field_expires(env, &live),
             ))
         }
         other => Some((self::value(env, other), Term::list_new_empty(env))),
