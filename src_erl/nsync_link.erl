@@ -70,7 +70,6 @@
           %% replaced tables, deleted after a grace period
           retired = #{} :: #{reference() => [term()]},
           keys_loaded = 0 :: non_neg_integer(),
-          commands = 0 :: non_neg_integer(),
           unhandled = 0 :: non_neg_integer(),
           reconnects = 0 :: non_neg_integer(),
           %% consecutive failed attempts; 0 while connected
@@ -180,7 +179,7 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({nsync_pump, Session, {batch, Events}},
             #state{session = Session, nif = Nif} = State) ->
-    State1 = handle_events(Events, count_commands(Events, State)),
+    State1 = handle_events(Events, State),
     ok = nsync_nif:ack(Nif, Session),
     {noreply, State1};
 handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
@@ -244,10 +243,6 @@ handle_events([{key, _, _, _, _, _} | _] = Events, State) ->
     handle_events(Rest, State1);
 handle_events([Event | Rest], State) ->
     handle_events(Rest, event(Event, State)).
-
-%% Counted once per batch: a record update per command costs.
-count_commands(Events, #state{commands = N} = State) ->
-    State#state{commands = N + length([C || {cmd, _, _, _} = C <- Events])}.
 
 %% A run of snapshot keys: each goes to the callback, then they are written
 %% with one ETS insert per table (a third of the cost of one insert per key),
@@ -595,7 +590,8 @@ status_map(#state{nif = Nif, config = #{host := Host, port := Port}} = State) ->
       replid => maps:get(replid, Info, State#state.replid),
       offset => maps:get(offset, Info, State#state.offset),
       keys_loaded => State#state.keys_loaded,
-      commands => State#state.commands,
+      %% counted by the pump, per batch sent
+      commands => maps:get(commands, Info),
       unhandled => State#state.unhandled,
       reconnects => State#state.reconnects,
       callback_errors => State#state.callback_errors,

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use nsync_core::rdb::{Crc64, Item, Outcome, Parser, Str, Value};
 
 const DEFAULT_CHUNK: usize = 64 * 1024;
+const USAGE: &str = "usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...";
 
 /// What one child run reports.
 #[derive(Debug, Clone, Copy)]
@@ -59,28 +60,27 @@ fn main() {
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--runs" => runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--chunk" => chunk = it.next().and_then(|v| v.parse().ok()).expect("--chunk BYTES"),
+            "--runs" => runs = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| fail("--runs N")),
+            "--chunk" => chunk = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| fail("--chunk BYTES")),
             "--parsers" => {
                 parsers = it
                     .next()
-                    .expect("--parsers LIST")
+                    .unwrap_or_else(|| fail("--parsers LIST"))
                     .split(',')
                     .map(str::to_string)
                     .collect()
             }
             "-h" | "--help" => {
-                eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...");
+                eprintln!("{USAGE}");
                 return;
             }
             _ => files.push(a),
         }
     }
     if files.is_empty() {
-        eprintln!("usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...");
-        exit(2);
+        fail(USAGE);
     }
-    let exe = std::env::current_exe().expect("current_exe");
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
 
     println!(
         "parse_bench: {} runs per parser, {} byte reads, each run a fresh process; times are medians (min-max)\n",
@@ -89,10 +89,9 @@ fn main() {
     println!("| file | MB | parser | keys | median s (min-max) | MB/s | keys/s | peak RSS MiB | nsync/rdb throughput (per-run min-max) |");
     println!("|---|---:|---|---:|---|---:|---:|---:|---|");
     for file in &files {
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or_else(|e| {
-            eprintln!("{file}: {e}");
-            exit(2)
-        });
+        let size = std::fs::metadata(file)
+            .map(|m| m.len())
+            .unwrap_or_else(|e| fail(&format!("{file}: {e}")));
         warm(file);
         let mut results: Vec<(String, Vec<Run>, Option<String>)> =
             parsers.iter().map(|p| (p.clone(), Vec::new(), None)).collect();
@@ -178,9 +177,15 @@ fn median(sorted: &[f64]) -> f64 {
 
 /// Reads the file once so every timed run starts from the page cache.
 fn warm(path: &str) {
-    let mut f = File::open(path).expect("open");
+    let mut f = File::open(path).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
     let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf).expect("read") > 0 {}
+    while f.read(&mut buf).unwrap_or_else(|e| fail(&format!("{path}: {e}"))) > 0 {}
+}
+
+/// Says what is wrong and exits (status 2).
+fn fail(msg: &str) -> ! {
+    eprintln!("parse_bench: {msg}");
+    exit(2)
 }
 
 fn run_child(exe: &std::path::Path, parser: &str, file: &str, chunk: usize) -> Result<Run, String> {

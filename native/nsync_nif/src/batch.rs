@@ -11,7 +11,7 @@ use nsync_core::repl::Event;
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
-use crate::encode;
+use crate::encode::{self, LiveValue};
 
 /// A batch is sent once it holds this many events ...
 pub const MAX_EVENTS: usize = 1000;
@@ -76,7 +76,7 @@ impl<'a> Batch<'a> {
     pub fn push(&mut self, event: &Event) {
         self.events += 1;
         match event {
-            Event::Key(entry) => self.push_key(event, entry),
+            Event::Key(entry) => self.push_key(entry),
             _ => {
                 if let Some(term) = encode::event(self.env, event, self.now_ms) {
                     if matches!(event, Event::Command { .. }) {
@@ -88,39 +88,30 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// A key of the snapshot (`event`); expired ones and, for rows, those of
-    /// other databases are left out.
-    fn push_key(&mut self, event: &Event, entry: &Entry) {
-        let (env, now_ms) = (self.env, self.now_ms);
-        if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
-            return;
-        }
+    /// A key of the snapshot; expired ones and, for rows, those of other
+    /// databases are left out.
+    fn push_key(&mut self, entry: &Entry) {
         if let Delivery::Rows(Some(db)) = self.delivery {
             if db != entry.db {
                 return;
             }
         }
-        if let Some(fields) = encode::live_hash_fields(&entry.value, now_ms) {
-            if fields.len() > encode::MAX_PUMP_MAP_KEYS {
-                self.keys += 1;
-                return self.push_item(encode::big_hash(env, entry, &fields));
-            }
+        let env = self.env;
+        let Some(live) = LiveValue::of_entry(entry, self.now_ms) else {
+            return;
+        };
+        self.keys += 1;
+        if let Some(fields) = live.big_hash_fields() {
+            return self.push_item(encode::big_hash(env, entry, &live, fields));
         }
         match self.delivery {
             Delivery::Rows(_) => {
-                if let Some((data, expiry)) = encode::key_rows(env, entry, now_ms) {
-                    self.keys += 1;
-                    let rows = self.rows_of(entry.db);
-                    rows.data.push(data);
-                    rows.expiry.extend(expiry);
-                }
+                let (data, expiry) = encode::key_rows(env, entry, &live);
+                let rows = self.rows_of(entry.db);
+                rows.data.push(data);
+                rows.expiry.extend(expiry);
             }
-            Delivery::Events => {
-                if let Some(term) = encode::event(env, event, now_ms) {
-                    self.keys += 1;
-                    self.push_item(term);
-                }
-            }
+            Delivery::Events => self.push_item(encode::key(env, entry, &live)),
         }
     }
 

@@ -5,7 +5,7 @@ use nsync_core::rdb::decode_dump as decode;
 use rustler::{Binary, Encoder, Env, Term};
 
 use crate::atoms;
-use crate::encode::{live_value, unix_now_ms};
+use crate::encode::{unix_now_ms, LiveValue};
 use crate::error::rdb_error;
 
 /// `{ok, Value, FieldExpires}`, `{ok, expired}` (a hash whose fields all
@@ -14,8 +14,8 @@ use crate::error::rdb_error;
 #[rustler::nif(schedule = "DirtyCpu")]
 fn decode_dump<'a>(env: Env<'a>, payload: Binary<'a>) -> Term<'a> {
     match decode(payload.as_slice()) {
-        Ok(value) => match live_value(env, &value, unix_now_ms()) {
-            Some((value, field_expires)) => (atoms::ok(), value, field_expires).encode(env),
+        Ok(value) => match LiveValue::of(&value, unix_now_ms()) {
+            Some(live) => (atoms::ok(), live.term(env), live.field_expires(env)).encode(env),
             None => (atoms::ok(), atoms::expired()).encode(env),
         },
         Err(err) => (atoms::error(), rdb_error(env, &err)).encode(env),

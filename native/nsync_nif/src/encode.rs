@@ -1,13 +1,13 @@
 //! Parsed values and replication events as Erlang terms (DESIGN.md).
 //!
-//! Strings are copied once, straight into new binaries; integer-encoded
-//! strings are written as decimal text directly into theirs; lists are built
+//! Strings are copied once, straight into new binaries (integer-encoded
+//! ones as their decimal text, formatted on the stack); lists are built
 //! back to front with cons cells, without intermediate vectors.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use nsync_core::rdb::{ConsumerGroup, Entry, HashField, Str, Stream, StreamId, Value};
+use nsync_core::rdb::{ConsumerGroup, Decimal, Entry, HashField, Str, Stream, StreamId, Value};
 use nsync_core::repl::Event;
 use rustler::{Encoder, Env, NewBinary, Term};
 
@@ -20,26 +20,7 @@ pub fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
 fn str_term<'a>(env: Env<'a>, s: &Str) -> Term<'a> {
     match s {
         Str::Raw(bytes) => binary(env, bytes),
-        Str::Int(i) => {
-            let mut bin = NewBinary::new(env, s.len());
-            write_decimal(*i, bin.as_mut_slice());
-            bin.into()
-        }
-    }
-}
-
-/// Writes `value` as decimal text filling `out`, which is exactly as long
-/// as that text ([`Str::len`]).
-fn write_decimal(value: i64, out: &mut [u8]) {
-    let mut rest = value.unsigned_abs();
-    for slot in out.iter_mut().rev() {
-        *slot = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    if value < 0 {
-        if let Some(first) = out.first_mut() {
-            *first = b'-';
-        }
+        Str::Int(i) => binary(env, Decimal::new(*i).as_bytes()),
     }
 }
 
@@ -73,7 +54,8 @@ fn replid_term<'a>(env: Env<'a>, replid: &Option<Bytes>) -> Term<'a> {
     optional(env, replid.as_ref(), |id| binary(env, id))
 }
 
-/// One event for the link process; `None` for keys that expired already.
+/// One event for the link process; `None` for keys that expired already
+/// (and for an empty command).
 pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
     let term = match event {
         Event::FullResync { replid, offset } => {
@@ -82,7 +64,10 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
         Event::Continue { replid, offset } => {
             (atoms::continue_(), binary(env, replid), *offset).encode(env)
         }
-        Event::Key(entry) => return key(env, entry, now_ms),
+        Event::Key(entry) => {
+            let live = LiveValue::of_entry(entry, now_ms)?;
+            key(env, entry, &live)
+        }
         Event::Function(source) => (atoms::function(), binary(env, source)).encode(env),
         Event::LoadEof { replid, offset } => {
             (atoms::load_eof(), replid_term(env, replid), *offset).encode(env)
@@ -96,127 +81,122 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
     Some(term)
 }
 
-/// `{key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}`; `None` if
-/// the key, or every field of a hash with field TTLs, has expired.
-fn key<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<Term<'a>> {
-    if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
-        return None;
-    }
-    let (value, field_expires) = live_value(env, &entry.value, now_ms)?;
-    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    Some(
-        (
-            atoms::key(),
-            entry.db,
-            binary(env, &entry.key),
-            value,
-            expire,
-            field_expires,
-        )
-            .encode(env),
-    )
-}
-
-/// The rows of the ETS mirror for one key of the snapshot: `{Key, Value}`
-/// and, for a key with an expiry or hash fields with their own,
-/// `{Key, ExpireAtMs | undefined, #{Field => ExpireAtMs}}` (nsync_mirror's
-/// expiry table); `None` if the key, or every field of its hash, expired.
-pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, now_ms: i64) -> Option<(Term<'a>, Option<Term<'a>>)> {
-    if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
-        return None;
-    }
-    let (value, field_expires) = live_value(env, &entry.value, now_ms)?;
-    let key = binary(env, &entry.key);
-    let data = (key, value).encode(env);
-    if entry.expire_at_ms.is_none() && field_expires.is_empty_list() {
-        return Some((data, None));
-    }
-    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    let expiry = (key, expire, pairs_to_map(env, field_expires)).encode(env);
-    Some((data, Some(expiry)))
-}
-
 /// The most keys of a map a thread outside the VM's schedulers (the pump)
 /// may build: bigger ones are hash maps, and `enif_make_map_from_arrays` /
 /// `enif_make_map_put` then take scheduler-only temporary memory, which
 /// corrupts the VM. (32 is the small-map limit of release emulators.)
 pub const MAX_PUMP_MAP_KEYS: usize = 32;
 
-/// The hash fields of `value` still live at `now_ms`, if it is a hash.
-pub fn live_hash_fields<'v, 's>(value: &'v Value<'s>, now_ms: i64) -> Option<Vec<&'v HashField<'s>>> {
-    match value {
-        Value::Hash(fields) => Some(live_fields(fields, now_ms)),
-        _ => None,
+/// A value as delivered at some instant: a hash without its expired fields.
+pub enum LiveValue<'v, 's> {
+    Hash(Vec<&'v HashField<'s>>),
+    Other(&'v Value<'s>),
+}
+
+impl<'v, 's> LiveValue<'v, 's> {
+    /// `None` if every field of a (non-empty) hash has expired at `now_ms`.
+    pub fn of(value: &'v Value<'s>, now_ms: i64) -> Option<LiveValue<'v, 's>> {
+        let Value::Hash(fields) = value else {
+            return Some(LiveValue::Other(value));
+        };
+        let live: Vec<_> = fields
+            .iter()
+            .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
+            .collect();
+        (!live.is_empty() || fields.is_empty()).then_some(LiveValue::Hash(live))
+    }
+
+    /// The key of `entry` as delivered at `now_ms`; `None` if it expired.
+    pub fn of_entry(entry: &'v Entry<'s>, now_ms: i64) -> Option<LiveValue<'v, 's>> {
+        if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
+            return None;
+        }
+        LiveValue::of(&entry.value, now_ms)
+    }
+
+    /// The fields of a hash too big for the pump to make a map of.
+    pub fn big_hash_fields(&self) -> Option<&[&'v HashField<'s>]> {
+        match self {
+            LiveValue::Hash(fields) if fields.len() > MAX_PUMP_MAP_KEYS => Some(fields),
+            _ => None,
+        }
+    }
+
+    fn fields(&self) -> &[&'v HashField<'s>] {
+        match self {
+            LiveValue::Hash(fields) => fields,
+            LiveValue::Other(_) => &[],
+        }
+    }
+
+    /// The value's term.
+    pub fn term<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self {
+            LiveValue::Hash(fields) => hash(env, fields.iter().map(|f| (&f.field, &f.value))),
+            LiveValue::Other(value) => self::value(env, value),
+        }
+    }
+
+    /// `[{Field, ExpireAtMs}]` of the hash fields that have their own expiry.
+    pub fn field_expires<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let expiring: Vec<_> = self.expiring_fields().collect();
+        list(env, &expiring, |(field, at)| (str_term(env, field), *at).encode(env))
+    }
+
+    fn expiring_fields(&self) -> impl Iterator<Item = (&'v Str<'s>, i64)> + '_ {
+        self.fields().iter().filter_map(|f| Some((&f.field, f.expire_at_ms?)))
     }
 }
 
-fn live_fields<'v, 's>(fields: &'v [HashField<'s>], now_ms: i64) -> Vec<&'v HashField<'s>> {
-    fields
-        .iter()
-        .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
-        .collect()
+/// `{key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}`.
+pub fn key<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> Term<'a> {
+    (
+        atoms::key(),
+        entry.db,
+        binary(env, &entry.key),
+        live.term(env),
+        optional(env, entry.expire_at_ms, |at| at.encode(env)),
+        live.field_expires(env),
+    )
+        .encode(env)
 }
 
-/// `[{Field, ExpireAtMs}]` of the `fields` that have their own expiry.
-fn field_expires<'a>(env: Env<'a>, fields: &[&HashField]) -> Term<'a> {
-    let expiring: Vec<_> = fields
-        .iter()
-        .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
-        .collect();
-    list(env, &expiring, |(field, at)| {
-        (str_term(env, field), *at).encode(env)
-    })
+/// The rows of the ETS mirror for one key of the snapshot: `{Key, Value}`
+/// and, for a key with an expiry or hash fields with their own,
+/// `{Key, ExpireAtMs | undefined, #{Field => ExpireAtMs}}` (nsync_mirror's
+/// expiry table). `live` must not be a big hash (at most
+/// [`MAX_PUMP_MAP_KEYS`] fields, so both maps are small).
+pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> (Term<'a>, Option<Term<'a>>) {
+    let key = binary(env, &entry.key);
+    let data = (key, live.term(env)).encode(env);
+    let (fields, ats): (Vec<Term<'a>>, Vec<Term<'a>>) = live
+        .expiring_fields()
+        .map(|(field, at)| (str_term(env, field), at.encode(env)))
+        .unzip();
+    if entry.expire_at_ms.is_none() && fields.is_empty() {
+        return (data, None);
+    }
+    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
+    (data, Some((key, expire, map(env, &fields, &ats)).encode(env)))
 }
 
 /// `{big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined,
 /// [{Field, ExpireAtMs}]}`: a key of the snapshot holding the live `fields`
-/// of a hash too big for the pump to make a map of
-/// ([`MAX_PUMP_MAP_KEYS`]); the link process makes it.
-pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, fields: &[&HashField]) -> Term<'a> {
+/// of a hash too big for the pump to make a map of; the link process
+/// makes it.
+pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue, fields: &[&HashField]) -> Term<'a> {
     let pairs = list(env, fields, |f| {
         (str_term(env, &f.field), str_term(env, &f.value)).encode(env)
     });
-    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
     (
         atoms::big_hash(),
         entry.db,
         binary(env, &entry.key),
         pairs,
-        expire,
-        field_expires(env, fields),
+        optional(env, entry.expire_at_ms, |at| at.encode(env)),
+        live.field_expires(env),
     )
         .encode(env)
-}
-
-/// `[{K, V}]` as `#{K => V}` (the last of duplicate keys wins).
-fn pairs_to_map<'a>(env: Env<'a>, pairs: Term<'a>) -> Term<'a> {
-    let Ok(iter) = pairs.into_list_iterator() else {
-        return Term::map_new(env);
-    };
-    iter.fold(Term::map_new(env), |map, pair| {
-        match rustler::types::tuple::get_tuple(pair).as_deref() {
-            Ok([k, v]) => map.map_put(*k, *v).unwrap_or(map),
-            _ => map,
-        }
-    })
-}
-
-/// A value without its expired hash fields, and `[{Field, ExpireAtMs}]` of
-/// those that have an expiry; `None` if every field of the hash expired.
-pub fn live_value<'a>(env: Env<'a>, value: &Value, now_ms: i64) -> Option<(Term<'a>, Term<'a>)> {
-    match value {
-        Value::Hash(fields) => {
-            let live = live_fields(fields, now_ms);
-            if live.is_empty() && !fields.is_empty() {
-                return None;
-            }
-            Some((
-                hash(env, live.iter().map(|f| (&f.field, &f.value))),
-                field_expires(env, &live),
-            ))
-        }
-        other => Some((self::value(env, other), Term::list_new_empty(env))),
-    }
 }
 
 fn value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
@@ -258,12 +238,17 @@ fn hash<'a, 'v, 's: 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str<'s>,
     let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) = fields
         .map(|(f, v)| (str_term(env, f), str_term(env, v)))
         .unzip();
-    match Term::map_from_term_arrays(env, &keys, &values) {
+    map(env, &keys, &values)
+}
+
+/// A map of `keys` to `values`; of duplicate keys (a corrupt snapshot) the
+/// last one wins.
+fn map<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Term<'a> {
+    match Term::map_from_term_arrays(env, keys, values) {
         Ok(map) => map,
-        // Duplicate fields (a corrupt snapshot): the last one wins.
         Err(_) => keys
             .iter()
-            .zip(&values)
+            .zip(values)
             .fold(Term::map_new(env), |map, (k, v)| {
                 map.map_put(*k, *v).unwrap_or(map)
             }),

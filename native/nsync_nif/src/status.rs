@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use nsync_core::repl::{Replica, State};
-use rustler::{Encoder, Env, Term};
+use rustler::{Atom, Encoder, Env, Term};
 
 use crate::atoms;
 use crate::config::LinkConfig;
@@ -28,6 +28,34 @@ pub enum LinkState {
 }
 
 impl LinkState {
+    /// In discriminant order, to read the state back from its atomic.
+    const ALL: [LinkState; 6] = [
+        LinkState::Idle,
+        LinkState::Connecting,
+        LinkState::Handshake,
+        LinkState::Loading,
+        LinkState::Streaming,
+        LinkState::Closed,
+    ];
+
+    fn from_raw(raw: u8) -> LinkState {
+        LinkState::ALL
+            .get(usize::from(raw))
+            .copied()
+            .unwrap_or(LinkState::Idle)
+    }
+
+    fn atom(self) -> Atom {
+        match self {
+            LinkState::Idle => atoms::idle(),
+            LinkState::Connecting => atoms::connecting(),
+            LinkState::Handshake => atoms::handshake(),
+            LinkState::Loading => atoms::loading(),
+            LinkState::Streaming => atoms::streaming(),
+            LinkState::Closed => atoms::closed(),
+        }
+    }
+
     fn of(replica: &Replica) -> LinkState {
         match replica.state() {
             State::Disconnected => LinkState::Idle,
@@ -99,14 +127,7 @@ impl Status {
     }
 
     pub fn encode<'a>(&self, env: Env<'a>, config: &LinkConfig) -> Term<'a> {
-        let state = match self.state.load(Ordering::Acquire) {
-            1 => atoms::connecting(),
-            2 => atoms::handshake(),
-            3 => atoms::loading(),
-            4 => atoms::streaming(),
-            5 => atoms::closed(),
-            _ => atoms::idle(),
-        };
+        let state = LinkState::from_raw(self.state.load(Ordering::Acquire)).atom();
         let undefined = || atoms::undefined().encode(env);
         let (replid, last_error) = {
             let details = self.details();

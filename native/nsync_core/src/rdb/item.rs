@@ -140,14 +140,14 @@ impl<'a> Str<'a> {
 }
 
 /// The decimal text of an integer, on the stack.
-pub(crate) struct Decimal {
+pub struct Decimal {
     /// 20 bytes hold i64::MIN: 19 digits and the sign.
     buf: [u8; 20],
     start: usize,
 }
 
 impl Decimal {
-    pub(crate) fn new(value: i64) -> Decimal {
+    pub fn new(value: i64) -> Decimal {
         let mut buf = [0u8; 20];
         let mut start = buf.len();
         let mut rest = value.unsigned_abs();
@@ -170,7 +170,7 @@ impl Decimal {
         Decimal { buf, start }
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
 }
