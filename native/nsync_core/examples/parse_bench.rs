@@ -36,7 +36,8 @@ use bytes::Bytes;
 use nsync_core::rdb::{Crc64, Item, Outcome, Parser, Str, Value};
 
 const DEFAULT_CHUNK: usize = 64 * 1024;
-const USAGE: &str = "usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...";
+const USAGE: &str =
+    "usage: parse_bench [--runs N] [--chunk BYTES] [--parsers read,crc,nsync,rdb] FILE...";
 
 /// What one child run reports.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +61,18 @@ fn main() {
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--runs" => runs = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| fail("--runs N")),
-            "--chunk" => chunk = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| fail("--chunk BYTES")),
+            "--runs" => {
+                runs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("--runs N"))
+            }
+            "--chunk" => {
+                chunk = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| fail("--chunk BYTES"))
+            }
             "--parsers" => {
                 parsers = it
                     .next()
@@ -93,8 +104,10 @@ fn main() {
             .map(|m| m.len())
             .unwrap_or_else(|e| fail(&format!("{file}: {e}")));
         warm(file);
-        let mut results: Vec<(String, Vec<Run>, Option<String>)> =
-            parsers.iter().map(|p| (p.clone(), Vec::new(), None)).collect();
+        let mut results: Vec<(String, Vec<Run>, Option<String>)> = parsers
+            .iter()
+            .map(|p| (p.clone(), Vec::new(), None))
+            .collect();
         for _ in 0..runs {
             for (name, rs, err) in results.iter_mut() {
                 if err.is_some() {
@@ -124,8 +137,16 @@ fn main() {
             let hwm = rs.iter().map(|r| r.hwm_kb).max().unwrap_or(0);
             let touched = rs.first().map(|r| r.touched).unwrap_or(0);
             black_box(touched);
-            let keys_s = if name == "read" || name == "crc" { "-".to_string() } else { format!("{:.2}M", keys as f64 / med / 1e6) };
-            let keys_c = if name == "read" || name == "crc" { "-".to_string() } else { keys.to_string() };
+            let keys_s = if name == "read" || name == "crc" {
+                "-".to_string()
+            } else {
+                format!("{:.2}M", keys as f64 / med / 1e6)
+            };
+            let keys_c = if name == "read" || name == "crc" {
+                "-".to_string()
+            } else {
+                keys.to_string()
+            };
             println!(
                 "| {short} | {mb:.1} | {name} | {keys_c} | {med:.4} ({:.4}-{:.4}) | {:.0} | {keys_s} | {:.1} | {} |",
                 t[0],
@@ -151,7 +172,10 @@ fn ratio_text(results: &[(String, Vec<Run>, Option<String>)]) -> String {
         return "-".into();
     };
     if ns[0].keys != rd[0].keys {
-        eprintln!("warning: key counts differ: nsync {} rdb {}", ns[0].keys, rd[0].keys);
+        eprintln!(
+            "warning: key counts differ: nsync {} rdb {}",
+            ns[0].keys, rd[0].keys
+        );
     }
     let mut a: Vec<f64> = ns.iter().map(|r| r.secs).collect();
     let mut b: Vec<f64> = rd.iter().map(|r| r.secs).collect();
@@ -179,7 +203,11 @@ fn median(sorted: &[f64]) -> f64 {
 fn warm(path: &str) {
     let mut f = File::open(path).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
     let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf).unwrap_or_else(|e| fail(&format!("{path}: {e}"))) > 0 {}
+    while f
+        .read(&mut buf)
+        .unwrap_or_else(|e| fail(&format!("{path}: {e}")))
+        > 0
+    {}
 }
 
 /// Says what is wrong and exits (status 2).
@@ -223,7 +251,10 @@ fn child(args: &[String]) {
             exit(2)
         }
     };
-    let chunk = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(DEFAULT_CHUNK);
+    let chunk = args
+        .get(2)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(DEFAULT_CHUNK);
     let t = Instant::now();
     let res = match parser {
         "read" => read_only(file, chunk),
@@ -296,8 +327,14 @@ fn value_len(v: &Value) -> u64 {
     match v {
         Value::String(s) => str_len(s),
         Value::List(l) | Value::Set(l) => l.iter().map(str_len).sum(),
-        Value::ZSet(z) => z.iter().map(|(score, m)| str_len(m) + (*score != 0.0) as u64).sum(),
-        Value::Hash(h) => h.iter().map(|f| str_len(&f.field) + str_len(&f.value)).sum(),
+        Value::ZSet(z) => z
+            .iter()
+            .map(|(score, m)| str_len(m) + (*score != 0.0) as u64)
+            .sum(),
+        Value::Hash(h) => h
+            .iter()
+            .map(|f| str_len(&f.field) + str_len(&f.value))
+            .sum(),
         Value::Stream(s) => s
             .entries
             .iter()
@@ -359,9 +396,16 @@ impl rdb::Formatter for Touch {
         let n: u64 = match value {
             V::String { key, value, .. } => (key.len() + value.len()) as u64,
             V::Hash { key, values, .. } => {
-                key.len() as u64 + values.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>()
+                key.len() as u64
+                    + values
+                        .iter()
+                        .map(|(k, v)| (k.len() + v.len()) as u64)
+                        .sum::<u64>()
             }
-            V::Set { key, members: l, .. } | V::List { key, values: l, .. } => {
+            V::Set {
+                key, members: l, ..
+            }
+            | V::List { key, values: l, .. } => {
                 key.len() as u64 + l.iter().map(|m| m.len() as u64).sum::<u64>()
             }
             V::SortedSet { key, values, .. } => {
@@ -383,8 +427,15 @@ fn parse_rdb(path: &str, chunk: usize) -> Result<(u64, u64), String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
     let keys = Rc::new(Cell::new(0));
     let touched = Rc::new(Cell::new(0));
-    let fmt = Touch { keys: keys.clone(), touched: touched.clone() };
-    rdb::parse(BufReader::with_capacity(chunk, f), fmt, rdb::filter::Simple::new())
-        .map_err(|e| e.to_string())?;
+    let fmt = Touch {
+        keys: keys.clone(),
+        touched: touched.clone(),
+    };
+    rdb::parse(
+        BufReader::with_capacity(chunk, f),
+        fmt,
+        rdb::filter::Simple::new(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((keys.get(), black_box(touched.get())))
 }

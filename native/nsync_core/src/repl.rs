@@ -269,7 +269,9 @@ impl Replica {
             return None;
         }
         let interval = match self.early_acks {
-            Some(Some(first)) if now.saturating_duration_since(first) >= EARLY_ACK_WINDOW => ACK_INTERVAL,
+            Some(Some(first)) if now.saturating_duration_since(first) >= EARLY_ACK_WINDOW => {
+                ACK_INTERVAL
+            }
             Some(_) => EARLY_ACK_INTERVAL,
             None => ACK_INTERVAL,
         };
@@ -717,7 +719,6 @@ mod tests {
         panic!("no PSYNC sent");
     }
 
-
     fn resumed_at(offset: i64, db: u64) -> Replica {
         let position = Position {
             replid: Some(Bytes::from(REPLID)),
@@ -1023,7 +1024,9 @@ mod tests {
         let mut replica = Replica::new(Config::default());
         handshake(&mut replica);
         let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
-        wire.extend_from_slice(b"REDIS0009\xfe\x00\x00\x01a\x011\x00\x01b\x012\x00\x01c\x013\xff\0\0\0\0\0\0\0\0");
+        wire.extend_from_slice(
+            b"REDIS0009\xfe\x00\x00\x01a\x011\x00\x01b\x012\x00\x01c\x013\xff\0\0\0\0\0\0\0\0",
+        );
         wire.extend_from_slice(MARK.as_bytes());
         wire.extend_from_slice(&cmd(&["SET", "d", "4"]));
         replica.feed(&wire);
@@ -1081,7 +1084,10 @@ mod tests {
         replica.feed(b"*1\r\n$4\r\nPING\r\n");
         replica.next_event().unwrap();
         let later = start + EARLY_ACK_INTERVAL * 2;
-        assert_eq!(replica.ack_due_in(later), Some(ACK_INTERVAL - EARLY_ACK_INTERVAL));
+        assert_eq!(
+            replica.ack_due_in(later),
+            Some(ACK_INTERVAL - EARLY_ACK_INTERVAL)
+        );
         replica.tick(later);
         assert_eq!(sent(&mut replica), "");
     }

@@ -22,28 +22,47 @@ fn check(path: &str) {
         let expected: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
         let diffs = diff_with_expected(&items, &expected);
-        assert!(diffs.is_empty(), "{path}: {} differences:\n{}", diffs.len(), diffs[..diffs.len().min(20)].join("\n"));
+        assert!(
+            diffs.is_empty(),
+            "{path}: {} differences:\n{}",
+            diffs.len(),
+            diffs[..diffs.len().min(20)].join("\n")
+        );
     } else {
         check_without_json(path, &end);
     }
-    for (api, chunk) in [(Api::NextItem, 1), (Api::NextItem, 7), (Api::NextItem, 4096)]
-        .into_iter()
-        .chain([1, 7, 4096, data.len()].map(|chunk| (Api::Sink, chunk)))
+    for (api, chunk) in [
+        (Api::NextItem, 1),
+        (Api::NextItem, 7),
+        (Api::NextItem, 4096),
+    ]
+    .into_iter()
+    .chain([1, 7, 4096, data.len()].map(|chunk| (Api::Sink, chunk)))
     {
         let (chunked, chunked_end) = parse_with(api, &data, chunk);
-        assert_eq!(chunked_end, end, "{path}: different end with {chunk}-byte chunks ({api:?})");
-        assert!(chunked == items, "{path}: different items with {chunk}-byte chunks ({api:?})");
+        assert_eq!(
+            chunked_end, end,
+            "{path}: different end with {chunk}-byte chunks ({api:?})"
+        );
+        assert!(
+            chunked == items,
+            "{path}: different items with {chunk}-byte chunks ({api:?})"
+        );
     }
 }
 
 fn check_without_json(path: &str, end: &End) {
-    let name = Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let name = Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     match (name, end) {
         // The file's header says REDIS0099.
         ("future_v19", End::Error(RdbError::UnsupportedVersion { version: 99, .. })) => {}
         ("invalid_chksum_v8", End::Error(RdbError::ChecksumMismatch { .. })) => {}
         ("redis_ent_opcode_ram_lru", End::Error(RdbError::UnknownOpcode { .. })) => {}
-        ("function", End::Error(e)) if path.contains("replicator") && e.kind() == "unsupported" => {}
+        ("function", End::Error(e)) if path.contains("replicator") && e.kind() == "unsupported" => {
+        }
         // Its `hellotype` value uses the pre-release module format (type 6),
         // which has no opcodes to walk: only the module itself could read it.
         ("module", End::Error(RdbError::Unsupported { .. })) if path.contains("replicator") => {}

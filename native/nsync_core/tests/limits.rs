@@ -63,7 +63,10 @@ fn the_cap_is_configurable() {
     let mut small = Parser::with_max_read(999);
     small.feed(&data);
     assert!(matches!(small.next_item(), Ok(Status::Ready(_)))); // header
-    assert!(matches!(small.next_item(), Err(RdbError::TooLarge { len: 1000, .. })));
+    assert!(matches!(
+        small.next_item(),
+        Err(RdbError::TooLarge { len: 1000, .. })
+    ));
 
     let mut default = Parser::new();
     default.feed(&data);
@@ -81,6 +84,9 @@ fn nan_zset_score_is_corrupt() {
     let text = vec![0x03, 0x01, b'z', 0x01, 0x01, b'm', 253];
     for body in [binary, text] {
         let (_, end) = parse_chunked(&snapshot(&body), 1);
-        assert!(matches!(end, End::Error(RdbError::Corrupt { .. })), "got {end:?}");
+        assert!(
+            matches!(end, End::Error(RdbError::Corrupt { .. })),
+            "got {end:?}"
+        );
     }
 }

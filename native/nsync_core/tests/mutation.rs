@@ -76,11 +76,17 @@ fn run_case(what: &str, data: &[u8]) {
         let chunked = parse_with(Api::Sink, data, 3);
         // Compared as text: a flipped double may be NaN, which is not == itself.
         let (whole, chunked) = (format!("{whole:?}"), format!("{chunked:?}"));
-        assert!(whole == chunked, "chunked parse differs:\n{whole}\n{chunked}");
+        assert!(
+            whole == chunked,
+            "chunked parse differs:\n{whole}\n{chunked}"
+        );
     }));
     assert!(result.is_ok(), "panic on {what}");
     let largest = LARGEST.swap(0, Ordering::Relaxed);
-    assert!(largest <= ALLOCATION_LIMIT, "{what}: allocated {largest} bytes at once");
+    assert!(
+        largest <= ALLOCATION_LIMIT,
+        "{what}: allocated {largest} bytes at once"
+    );
 }
 
 #[test]
@@ -118,7 +124,10 @@ fn mutated_corpus_files_never_panic() {
         let cut_a = rng.below(a.len());
         let cut_b = rng.below(b.len());
         let spliced = [&a[..cut_a], &b[cut_b..]].concat();
-        run_case(&format!("{a_name}[..{cut_a}] + {b_name}[{cut_b}..]"), &spliced);
+        run_case(
+            &format!("{a_name}[..{cut_a}] + {b_name}[{cut_b}..]"),
+            &spliced,
+        );
         cases += 1;
     }
     println!("mutation cases: {cases}");

@@ -140,11 +140,15 @@ impl<'v, 's> LiveValue<'v, 's> {
     /// `[{Field, ExpireAtMs}]` of the hash fields that have their own expiry.
     pub fn field_expires<'a>(&self, env: Env<'a>) -> Term<'a> {
         let expiring: Vec<_> = self.expiring_fields().collect();
-        list(env, &expiring, |(field, at)| (str_term(env, field), *at).encode(env))
+        list(env, &expiring, |(field, at)| {
+            (str_term(env, field), *at).encode(env)
+        })
     }
 
     fn expiring_fields(&self) -> impl Iterator<Item = (&'v Str<'s>, i64)> + '_ {
-        self.fields().iter().filter_map(|f| Some((&f.field, f.expire_at_ms?)))
+        self.fields()
+            .iter()
+            .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
     }
 }
 
@@ -177,14 +181,22 @@ pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> (Term<'a>,
         return (data, None);
     }
     let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    (data, Some((key, expire, map(env, &fields, &ats)).encode(env)))
+    (
+        data,
+        Some((key, expire, map(env, &fields, &ats)).encode(env)),
+    )
 }
 
 /// `{big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined,
 /// [{Field, ExpireAtMs}]}`: a key of the snapshot holding the live `fields`
 /// of a hash too big for the pump to make a map of; the link process
 /// makes it.
-pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue, fields: &[&HashField]) -> Term<'a> {
+pub fn big_hash<'a>(
+    env: Env<'a>,
+    entry: &Entry,
+    live: &LiveValue,
+    fields: &[&HashField],
+) -> Term<'a> {
     let pairs = list(env, fields, |f| {
         (str_term(env, &f.field), str_term(env, &f.value)).encode(env)
     });
@@ -234,7 +246,10 @@ fn score_term<'a>(env: Env<'a>, score: f64) -> Term<'a> {
     }
 }
 
-fn hash<'a, 'v, 's: 'v>(env: Env<'a>, fields: impl Iterator<Item = (&'v Str<'s>, &'v Str<'s>)>) -> Term<'a> {
+fn hash<'a, 'v, 's: 'v>(
+    env: Env<'a>,
+    fields: impl Iterator<Item = (&'v Str<'s>, &'v Str<'s>)>,
+) -> Term<'a> {
     let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) = fields
         .map(|(f, v)| (str_term(env, f), str_term(env, v)))
         .unzip();

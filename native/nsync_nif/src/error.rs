@@ -94,7 +94,9 @@ impl LinkError {
             }
             LinkError::Closed => atoms::closed().encode(env),
             LinkError::OwnerGone => atoms::owner_gone().encode(env),
-            LinkError::Internal(msg) => (atoms::internal(), binary(env, msg.as_bytes())).encode(env),
+            LinkError::Internal(msg) => {
+                (atoms::internal(), binary(env, msg.as_bytes())).encode(env)
+            }
         }
     }
 }

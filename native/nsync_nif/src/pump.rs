@@ -289,9 +289,9 @@ impl Conn {
     /// How long the pump may wait for bytes or credit: until the next ACK
     /// is due, at most [`MAX_WAIT`].
     fn wait_time(&self, replica: &Replica) -> Duration {
-        replica
-            .ack_due_in(Instant::now())
-            .map_or(MAX_WAIT, |due| due.clamp(Duration::from_millis(1), MAX_WAIT))
+        replica.ack_due_in(Instant::now()).map_or(MAX_WAIT, |due| {
+            due.clamp(Duration::from_millis(1), MAX_WAIT)
+        })
     }
 
     /// Queues an ACK if one is due and writes what the replica has to say.

@@ -27,14 +27,23 @@ impl std::fmt::Debug for Scratch {
 
 impl Scratch {
     pub(crate) fn arena(&mut self) -> Arena<'_> {
-        Arena { free: &mut self.buf[..], used: 0, unit_start: 0 }
+        Arena {
+            free: &mut self.buf[..],
+            used: 0,
+            unit_start: 0,
+        }
     }
 
     /// Makes room for a unit that needs `needed` bytes.
     pub(crate) fn reserve(&mut self, needed: usize) {
         if needed > self.buf.len() {
             // Zeroed by the allocator (fresh pages), not byte by byte.
-            self.buf = vec![0; needed.max(DEFAULT_SIZE).max(self.buf.len().saturating_mul(2))];
+            self.buf = vec![
+                0;
+                needed
+                    .max(DEFAULT_SIZE)
+                    .max(self.buf.len().saturating_mul(2))
+            ];
         }
     }
 

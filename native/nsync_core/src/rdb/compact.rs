@@ -29,7 +29,12 @@ pub(crate) struct Entries<'a, E> {
 
 impl<'a, E: Encoding> Entries<'a, E> {
     pub(crate) fn new(blob: &'a [u8], offset: u64) -> Self {
-        Entries { blob, pos: Some(E::HEADER_SIZE), offset, encoding: PhantomData }
+        Entries {
+            blob,
+            pos: Some(E::HEADER_SIZE),
+            offset,
+            encoding: PhantomData,
+        }
     }
 
     pub(crate) fn declared(&self) -> usize {
@@ -61,7 +66,10 @@ impl<'a, E: Encoding> Iterator for Entries<'a, E> {
             }
             None => {
                 self.pos = None;
-                Some(Err(RdbError::Corrupt { what: E::NAME, offset: self.offset }))
+                Some(Err(RdbError::Corrupt {
+                    what: E::NAME,
+                    offset: self.offset,
+                }))
             }
         }
     }
@@ -69,5 +77,7 @@ impl<'a, E: Encoding> Iterator for Entries<'a, E> {
 
 /// A header field read as a little-endian u16 (entry counts).
 pub(crate) fn u16_at(blob: &[u8], at: usize) -> usize {
-    blob.get(at..at + 2).and_then(|b| b.try_into().ok()).map_or(0, |b| usize::from(u16::from_le_bytes(b)))
+    blob.get(at..at + 2)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| usize::from(u16::from_le_bytes(b)))
 }

@@ -213,7 +213,20 @@ mod tests {
                 x as u8
             })
             .collect();
-        let lens = [0, 1, 7, 8, 9, 63, LANE, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 5, data.len()];
+        let lens = [
+            0,
+            1,
+            7,
+            8,
+            9,
+            63,
+            LANE,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            2 * BLOCK + 5,
+            data.len(),
+        ];
         for &len in &lens {
             let want = REFERENCE.checksum(&data[..len]);
             assert_eq!(table_update(0, &data[..len]), want, "len {len}");

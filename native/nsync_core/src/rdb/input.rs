@@ -60,7 +60,11 @@ impl Input {
     /// The buffer to parse, the index of its first unconsumed byte and the
     /// snapshot offset of its first byte.
     pub(crate) fn buffer(&self) -> (&Bytes, usize, u64) {
-        (&self.cur, self.pos, self.offset.saturating_sub(self.pos as u64))
+        (
+            &self.cur,
+            self.pos,
+            self.offset.saturating_sub(self.pos as u64),
+        )
     }
 
     /// The parse consumed `cur` up to `mark` and needs `need` more bytes
@@ -132,7 +136,10 @@ impl Input {
         self.hashed = 0;
         self.queue_pending();
         self.queued = 0;
-        let pieces: Vec<Bytes> = std::iter::once(unread).chain(self.queue.drain(..)).filter(|b| !b.is_empty()).collect();
+        let pieces: Vec<Bytes> = std::iter::once(unread)
+            .chain(self.queue.drain(..))
+            .filter(|b| !b.is_empty())
+            .collect();
         match pieces.as_slice() {
             [] => Bytes::new(),
             [one] => one.clone(),
@@ -165,8 +172,12 @@ impl Input {
         out.extend_from_slice(self.cur.get(self.pos..end).unwrap_or_default());
         self.queue_pending();
         while out.len() < self.need {
-            let Some(front) = self.queue.front() else { break };
-            let wanted = (self.need - out.len()).saturating_add(STITCH_EXTRA).max(copied_before.saturating_mul(2));
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            let wanted = (self.need - out.len())
+                .saturating_add(STITCH_EXTRA)
+                .max(copied_before.saturating_mul(2));
             match front.get(..wanted) {
                 Some(prefix) if wanted < front.len() => {
                     self.stitch = Some(out.len());
@@ -236,7 +247,11 @@ mod tests {
                     assert_eq!(input.offset(), whole as u64);
                     let mut crc = Crc64::default();
                     crc.update(&data[..whole]);
-                    assert_eq!(input.checksum(), crc.value(), "record {record} chunk {chunk}");
+                    assert_eq!(
+                        input.checksum(),
+                        crc.value(),
+                        "record {record} chunk {chunk}"
+                    );
                     assert_eq!(input.take_rest(), &data[whole..]);
                 }
             }

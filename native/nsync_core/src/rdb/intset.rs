@@ -4,7 +4,10 @@
 use super::RdbError;
 
 pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<i64>, RdbError> {
-    let corrupt = RdbError::Corrupt { what: "intset", offset };
+    let corrupt = RdbError::Corrupt {
+        what: "intset",
+        offset,
+    };
     let header = |at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?))
     };

@@ -276,15 +276,31 @@ pub struct Entry<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item<'a> {
     /// The file header was read.
-    Header { version: u32, valkey: bool },
-    Aux { key: Raw<'a>, value: Raw<'a> },
+    Header {
+        version: u32,
+        valkey: bool,
+    },
+    Aux {
+        key: Raw<'a>,
+        value: Raw<'a>,
+    },
     SelectDb(u64),
-    ResizeDb { db_size: u64, expires_size: u64 },
-    SlotInfo { slot: u64, slot_size: u64, expires_slot_size: u64 },
+    ResizeDb {
+        db_size: u64,
+        expires_size: u64,
+    },
+    SlotInfo {
+        slot: u64,
+        slot_size: u64,
+        expires_slot_size: u64,
+    },
     /// A function library's source (FUNCTION2 opcode, Redis 7.0+).
     Function(Raw<'a>),
     /// Module aux data, skipped: the module's type name and `when`.
-    ModuleAux { module: String, when: u64 },
+    ModuleAux {
+        module: String,
+        when: u64,
+    },
     Key(Entry<'a>),
     /// The end of the snapshot; the checksum (if any) was verified.
     Eof,
@@ -294,19 +310,29 @@ pub enum Item<'a> {
 // parser shares a value's strings with its input when the value is carried
 // over to the next feed.
 
-pub(crate) fn map_strs<'a, 'b>(strs: Vec<Str<'a>>, f: &mut impl FnMut(Raw<'a>) -> Raw<'b>) -> Vec<Str<'b>> {
+pub(crate) fn map_strs<'a, 'b>(
+    strs: Vec<Str<'a>>,
+    f: &mut impl FnMut(Raw<'a>) -> Raw<'b>,
+) -> Vec<Str<'b>> {
     strs.into_iter().map(|s| s.map_raw(f)).collect()
 }
 
 impl<'a> HashField<'a> {
     pub(crate) fn map_raw<'b>(self, f: &mut impl FnMut(Raw<'a>) -> Raw<'b>) -> HashField<'b> {
-        HashField { field: self.field.map_raw(f), value: self.value.map_raw(f), expire_at_ms: self.expire_at_ms }
+        HashField {
+            field: self.field.map_raw(f),
+            value: self.value.map_raw(f),
+            expire_at_ms: self.expire_at_ms,
+        }
     }
 }
 
 impl<'a> StreamEntry<'a> {
     pub(crate) fn map_raw<'b>(self, f: &mut impl FnMut(Raw<'a>) -> Raw<'b>) -> StreamEntry<'b> {
-        StreamEntry { id: self.id, fields: map_strs(self.fields, f) }
+        StreamEntry {
+            id: self.id,
+            fields: map_strs(self.fields, f),
+        }
     }
 }
 
@@ -354,10 +380,23 @@ impl<'a> Value<'a> {
             Value::String(s) => Value::String(s.map_raw(f)),
             Value::List(items) => Value::List(map_strs(items, f)),
             Value::Set(items) => Value::Set(map_strs(items, f)),
-            Value::ZSet(members) => Value::ZSet(members.into_iter().map(|(score, m)| (score, m.map_raw(f))).collect()),
+            Value::ZSet(members) => Value::ZSet(
+                members
+                    .into_iter()
+                    .map(|(score, m)| (score, m.map_raw(f)))
+                    .collect(),
+            ),
             Value::Hash(fields) => Value::Hash(fields.into_iter().map(|h| h.map_raw(f)).collect()),
             Value::Stream(stream) => Value::Stream(Box::new(stream.map_raw(f))),
-            Value::Module { type_name, enc_version, raw } => Value::Module { type_name, enc_version, raw: f(raw) },
+            Value::Module {
+                type_name,
+                enc_version,
+                raw,
+            } => Value::Module {
+                type_name,
+                enc_version,
+                raw: f(raw),
+            },
         }
     }
 }
@@ -379,12 +418,27 @@ impl Item<'_> {
     pub fn into_owned(self) -> Item<'static> {
         match self {
             Item::Header { version, valkey } => Item::Header { version, valkey },
-            Item::Aux { key, value } => Item::Aux { key: key.into_owned(), value: value.into_owned() },
+            Item::Aux { key, value } => Item::Aux {
+                key: key.into_owned(),
+                value: value.into_owned(),
+            },
             Item::SelectDb(db) => Item::SelectDb(db),
-            Item::ResizeDb { db_size, expires_size } => Item::ResizeDb { db_size, expires_size },
-            Item::SlotInfo { slot, slot_size, expires_slot_size } => {
-                Item::SlotInfo { slot, slot_size, expires_slot_size }
-            }
+            Item::ResizeDb {
+                db_size,
+                expires_size,
+            } => Item::ResizeDb {
+                db_size,
+                expires_size,
+            },
+            Item::SlotInfo {
+                slot,
+                slot_size,
+                expires_slot_size,
+            } => Item::SlotInfo {
+                slot,
+                slot_size,
+                expires_slot_size,
+            },
             Item::Function(source) => Item::Function(source.into_owned()),
             Item::ModuleAux { module, when } => Item::ModuleAux { module, when },
             Item::Key(entry) => Item::Key(entry.into_owned()),

@@ -26,7 +26,8 @@ impl Encoding for Listpack {
 
     /// The entry at `pos`, and the position after it and its back-length.
     fn step(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
-        entry(blob, pos).and_then(|(entry, len)| Some((entry, pos.checked_add(len + backlen_size(len))?)))
+        entry(blob, pos)
+            .and_then(|(entry, len)| Some((entry, pos.checked_add(len + backlen_size(len))?)))
     }
 }
 
@@ -145,7 +146,18 @@ pub(crate) mod tests {
         ];
         let blob = listpack(&entries);
         let got = decode(&blob, 0).unwrap();
-        let want = [0, 127, -4096, 4095, -1, -32768, -8388608, 8388607, i32::MIN as i64, -4611686018427387904];
+        let want = [
+            0,
+            127,
+            -4096,
+            4095,
+            -1,
+            -32768,
+            -8388608,
+            8388607,
+            i32::MIN as i64,
+            -4611686018427387904,
+        ];
         assert_eq!(got, want.into_iter().map(Str::Int).collect::<Vec<_>>());
     }
 

@@ -14,18 +14,33 @@ use super::RdbError;
 const MAX_EXPANSION: usize = 90;
 
 /// Checks a declared plain length before room is made for it.
-pub(crate) fn plain_len(compressed_len: usize, plain_len: u64, offset: u64) -> Result<usize, RdbError> {
+pub(crate) fn plain_len(
+    compressed_len: usize,
+    plain_len: u64,
+    offset: u64,
+) -> Result<usize, RdbError> {
     match usize::try_from(plain_len) {
         Ok(n) if n <= compressed_len.saturating_mul(MAX_EXPANSION) => Ok(n),
-        _ => Err(RdbError::TooLarge { what: "LZF plain length", len: plain_len, offset }),
+        _ => Err(RdbError::TooLarge {
+            what: "LZF plain length",
+            len: plain_len,
+            offset,
+        }),
     }
 }
 
 /// Decompresses `input` into `out`, which must be filled exactly.
 pub(crate) fn decompress(input: &[u8], out: &mut [u8], offset: u64) -> Result<(), RdbError> {
-    let corrupt = || RdbError::Corrupt { what: "LZF string", offset };
+    let corrupt = || RdbError::Corrupt {
+        what: "LZF string",
+        offset,
+    };
     if input.is_empty() {
-        return if out.is_empty() { Ok(()) } else { Err(corrupt()) };
+        return if out.is_empty() {
+            Ok(())
+        } else {
+            Err(corrupt())
+        };
     }
     let mut ip = 0;
     let mut op = 0;
@@ -71,8 +86,12 @@ pub(crate) fn decompress(input: &[u8], out: &mut [u8], offset: u64) -> Result<()
 /// overwritten by the tokens that follow (or the output is refused).
 #[inline(always)]
 fn copy_literal(input: &[u8], ip: usize, out: &mut [u8], op: usize, len: usize) {
-    let src = input.get(ip..ip + 32).and_then(|s| <&[u8; 32]>::try_from(s).ok());
-    let dst = out.get_mut(op..op + 32).and_then(|d| <&mut [u8; 32]>::try_from(d).ok());
+    let src = input
+        .get(ip..ip + 32)
+        .and_then(|s| <&[u8; 32]>::try_from(s).ok());
+    let dst = out
+        .get_mut(op..op + 32)
+        .and_then(|d| <&mut [u8; 32]>::try_from(d).ok());
     match (src, dst) {
         (Some(src), Some(dst)) => *dst = *src,
         _ => copy_exact(input, ip, out, op, len),
@@ -97,8 +116,12 @@ fn copy_back(out: &mut [u8], from: usize, op: usize, len: usize) {
         // copied past `len` are overwritten later, as for literals.
         let mut done = 0;
         while done < len {
-            let chunk = out.get(from + done..from + done + 16).and_then(|c| <[u8; 16]>::try_from(c).ok());
-            let dst = out.get_mut(op + done..op + done + 16).and_then(|d| <&mut [u8; 16]>::try_from(d).ok());
+            let chunk = out
+                .get(from + done..from + done + 16)
+                .and_then(|c| <[u8; 16]>::try_from(c).ok());
+            let dst = out
+                .get_mut(op + done..op + done + 16)
+                .and_then(|d| <&mut [u8; 16]>::try_from(d).ok());
             if let (Some(chunk), Some(dst)) = (chunk, dst) {
                 *dst = chunk;
             }
@@ -131,7 +154,9 @@ mod tests {
         if packed.is_empty() {
             return (plain_len == 0).then(Vec::new);
         }
-        lzf::decompress(packed, plain_len).ok().filter(|v| v.len() == plain_len)
+        lzf::decompress(packed, plain_len)
+            .ok()
+            .filter(|v| v.len() == plain_len)
     }
 
     #[test]
@@ -140,9 +165,17 @@ mod tests {
         for len in (1..2000).step_by(7) {
             // Few distinct symbols: long and overlapping back-references.
             let alphabet = 1 + (rng.next() % 6) as u8;
-            let text: Vec<u8> = (0..len).map(|_| b'a' + (rng.next() % u64::from(alphabet)) as u8).collect();
-            let Ok(packed) = lzf::compress(&text) else { continue };
-            assert_eq!(ours(&packed, text.len()).as_deref(), Some(&text[..]), "len {len}");
+            let text: Vec<u8> = (0..len)
+                .map(|_| b'a' + (rng.next() % u64::from(alphabet)) as u8)
+                .collect();
+            let Ok(packed) = lzf::compress(&text) else {
+                continue;
+            };
+            assert_eq!(
+                ours(&packed, text.len()).as_deref(),
+                Some(&text[..]),
+                "len {len}"
+            );
         }
         let text = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(20);
         let packed = lzf::compress(&text).unwrap();
@@ -169,7 +202,11 @@ mod tests {
                 1 => (rng.next() % 300) as usize,
                 _ => text.len() + 1 - 2 * (rng.next() % 2) as usize,
             };
-            assert_eq!(ours(&input, plain_len), reference(&input, plain_len), "case {case}");
+            assert_eq!(
+                ours(&input, plain_len),
+                reference(&input, plain_len),
+                "case {case}"
+            );
         }
     }
 
@@ -178,7 +215,10 @@ mod tests {
         let packed = lzf::compress(&b"x".repeat(1000)).unwrap();
         assert!(ours(&packed, 999).is_none());
         assert!(ours(&packed, 1001).is_none());
-        assert!(matches!(plain_len(packed.len(), 1 << 60, 0), Err(RdbError::TooLarge { .. })));
+        assert!(matches!(
+            plain_len(packed.len(), 1 << 60, 0),
+            Err(RdbError::TooLarge { .. })
+        ));
         assert!(ours(&[0xFF, 0xFF], 10).is_none());
         assert_eq!(ours(&[], 0), Some(vec![]));
     }

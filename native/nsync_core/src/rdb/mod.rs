@@ -79,11 +79,19 @@ pub enum RdbError {
     #[error("unknown opcode {opcode:#04x} at offset {offset}")]
     UnknownOpcode { opcode: u8, offset: u64 },
     #[error("checksum mismatch: file says {expected:#018x}, computed {computed:#018x}")]
-    ChecksumMismatch { expected: u64, computed: u64, offset: u64 },
+    ChecksumMismatch {
+        expected: u64,
+        computed: u64,
+        offset: u64,
+    },
     #[error("corrupt {what} at offset {offset}")]
     Corrupt { what: &'static str, offset: u64 },
     #[error("{what} too large ({len} bytes) at offset {offset}")]
-    TooLarge { what: &'static str, len: u64, offset: u64 },
+    TooLarge {
+        what: &'static str,
+        len: u64,
+        offset: u64,
+    },
     #[error("unsupported {what} at offset {offset}")]
     Unsupported { what: &'static str, offset: u64 },
 }
@@ -134,7 +142,12 @@ pub struct Parser {
 
 impl Default for Parser {
     fn default() -> Parser {
-        Parser { input: Input::default(), core: Core::default(), scratch: Scratch::default(), max_read: DEFAULT_MAX_READ }
+        Parser {
+            input: Input::default(),
+            core: Core::default(),
+            scratch: Scratch::default(),
+            max_read: DEFAULT_MAX_READ,
+        }
     }
 }
 
@@ -147,7 +160,10 @@ impl Parser {
     /// or encoded blob longer than `max_read` bytes, so that a corrupt length
     /// cannot make it buffer without bound.
     pub fn with_max_read(max_read: usize) -> Parser {
-        Parser { max_read, ..Parser::default() }
+        Parser {
+            max_read,
+            ..Parser::default()
+        }
     }
 
     /// Appends bytes of the snapshot (and possibly bytes past its end).
@@ -296,7 +312,9 @@ impl Core {
                 (State::Value(_), _) => self.continue_value(r, sink)?,
                 (State::Magic, _) => self.magic(r, sink)?,
                 (State::Checksum, Some(crc)) => self.checksum(r, crc, sink)?,
-                (State::Checksum, None) | (State::Done, _) | (State::Failed(_), _) => return Ok(Run::Again),
+                (State::Checksum, None) | (State::Done, _) | (State::Failed(_), _) => {
+                    return Ok(Run::Again)
+                }
             };
             r.commit();
             if flow.is_break() {
@@ -326,7 +344,10 @@ impl Core {
             (1..=RDB_VERSION_MAX).contains(&version)
         };
         if !supported {
-            return Err(Stop::Error(RdbError::UnsupportedVersion { version, offset: 5 }));
+            return Err(Stop::Error(RdbError::UnsupportedVersion {
+                version,
+                offset: 5,
+            }));
         }
         self.version = version;
         self.valkey = valkey;
@@ -345,12 +366,22 @@ impl Core {
             let key = r.blob()?;
             let value = r.string()?;
             let meta = std::mem::take(&mut self.meta);
-            return Ok(sink(entry(self.db, Raw::Borrowed(key), meta, Value::String(value))));
+            return Ok(sink(entry(
+                self.db,
+                Raw::Borrowed(key),
+                meta,
+                Value::String(value),
+            )));
         }
         self.other_record(op, r, sink)
     }
 
-    fn other_record<'a, F>(&mut self, op: u8, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    fn other_record<'a, F>(
+        &mut self,
+        op: u8,
+        r: &mut Reader<'a>,
+        sink: &mut F,
+    ) -> Read<ControlFlow<()>>
     where
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
@@ -390,7 +421,10 @@ impl Core {
             RDB_OPCODE_RESIZEDB => {
                 let db_size = r.length()?;
                 let expires_size = r.length()?;
-                Item::ResizeDb { db_size, expires_size }
+                Item::ResizeDb {
+                    db_size,
+                    expires_size,
+                }
             }
             RDB_OPCODE_AUX => {
                 let key = r.raw()?;
@@ -404,7 +438,10 @@ impl Core {
                 }
                 let when = r.length()?;
                 module::skip_body(r)?;
-                Item::ModuleAux { module: module::decode_id(id).0, when }
+                Item::ModuleAux {
+                    module: module::decode_id(id).0,
+                    when,
+                }
             }
             RDB_OPCODE_FUNCTION_PRE_GA => {
                 return Err(Stop::Error(RdbError::Unsupported {
@@ -417,7 +454,11 @@ impl Core {
                 let slot = r.length()?;
                 let slot_size = r.length()?;
                 let expires_slot_size = r.length()?;
-                Item::SlotInfo { slot, slot_size, expires_slot_size }
+                Item::SlotInfo {
+                    slot,
+                    slot_size,
+                    expires_slot_size,
+                }
             }
             ty if ty < RDB_TYPE_NUMBERS_END => return self.key(ty, offset, r, sink),
             opcode => return Err(Stop::Error(RdbError::UnknownOpcode { opcode, offset })),
@@ -425,7 +466,13 @@ impl Core {
         Ok(sink(item))
     }
 
-    fn key<'a, F>(&mut self, ty: u8, type_offset: u64, r: &mut Reader<'a>, sink: &mut F) -> Read<ControlFlow<()>>
+    fn key<'a, F>(
+        &mut self,
+        ty: u8,
+        type_offset: u64,
+        r: &mut Reader<'a>,
+        sink: &mut F,
+    ) -> Read<ControlFlow<()>>
     where
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
@@ -478,14 +525,23 @@ impl Core {
         }
     }
 
-    fn checksum<'a, F>(&mut self, r: &mut Reader<'a>, computed: u64, sink: &mut F) -> Read<ControlFlow<()>>
+    fn checksum<'a, F>(
+        &mut self,
+        r: &mut Reader<'a>,
+        computed: u64,
+        sink: &mut F,
+    ) -> Read<ControlFlow<()>>
     where
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
         let offset = r.offset();
         let stored = r.u64_le()?;
         if stored != 0 && stored != computed {
-            return Err(Stop::Error(RdbError::ChecksumMismatch { expected: stored, computed, offset }));
+            return Err(Stop::Error(RdbError::ChecksumMismatch {
+                expected: stored,
+                computed,
+                offset,
+            }));
         }
         self.state = State::Done;
         Ok(sink(Item::Eof))
@@ -493,7 +549,14 @@ impl Core {
 }
 
 fn entry<'a>(db: u64, key: Raw<'a>, meta: KeyMeta, value: Value<'a>) -> Item<'a> {
-    Item::Key(Entry { db, key, expire_at_ms: meta.expire_at_ms, idle: meta.idle, freq: meta.freq, value })
+    Item::Key(Entry {
+        db,
+        key,
+        expire_at_ms: meta.expire_at_ms,
+        idle: meta.idle,
+        freq: meta.freq,
+        value,
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ pub(crate) fn decode_id(id: u64) -> (String, u32) {
     let name = (0..9)
         .map(|i| {
             let index = (id >> (64 - 6 * (i + 1))) & 63;
-            MODULE_NAME_CHARSET.get(index as usize).map_or('?', |&c| char::from(c))
+            MODULE_NAME_CHARSET
+                .get(index as usize)
+                .map_or('?', |&c| char::from(c))
         })
         .collect();
     (name, (id & 1023) as u32)
@@ -55,8 +57,16 @@ mod tests {
 
     #[test]
     fn name_and_version() {
-        for (name, version) in [("ReJSON-RL", 3), ("MBbloom--", 0), ("hellotype", 1023), ("test_-09z", 7)] {
-            assert_eq!(decode_id(encode_id(name, version)), (name.to_string(), version as u32));
+        for (name, version) in [
+            ("ReJSON-RL", 3),
+            ("MBbloom--", 0),
+            ("hellotype", 1023),
+            ("test_-09z", 7),
+        ] {
+            assert_eq!(
+                decode_id(encode_id(name, version)),
+                (name.to_string(), version as u32)
+            );
         }
     }
 }

@@ -58,8 +58,8 @@ pub(crate) const POWERS_OF_TEN: [u64; MAX_DIGITS + 1] = {
     powers
 };
 const INVERSE_POWERS_OF_TEN: [f64; MAX_DIGITS + 1] = [
-    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15, 1e-16, 1e-17,
-    1e-18, 1e-19,
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+    1e-15, 1e-16, 1e-17, 1e-18, 1e-19,
 ];
 
 /// `acc` followed by the decimal digits of `digits` (eight at a time); at
@@ -71,7 +71,9 @@ fn accumulate_digits(mut acc: u64, digits: &[u8]) -> Option<u64> {
     for chunk in &mut chunks {
         let v = u64::from_le_bytes(chunk.try_into().ok()?);
         // Every byte 0x30..=0x39: high nibble 3, and still 3 after adding 6.
-        if v & HIGH_NIBBLES != ZEROS || v.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
+        if v & HIGH_NIBBLES != ZEROS
+            || v.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS
+        {
             return None;
         }
         // Pairs, then quads, then all eight digits (the first in the low byte).
@@ -95,7 +97,9 @@ fn accumulate_digits(mut acc: u64, digits: &[u8]) -> Option<u64> {
 /// times log10(2) (1233 / 4096) is the answer or one short of it.
 pub(crate) fn decimal_digits(n: u64) -> u32 {
     let guess = ((64 - (n | 1).leading_zeros()) * 1233) >> 12;
-    let reached = POWERS_OF_TEN.get(guess as usize).is_some_and(|&power| n >= power);
+    let reached = POWERS_OF_TEN
+        .get(guess as usize)
+        .is_some_and(|&power| n >= power);
     (guess + u32::from(reached)).max(1)
 }
 
@@ -137,9 +141,15 @@ fn position(m: u64, d: u64, c: f64) -> Option<Ordering> {
     }
     let mantissa = u128::from(bits & ((1 << 52) - 1) | 1 << 52);
     // c = mantissa·2^(biased - 1075); compare 4m·2^(1075 - biased) with the ends times d.
-    let shift = 1077u64.checked_sub(biased).filter(|&s| s + u64::from(64 - m.leading_zeros()) <= 127)?;
+    let shift = 1077u64
+        .checked_sub(biased)
+        .filter(|&s| s + u64::from(64 - m.leading_zeros()) <= 127)?;
     let quotient = u128::from(m) << shift;
-    let below = if mantissa == 1 << 52 && biased > 1 { 1 } else { 2 };
+    let below = if mantissa == 1 << 52 && biased > 1 {
+        1
+    } else {
+        2
+    };
     let low = (4 * mantissa - below) * u128::from(d);
     let high = (4 * mantissa + 2) * u128::from(d);
     let even = mantissa & 1 == 0;
@@ -174,7 +184,11 @@ mod tests {
         for _ in 0..300_000 {
             let magnitude = 10f64.powi((rng.next() % 30) as i32 - 12);
             let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * magnitude;
-            let int_digits = if x >= 1.0 { x.log10().floor() as usize + 1 } else { 1 };
+            let int_digits = if x >= 1.0 {
+                x.log10().floor() as usize + 1
+            } else {
+                1
+            };
             let text = format!("{:.*}", 17usize.saturating_sub(int_digits), x);
             check(&text);
             check(&format!("-{text}"));
@@ -188,7 +202,9 @@ mod tests {
         let mut rng = Rng(8);
         for _ in 0..300_000 {
             let len = 1 + (rng.next() % 21) as usize;
-            let mut text: String = (0..len).map(|_| char::from(b'0' + (rng.next() % 10) as u8)).collect();
+            let mut text: String = (0..len)
+                .map(|_| char::from(b'0' + (rng.next() % 10) as u8))
+                .collect();
             if !rng.next().is_multiple_of(4) {
                 text.insert((rng.next() % (len as u64 + 1)) as usize, '.');
             }
@@ -207,7 +223,21 @@ mod tests {
 
     #[test]
     fn edge_cases() {
-        for text in ["0", "-0", "0.0", "-0.000", "1.", ".5", "9007199254740993", "0.1", "123.456", "1e10", " 1.5", "inf", "-inf"] {
+        for text in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "1.",
+            ".5",
+            "9007199254740993",
+            "0.1",
+            "123.456",
+            "1e10",
+            " 1.5",
+            "inf",
+            "-inf",
+        ] {
             check(text);
         }
         // Exact halves between two doubles (ties go to the even one), around
@@ -229,6 +259,9 @@ mod tests {
         for bad in ["", "-", ".", "1.2.3", "--1", "1x"] {
             assert_eq!(parse_f64(bad.as_bytes()), None, "{bad:?}");
         }
-        assert_eq!(parse_f64(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(
+            parse_f64(b"-0").map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
     }
 }

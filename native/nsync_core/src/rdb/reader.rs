@@ -53,8 +53,22 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(input: &'a Bytes, pos: usize, base: u64, max_read: usize, arena: Arena<'a>) -> Reader<'a> {
-        Reader { input, data: input, pos, mark: pos, base, max_read, arena }
+    pub(crate) fn new(
+        input: &'a Bytes,
+        pos: usize,
+        base: u64,
+        max_read: usize,
+        arena: Arena<'a>,
+    ) -> Reader<'a> {
+        Reader {
+            input,
+            data: input,
+            pos,
+            mark: pos,
+            base,
+            max_read,
+            arena,
+        }
     }
 
     /// The buffer read from (to share what was read with a value that is
@@ -83,14 +97,21 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn corrupt(&self, what: &'static str) -> Stop {
-        Stop::Error(RdbError::Corrupt { what, offset: self.offset() })
+        Stop::Error(RdbError::Corrupt {
+            what,
+            offset: self.offset(),
+        })
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         // Judged on the declared length alone, before any byte of it is
         // awaited: a lying length fails at once, whatever the chunking.
         if n > self.max_read {
-            return Err(Stop::Error(RdbError::TooLarge { what: "string", len: n as u64, offset: self.offset() }));
+            return Err(Stop::Error(RdbError::TooLarge {
+                what: "string",
+                len: n as u64,
+                offset: self.offset(),
+            }));
         }
         let data: &'a [u8] = self.data;
         match data.get(self.pos..).and_then(|rest| rest.get(..n)) {
@@ -177,7 +198,13 @@ impl<'a> Reader<'a> {
     /// A length used as a count or size in memory.
     pub(crate) fn length_usize(&mut self) -> Read<usize> {
         let n = self.length()?;
-        usize::try_from(n).map_err(|_| Stop::Error(RdbError::TooLarge { what: "length", len: n, offset: self.offset() }))
+        usize::try_from(n).map_err(|_| {
+            Stop::Error(RdbError::TooLarge {
+                what: "length",
+                len: n,
+                offset: self.offset(),
+            })
+        })
     }
 
     /// A string as stored: integer encodings stay integers.
@@ -206,7 +233,10 @@ impl<'a> Reader<'a> {
         let first = *data.get(self.pos)?;
         let (header, len) = match first >> 6 {
             RDB_6BITLEN => (1, usize::from(first & 0x3F)),
-            RDB_14BITLEN => (2, usize::from(first & 0x3F) << 8 | usize::from(*data.get(self.pos + 1)?)),
+            RDB_14BITLEN => (
+                2,
+                usize::from(first & 0x3F) << 8 | usize::from(*data.get(self.pos + 1)?),
+            ),
             _ => return None,
         };
         if len > self.max_read {
@@ -220,7 +250,9 @@ impl<'a> Reader<'a> {
 
     fn other_string(&mut self) -> Read<Str<'a>> {
         match self.len_or_encoding()? {
-            Len::Encoded(enc @ (RDB_ENC_INT8 | RDB_ENC_INT16 | RDB_ENC_INT32)) => Ok(Str::Int(self.int(enc)?)),
+            Len::Encoded(enc @ (RDB_ENC_INT8 | RDB_ENC_INT16 | RDB_ENC_INT32)) => {
+                Ok(Str::Int(self.int(enc)?))
+            }
             len => Ok(Str::Raw(Raw::Borrowed(self.bytes_of(len)?))),
         }
     }
@@ -229,7 +261,10 @@ impl<'a> Reader<'a> {
         match self.len_or_encoding()? {
             Len::Encoded(enc @ (RDB_ENC_INT8 | RDB_ENC_INT16 | RDB_ENC_INT32)) => {
                 let text = Decimal::new(self.int(enc)?);
-                let out = self.arena.alloc(text.as_bytes().len()).map_err(Stop::Arena)?;
+                let out = self
+                    .arena
+                    .alloc(text.as_bytes().len())
+                    .map_err(Stop::Arena)?;
                 out.copy_from_slice(text.as_bytes());
                 Ok(out)
             }
@@ -268,7 +303,11 @@ impl<'a> Reader<'a> {
         let plain_len = self.length()?;
         let compressed_len = self.to_usize(compressed_len)?;
         if plain_len > self.max_read as u64 {
-            return Err(Stop::Error(RdbError::TooLarge { what: "LZF plain length", len: plain_len, offset }));
+            return Err(Stop::Error(RdbError::TooLarge {
+                what: "LZF plain length",
+                len: plain_len,
+                offset,
+            }));
         }
         let compressed = self.take(compressed_len)?;
         let plain_len = lzf::plain_len(compressed.len(), plain_len, offset)?;
@@ -278,7 +317,13 @@ impl<'a> Reader<'a> {
     }
 
     fn to_usize(&self, n: u64) -> Read<usize> {
-        usize::try_from(n).map_err(|_| Stop::Error(RdbError::TooLarge { what: "string", len: n, offset: self.offset() }))
+        usize::try_from(n).map_err(|_| {
+            Stop::Error(RdbError::TooLarge {
+                what: "string",
+                len: n,
+                offset: self.offset(),
+            })
+        })
     }
 
     /// A double in the text form of type 3 zsets.

@@ -28,9 +28,14 @@ pub(crate) fn sort_int_set(mut values: Vec<i64>) -> Vec<Str<'static>> {
 pub(crate) fn sort_zset(members: &mut [(f64, Str<'_>)]) {
     let cmp = |a: &(f64, Str), b: &(f64, Str)| {
         // `+ 0.0` folds -0.0 into 0.0, which Redis treats as equal.
-        (a.0 + 0.0).total_cmp(&(b.0 + 0.0)).then_with(|| cmp_str(&a.1, &b.1))
+        (a.0 + 0.0)
+            .total_cmp(&(b.0 + 0.0))
+            .then_with(|| cmp_str(&a.1, &b.1))
     };
-    if !members.windows(2).all(|w| matches!(w, [a, b] if cmp(a, b) != Ordering::Greater)) {
+    if !members
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if cmp(a, b) != Ordering::Greater))
+    {
         members.sort_by(cmp);
     }
 }
@@ -50,7 +55,11 @@ fn cmp_str(a: &Str, b: &Str) -> Ordering {
 /// Bytewise order; the first eight bytes, compared as one number, settle
 /// most pairs without a call to `memcmp`.
 fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
-    let word = |s: &[u8]| s.get(..8).and_then(|w| w.try_into().ok()).map(u64::from_be_bytes);
+    let word = |s: &[u8]| {
+        s.get(..8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
     match (word(a), word(b)) {
         (Some(x), Some(y)) if x != y => x.cmp(&y),
         _ => a.cmp(b),
@@ -77,7 +86,10 @@ fn text_key(value: i64) -> (bool, u64, u32) {
     let magnitude = value.unsigned_abs();
     let digits = decimal_digits(magnitude);
     // |i64| has at most 19 digits, so the aligned value stays below 10^19.
-    let scale = POWERS_OF_TEN.get(19usize.saturating_sub(digits as usize)).copied().unwrap_or(1);
+    let scale = POWERS_OF_TEN
+        .get(19usize.saturating_sub(digits as usize))
+        .copied()
+        .unwrap_or(1);
     (value >= 0, magnitude.saturating_mul(scale), digits)
 }
 
@@ -87,7 +99,10 @@ mod tests {
     use crate::rdb::Raw;
 
     fn texts(items: &[Str]) -> Vec<String> {
-        items.iter().map(|s| String::from_utf8_lossy(&s.to_bytes()).into_owned()).collect()
+        items
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.to_bytes()).into_owned())
+            .collect()
     }
 
     /// Against the texts themselves, on numbers around every power of ten.
@@ -102,7 +117,11 @@ mod tests {
         }
         for &a in &numbers {
             for &b in &numbers {
-                assert_eq!(cmp_int_text(a, b), a.to_string().cmp(&b.to_string()), "{a} vs {b}");
+                assert_eq!(
+                    cmp_int_text(a, b),
+                    a.to_string().cmp(&b.to_string()),
+                    "{a} vs {b}"
+                );
             }
         }
     }
@@ -110,12 +129,34 @@ mod tests {
     #[test]
     fn int_sets_sort_by_text() {
         let sorted = sort_int_set(vec![-3, -20, -100, 0, 9, 10, 100, 10, i64::MIN, i64::MAX]);
-        assert_eq!(texts(&sorted), ["-100", "-20", "-3", "-9223372036854775808", "0", "10", "100", "9", "9223372036854775807"]);
+        assert_eq!(
+            texts(&sorted),
+            [
+                "-100",
+                "-20",
+                "-3",
+                "-9223372036854775808",
+                "0",
+                "10",
+                "100",
+                "9",
+                "9223372036854775807"
+            ]
+        );
     }
 
     #[test]
     fn bytes_compare_as_slices() {
-        let words: [&[u8]; 8] = [b"", b"a", b"abcdefgh", b"abcdefgh\x00", b"abcdefgi", b"abcdefghij", b"\xffbcdefgh", b"abcdefg"];
+        let words: [&[u8]; 8] = [
+            b"",
+            b"a",
+            b"abcdefgh",
+            b"abcdefgh\x00",
+            b"abcdefgi",
+            b"abcdefghij",
+            b"\xffbcdefgh",
+            b"abcdefg",
+        ];
         for a in words {
             for b in words {
                 assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} {b:?}");

@@ -4,7 +4,10 @@
 use super::consts::*;
 use super::number::str_to_i64;
 use super::reader::{Read, Reader};
-use super::{listpack, Consumer, ConsumerGroup, PendingEntry, Raw, RdbError, Str, Stream, StreamEntry, StreamId};
+use super::{
+    listpack, Consumer, ConsumerGroup, PendingEntry, Raw, RdbError, Str, Stream, StreamEntry,
+    StreamId,
+};
 
 /// Preallocation cap for counts read from the file: they may lie.
 const PREALLOC_MAX: usize = 1024;
@@ -18,7 +21,10 @@ pub(crate) fn decode_node<'a, 'v>(
     out: &mut Vec<StreamEntry<'v>>,
     keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
 ) -> Result<(), RdbError> {
-    let corrupt = RdbError::Corrupt { what: "stream node", offset };
+    let corrupt = RdbError::Corrupt {
+        what: "stream node",
+        offset,
+    };
     let master: [u8; 16] = node_key.try_into().map_err(|_| corrupt.clone())?;
     let (ms, seq) = master.split_at(8);
     let master_ms = u64::from_be_bytes(ms.try_into().map_err(|_| corrupt.clone())?);
@@ -96,7 +102,11 @@ pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
             let id = r.stream_id()?;
             let delivery_time_ms = r.u64_le()?;
             let delivery_count = r.length()?;
-            pending.push(PendingEntry { id, delivery_time_ms, delivery_count });
+            pending.push(PendingEntry {
+                id,
+                delivery_time_ms,
+                delivery_count,
+            });
         }
         let consumer_count = r.length_usize()?;
         let mut consumers = Vec::with_capacity(consumer_count.min(PREALLOC_MAX));
@@ -109,11 +119,30 @@ pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
             for _ in 0..pel_size {
                 ids.push(r.stream_id()?);
             }
-            consumers.push(Consumer { name, seen_time_ms, active_time_ms, pending: ids });
+            consumers.push(Consumer {
+                name,
+                seen_time_ms,
+                active_time_ms,
+                pending: ids,
+            });
         }
-        groups.push(ConsumerGroup { name, last_delivered_id, entries_read, pending, consumers });
+        groups.push(ConsumerGroup {
+            name,
+            last_delivered_id,
+            entries_read,
+            pending,
+            consumers,
+        });
     }
-    Ok(Stream { entries: Vec::new(), length, last_id, first_id, max_deleted_id, entries_added, groups })
+    Ok(Stream {
+        entries: Vec::new(),
+        length,
+        last_id,
+        first_id,
+        max_deleted_id,
+        entries_added,
+        groups,
+    })
 }
 
 /// An ID written as two lengths (ms, seq).

@@ -45,7 +45,13 @@ fn parse_all(data: &[u8]) -> (Vec<Item<'static>>, Result<(), RdbError>) {
             Ok(Status::Ready(item)) => items.push(item),
             Ok(Status::Done) => return (items, Ok(())),
             Ok(Status::Incomplete) => {
-                return (items, Err(RdbError::Corrupt { what: "test: incomplete", offset: 0 }))
+                return (
+                    items,
+                    Err(RdbError::Corrupt {
+                        what: "test: incomplete",
+                        offset: 0,
+                    }),
+                )
             }
             Err(e) => return (items, Err(e)),
         }
@@ -69,7 +75,11 @@ fn raw(s: &str) -> Str<'_> {
 }
 
 fn field<'s>(f: &'s str, v: &'s str, expire_at_ms: Option<i64>) -> HashField<'s> {
-    HashField { field: raw(f), value: raw(v), expire_at_ms }
+    HashField {
+        field: raw(f),
+        value: raw(v),
+        expire_at_ms,
+    }
 }
 
 #[test]
@@ -87,15 +97,27 @@ fn valkey_magic_with_hash_2() {
         .finish();
     let (items, end) = parse_all(&data);
     assert_eq!(end, Ok(()));
-    assert_eq!(items[0], Item::Header { version: 80, valkey: true });
-    let expected = vec![field("a", "1", Some(1_800_000_000_000)), field("b", "2", None)];
+    assert_eq!(
+        items[0],
+        Item::Header {
+            version: 80,
+            valkey: true
+        }
+    );
+    let expected = vec![
+        field("a", "1", Some(1_800_000_000_000)),
+        field("b", "2", None),
+    ];
     assert_eq!(only_key(&items).value, Value::Hash(expected));
 }
 
 #[test]
 fn valkey_magic_below_80_is_unsupported() {
     let (_, end) = parse_all(&Rdb::new("VALKEY012").finish());
-    assert!(matches!(end, Err(RdbError::UnsupportedVersion { version: 12, .. })));
+    assert!(matches!(
+        end,
+        Err(RdbError::UnsupportedVersion { version: 12, .. })
+    ));
 }
 
 #[test]
@@ -115,7 +137,10 @@ fn hash_metadata_ttl_is_relative_to_min_expire() {
         .finish();
     let (items, end) = parse_all(&data);
     assert_eq!(end, Ok(()));
-    let expected = vec![field("a", "1", None), field("b", "2", Some(1_700_000_001_000))];
+    let expected = vec![
+        field("a", "1", None),
+        field("b", "2", Some(1_700_000_001_000)),
+    ];
     assert_eq!(only_key(&items).value, Value::Hash(expected));
 }
 
@@ -137,7 +162,10 @@ fn listpack_ex_ttl_is_absolute() {
         .finish();
     let (items, end) = parse_all(&data);
     assert_eq!(end, Ok(()));
-    let expected = vec![field("a", "1", None), field("b", "2", Some(1_700_000_000_123))];
+    let expected = vec![
+        field("a", "1", None),
+        field("b", "2", Some(1_700_000_000_123)),
+    ];
     assert_eq!(only_key(&items).value, Value::Hash(expected));
 }
 
@@ -159,11 +187,17 @@ fn expiry_in_seconds_and_meta_apply_to_next_key_only() {
         .finish();
     let (items, end) = parse_all(&data);
     assert_eq!(end, Ok(()));
-    let keys: Vec<&Entry> = items.iter().filter_map(|i| if let Item::Key(e) = i { Some(e) } else { None }).collect();
+    let keys: Vec<&Entry> = items
+        .iter()
+        .filter_map(|i| if let Item::Key(e) = i { Some(e) } else { None })
+        .collect();
     assert_eq!(keys[0].expire_at_ms, Some(1_800_000_000_000));
     assert_eq!((keys[0].idle, keys[0].freq), (Some(99), Some(7)));
     assert_eq!(keys[0].value, Value::String(Str::Int(-1)));
-    assert_eq!((keys[1].expire_at_ms, keys[1].idle, keys[1].freq), (None, None, None));
+    assert_eq!(
+        (keys[1].expire_at_ms, keys[1].idle, keys[1].freq),
+        (None, None, None)
+    );
 }
 
 #[test]
@@ -173,14 +207,25 @@ fn sets_sort_by_client_bytes() {
     for v in [-5i16, 9, 10] {
         intset.extend(v.to_le_bytes());
     }
-    let data = Rdb::new("REDIS0009").byte(consts::RDB_TYPE_SET_INTSET).str(b"s").str(&intset).finish();
+    let data = Rdb::new("REDIS0009")
+        .byte(consts::RDB_TYPE_SET_INTSET)
+        .str(b"s")
+        .str(&intset)
+        .finish();
     let (items, _) = parse_all(&data);
-    assert_eq!(only_key(&items).value, Value::Set(vec![Str::Int(-5), Str::Int(10), Str::Int(9)]));
+    assert_eq!(
+        only_key(&items).value,
+        Value::Set(vec![Str::Int(-5), Str::Int(10), Str::Int(9)])
+    );
 }
 
 #[test]
 fn bytes_after_the_snapshot_come_back_intact() {
-    let mut data = Rdb::new("REDIS0011").byte(consts::RDB_TYPE_STRING).str(b"k").str(b"v").finish();
+    let mut data = Rdb::new("REDIS0011")
+        .byte(consts::RDB_TYPE_STRING)
+        .str(b"k")
+        .str(b"v")
+        .finish();
     let snapshot_len = data.len();
     let tail = b"0123456789012345678901234567890123456789*1\r\n$4\r\nPING\r\n";
     data.extend_from_slice(tail);
@@ -208,10 +253,18 @@ fn huge_declared_lengths_never_allocate() {
         (consts::RDB_TYPE_STRING, false),
         (consts::RDB_TYPE_LIST_ZIPLIST, false),
     ] {
-        let data = Rdb::new("REDIS0009").byte(ty).str(b"k").len(1 << 60).raw(b"abc").0;
+        let data = Rdb::new("REDIS0009")
+            .byte(ty)
+            .str(b"k")
+            .len(1 << 60)
+            .raw(b"abc")
+            .0;
         let mut parser = Parser::new();
         parser.feed(&data);
-        assert!(matches!(parser.next_item(), Ok(Status::Ready(Item::Header { .. }))));
+        assert!(matches!(
+            parser.next_item(),
+            Ok(Status::Ready(Item::Header { .. }))
+        ));
         if waits {
             assert!(matches!(parser.next_item(), Ok(Status::Incomplete)));
         } else {
@@ -222,7 +275,11 @@ fn huge_declared_lengths_never_allocate() {
 
 #[test]
 fn checksum_mismatch_and_errors_stick() {
-    let mut data = Rdb::new("REDIS0009").byte(consts::RDB_TYPE_STRING).str(b"k").str(b"v").finish();
+    let mut data = Rdb::new("REDIS0009")
+        .byte(consts::RDB_TYPE_STRING)
+        .str(b"k")
+        .str(b"v")
+        .finish();
     let last = data.len() - 1;
     data[last] ^= 1;
     let mut parser = Parser::new();
@@ -241,9 +298,21 @@ fn checksum_mismatch_and_errors_stick() {
 fn unknown_type_names_the_byte_and_offset() {
     let data = Rdb::new("REDIS0009").byte(30).str(b"k").finish();
     let (_, end) = parse_all(&data);
-    assert_eq!(end, Err(RdbError::UnknownType { type_byte: 30, offset: 9 }));
+    assert_eq!(
+        end,
+        Err(RdbError::UnknownType {
+            type_byte: 30,
+            offset: 9
+        })
+    );
     let data = Rdb::new("REDIS0009").byte(0xF0).finish();
-    assert_eq!(parse_all(&data).1, Err(RdbError::UnknownOpcode { opcode: 0xF0, offset: 9 }));
+    assert_eq!(
+        parse_all(&data).1,
+        Err(RdbError::UnknownOpcode {
+            opcode: 0xF0,
+            offset: 9
+        })
+    );
 }
 
 #[test]
@@ -261,6 +330,10 @@ fn text_doubles_with_infinities() {
         .finish();
     let (items, end) = parse_all(&data);
     assert_eq!(end, Ok(()));
-    let expected = vec![(f64::NEG_INFINITY, raw("lo")), (1.5, raw("mid")), (f64::INFINITY, raw("hi"))];
+    let expected = vec![
+        (f64::NEG_INFINITY, raw("lo")),
+        (1.5, raw("mid")),
+        (f64::INFINITY, raw("hi")),
+    ];
     assert_eq!(only_key(&items).value, Value::ZSet(expected));
 }

@@ -12,11 +12,11 @@ use bytes::{Bytes, BytesMut};
 
 use super::compact::{Encoding, Entries};
 use super::consts::*;
+use super::item::map_strs;
 use super::number::{parse_f64, str_to_i64};
 use super::reader::{Read, Reader, Stop};
 use super::sort::{sort_int_set, sort_set, sort_zset};
 use super::{intset, listpack, module, stream, ziplist, zipmap};
-use super::item::map_strs;
 use super::{HashField, Raw, RdbError, Str, StreamEntry, Value};
 
 /// Preallocation cap for counts read from the file: they may lie.
@@ -39,10 +39,22 @@ pub(crate) struct Elements<'v> {
 enum Kind<'v> {
     List(Vec<Str<'v>>),
     Set(Vec<Str<'v>>),
-    ZSet { binary: bool, members: Vec<(f64, Str<'v>)> },
-    Hash { ttl: FieldTtl, fields: Vec<HashField<'v>> },
-    Quicklist { v2: bool, items: Vec<Str<'v>> },
-    Stream { ty: u8, entries: Vec<StreamEntry<'v>> },
+    ZSet {
+        binary: bool,
+        members: Vec<(f64, Str<'v>)>,
+    },
+    Hash {
+        ttl: FieldTtl,
+        fields: Vec<HashField<'v>>,
+    },
+    Quicklist {
+        v2: bool,
+        items: Vec<Str<'v>>,
+    },
+    Stream {
+        ty: u8,
+        entries: Vec<StreamEntry<'v>>,
+    },
 }
 
 /// How a hash stores per-field expiry.
@@ -64,35 +76,71 @@ fn vec_for<T>(declared: u64) -> Vec<T> {
 /// Reads the start of a value of type `ty` (the key was already read; the
 /// type byte was at `type_offset`). Plain strings (type 0) are read by the
 /// caller, on its fast path.
-pub(crate) fn start<'a>(r: &mut Reader<'a>, ty: u8, type_offset: u64, valkey: bool) -> Read<Start<'a>> {
+pub(crate) fn start<'a>(
+    r: &mut Reader<'a>,
+    ty: u8,
+    type_offset: u64,
+    valkey: bool,
+) -> Read<Start<'a>> {
     let elements = |r: &mut Reader<'a>, kind_of: fn(u64) -> Kind<'a>| -> Read<Start<'a>> {
         let left = r.length()?;
-        Ok(Start::Elements(Elements { left, kind: kind_of(left) }))
+        Ok(Start::Elements(Elements {
+            left,
+            kind: kind_of(left),
+        }))
     };
     if valkey && ty == VALKEY_RDB_TYPE_HASH_2 {
-        return elements(r, |n| Kind::Hash { ttl: FieldTtl::ValkeyAfter, fields: vec_for(n) });
+        return elements(r, |n| Kind::Hash {
+            ttl: FieldTtl::ValkeyAfter,
+            fields: vec_for(n),
+        });
     }
     let complete = |v: Value<'a>| Ok(Start::Complete(v));
     match ty {
         RDB_TYPE_LIST => elements(r, |n| Kind::List(vec_for(n))),
         RDB_TYPE_SET => elements(r, |n| Kind::Set(vec_for(n))),
-        RDB_TYPE_ZSET => elements(r, |n| Kind::ZSet { binary: false, members: vec_for(n) }),
-        RDB_TYPE_ZSET_2 => elements(r, |n| Kind::ZSet { binary: true, members: vec_for(n) }),
-        RDB_TYPE_HASH => elements(r, |n| Kind::Hash { ttl: FieldTtl::None, fields: vec_for(n) }),
-        RDB_TYPE_HASH_METADATA_PRE_GA => {
-            elements(r, |n| Kind::Hash { ttl: FieldTtl::AbsoluteBefore, fields: vec_for(n) })
-        }
+        RDB_TYPE_ZSET => elements(r, |n| Kind::ZSet {
+            binary: false,
+            members: vec_for(n),
+        }),
+        RDB_TYPE_ZSET_2 => elements(r, |n| Kind::ZSet {
+            binary: true,
+            members: vec_for(n),
+        }),
+        RDB_TYPE_HASH => elements(r, |n| Kind::Hash {
+            ttl: FieldTtl::None,
+            fields: vec_for(n),
+        }),
+        RDB_TYPE_HASH_METADATA_PRE_GA => elements(r, |n| Kind::Hash {
+            ttl: FieldTtl::AbsoluteBefore,
+            fields: vec_for(n),
+        }),
         RDB_TYPE_HASH_METADATA => {
             let min_expire = r.u64_le()?;
             let left = r.length()?;
-            let kind = Kind::Hash { ttl: FieldTtl::RelativeBefore(min_expire), fields: vec_for(left) };
+            let kind = Kind::Hash {
+                ttl: FieldTtl::RelativeBefore(min_expire),
+                fields: vec_for(left),
+            };
             Ok(Start::Elements(Elements { left, kind }))
         }
-        RDB_TYPE_LIST_QUICKLIST => elements(r, |_| Kind::Quicklist { v2: false, items: Vec::new() }),
-        RDB_TYPE_LIST_QUICKLIST_2 => elements(r, |_| Kind::Quicklist { v2: true, items: Vec::new() }),
+        RDB_TYPE_LIST_QUICKLIST => elements(r, |_| Kind::Quicklist {
+            v2: false,
+            items: Vec::new(),
+        }),
+        RDB_TYPE_LIST_QUICKLIST_2 => elements(r, |_| Kind::Quicklist {
+            v2: true,
+            items: Vec::new(),
+        }),
         RDB_TYPE_STREAM_LISTPACKS | RDB_TYPE_STREAM_LISTPACKS_2 | RDB_TYPE_STREAM_LISTPACKS_3 => {
             let left = r.length()?;
-            Ok(Start::Elements(Elements { left, kind: Kind::Stream { ty, entries: Vec::new() } }))
+            Ok(Start::Elements(Elements {
+                left,
+                kind: Kind::Stream {
+                    ty,
+                    entries: Vec::new(),
+                },
+            }))
         }
         RDB_TYPE_MODULE_2 => complete(module_value(r)?),
         RDB_TYPE_MODULE_PRE_GA => Err(Stop::Error(RdbError::Unsupported {
@@ -118,7 +166,10 @@ fn blob_value<'a>(r: &mut Reader<'a>, ty: u8, type_offset: u64) -> Read<Value<'a
             | RDB_TYPE_HASH_LISTPACK_EX_PRE_GA
             | RDB_TYPE_HASH_LISTPACK_EX
     ) {
-        return Err(Stop::Error(RdbError::UnknownType { type_byte: ty, offset: type_offset }));
+        return Err(Stop::Error(RdbError::UnknownType {
+            type_byte: ty,
+            offset: type_offset,
+        }));
     }
     if ty == RDB_TYPE_HASH_LISTPACK_EX {
         r.u64_le()?; // minimum expiry: the triplets carry absolute times
@@ -148,42 +199,75 @@ fn module_value<'a>(r: &mut Reader<'a>) -> Read<Value<'a>> {
     let body_start = r.pos();
     module::skip_body(r)?;
     let (type_name, enc_version) = module::decode_id(id);
-    Ok(Value::Module { type_name, enc_version, raw: Raw::Borrowed(r.bytes_since(body_start)) })
+    Ok(Value::Module {
+        type_name,
+        enc_version,
+        raw: Raw::Borrowed(r.bytes_since(body_start)),
+    })
 }
 
 fn pairs_error(offset: u64) -> RdbError {
-    RdbError::Corrupt { what: "odd number of entries in a compact hash or zset", offset }
+    RdbError::Corrupt {
+        what: "odd number of entries in a compact hash or zset",
+        offset,
+    }
 }
 
-fn hash_from_pairs<'a, E: Encoding>(mut items: Entries<'a, E>, offset: u64) -> Result<Value<'a>, RdbError> {
+fn hash_from_pairs<'a, E: Encoding>(
+    mut items: Entries<'a, E>,
+    offset: u64,
+) -> Result<Value<'a>, RdbError> {
     let mut fields = Vec::with_capacity(items.declared() / 2);
     while let Some(field) = items.next() {
         let value = items.next().ok_or(pairs_error(offset))??;
-        fields.push(HashField { field: field?, value, expire_at_ms: None });
+        fields.push(HashField {
+            field: field?,
+            value,
+            expire_at_ms: None,
+        });
     }
     Ok(Value::Hash(fields))
 }
 
 /// Listpack hashes with field TTLs: (field, value, absolute ms or 0) triplets.
 fn hash_from_triplets(items: Vec<Str<'_>>, offset: u64) -> Result<Value<'_>, RdbError> {
-    let corrupt = RdbError::Corrupt { what: "listpack hash with TTLs", offset };
+    let corrupt = RdbError::Corrupt {
+        what: "listpack hash with TTLs",
+        offset,
+    };
     let mut fields = Vec::with_capacity(items.len() / 3);
     let mut it = items.into_iter();
     while let Some(field) = it.next() {
         let value = it.next().ok_or(corrupt.clone())?;
-        let ttl = it.next().as_ref().and_then(str_to_i64).ok_or(corrupt.clone())?;
-        fields.push(HashField { field, value, expire_at_ms: (ttl != 0).then_some(ttl) });
+        let ttl = it
+            .next()
+            .as_ref()
+            .and_then(str_to_i64)
+            .ok_or(corrupt.clone())?;
+        fields.push(HashField {
+            field,
+            value,
+            expire_at_ms: (ttl != 0).then_some(ttl),
+        });
     }
     Ok(Value::Hash(fields))
 }
 
-fn zset_from_pairs<'a, E: Encoding>(mut items: Entries<'a, E>, offset: u64) -> Result<Value<'a>, RdbError> {
+fn zset_from_pairs<'a, E: Encoding>(
+    mut items: Entries<'a, E>,
+    offset: u64,
+) -> Result<Value<'a>, RdbError> {
     let mut members = Vec::with_capacity(items.declared() / 2);
     while let Some(member) = items.next() {
         let score = match items.next().ok_or(pairs_error(offset))?? {
             Str::Int(i) => i as f64,
             Str::Raw(text) => {
-                parse_f64(&text).filter(|s| !s.is_nan()).ok_or(RdbError::Corrupt { what: "zset score", offset })?
+                parse_f64(&text)
+                    .filter(|s| !s.is_nan())
+                    .ok_or(RdbError::Corrupt {
+                        what: "zset score",
+                        offset,
+                    })?
             }
         };
         members.push((score, member?));
@@ -242,7 +326,11 @@ fn detach(raw: Raw<'_>, input: &Bytes, spill: &mut BytesMut) -> Raw<'static> {
 impl<'v> Elements<'v> {
     /// Reads the remaining elements, their strings passed through `keep`,
     /// consuming each one for good as it is complete.
-    pub(crate) fn read<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<Value<'v>> {
+    pub(crate) fn read<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
+    ) -> Read<Value<'v>> {
         while self.left > 0 {
             self.read_one(r, keep)?;
             self.left -= 1;
@@ -258,22 +346,49 @@ impl<'v> Elements<'v> {
         let kind = match self.kind {
             Kind::List(items) => Kind::List(map_strs(items, f)),
             Kind::Set(items) => Kind::Set(map_strs(items, f)),
-            Kind::ZSet { binary, members } => {
-                Kind::ZSet { binary, members: members.into_iter().map(|(s, m)| (s, m.map_raw(f))).collect() }
-            }
-            Kind::Hash { ttl, fields } => Kind::Hash { ttl, fields: fields.into_iter().map(|h| h.map_raw(f)).collect() },
-            Kind::Quicklist { v2, items } => Kind::Quicklist { v2, items: map_strs(items, f) },
-            Kind::Stream { ty, entries } => Kind::Stream { ty, entries: entries.into_iter().map(|e| e.map_raw(f)).collect() },
+            Kind::ZSet { binary, members } => Kind::ZSet {
+                binary,
+                members: members
+                    .into_iter()
+                    .map(|(s, m)| (s, m.map_raw(f)))
+                    .collect(),
+            },
+            Kind::Hash { ttl, fields } => Kind::Hash {
+                ttl,
+                fields: fields.into_iter().map(|h| h.map_raw(f)).collect(),
+            },
+            Kind::Quicklist { v2, items } => Kind::Quicklist {
+                v2,
+                items: map_strs(items, f),
+            },
+            Kind::Stream { ty, entries } => Kind::Stream {
+                ty,
+                entries: entries.into_iter().map(|e| e.map_raw(f)).collect(),
+            },
         };
-        Carried { elements: Elements { left: self.left, kind }, spill }
+        Carried {
+            elements: Elements {
+                left: self.left,
+                kind,
+            },
+            spill,
+        }
     }
 
-    fn read_one<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<()> {
+    fn read_one<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
+    ) -> Read<()> {
         match &mut self.kind {
             Kind::List(items) | Kind::Set(items) => items.push(r.string()?.map_raw(keep)),
             Kind::ZSet { binary, members } => {
                 let member = r.string()?;
-                let score = if *binary { r.f64_le()? } else { r.text_double()? };
+                let score = if *binary {
+                    r.f64_le()?
+                } else {
+                    r.text_double()?
+                };
                 // Redis refuses to load a NaN score (rdbLoadObject).
                 if score.is_nan() {
                     return Err(r.corrupt("zset score (NaN)"));
@@ -291,15 +406,27 @@ impl<'v> Elements<'v> {
                     FieldTtl::None => None,
                     _ if ttl_before == 0 && !matches!(ttl, FieldTtl::ValkeyAfter) => None,
                     FieldTtl::AbsoluteBefore => Some(ms_i64(Some(ttl_before), r)?),
-                    FieldTtl::RelativeBefore(min) => {
-                        Some(ms_i64(ttl_before.checked_add(min).and_then(|t| t.checked_sub(1)), r)?)
-                    }
+                    FieldTtl::RelativeBefore(min) => Some(ms_i64(
+                        ttl_before.checked_add(min).and_then(|t| t.checked_sub(1)),
+                        r,
+                    )?),
                     FieldTtl::ValkeyAfter => Some(r.u64_le()? as i64).filter(|&ms| ms != -1),
                 };
-                fields.push(HashField { field, value, expire_at_ms }.map_raw(keep));
+                fields.push(
+                    HashField {
+                        field,
+                        value,
+                        expire_at_ms,
+                    }
+                    .map_raw(keep),
+                );
             }
             Kind::Quicklist { v2, items } => {
-                let container = if *v2 { r.length()? } else { QUICKLIST_NODE_CONTAINER_PACKED };
+                let container = if *v2 {
+                    r.length()?
+                } else {
+                    QUICKLIST_NODE_CONTAINER_PACKED
+                };
                 let offset = r.offset();
                 match container {
                     QUICKLIST_NODE_CONTAINER_PLAIN => items.push(r.string()?.map_raw(keep)),
@@ -324,7 +451,11 @@ impl<'v> Elements<'v> {
         Ok(())
     }
 
-    fn finish<'a>(&mut self, r: &mut Reader<'a>, keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>) -> Read<Value<'v>> {
+    fn finish<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
+    ) -> Read<Value<'v>> {
         Ok(match &mut self.kind {
             Kind::List(items) | Kind::Quicklist { items, .. } => Value::List(std::mem::take(items)),
             Kind::Set(items) => {
@@ -338,7 +469,10 @@ impl<'v> Elements<'v> {
             Kind::Hash { fields, .. } => Value::Hash(std::mem::take(fields)),
             Kind::Stream { ty, entries } => {
                 let stream = stream::read_trailer(r, *ty)?.map_raw(keep);
-                Value::Stream(Box::new(super::Stream { entries: std::mem::take(entries), ..stream }))
+                Value::Stream(Box::new(super::Stream {
+                    entries: std::mem::take(entries),
+                    ..stream
+                }))
             }
         })
     }
@@ -357,5 +491,6 @@ fn push_all<'a, 'v, E: Encoding>(
 }
 
 fn ms_i64(ms: Option<u64>, r: &Reader) -> Read<i64> {
-    ms.and_then(|ms| i64::try_from(ms).ok()).ok_or_else(|| r.corrupt("hash field TTL"))
+    ms.and_then(|ms| i64::try_from(ms).ok())
+        .ok_or_else(|| r.corrupt("hash field TTL"))
 }

@@ -28,7 +28,14 @@ impl Encoding for Ziplist {
 
     /// The entry whose previous-length field is at `pos`, and the position after it.
     fn step(blob: &[u8], pos: usize) -> Option<(Str<'_>, usize)> {
-        entry(blob, pos + if blob.get(pos) == Some(&ZIP_BIG_PREVLEN) { 5 } else { 1 })
+        entry(
+            blob,
+            pos + if blob.get(pos) == Some(&ZIP_BIG_PREVLEN) {
+                5
+            } else {
+                1
+            },
+        )
     }
 }
 

@@ -8,7 +8,10 @@ const ZIPMAP_BIGLEN: u8 = 254;
 const ZIPMAP_END: u8 = 255;
 
 pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<HashField<'_>>, RdbError> {
-    let corrupt = RdbError::Corrupt { what: "zipmap", offset };
+    let corrupt = RdbError::Corrupt {
+        what: "zipmap",
+        offset,
+    };
     let declared = blob.first().copied().unwrap_or(0);
     let mut out = Vec::with_capacity(usize::from(declared.min(ZIPMAP_BIGLEN)));
     let mut pos = 1;
@@ -17,7 +20,11 @@ pub(crate) fn decode(blob: &[u8], offset: u64) -> Result<Vec<HashField<'_>>, Rdb
             return Err(corrupt);
         };
         let Some(field) = field else { return Ok(out) };
-        out.push(HashField { field, value, expire_at_ms: None });
+        out.push(HashField {
+            field,
+            value,
+            expire_at_ms: None,
+        });
         pos = next;
     }
 }
@@ -35,7 +42,11 @@ fn pair(blob: &[u8], pos: usize) -> Option<(Option<Str<'_>>, Str<'_>, usize)> {
     let value_end = value_start.checked_add(value_len)?;
     let value = blob.get(value_start..value_end)?;
     let next = value_end.checked_add(free)?;
-    Some((Some(Str::Raw(Raw::Borrowed(key))), Str::Raw(Raw::Borrowed(value)), next))
+    Some((
+        Some(Str::Raw(Raw::Borrowed(key))),
+        Str::Raw(Raw::Borrowed(value)),
+        next,
+    ))
 }
 
 /// A zipmap length at `pos`: `Some(None)` at the end marker.

@@ -84,7 +84,11 @@ fn pull(api: Api, parser: &mut Parser, items: &mut Vec<Item<'static>>) -> Result
                 items.push(item.into_owned());
                 ControlFlow::Continue(())
             })?;
-            Ok(if outcome == Outcome::Done { Status::Done } else { Status::Incomplete })
+            Ok(if outcome == Outcome::Done {
+                Status::Done
+            } else {
+                Status::Incomplete
+            })
         }
     }
 }
@@ -138,9 +142,13 @@ pub fn to_json(items: &[Item], now_ms: Option<i64>) -> Json {
                     Value::String(s) => ("string", json_str(s)),
                     Value::List(items) => ("list", items.iter().map(json_str).collect()),
                     Value::Set(items) => ("set", items.iter().map(json_str).collect()),
-                    Value::ZSet(members) => {
-                        ("zset", members.iter().map(|(s, m)| json!([json_str(m), json_score(*s)])).collect())
-                    }
+                    Value::ZSet(members) => (
+                        "zset",
+                        members
+                            .iter()
+                            .map(|(s, m)| json!([json_str(m), json_score(*s)]))
+                            .collect(),
+                    ),
                     Value::Hash(fields) => {
                         let mut values = Map::new();
                         let mut field_expiry = Map::new();
@@ -163,7 +171,12 @@ pub fn to_json(items: &[Item], now_ms: Option<i64>) -> Json {
                         let entries: Vec<Json> = s
                             .entries
                             .iter()
-                            .map(|e| json!([id(&e.id), e.fields.iter().map(json_str).collect::<Vec<_>>()]))
+                            .map(|e| {
+                                json!([
+                                    id(&e.id),
+                                    e.fields.iter().map(json_str).collect::<Vec<_>>()
+                                ])
+                            })
                             .collect();
                         let groups: Vec<Json> = s
                             .groups
@@ -185,7 +198,11 @@ pub fn to_json(items: &[Item], now_ms: Option<i64>) -> Json {
                         let value = json!({"entries": entries, "length": s.length, "last_id": id(&s.last_id), "groups": groups});
                         ("stream", value)
                     }
-                    Value::Module { type_name, enc_version, raw } => (
+                    Value::Module {
+                        type_name,
+                        enc_version,
+                        raw,
+                    } => (
                         "module",
                         json!({"type_name": type_name, "enc_version": enc_version, "raw": json!({"base64": base64(raw)})}),
                     ),
@@ -211,12 +228,21 @@ pub fn to_json(items: &[Item], now_ms: Option<i64>) -> Json {
 /// `XADD s * k v k v` into `[k, v]`).
 fn normalize_key(v: &Json) -> Json {
     let mut v = v.clone();
-    let Some(obj) = v.as_object_mut() else { return v };
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
     obj.remove("encoding");
     let ty = obj.get("type").cloned();
-    let Some(value) = obj.get_mut("value") else { return v };
+    let Some(value) = obj.get_mut("value") else {
+        return v;
+    };
     if ty == Some(json!("zset")) {
-        for score in value.as_array_mut().into_iter().flatten().filter_map(|m| m.get_mut(1)) {
+        for score in value
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get_mut(1))
+        {
             if let Some(f) = score.as_f64() {
                 // `+ 0.0`: the oracle wrote integral scores as integers, so -0 became 0.
                 *score = json!(format!("{:.14e}", f + 0.0));
@@ -243,7 +269,10 @@ fn normalize_key(v: &Json) -> Json {
 fn short(v: &Json) -> String {
     let s = v.to_string();
     if s.len() > 600 {
-        format!("{}…", &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -260,11 +289,19 @@ pub fn diff_with_expected(items: &[Item], expected: &Json) -> Vec<String> {
         Json::Array(list)
     };
     if sorted(&actual["functions"]) != sorted(&expected["functions"]) {
-        diffs.push(format!("functions: parsed {} expected {}", short(&actual["functions"]), short(&expected["functions"])));
+        diffs.push(format!(
+            "functions: parsed {} expected {}",
+            short(&actual["functions"]),
+            short(&expected["functions"])
+        ));
     }
     for field in ["rdb_version"] {
         if actual[field] != expected[field] {
-            diffs.push(format!("{field}: parsed {} expected {}", short(&actual[field]), short(&expected[field])));
+            diffs.push(format!(
+                "{field}: parsed {} expected {}",
+                short(&actual[field]),
+                short(&expected[field])
+            ));
         }
     }
     let empty = Map::new();
@@ -274,15 +311,24 @@ pub fn diff_with_expected(items: &[Item], expected: &Json) -> Vec<String> {
     db_names.sort();
     db_names.dedup();
     for db in db_names {
-        let a = actual_dbs.get(db).and_then(Json::as_object).unwrap_or(&empty);
-        let e = expected_dbs.get(db).and_then(Json::as_object).unwrap_or(&empty);
+        let a = actual_dbs
+            .get(db)
+            .and_then(Json::as_object)
+            .unwrap_or(&empty);
+        let e = expected_dbs
+            .get(db)
+            .and_then(Json::as_object)
+            .unwrap_or(&empty);
         for (key, ev) in e {
             match a.get(key) {
                 None => diffs.push(format!("db {db} key {key:?}: missing from the parse")),
                 Some(av) => {
                     let (av, ev) = (normalize_key(av), normalize_key(ev));
                     if av != ev {
-                        diffs.push(format!("db {db} key {key:?}: {}", first_difference(&av, &ev)));
+                        diffs.push(format!(
+                            "db {db} key {key:?}: {}",
+                            first_difference(&av, &ev)
+                        ));
                     }
                 }
             }
@@ -320,7 +366,11 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -41,8 +41,15 @@ const fn fold_by(d: u32) -> (u64, u64) {
 /// One round: each accumulator moves 8 × 128 bits forward.
 const FOLD_ROUND: (u64, u64) = fold_by(8 * 128);
 /// Folding accumulator i (of 8) into the last one: 128 × (7 - i) bits.
-const FOLD_INTO_LAST: [(u64, u64); 7] =
-    [fold_by(896), fold_by(768), fold_by(640), fold_by(512), fold_by(384), fold_by(256), fold_by(128)];
+const FOLD_INTO_LAST: [(u64, u64); 7] = [
+    fold_by(896),
+    fold_by(768),
+    fold_by(640),
+    fold_by(512),
+    fold_by(384),
+    fold_by(256),
+    fold_by(128),
+];
 
 /// Continues `crc` over `data` with PCLMULQDQ when the CPU has it.
 pub(super) fn update(crc: u64, data: &[u8]) -> u64 {
@@ -92,7 +99,10 @@ fn constants((low, high): (u64, u64)) -> __m128i {
 /// `a` moved forward by the distance the constants `k` stand for.
 #[target_feature(enable = "pclmulqdq")]
 fn fold16(a: __m128i, k: __m128i) -> __m128i {
-    _mm_xor_si128(_mm_clmulepi64_si128(a, k, 0x00), _mm_clmulepi64_si128(a, k, 0x11))
+    _mm_xor_si128(
+        _mm_clmulepi64_si128(a, k, 0x00),
+        _mm_clmulepi64_si128(a, k, 0x11),
+    )
 }
 
 #[target_feature(enable = "pclmulqdq")]
@@ -127,7 +137,10 @@ mod tests {
     fn constants_match_the_table() {
         let mut all = vec![FOLD_ROUND];
         all.extend(FOLD_INTO_LAST);
-        for (d, (low, high)) in [1024u32, 896, 768, 640, 512, 384, 256, 128].into_iter().zip(all) {
+        for (d, (low, high)) in [1024u32, 896, 768, 640, 512, 384, 256, 128]
+            .into_iter()
+            .zip(all)
+        {
             let power = |n: u32| {
                 let zeros = (n - 71) as usize / 8;
                 let mut message = vec![0u8; 1 + zeros];
@@ -143,11 +156,17 @@ mod tests {
         let data = random_bytes(4096 + 64, 0x2545_f491_4f6c_dd1d);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..=4096 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let start = (seed >> 58) as usize; // 0..63: every alignment
             let init = seed.rotate_left(17);
             let slice = &data[start..start + len];
-            assert_eq!(update(init, slice), table_update(init, slice), "len {len} start {start}");
+            assert_eq!(
+                update(init, slice),
+                table_update(init, slice),
+                "len {len} start {start}"
+            );
         }
     }
 
@@ -155,7 +174,13 @@ mod tests {
     fn matches_the_table_on_big_inputs() {
         let data = random_bytes((8 << 20) + 77, 7);
         assert_eq!(update(0, &data), table_update(0, &data));
-        assert_eq!(update(u64::MAX, &data[3..]), table_update(u64::MAX, &data[3..]));
-        assert_eq!(update(0, &vec![0xFF; 1 << 20]), table_update(0, &vec![0xFF; 1 << 20]));
+        assert_eq!(
+            update(u64::MAX, &data[3..]),
+            table_update(u64::MAX, &data[3..])
+        );
+        assert_eq!(
+            update(0, &vec![0xFF; 1 << 20]),
+            table_update(0, &vec![0xFF; 1 << 20])
+        );
     }
 }
