@@ -106,7 +106,7 @@ tid() ->
 %% rather than keeping it for long.
 -spec tid(atom()) -> ets:tid() | undefined.
 tid(Name) when is_atom(Name) ->
-    case nsync_link:table(Name) of
+    case nsync_registry:lookup(Name) of
         {_Owner, Tid} -> Tid;
         undefined -> undefined
     end.
@@ -116,7 +116,7 @@ tid(Name) when is_atom(Name) ->
 %% only `tid(Name, N)' exists (the same as `tid(Name)'). `undefined' if there is none (yet).
 -spec tid(atom(), non_neg_integer()) -> ets:tid() | undefined.
 tid(Name, Db) when is_atom(Name), is_integer(Db), Db >= 0 ->
-    nsync_link:table(Name, Db).
+    nsync_registry:lookup(Name, Db).
 
 %% @doc `[{Key, Value}]' for `Key' in a table (name or tid), `[]' if absent
 %% or expired.
