@@ -79,7 +79,7 @@ start_link(Config, Waiter) ->
     proc_lib:start_link(?MODULE, init_it, [Config, Waiter]).
 
 %% @doc The link's state and counters (see `nsync:status/1').
--spec status(pid()) -> map().
+-spec status(pid()) -> nsync:status().
 status(Pid) ->
     gen_server:call(Pid, status).
 

@@ -82,7 +82,7 @@
         {connect, posix() | nxdomain}
         %% wrong or missing password: retrying will not help
       | {auth, binary()}
-        %% an error line, e.g. <<"-LOADING ...">>: retry later
+        %% an error line, e.g. `<<"-LOADING ...">>': retry later
       | {master, binary()}
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
       | {protocol, binary()}
