@@ -311,7 +311,7 @@ status_map(#state{nif = Nif, delivery = D} = State) ->
 
 %% `connecting' until a first attempt ends; `disconnected' once a connection
 %% was lost or an attempt failed, until the master answers PSYNC again.
--spec public_state(nsync_nif:state(), nsync_nif:reason() | undefined) -> public_state().
+-spec public_state(nsync_nif:link_state(), nsync_nif:reason() | undefined) -> public_state().
 public_state(loading, _) -> syncing;
 public_state(streaming, _) -> streaming;
 public_state(NifState, undefined)

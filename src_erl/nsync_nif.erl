@@ -97,8 +97,8 @@
       | owner_gone
       | closed.
 -type message() :: {nsync_pump, session(), {batch, [item()]} | {closed, reason()}}.
--type state() :: idle | connecting | handshake | loading | streaming | disconnected | closed.
--type info() :: #{state := state(),
+-type link_state() :: idle | connecting | handshake | loading | streaming | disconnected | closed.
+-type info() :: #{state := link_state(),
                   master := {binary(), inet:port_number()} | undefined,
                   replid := replid() | undefined,
                   offset := offset() | undefined,
@@ -108,7 +108,7 @@
                   bytes := non_neg_integer(),
                   last_error := reason() | undefined}.
 -export_type([link/0, session/0, config/0, master/0, item/0, reason/0, message/0,
-              state/0, info/0]).
+              link_state/0, info/0]).
 
 init() ->
     SoName = case code:priv_dir(nsync) of

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nsync_core::repl::{Replica, State};
+use nsync_core::repl::{ReplState, Replica};
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, Term};
 
@@ -218,7 +218,7 @@ impl Pump<'_> {
             // GETACK answers, and the first ACK right after a snapshot (a
             // diskless master sends nothing more until it gets one).
             self.write_output()?;
-            let loading = self.replica.state() == State::Loading;
+            let loading = self.replica.state() == ReplState::Loading;
             if batch.is_ready(loading, self.drained, read) {
                 return Ok(());
             }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use nsync_core::repl::{self, Position, Replica};
+use nsync_core::repl::{Position, ReplState, Replica};
 
 use crate::conn::Master;
 use crate::error::LinkError;
@@ -40,12 +40,12 @@ pub enum LinkState {
 
 impl LinkState {
     /// The state of a session whose replica is in `state`.
-    pub fn of(state: repl::State) -> LinkState {
+    pub fn of(state: ReplState) -> LinkState {
         match state {
-            repl::State::Disconnected => LinkState::Disconnected,
-            repl::State::Handshake => LinkState::Handshake,
-            repl::State::Loading => LinkState::Loading,
-            repl::State::Streaming => LinkState::Streaming,
+            ReplState::Disconnected => LinkState::Disconnected,
+            ReplState::Handshake => LinkState::Handshake,
+            ReplState::Loading => LinkState::Loading,
+            ReplState::Streaming => LinkState::Streaming,
         }
     }
 }
