@@ -223,7 +223,7 @@ next_master(#state{config = Config}) ->
 
 %% The master answered PSYNC: a connection (re)established.
 connected(#state{ever_connected = true, attempts = Attempts} = State) ->
-    ?LOG_NOTICE("nsync: reconnected to ~s after ~b attempt(s)", [master(State), Attempts]),
+    ?LOG_NOTICE("nsync: reconnected to ~s after ~b failed attempt(s)", [master(State), Attempts]),
     State#state{reconnects = State#state.reconnects + 1, attempts = 0,
                 last_error = undefined, synced = true};
 connected(State) ->
