@@ -15,7 +15,7 @@ if [ -z "$cargo" ] && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
     cargo=${CARGO_HOME:-$HOME/.cargo}/bin/cargo
 fi
 if [ -z "$cargo" ]; then
-    echo "nsync: building the NIF needs Rust's cargo (1.80 or newer), which is not on PATH: install it from https://rustup.rs and compile again" >&2
+    echo "nsync: building the NIF needs Rust's cargo (Rust 1.91 or newer), which is not on PATH: install it from https://rustup.rs and compile again" >&2
     exit 1
 fi
 
