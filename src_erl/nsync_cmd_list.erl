@@ -83,8 +83,8 @@ lset([K, I0, V], S, _) ->
         false -> {ok, S}
     end.
 
-%% @doc LREM key count value: count > 0 from the head, < 0 from the tail,
-%% 0 all.
+%% @doc LREM key count value: a positive count removes from the head, a
+%% negative one from the tail, 0 every occurrence.
 -spec lrem([binary()], store(), integer()) -> result().
 lrem([K, C0, V], S, _) ->
     case value(K, S) of
