@@ -27,8 +27,6 @@
 %% Tables replaced by a full resync stay this long, so that a reader that
 %% looked a table up just before the switch can still use it.
 -define(RETIRED_GRACE_MS, 2000).
-%% Commands that span the dataset: applied to every table of the link.
--define(DATASET_CMDS, [<<"flushall">>, <<"flushdb">>, <<"swapdb">>]).
 
 -record(delivery, {
           callback :: nsync_callback:callback(),
@@ -172,18 +170,20 @@ load(Name, Db, {DataRows, ExpiryRows}, #delivery{tables = T} = D) ->
 %%% ------------------------------------------------------------ commands
 
 %% With `{db, N}' a user callback sees only db N, plus the commands that
-%% span every db, and no SELECT (noise when everything is db N); with
-%% `{db, all}' it sees everything, SELECT included, to follow the dbs. The
-%% default mirror gets everything and filters by itself, since it must
-%% follow keys moved into its db.
+%% concern every db (`nsync_cmd:all_dbs/1'), and no SELECT (noise when
+%% everything is db N); with `{db, all}' it sees everything, SELECT
+%% included, to follow the dbs. The default mirror gets everything and
+%% filters by itself, since it must follow keys moved into its db.
 visible(_Db, _Cmd, #delivery{default = true}) -> true;
 visible(_Db, _Cmd, #delivery{db = all}) -> true;
 visible(_Db, <<"select">>, _D) -> false;
 visible(Db, Cmd, #delivery{db = Wanted}) ->
-    Db =:= Wanted orelse Cmd =:= <<"flushall">> orelse Cmd =:= <<"swapdb">>.
+    Db =:= Wanted orelse nsync_cmd:all_dbs(Cmd).
 
+%% A command that spans the dataset (`nsync_cmd:spans_dataset/1') goes to
+%% every table of the link, any other to the table the callback named.
 apply_cmd(Route, Db, Cmd, Args, #delivery{tables = T} = D) ->
-    case lists:member(Cmd, ?DATASET_CMDS) of
+    case nsync_cmd:spans_dataset(Cmd) of
         true -> lists:foldl(fun(Name, Acc) -> apply_to(Name, Db, Cmd, Args, Acc) end,
                             D, nsync_tables:names(T));
         false when Route =:= none -> D;
