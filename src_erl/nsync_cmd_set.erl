@@ -4,10 +4,10 @@
 
 -export([sadd/3, srem/3, smove/3, sinterstore/3, sunionstore/3, sdiffstore/3]).
 
--import(nsync_cmd, [value/2, put_keep/3, put_new/3]).
+-import(nsync_cmd_lib, [value/2, put_keep/3, put_new/3]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 
 set(K, S) -> case value(K, S) of none -> []; L -> L end.
 

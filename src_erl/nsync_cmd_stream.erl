@@ -6,16 +6,17 @@
 -module(nsync_cmd_stream).
 
 -export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3]).
--export([parse_id/1, empty_meta/0]).
+-export([parse_id/1]).
+%% parse_id/1 is also how the test workload reads a master's stream ids.
+-ignore_xref([{parse_id, 1}]).
 
--import(nsync_cmd, [lower/1, to_int/1, value/2, put_keep/3]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, value/2, put_keep/3]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 -type id() :: {non_neg_integer(), non_neg_integer()}.
 
-%% @doc The metadata of a new, empty stream.
--spec empty_meta() -> map().
+%% The metadata of a new, empty stream.
 empty_meta() ->
     #{last_id => {0, 0}, length => 0, first_id => {0, 0}, max_deleted_id => {0, 0},
       entries_added => 0, groups => []}.

@@ -1,15 +1,16 @@
-%%% @doc Mirror handlers for string commands (see `nsync_cmd' for the handler
-%%% contract). Strings are binaries.
+%%% @doc Mirror handlers for string commands (listed in `nsync_cmd'; the handler
+%%% contract is in `nsync_cmd_lib'). Strings are binaries.
 -module(nsync_cmd_string).
 
 -export([set/3, setnx/3, setex/3, psetex/3, mset/3, msetnx/3, append/3,
          setrange/3, incr/3, decr/3, incrby/3, decrby/3, incrbyfloat/3,
          getset/3, getex/3, setbit/3, bitop/3, bitfield/3]).
+-export([set_overwrites/1]).
 
--import(nsync_cmd, [lower/1, to_int/1, value/2, exp_of/2, put_keep/3, put_new/3]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, value/2, exp_of/2, put_keep/3, put_new/3]).
 
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
 
 %% @doc SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t | KEEPTTL].
 -spec set([binary()], store(), integer()) -> result().
@@ -37,8 +38,16 @@ set_opts([O | Rest], Now, Cond, Exp) ->
         <<"keepttl">> -> set_opts(Rest, Now, Cond, keepttl);
         L when L =:= <<"ex">>; L =:= <<"px">>; L =:= <<"exat">>; L =:= <<"pxat">> ->
             [A | Rest1] = Rest,
-            set_opts(Rest1, Now, Cond, nsync_cmd:parse_expire_opt(L, A, Now))
+            set_opts(Rest1, Now, Cond, nsync_cmd_lib:parse_expire_opt(L, A, Now))
     end.
+
+%% @doc Whether SET with arguments `Args' sets its key whatever it held:
+%% without NX, XX or KEEPTTL the result is the value, with the given expiry
+%% or none (the table's `overwrites' flag of SET).
+-spec set_overwrites([binary()]) -> boolean().
+set_overwrites([_, _ | Opts]) ->
+    not lists:any(fun(O) -> lists:member(lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>]) end, Opts);
+set_overwrites(_) -> false.
 
 %% @doc SETNX key value.
 -spec setnx([binary()], store(), integer()) -> result().
@@ -64,7 +73,7 @@ mset([], S, _Now) -> {ok, S}.
 %% @doc MSETNX k v [k v ...]: all or nothing.
 -spec msetnx([binary()], store(), integer()) -> result().
 msetnx(Args, S, Now) ->
-    case lists:any(fun(K) -> is_map_key(K, S) end, nsync_cmd:keys(pairs, Args)) of
+    case lists:any(fun(K) -> is_map_key(K, S) end, nsync_cmd_lib:firsts(Args)) of
         true -> {ok, S};
         false -> mset(Args, S, Now)
     end.
@@ -110,17 +119,17 @@ decrby([K, N], S, _) -> add(K, -to_int(N), S).
 
 add(K, N, S) ->
     Old = case value(K, S) of none -> 0; B -> to_int(B) end,
-    {ok, put_keep(K, nsync_cmd:int_bin(Old + N), S)}.
+    {ok, put_keep(K, nsync_cmd_lib:int_bin(Old + N), S)}.
 
 %% @doc INCRBYFLOAT key x (masters >= 3.0 propagate SET ... KEEPTTL instead).
 -spec incrbyfloat([binary()], store(), integer()) -> result().
 incrbyfloat([K, X], S, _) ->
     Old = case value(K, S) of none -> 0.0; B -> num(B) end,
     New = Old + num(X),
-    {ok, put_keep(K, nsync_cmd:format_float(New), S)}.
+    {ok, put_keep(K, nsync_cmd_lib:format_float(New), S)}.
 
 num(B) ->
-    case nsync_cmd:parse_float(B) of
+    case nsync_cmd_lib:parse_float(B) of
         F when is_float(F) -> F
     end.
 
@@ -136,7 +145,7 @@ getex([K | Opts], S, Now) ->
             E2 = case Opts of
                      [] -> E;
                      [P] -> <<"persist">> = lower(P), undefined;
-                     [O, A] -> nsync_cmd:parse_expire_opt(lower(O), A, Now)
+                     [O, A] -> nsync_cmd_lib:parse_expire_opt(lower(O), A, Now)
                  end,
             {ok, S#{K := {V, E2, F}}};
         _ ->
@@ -331,7 +340,7 @@ setbit_test_() ->
 
 bitop_test_() ->
     E = s([{<<"a">>, <<16#F0, 16#0F>>, undefined}, {<<"b">>, <<16#FF>>, undefined}]),
-    V = fun(Op, Keys) -> nsync_cmd:value(<<"d">>, run(bitop, [Op, <<"d">> | Keys], E)) end,
+    V = fun(Op, Keys) -> nsync_cmd_lib:value(<<"d">>, run(bitop, [Op, <<"d">> | Keys], E)) end,
     [?_assertEqual(<<16#F0, 0>>, V(<<"AND">>, [<<"a">>, <<"b">>])),
      ?_assertEqual(<<16#FF, 16#0F>>, V(<<"or">>, [<<"a">>, <<"b">>])),
      ?_assertEqual(<<16#0F, 16#0F>>, V(<<"XOR">>, [<<"a">>, <<"b">>])),
@@ -343,7 +352,7 @@ bitop_test_() ->
      ?_assertEqual(#{}, run(bitop, [<<"OR">>, <<"d">>, <<"x">>], s([{<<"d">>, <<"1">>, undefined}])))].
 
 bitfield_test_() ->
-    V = fun(Args, S0) -> nsync_cmd:value(<<"k">>, run(bitfield, [<<"k">> | Args], S0)) end,
+    V = fun(Args, S0) -> nsync_cmd_lib:value(<<"k">>, run(bitfield, [<<"k">> | Args], S0)) end,
     [?_assertEqual(<<255>>, V([<<"SET">>, <<"u8">>, <<"0">>, <<"255">>], #{})),
      ?_assertEqual(<<0>>, V([<<"INCRBY">>, <<"u8">>, <<"0">>, <<"1">>], s([{<<"k">>, <<255>>, undefined}]))),
      ?_assertEqual(<<255>>, V([<<"OVERFLOW">>, <<"SAT">>, <<"INCRBY">>, <<"u8">>, <<"0">>, <<"10">>],

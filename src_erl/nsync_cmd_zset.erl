@@ -7,27 +7,20 @@
          zremrangebylex/3, zpopmin/3, zpopmax/3, bzpopmin/3, bzpopmax/3,
          zmpop/3, bzmpop/3, zunionstore/3, zinterstore/3, zdiffstore/3,
          zrangestore/3]).
--export([score_key/1, sort_zset/1, add/2, mul/2]).
+-import(nsync_cmd_lib, [lower/1, to_int/1, value/2, put_keep/3, put_new/3, parse_float/1,
+                        norm_range/3, score_key/1]).
 
--import(nsync_cmd, [lower/1, to_int/1, value/2, put_keep/3, put_new/3, parse_float/1]).
-
--type store() :: nsync_cmd:store().
--type result() :: {ok, store()} | unhandled.
--type score() :: float() | inf | '-inf'.
+-type store() :: nsync_cmd_lib:store().
+-type result() :: nsync_cmd_lib:result().
+-type score() :: nsync_cmd_lib:score().
 
 %%% ------------------------------------------------------------ score math
 
-%% @doc A sort key giving Redis's order of scores (-0.0 equals 0.0).
--spec score_key(score()) -> {0 | 1 | 2, float()}.
-score_key('-inf') -> {0, 0.0};
-score_key(inf) -> {2, 0.0};
-score_key(F) -> {1, F + 0.0}.
-
-%% @doc Sorts `[{Score, Member}]' in Redis order.
+%% Sorts `[{Score, Member}]' in Redis order.
 -spec sort_zset([{score(), binary()}]) -> [{score(), binary()}].
 sort_zset(L) -> [E || {_, E} <- lists:sort([{{score_key(Sc), M}, E} || {Sc, M} = E <- L])].
 
-%% @doc IEEE addition over scores (`nan' for inf + -inf).
+%% IEEE addition over scores (`nan' for inf + -inf).
 -spec add(score(), score()) -> score() | nan.
 add(inf, '-inf') -> nan;
 add('-inf', inf) -> nan;
@@ -40,7 +33,7 @@ add(A, B) ->
     catch error:badarith -> case A > 0 of true -> inf; false -> '-inf' end
     end.
 
-%% @doc IEEE multiplication over scores (`nan' for 0 * inf).
+%% IEEE multiplication over scores (`nan' for 0 * inf).
 -spec mul(score(), score()) -> score() | nan.
 mul(A, B) when is_float(A), is_float(B) ->
     try A * B
@@ -160,7 +153,7 @@ zremrangebyrank([K, St, En], S, _) ->
     case value(K, S) of
         none -> {ok, S};
         L ->
-            case nsync_cmd_list:norm_range(to_int(St), to_int(En), length(L)) of
+            case norm_range(to_int(St), to_int(En), length(L)) of
                 empty -> {ok, S};
                 {A, B} ->
                     {Pre, Rest} = lists:split(A, L),
@@ -370,7 +363,7 @@ zrangestore([Dst, Src, A, B | Opts0], S, _) ->
     Sel = case By of
               rank ->
                   L1 = case Rev of true -> lists:reverse(L0); false -> L0 end,
-                  case nsync_cmd_list:norm_range(to_int(A), to_int(B), length(L1)) of
+                  case norm_range(to_int(A), to_int(B), length(L1)) of
                       empty -> [];
                       {X, Y} -> lists:sublist(L1, X + 1, Y - X + 1)
                   end;

@@ -10,11 +10,13 @@
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
 %%% the entries of the keys a command touches, runs the pure handler, and
-%%% writes back what changed. A command that cannot be applied faithfully
-%%% (HyperLogLog, modules, unknown names, a value the mirror does not know)
-%%% returns `{unhandled, Cmd, Mirror}' and the keys it touched are removed and
-%%% remembered as unknown ("poisoned") until a command overwrites them, so
-%%% readers see such keys as absent, never with a wrong value.
+%%% writes back what changed; the commands the table marks `cross_db' (MOVE,
+%%% COPY ... DB, SWAPDB, FLUSHDB, FLUSHALL) it carries out itself. A command
+%%% that cannot be applied faithfully (HyperLogLog, modules, unknown names, a
+%%% value the mirror does not know) returns `{unhandled, Cmd, Mirror}' and
+%%% the keys it touched are removed and remembered as unknown ("poisoned")
+%%% until a command overwrites them, so readers see such keys as absent, never
+%%% with a wrong value.
 -module(nsync_mirror).
 
 -export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
@@ -240,35 +242,30 @@ read({Data, Exp}, Key) ->
 -spec apply_cmd(mirror(), db(), binary(), [binary()]) ->
           {ok, mirror()} | {unhandled, binary(), mirror()}.
 apply_cmd(M, Db, Cmd0, Args) ->
-    Cmd = nsync_cmd:lower(Cmd0),
+    Cmd = nsync_cmd_lib:lower(Cmd0),
+    Spec = nsync_cmd:spec(Cmd),
     try
-        dispatch(M, Db, Cmd, Args, nsync_cmd:spec(Cmd))
+        dispatch(M, Db, Cmd, Args, Spec)
     catch
         Class:Reason:Stack ->
             logger:debug(#{what => mirror_apply_failed, cmd => Cmd, class => Class,
                            reason => Reason, stack => Stack}, #{domain => [nsync]}),
-            Keys = case Args of [K | _] -> [K]; [] -> [] end,
-            {unhandled, Cmd, poison(M, Db, safe_keys(Cmd, Args, Keys))}
+            {unhandled, Cmd, poison(M, Db, safe_keys(Spec, Args))}
     end.
 
-safe_keys(Cmd, Args, Default) ->
-    try
-        case nsync_cmd:spec(Cmd) of
-            {KS, _, _} -> nsync_cmd:keys(KS, Args);
-            {unhandled, KS} -> nsync_cmd:keys(KS, Args);
-            _ -> Default
-        end
-    catch _:_ -> Default
-    end.
-
-dispatch(M, _Db, _Cmd, _Args, ignore) -> {ok, M};
-dispatch(M, Db, Cmd, Args, cross_db) -> cross(M, Db, Cmd, Args);
-dispatch(M, Db, <<"copy">> = Cmd, Args, Spec) ->
-    case copy_db(Args) of
-        {Target, Rest} when Target =/= Db -> copy_across(M, Db, Target, Rest);
-        {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec);
-        none -> dispatch_local(M, Db, Cmd, Args, Spec)
+%% The keys to drop when a command failed: by its key spec if that can be
+%% read, else its first argument.
+safe_keys(#{keys := KS}, Args) ->
+    try nsync_cmd:keys(KS, Args)
+    catch _:_ -> first_arg(Args)
     end;
+safe_keys(undefined, Args) -> first_arg(Args).
+
+first_arg([K | _]) -> [K];
+first_arg([]) -> [].
+
+dispatch(M, _Db, _Cmd, _Args, #{run := ignore}) -> {ok, M};
+dispatch(M, Db, Cmd, Args, #{cross_db := Op} = Spec) -> cross(Op, M, Db, Cmd, Args, Spec);
 dispatch(M, Db, Cmd, Args, Spec) -> dispatch_local(M, Db, Cmd, Args, Spec).
 
 dispatch_local(M, Db, Cmd, Args, Spec) ->
@@ -278,9 +275,8 @@ dispatch_local(M, Db, Cmd, Args, Spec) ->
     end.
 
 local(M, Db, Cmd, Args, undefined) ->
-    Keys = case Args of [K | _] -> [K]; [] -> [] end,
-    {unhandled, Cmd, poison(M, Db, Keys)};
-local(M, Db, Cmd, Args, {unhandled, KS}) ->
+    {unhandled, Cmd, poison(M, Db, first_arg(Args))};
+local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}) ->
     {unhandled, Cmd, poison(M, Db, nsync_cmd:keys(KS, Args))};
 local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db, P) ->
     %% The commonest command, without options and with nothing unknown in
@@ -288,13 +284,13 @@ local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db,
     {M, Tabs} = ensure_db(M0, Db),
     write(Tabs, K, {V, undefined, #{}}),
     {ok, M};
-local(M0, Db, Cmd, Args, {KS, _, _} = Spec) ->
+local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Keys = lists:usort(nsync_cmd:keys(KS, Args)),
     {M, Tabs} = ensure_db(M0, Db),
     Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
-    case nsync_cmd:run(Spec, Args, Store, erlang:system_time(millisecond)) of
+    case Run(Args, Store, erlang:system_time(millisecond)) of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys)};
         {ok, Store2} ->
@@ -302,7 +298,8 @@ local(M0, Db, Cmd, Args, {KS, _, _} = Spec) ->
             case Poisoned of
                 [] -> {ok, M};
                 _ ->
-                    case overwrites(Cmd, Args) of
+                    %% a command that overwrites its keys makes them known
+                    case nsync_cmd:overwrites(Spec, Args) of
                         true -> {ok, unpoison(M, Db, Poisoned)};
                         false -> {unhandled, Cmd, poison(M, Db, lists:usort(Poisoned ++ Changed))}
                     end
@@ -315,7 +312,7 @@ commit(Tabs, Old, New) ->
     lists:foldl(fun(K, Acc) ->
                         O = maps:get(K, Old, none),
                         N = case New of
-                                #{K := E} -> nsync_cmd:finish(K, E);
+                                #{K := E} -> nsync_cmd_lib:finish(E);
                                 _ -> delete
                             end,
                         case {O, N} of
@@ -324,15 +321,6 @@ commit(Tabs, Old, New) ->
                             _ -> write(Tabs, K, N), [K | Acc]
                         end
                 end, [], Keys).
-
-%% Commands whose result does not depend on the previous value of any key
-%% they touch: applying them to an unknown (poisoned) key makes it known.
-overwrites(Cmd, Args) when Cmd =:= <<"del">>; Cmd =:= <<"unlink">>; Cmd =:= <<"getdel">>;
-                           Cmd =:= <<"setex">>; Cmd =:= <<"psetex">>; Cmd =:= <<"getset">>;
-                           Cmd =:= <<"mset">> -> Args =/= [];
-overwrites(<<"set">>, [_, _ | Opts]) ->
-    not lists:any(fun(O) -> lists:member(nsync_cmd:lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>]) end, Opts);
-overwrites(_, _) -> false.
 
 %%% ------------------------------------------------------------ poison
 
@@ -367,19 +355,27 @@ unpoison(#{poison := P} = M, Db, Keys) ->
 
 %%% ------------------------------------------------------------ cross-db
 
-cross(M, Db, <<"flushdb">>, _Args) ->
+%% The operations of the commands the table marks `cross_db'.
+cross(flushdb, M, Db, _Cmd, _Args, _Spec) ->
     case M of
         #{dbs := #{Db := Tabs}} -> clear(Tabs);
         _ -> ok
     end,
     {ok, reset_poison(M, Db)};
-cross(#{dbs := Dbs} = M, _Db, <<"flushall">>, _Args) ->
+cross(flushall, #{dbs := Dbs} = M, _Db, _Cmd, _Args, _Spec) ->
     lists:foreach(fun clear/1, maps:values(Dbs)),
     {ok, M#{poison := #{}}};
-cross(M, Db, <<"move">>, [Key, T0]) ->
-    move(M, Db, binary_to_integer(T0), Key);
-cross(M, _Db, <<"swapdb">>, [A0, B0]) ->
-    swapdb(M, binary_to_integer(A0), binary_to_integer(B0)).
+cross(move, M, Db, Cmd, [Key, T0], _Spec) ->
+    move(M, Cmd, Db, binary_to_integer(T0), Key);
+cross(swapdb, M, _Db, Cmd, [A0, B0], _Spec) ->
+    swapdb(M, Cmd, binary_to_integer(A0), binary_to_integer(B0));
+cross(copy, M, Db, Cmd, Args, Spec) ->
+    %% across databases only with a DB option naming another one
+    case copy_db(Args) of
+        {Target, Rest} when Target =/= Db -> copy_across(M, Cmd, Db, Target, Rest);
+        {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec);
+        none -> dispatch_local(M, Db, Cmd, Args, Spec)
+    end.
 
 clear({Data, Exp}) ->
     ets:delete_all_objects(Data),
@@ -389,8 +385,8 @@ reset_poison(#{poison := P} = M, Db) -> M#{poison := maps:remove(Db, P)}.
 
 %% MOVE is propagated only when it succeeded: the key left `From' and did
 %% not exist in `To'.
-move(M, From, From, _Key) -> {ok, M};
-move(M0, From, To, Key) ->
+move(M, _Cmd, From, From, _Key) -> {ok, M};
+move(M0, Cmd, From, To, Key) ->
     case {mirrored(M0, From), mirrored(M0, To)} of
         {false, false} -> {ok, M0};
         {true, false} ->
@@ -398,13 +394,13 @@ move(M0, From, To, Key) ->
             write(Tabs, Key, delete),
             {ok, unpoison(M, From, [Key])};
         {false, true} ->
-            {unhandled, <<"move">>, poison(M0, To, [Key])};
+            {unhandled, Cmd, poison(M0, To, [Key])};
         {true, true} ->
             {M1, FT} = ensure_db(M0, From),
             {M, TT} = ensure_db(M1, To),
             case is_poisoned(M, From, FT, Key) of
                 true ->
-                    {unhandled, <<"move">>, poison(unpoison(M, From, [Key]), To, [Key])};
+                    {unhandled, Cmd, poison(unpoison(M, From, [Key]), To, [Key])};
                 false ->
                     case read(FT, Key) of
                         none -> {ok, M};
@@ -421,22 +417,22 @@ copy_db([Src, Dst | Opts]) -> copy_db(Opts, [Dst, Src]);
 copy_db(_) -> none.
 
 copy_db([O, N | Rest], Acc) ->
-    case nsync_cmd:lower(O) of
+    case nsync_cmd_lib:lower(O) of
         <<"db">> -> {binary_to_integer(N), lists:reverse(Acc, Rest)};
         _ -> copy_db([N | Rest], [O | Acc])
     end;
 copy_db(_, _) -> none.
 
 %% COPY across databases is propagated only when it succeeded.
-copy_across(M0, From, To, [Src, Dst | _]) ->
+copy_across(M0, Cmd, From, To, [Src, Dst | _]) ->
     case {mirrored(M0, From), mirrored(M0, To)} of
         {_, false} -> {ok, M0};
-        {false, true} -> {unhandled, <<"copy">>, poison(M0, To, [Dst])};
+        {false, true} -> {unhandled, Cmd, poison(M0, To, [Dst])};
         {true, true} ->
             {M1, FT} = ensure_db(M0, From),
             {M, TT} = ensure_db(M1, To),
             case is_poisoned(M, From, FT, Src) of
-                true -> {unhandled, <<"copy">>, poison(M, To, [Dst])};
+                true -> {unhandled, Cmd, poison(M, To, [Dst])};
                 false ->
                     case read(FT, Src) of
                         none -> {ok, M};
@@ -445,8 +441,8 @@ copy_across(M0, From, To, [Src, Dst | _]) ->
             end
     end.
 
-swapdb(M, A, A) -> {ok, M};
-swapdb(#{dbspec := all} = M0, A, B) ->
+swapdb(M, _Cmd, A, A) -> {ok, M};
+swapdb(#{dbspec := all} = M0, _Cmd, A, B) ->
     {M1, TA} = ensure_db(M0, A),
     {#{poison := P} = M, TB} = ensure_db(M1, B),
     RowsA = dump(TA),
@@ -459,12 +455,12 @@ swapdb(#{dbspec := all} = M0, A, B) ->
     P3 = case P of #{A := PA} -> P2#{B => PA}; _ -> P2 end,
     P4 = case P of #{B := PB} -> P3#{A => PB}; _ -> P3 end,
     {ok, M#{poison := P4}};
-swapdb(#{dbspec := N} = M0, A, B) when N =:= A; N =:= B ->
+swapdb(#{dbspec := N} = M0, Cmd, A, B) when N =:= A; N =:= B ->
     %% the other database's content is not mirrored: db N is now unknown
     {#{poison := P} = M, Tabs} = ensure_db(M0, N),
     clear(Tabs),
-    {unhandled, <<"swapdb">>, M#{poison := P#{N => {all, #{}}}}};
-swapdb(M, _, _) -> {ok, M}.
+    {unhandled, Cmd, M#{poison := P#{N => {all, #{}}}}};
+swapdb(M, _, _, _) -> {ok, M}.
 
 dump({Data, Exp}) -> {ets:tab2list(Data), ets:tab2list(Exp)}.
 restore({Data, Exp}, {D, E}) ->

@@ -65,7 +65,7 @@
 %% {continue, ...} from the previous position or a new {fullresync, ...}.
 %% Reasons of {closed, Reason}: {connect, Posix | nxdomain}, {auth, Msg}
 %% (wrong or missing password: retrying will not help), {master, Msg} (an
-%% error line, e.g. <<"-LOADING ...">>: retry later), {rdb, Kind, Offset},
+%% error line, e.g. `<<"-LOADING ...">>': retry later), {rdb, Kind, Offset},
 %% {protocol, Detail}, eof, {recv, Posix | timeout} (60 s of silence),
 %% {send, Posix}, {internal, Msg} (a bug; the next session starts over with a
 %% full sync), owner_gone, closed. Posix is an atom (econnrefused, ...) or,

@@ -40,15 +40,22 @@
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
 %% complete config. As with proplists, the first occurrence of an option wins.
--spec validate(list() | map()) -> {ok, config()} | {error, {badarg, term()}}.
+-spec validate(term()) -> {ok, config()} | {error, {badarg, term()}}.
 validate(Opts) when is_map(Opts) ->
     validate(maps:to_list(Opts));
 validate(Opts) when is_list(Opts) ->
-    try
-        Config = lists:foldl(fun option/2, ?DEFAULTS, lists:reverse(Opts)),
-        check_combination(Config)
-    catch
-        throw:{badarg, _} = Bad -> {error, Bad}
+    %% A string (`start_link("localhost")') or an improper list is not a
+    %% proplist: name the whole argument rather than its last character.
+    case io_lib:printable_unicode_list(Opts) orelse not is_proper(Opts) of
+        true when Opts =/= [] ->
+            {error, {badarg, Opts}};
+        _ ->
+            try
+                Config = lists:foldl(fun option/2, ?DEFAULTS, lists:reverse(Opts)),
+                check_combination(Config)
+            catch
+                throw:{badarg, _} = Bad -> {error, Bad}
+            end
     end;
 validate(Opts) ->
     {error, {badarg, Opts}}.
@@ -107,6 +114,9 @@ callback({M, F, A} = Cb, _) when is_atom(M), is_atom(F), is_list(A) -> Cb;
 callback(Fun, _) when is_function(Fun, 1) -> Fun;
 callback(Pid, _) when is_pid(Pid) -> Pid;
 callback(_, Opt) -> throw({badarg, Opt}).
+
+is_proper([_ | T]) -> is_proper(T);
+is_proper(Tail) -> Tail =:= [].
 
 %% An ACL user name is sent as `AUTH user pass': it needs a password.
 check_combination(#{user := U, pass := undefined}) when U =/= undefined ->

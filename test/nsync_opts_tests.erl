@@ -51,7 +51,17 @@ bad_options_test_() ->
      || Opt <- Bad].
 
 not_a_list_test() ->
-    ?assertEqual({error, {badarg, 42}}, nsync_opts:validate(42)).
+    ?assertEqual({error, {badarg, 42}}, nsync_opts:validate(42)),
+    ?assertEqual({error, {badarg, <<"localhost">>}}, nsync_opts:validate(<<"localhost">>)).
+
+%% A string is not a proplist: the error names it whole, not its last
+%% character (it was `{badarg, 49}' for "127.0.0.1"); so does an improper list.
+not_a_proplist_test() ->
+    ?assertEqual({error, {badarg, "localhost"}}, nsync:start_link("localhost")),
+    ?assertEqual({error, {badarg, "127.0.0.1"}}, nsync_opts:validate("127.0.0.1")),
+    ?assertEqual({error, {badarg, [{port, 1} | block]}},
+                 nsync_opts:validate([{port, 1} | block])),
+    {ok, _} = nsync_opts:validate([]).
 
 user_needs_pass_test() ->
     ?assertEqual({error, {badarg, {user, <<"u">>}}}, nsync_opts:validate([{user, "u"}])).

@@ -541,7 +541,7 @@ master_value(Sock, K, Type) ->
         _ -> R
     end.
 
-pairs([M, S | Rest]) -> [{nsync_cmd:parse_float(S), M} | pairs(Rest)];
+pairs([M, S | Rest]) -> [{nsync_cmd_lib:parse_float(S), M} | pairs(Rest)];
 pairs([]) -> [].
 
 hmap(L) -> maps:from_list(kv(L)).
