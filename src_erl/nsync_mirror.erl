@@ -12,26 +12,29 @@
 %%% the entries of the keys a command touches, runs the pure handler, and
 %%% writes back what changed; the commands the table marks `cross_db' (MOVE,
 %%% COPY ... DB, SWAPDB, FLUSHDB, FLUSHALL) it carries out itself. A command
-%%% that cannot be applied faithfully (HyperLogLog, modules, unknown names, a
-%%% value the mirror does not know) returns `{unhandled, Cmd, Mirror}' and
+%%% that cannot be applied faithfully (modules, unknown names, a value the
+%%% mirror does not know) returns `{unhandled, Cmd, Mirror}' and
 %%% the keys it touched are removed and remembered as unknown ("poisoned")
 %%% until a command overwrites them, so readers see such keys as absent, never
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
--export_type([mirror/0]).
+-export_type([mirror/0, settings/0]).
 
 -define(KEY(Tid), {?MODULE, Tid}).
 
 -type db() :: non_neg_integer().
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
+-type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
+                      geo_formula := before_7_0 | since_7_0}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
+                      settings := settings(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
@@ -50,11 +53,22 @@ new(Name, DbSpec) ->
 %% small values cost the same, and reads of maps of more than 32 fields cost
 %% a few times more (the map is rebuilt on every read).
 -spec new(atom(), db() | all, boolean()) -> mirror().
-new(Name, DbSpec, Compressed)
+new(Name, DbSpec, Compressed) ->
+    new(Name, DbSpec, Compressed, #{}).
+
+%% @doc Creates a mirror as `new/3' does, for a master whose settings differ
+%% from the defaults: `hll_sparse_max_bytes' (its `hll-sparse-max-bytes',
+%% 3000) and `geo_formula' (`before_7_0' for a master older than 7.0,
+%% `since_7_0' by default), which the HyperLogLog and GEO commands follow.
+-spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
+                                          geo_formula => before_7_0 | since_7_0}) -> mirror().
+new(Name, DbSpec, Compressed, Settings)
   when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_boolean(Compressed) ->
+       is_boolean(Compressed), is_map(Settings) ->
     First = case DbSpec of all -> 0; N -> N end,
-    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{}},
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
+          settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
+                                 Settings)},
     {M1, _} = ensure_db(M, First),
     M1.
 
@@ -290,7 +304,12 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
-    case Run(Args, Store, erlang:system_time(millisecond)) of
+    Now = erlang:system_time(millisecond),
+    Context = case Spec of
+                  #{settings := true} -> (maps:get(settings, M))#{now => Now};
+                  _ -> Now
+              end,
+    case Run(Args, Store, Context) of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys)};
         {ok, Store2} ->

@@ -1,6 +1,7 @@
 %%% @doc Differential tests of the ETS mirror: a seeded random workload
 %%% (`nsync_workload') runs against a real master and the mirror must equal
-%%% the master's dataset afterwards (type, value and expiry of every key).
+%%% the master's dataset afterwards (type, value and expiry of every key),
+%%% with no command left unhandled.
 -module(nsync_mirror_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -93,6 +94,7 @@ direct_7_0(Config) ->
     report_mismatches(Mis),
     nsync_mirror:delete(get(mirror)),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, get(unhandled)),
     ok.
 
 %% @doc Redis 7.0, disk-based sync: nsync mirrors the workload, link killed
@@ -138,7 +140,8 @@ link_case(Config) ->
         ct:pal("link status: ~p", [Status]),
         Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
         report_mismatches(Mis),
-        ?assertEqual([], Mis)
+        ?assertEqual([], Mis),
+        ?assertMatch(#{unhandled := 0}, Status)
     after
         unlink(Link),
         nsync:stop(Link)
@@ -179,6 +182,7 @@ stream_case(Config) ->
     report_mismatches(Mis),
     nsync_mirror_test_replica:stop(Reader),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, Unhandled),
     ?assert(Resumes >= 1),
     ok.
 

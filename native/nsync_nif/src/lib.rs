@@ -7,6 +7,7 @@ mod credit;
 mod dump;
 mod encode;
 mod error;
+mod hll_geo;
 mod link;
 mod locks;
 mod pump;
