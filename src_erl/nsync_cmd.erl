@@ -35,7 +35,7 @@
 
 -type keyspec() :: none | first | two | all | pairs | all_but_last | second
                  | from_second | {numkeys, non_neg_integer()} | dest_numkeys
-                 | sort | eval | xgroup | georadius.
+                 | sort | eval | xgroup | georadius | {numkeys_pairs, non_neg_integer()}.
 -type cross_op() :: move | copy | swapdb | flushdb | flushall.
 -type spec() :: #{keys := keyspec(),
                   run := nsync_cmd_lib:handler() | ignore | unhandled | mirror,
@@ -84,6 +84,9 @@ spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3};
 spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, overwrites => true};
 spec(<<"psetex">>) -> #{keys => first, run => fun nsync_cmd_string:psetex/3, overwrites => true};
 spec(<<"mset">>) -> #{keys => pairs, run => fun nsync_cmd_string:mset/3, overwrites => true};
+spec(<<"msetex">>) -> #{keys => {numkeys_pairs, 0}, run => fun nsync_cmd_string:msetex/3};
+spec(<<"delifeq">>) -> #{keys => first, run => fun nsync_cmd_string:delifeq/3};
+spec(<<"delex">>) -> #{keys => first, run => fun nsync_cmd_string:delex/3};
 spec(<<"msetnx">>) -> #{keys => pairs, run => fun nsync_cmd_string:msetnx/3};
 spec(<<"append">>) -> #{keys => first, run => fun nsync_cmd_string:append/3};
 spec(<<"setrange">>) -> #{keys => first, run => fun nsync_cmd_string:setrange/3};
@@ -190,6 +193,8 @@ spec(<<"xsetid">>) -> #{keys => first, run => fun nsync_cmd_stream:xsetid/3};
 spec(<<"xgroup">>) -> #{keys => xgroup, run => fun nsync_cmd_stream:xgroup/3};
 spec(<<"xack">>) -> #{keys => first, run => fun nsync_cmd_stream:xack/3};
 spec(<<"xclaim">>) -> #{keys => first, run => fun nsync_cmd_stream:xclaim/3};
+spec(<<"xdelex">>) -> #{keys => first, run => fun nsync_cmd_stream:xdelex/3};
+spec(<<"xackdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xackdel/3};
 spec(<<"xautoclaim">>) -> ?UNHANDLED(first);
 spec(<<"xreadgroup">>) -> ?UNHANDLED(none);
 %% HyperLogLog
@@ -214,6 +219,8 @@ spec(<<"spublish">>) -> ?IGNORE;
 spec(<<"replconf">>) -> ?IGNORE;
 spec(<<"function">>) -> ?IGNORE;
 spec(<<"script">>) -> ?IGNORE;
+%% Valkey 8.0+ propagates CLUSTER SETSLOT to replicas: cluster state only.
+spec(<<"cluster">>) -> ?IGNORE;
 spec(_) -> undefined.
 
 %% @doc The keys of a command, by key spec.
@@ -231,6 +238,9 @@ keys(from_second, [_ | Ks]) -> Ks;
 keys({numkeys, Skip}, Args) ->
     [N | Rest] = lists:nthtail(Skip, Args),
     lists:sublist(Rest, nsync_cmd_lib:to_int(N));
+keys({numkeys_pairs, Skip}, Args) ->
+    [N | Rest] = lists:nthtail(Skip, Args),
+    nsync_cmd_lib:firsts(lists:sublist(Rest, 2 * nsync_cmd_lib:to_int(N)));
 keys(dest_numkeys, [D, N | Rest]) -> [D | lists:sublist(Rest, nsync_cmd_lib:to_int(N))];
 keys(sort, [K | Rest]) -> [K | sort_store(Rest)];
 keys(eval, [_Script, N | Rest]) -> lists:sublist(Rest, nsync_cmd_lib:to_int(N));

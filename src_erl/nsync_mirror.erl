@@ -551,6 +551,42 @@ apply_test() ->
     ?assertEqual(0, ets:info(T, size)),
     delete(M4).
 
+%% The commands of Redis 8.x and Valkey 8.1-9, in the forms their masters
+%% propagate, through the command table.
+newer_servers_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    Cmds = [[<<"set">>, <<"k">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"v2">>, <<"IFEQ">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"v1">>],
+            [<<"msetex">>, <<"2">>, <<"a">>, <<"1">>, <<"b">>, <<"2">>, <<"PXAT">>, <<"99999999999999">>],
+            [<<"delifeq">>, <<"a">>, <<"1">>],
+            [<<"delex">>, <<"b">>, <<"IFEQ">>, <<"other">>],
+            [<<"hsetex">>, <<"h">>, <<"FNX">>, <<"PXAT">>, <<"99999999999999">>, <<"FIELDS">>, <<"2">>,
+             <<"f">>, <<"1">>, <<"g">>, <<"2">>],
+            [<<"hsetex">>, <<"h">>, <<"KEEPTTL">>, <<"FIELDS">>, <<"1">>, <<"f">>, <<"1.5">>],
+            [<<"hpersist">>, <<"h">>, <<"FIELDS">>, <<"1">>, <<"g">>],
+            [<<"hdel">>, <<"h">>, <<"g">>],
+            [<<"setbit">>, <<"x">>, <<"0">>, <<"1">>],
+            [<<"bitop">>, <<"DIFF">>, <<"y">>, <<"x">>, <<"k">>],
+            [<<"xadd">>, <<"s">>, <<"1-0">>, <<"f">>, <<"v">>],
+            [<<"xadd">>, <<"s">>, <<"2-0">>, <<"f">>, <<"v">>],
+            [<<"xdelex">>, <<"s">>, <<"DELREF">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+            [<<"cluster">>, <<"setslot">>, <<"12">>, <<"node">>, <<"abc">>],
+            [<<"pfadd">>, <<"p">>, <<"a">>, <<"b">>],
+            [<<"pfcount">>, <<"p">>]],
+    M = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0, Cmds),
+    ?assertEqual([{<<"k">>, <<"v2">>}], ets:lookup(T, <<"k">>)),
+    ?assertEqual([], ets:lookup(T, <<"a">>)),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:lookup(T, <<"b">>)),
+    ?assertEqual(99999999999999, ttl(T, <<"b">>)),
+    ?assertEqual([{<<"h">>, #{<<"f">> => <<"1.5">>}}], ets:lookup(T, <<"h">>)),
+    ?assertEqual(#{<<"f">> => 99999999999999}, field_ttls(T, <<"h">>)),
+    ?assertEqual([{<<"y">>, <<128, 0>>}], ets:lookup(T, <<"y">>)),
+    ?assertMatch([{<<"s">>, {stream, [{{2, 0}, _}], _}}], ets:lookup(T, <<"s">>)),
+    ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
+    delete(M).
+
 unhandled_test() ->
     M0 = new(t, 0),
     T = tid(M0),
