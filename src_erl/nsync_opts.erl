@@ -5,7 +5,7 @@
 %%% inside the link. The result is a complete config map with defaults.
 -module(nsync_opts).
 
--export([validate/1, nif_config/1]).
+-export([validate/1, nif_config/1, master/1]).
 
 -export_type([config/0, callback/0]).
 
@@ -24,7 +24,12 @@
                     name := atom(),
                     db := non_neg_integer() | all,
                     compressed := boolean(),
-                    connect_timeout := pos_integer()}.
+                    connect_timeout := pos_integer(),
+                    hll_sparse_max_bytes := non_neg_integer(),
+                    geo_formula := before_7_0 | since_7_0,
+                    %% not an option: set by a layer above links (see
+                    %% nsync_link) to pick each session's master
+                    next_master => nsync_link:next_master()}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
                     port => 6379,
@@ -36,7 +41,9 @@
                     name => nsync,
                     db => 0,
                     compressed => true,
-                    connect_timeout => 5000}).
+                    connect_timeout => 5000,
+                    hll_sparse_max_bytes => 3000,
+                    geo_formula => since_7_0}).
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
 %% complete config. As with proplists, the first occurrence of an option wins.
@@ -60,13 +67,17 @@ validate(Opts) when is_list(Opts) ->
 validate(Opts) ->
     {error, {badarg, Opts}}.
 
-%% @doc The part of the config the NIF needs (`nsync_nif:open/1').
+%% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
+%% key given: the NIF has no defaults of its own.
 -spec nif_config(config()) -> nsync_nif:config().
-nif_config(#{host := Host, port := Port, user := User, pass := Pass,
-             connect_timeout := ConnectTimeout}) ->
-    Base = #{host => Host, port => Port, connect_timeout => ConnectTimeout},
-    maps:merge(Base, maps:filter(fun(_, V) -> V =/= undefined end,
-                                 #{user => User, pass => Pass})).
+nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db}) ->
+    #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
+      listening_port => 0, db => Db}.
+
+%% @doc The master the options name (`nsync_nif:start/2').
+-spec master(config()) -> nsync_nif:master().
+master(#{host := Host, port := Port}) ->
+    #{host => Host, port => Port}.
 
 %%% ------------------------------------------------------------ internal
 
@@ -87,6 +98,8 @@ option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
+option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
+option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->

@@ -15,7 +15,7 @@
 %%% mismatches with the mirror's tables.
 -module(nsync_workload).
 
--export([run/2, compare/3, may_be_absent/1]).
+-export([run/2, compare/3, may_be_absent/1, pairs/1]).
 
 -define(WORDS, [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>, <<"foo">>, <<"bar">>, <<"10">>,
                 <<"-3">>, <<"2.5">>, <<>>, <<0, 1, 2>>, <<"\r\n">>, <<255, 254>>]).
@@ -619,6 +619,8 @@ master_value(Sock, K, Type) ->
         _ -> R
     end.
 
+%% @doc ZRANGE ... WITHSCORES's reply as the mirror's `[{Score, Member}]'.
+-spec pairs([binary()]) -> [{nsync_cmd_lib:score(), binary()}].
 pairs([M, S | Rest]) -> [{nsync_cmd_lib:parse_float(S), M} | pairs(Rest)];
 pairs([]) -> [].
 
