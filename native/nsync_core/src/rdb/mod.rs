@@ -24,7 +24,7 @@ mod reader;
 mod sort;
 mod stream;
 #[cfg(test)]
-mod test_rng;
+pub(crate) mod test_rng;
 mod value;
 mod ziplist;
 mod zipmap;
