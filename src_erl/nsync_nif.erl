@@ -19,6 +19,8 @@
 -module(nsync_nif).
 
 -export([open/1, start/2, ack/2, info/1, close/1, decode_dump/1]).
+%% big values (see nsync_big)
+-export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
 -on_load(init/0).
 
@@ -126,3 +128,26 @@ close(_Link) -> erlang:nif_error(nif_not_loaded).
 -spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
                                | {error, {rdb, atom(), non_neg_integer()}}.
 decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc A big value of type `Kind' made from its term (see `nsync_big'):
+%% `{ok, Handle}'; raises `badarg' if the term is not of that type. Runs
+%% on a dirty CPU scheduler.
+-spec big_new(nsync_big:kind(), term()) -> {ok, nsync_big:handle()}.
+big_new(_Kind, _Value) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs read operation `Op' on a big value on this scheduler; `busy'
+%% if that would wait for a writer or take long (then `big_read_dirty/2').
+-spec big_read(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_read(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_read/2' on a dirty CPU scheduler: waits and does any amount.
+-spec big_read_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_read_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs write operation `Op' on a big value; `busy' as `big_read/2'.
+-spec big_write(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_write(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_write/2' on a dirty CPU scheduler.
+-spec big_write_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_write_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).

@@ -2,6 +2,7 @@
 
 mod atoms;
 mod batch;
+mod big;
 mod config;
 mod credit;
 mod dump;
