@@ -6,6 +6,14 @@
 %%% expiry table with rows `{Key, ExpireAt | undefined, #{Field => ExpireAt}}'
 %%% for keys that have a key or hash-field expiry. The expiry table is found
 %%% from the data table through `persistent_term' (`lookup/2', `ttl/2').
+%%%
+%%% A value bigger than the mirror's threshold is a big value (`nsync_big'):
+%%% its data row is `{Key, Handle}' and its expiry row
+%%% `{Key, ExpireAt | undefined, #{}, Handle}' (a big hash keeps its field
+%%% expiries itself). The expiry row holds the handle because a compressed
+%%% table does not keep a resource alive: it is written after the data row
+%%% and removed after it, so a reader of the data row always finds the
+%%% value alive.
 %%% Tables are `protected' and owned by the process that calls `new/2'.
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
@@ -32,6 +40,7 @@
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
+                      big := nsync_big:limits(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
@@ -44,17 +53,30 @@ new(Name, DbSpec) ->
     new(Name, DbSpec, true).
 
 %% @doc Creates a mirror of database `DbSpec' (or of every database, each in
-%% its own table, with `all'). The tables are owned by the caller. With
-%% `Compressed', data tables are ETS `compressed': collections take about
-%% half the memory (values are kept in the external term format), reads of
-%% small values cost the same, and reads of maps of more than 32 fields cost
-%% a few times more (the map is rebuilt on every read).
--spec new(atom(), db() | all, boolean()) -> mirror().
-new(Name, DbSpec, Compressed)
+%% its own table, with `all'). The tables are owned by the caller. Options
+%% (or just `Compressed'):
+%% <ul>
+%% <li>`compressed' (true): data tables are ETS `compressed': collections
+%% take about half the memory (values are kept in the external term
+%% format), reads of small values cost the same, and reads of maps of more
+%% than 32 fields cost a few times more (the map is rebuilt on every
+%% read);</li>
+%% <li>`big_threshold' (`nsync_big:default_threshold()'): collections of
+%% more elements (strings of more than 256 bytes per element) become big
+%% values; `off': never.</li>
+%% </ul>
+-spec new(atom(), db() | all, boolean() | #{compressed => boolean(),
+                                            big_threshold => pos_integer() | off}) -> mirror().
+new(Name, DbSpec, Compressed) when is_boolean(Compressed) ->
+    new(Name, DbSpec, #{compressed => Compressed});
+new(Name, DbSpec, Opts)
   when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_boolean(Compressed) ->
+       is_map(Opts) ->
+    Compressed = maps:get(compressed, Opts, true),
+    Big = nsync_big:limits(maps:get(big_threshold, Opts, nsync_big:default_threshold())),
     First = case DbSpec of all -> 0; N -> N end,
-    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{}},
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, big => Big, dbs => #{},
+          poison => #{}},
     {M1, _} = ensure_db(M, First),
     M1.
 
@@ -110,23 +132,26 @@ ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
 
 %% @doc Like `ets:lookup/2' on a mirror table, but hides a key whose expiry
 %% has passed and hash fields whose expiry has passed (even when the master's
-%% DEL/HDEL has not arrived yet).
+%% DEL/HDEL has not arrived yet), and gives the value of a big value
+%% (`nsync_big'), not its handle.
 -spec lookup(ets:tid(), term()) -> [{term(), term()}].
 lookup(Tid, Key) ->
     case ets:lookup(Tid, Key) of
         [] -> [];
-        [{_, V}] = R ->
-            case persistent_term:get(?KEY(Tid), undefined) of
-                undefined -> R;
-                ExpT ->
-                    case ets:lookup(ExpT, Key) of
-                        [] -> R;
-                        [{_, E, F}] -> visible(Key, V, E, F, erlang:system_time(millisecond))
-                    end
+        [{_, V}] ->
+            Now = erlang:system_time(millisecond),
+            case exp_row(Tid, Key) of
+                none -> visible(Key, V, undefined, #{}, Now);
+                {E, F} -> visible(Key, V, E, F, Now)
             end
     end.
 
 visible(_Key, _V, E, _F, Now) when is_integer(E), Now > E -> [];
+visible(Key, V, _E, _F, Now) when is_reference(V) ->
+    case nsync_big:value(V, Now) of
+        M when is_map(M), map_size(M) =:= 0 -> [];
+        Value -> [{Key, Value}]
+    end;
 visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
     V2 = maps:filter(fun(Fd, _) ->
                              case F of
@@ -156,9 +181,19 @@ ttl(Tid, Key) ->
 %% @doc The hash-field expiries of `Key' (`#{}' if none).
 -spec field_ttls(ets:tid(), term()) -> #{binary() => integer()}.
 field_ttls(Tid, Key) ->
-    case exp_row(Tid, Key) of
-        {_, F} -> F;
-        none -> #{}
+    case ets:lookup(Tid, Key) of
+        [{_, H}] when is_reference(H) -> big_field_ttls(H);
+        _ ->
+            case exp_row(Tid, Key) of
+                {_, F} -> F;
+                none -> #{}
+            end
+    end.
+
+big_field_ttls(H) ->
+    case nsync_big:kind(H) of
+        hash -> nsync_big:read(H, field_expires);
+        _ -> #{}
     end.
 
 exp_row(Tid, Key) ->
@@ -167,6 +202,7 @@ exp_row(Tid, Key) ->
         ExpT ->
             case ets:lookup(ExpT, Key) of
                 [{_, E, F}] -> {E, F};
+                [{_, E, F, _Handle}] -> {E, F};
                 [] -> none
             end
     end.
@@ -219,8 +255,9 @@ insert_rows(M0, Db, DataRows, ExpiryRows) ->
 
 write({Data, Exp}, Key, {V, E, F}) ->
     ets:insert(Data, {Key, V}),
-    case E =:= undefined andalso map_size(F) =:= 0 of
-        true -> ets:delete(Exp, Key);
+    case is_reference(V) of
+        true -> ets:insert(Exp, {Key, E, F, V});
+        false when E =:= undefined, map_size(F) =:= 0 -> ets:delete(Exp, Key);
         false -> ets:insert(Exp, {Key, E, F})
     end;
 write({Data, Exp}, Key, delete) ->
@@ -233,7 +270,8 @@ read({Data, Exp}, Key) ->
         [{_, V}] ->
             case ets:lookup(Exp, Key) of
                 [] -> {V, undefined, #{}};
-                [{_, E, F}] -> {V, E, F}
+                [{_, E, F}] -> {V, E, F};
+                [{_, E, F, _Handle}] -> {V, E, F}
             end
     end.
 
@@ -286,15 +324,20 @@ local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db,
     {ok, M};
 local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Keys = lists:usort(nsync_cmd:keys(KS, Args)),
-    {M, Tabs} = ensure_db(M0, Db),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
     Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
-    case Run(Args, Store, erlang:system_time(millisecond)) of
+    Now = erlang:system_time(millisecond),
+    Result = case has_big(Store) of
+                 false -> Run(Args, Store, Now);
+                 true -> nsync_cmd_big:run(Spec, Args, Store, Now)
+             end,
+    case Result of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys)};
         {ok, Store2} ->
-            Changed = commit(Tabs, Store, Store2),
+            Changed = commit(Tabs, Store, Store2, kind_of(Run), Limits),
             case Poisoned of
                 [] -> {ok, M};
                 _ ->
@@ -306,13 +349,29 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
             end
     end.
 
+has_big(Store) ->
+    lists:any(fun({V, _, _}) -> is_reference(V) end, maps:values(Store)).
+
+%% The type of the values a handler module writes (for turning a value
+%% that grew past the threshold into a big value); `none' for generic
+%% commands, whose results are kept as they come.
+kind_of(Run) ->
+    case erlang:fun_info(Run, module) of
+        {module, nsync_cmd_string} -> string;
+        {module, nsync_cmd_list} -> list;
+        {module, nsync_cmd_set} -> set;
+        {module, nsync_cmd_zset} -> zset;
+        {module, nsync_cmd_hash} -> hash;
+        _ -> none
+    end.
+
 %% Writes what changed between the two stores; returns the changed keys.
-commit(Tabs, Old, New) ->
+commit(Tabs, Old, New, Kind, Limits) ->
     Keys = lists:usort(maps:keys(Old) ++ maps:keys(New)),
     lists:foldl(fun(K, Acc) ->
                         O = maps:get(K, Old, none),
                         N = case New of
-                                #{K := E} -> nsync_cmd_lib:finish(E);
+                                #{K := E} -> sized(nsync_cmd_lib:finish(E), Kind, Limits);
                                 _ -> delete
                             end,
                         case {O, N} of
@@ -321,6 +380,25 @@ commit(Tabs, Old, New) ->
                             _ -> write(Tabs, K, N), [K | Acc]
                         end
                 end, [], Keys).
+
+%% The entry to store for a value just written: a term over the limits
+%% becomes a big value (a hash's field expiries go into it), a big value
+%% that became empty is deleted, one that shrank becomes a term again.
+sized(delete, _Kind, _Limits) -> delete;
+sized({V, E, _F}, _Kind, Limits) when is_reference(V) ->
+    case nsync_big:demote(V, Limits) of
+        delete -> delete;
+        V -> {V, E, #{}};
+        {Term, FieldExpires} -> {Term, E, FieldExpires}
+    end;
+sized({V, E, F} = Entry, Kind, Limits) when Kind =/= none ->
+    case nsync_big:promote(Kind, V, Limits) of
+        V -> Entry;
+        H ->
+            [nsync_big:write(H, {hexpire, maps:to_list(F)}) || map_size(F) > 0],
+            {H, E, #{}}
+    end;
+sized(Entry, _Kind, _Limits) -> Entry.
 
 %%% ------------------------------------------------------------ poison
 
@@ -436,6 +514,9 @@ copy_across(M0, Cmd, From, To, [Src, Dst | _]) ->
                 false ->
                     case read(FT, Src) of
                         none -> {ok, M};
+                        {V, Exp, F} when is_reference(V) ->
+                            write(TT, Dst, {nsync_big:copy(V), Exp, F}),
+                            {ok, unpoison(M, To, [Dst])};
                         E -> write(TT, Dst, E), {ok, unpoison(M, To, [Dst])}
                     end
             end
