@@ -17,6 +17,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 RUNS=${RUNS:-5}
 DATA=bench/data
+# Release code with symbols (Cargo.toml's profiling profile), so perf
+# profiles of parse_bench and of the NIF (built by rebar3's hook,
+# scripts/build_nif.sh) name their functions.
+export NSYNC_CARGO_PROFILE=profiling
 
 PARTS=${PARTS:-parse sync live apply}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
@@ -27,7 +31,7 @@ big_flag=(); [ "${BIG:-0}" = 1 ] && big_flag=(--big)
 nice -n 10 python3 bench/gen_datasets.py "${big_flag[@]}" "${sets[@]}"
 
 if has parse; then
-cargo build --release -p nsync_core --example parse_bench
+cargo build --profile profiling -p nsync_core --example parse_bench
 files=()
 for s in "${sets[@]}"; do files+=("$DATA/$s.rdb"); done
 # Without BIG=1 a big_1g.rdb built earlier is still measured.
@@ -41,7 +45,7 @@ trap 'rm -f "$out"' EXIT
         "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM," \
         "load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    target/release/examples/parse_bench --runs "$RUNS" "${files[@]}"
+    target/profiling/examples/parse_bench --runs "$RUNS" "${files[@]}"
 } | tee "$out"
 
 python3 - "$out" bench/RESULTS.md <<'PY'

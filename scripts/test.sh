@@ -8,6 +8,8 @@
 #   3. rebar3 eunit
 #   4. rebar3 ct           (every *_SUITE in test/)
 #   5. scripts/fixtures.py (real 7.0 and 6.2 snapshots vs. the parser)
+#   6. scripts/package.sh  (the hex package's files list; a rebar3 and a mix
+#                          project built from those files alone, offline)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export REBAR_COLOR=none
@@ -116,6 +118,9 @@ if [ "$rc" -eq 3 ]; then
 else
     record fixtures "$rc" "$p" "$f" 0
 fi
+
+# 6. The hex package's files, built as a rebar3 and a mix dependency.
+check package scripts/package.sh
 
 echo
 if [ ${#failed_stages[@]} -gt 0 ]; then

@@ -8,18 +8,20 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
--export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, link_7_0_disk/1, link_7_0_diskless/1,
-         link_6_2_disk/1, link_6_2_diskless/1]).
+-export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+         link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
+         link_valkey_diskless/1]).
 
 -define(COUNT, 10000).
 
 -spec all() -> [atom() | {group, atom()}].
 all() ->
-    [direct_7_0, direct_7_0_big, stream_7_0, stream_6_2, {group, link}].
+    [direct_7_0, direct_7_0_big, stream_7_0, stream_6_2, stream_valkey, {group, link}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
-    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless]}].
+    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
+                  link_valkey_disk, link_valkey_diskless]}].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -36,10 +38,13 @@ init_per_testcase(Case, Config) ->
                               direct_7_0_big -> {'7.0', false};
                               stream_7_0 -> {'7.0', false};
                               stream_6_2 -> {'6.2', false};
+                              stream_valkey -> {valkey, false};
                               link_7_0_disk -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
-                              link_6_2_diskless -> {'6.2', true}
+                              link_6_2_diskless -> {'6.2', true};
+                              link_valkey_disk -> {valkey, false};
+                              link_valkey_diskless -> {valkey, true}
                           end,
     case lists:member(Version, nsync_test_redis:available_versions()) of
         false -> {skip, {no_redis, Version}};
@@ -117,6 +122,12 @@ link_6_2_disk(Config) -> link_case(Config).
 %% @doc Redis 6.2, diskless sync.
 -spec link_6_2_diskless(list()) -> ok.
 link_6_2_diskless(Config) -> link_case(Config).
+%% @doc Valkey 8.1, disk sync.
+-spec link_valkey_disk(list()) -> ok.
+link_valkey_disk(Config) -> link_case(Config).
+%% @doc Valkey 8.1, diskless sync.
+-spec link_valkey_diskless(list()) -> ok.
+link_valkey_diskless(Config) -> link_case(Config).
 
 link_case(Config) ->
     Server = ?config(server, Config),
@@ -158,6 +169,9 @@ stream_7_0(Config) -> stream_case(Config).
 %% @doc As stream_7_0 with Redis 6.2 (relative expiry forms).
 -spec stream_6_2(list()) -> ok.
 stream_6_2(Config) -> stream_case(Config).
+%% @doc As stream_7_0 with Valkey 8.1.
+-spec stream_valkey(list()) -> ok.
+stream_valkey(Config) -> stream_case(Config).
 
 stream_case(Config) ->
     Server = ?config(server, Config),

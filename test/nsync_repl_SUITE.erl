@@ -2,7 +2,7 @@
 %% an online replica whose ACKed offset reaches master_repl_offset and WAIT
 %% counts it; a killed connection resumes with a partial resync (no reload,
 %% no lost write); a forced full resync swaps the mirror at once and leaves
-%% no stale key. Redis 7.0 and 6.2, diskless on and off.
+%% no stale key. Redis 7.0 and 6.2 and Valkey, diskless on and off.
 -module(nsync_repl_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -18,18 +18,22 @@
 suite() -> [{timetrap, {seconds, 120}}].
 
 -spec all() -> [{group, atom()}].
-all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
+all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
+                                     valkey_disk, valkey_diskless]].
 
 -spec groups() -> [tuple()].
 groups() ->
     Cases = [online_replica_acks, kill_resumes_partially, full_resync_swaps_mirror],
-    [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless]].
+    [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
+                                     valkey_disk, valkey_diskless]].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_group(redis70_disk, Config) -> [{version, '7.0'}, {diskless, false} | Config];
 init_per_group(redis70_diskless, Config) -> [{version, '7.0'}, {diskless, true} | Config];
 init_per_group(redis62_disk, Config) -> [{version, '6.2'}, {diskless, false} | Config];
-init_per_group(redis62_diskless, Config) -> [{version, '6.2'}, {diskless, true} | Config].
+init_per_group(redis62_diskless, Config) -> [{version, '6.2'}, {diskless, true} | Config];
+init_per_group(valkey_disk, Config) -> [{version, valkey}, {diskless, false} | Config];
+init_per_group(valkey_diskless, Config) -> [{version, valkey}, {diskless, true} | Config].
 
 -spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
 end_per_group(_, _Config) -> ok.

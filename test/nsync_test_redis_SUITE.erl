@@ -1,18 +1,18 @@
 %% @doc Self-check of the test helper nsync_test_redis: it must start every
 %% Redis version the suites rely on. A missing binary is a failure, not a
-%% skip: scripts/setup.sh installs both.
+%% skip: scripts/setup.sh installs all three.
 -module(nsync_test_redis_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 
 -export([all/0, suite/0]).
--export([redis_70/1, redis_62/1, redis_70_pass_diskless/1, resp_types/1]).
+-export([redis_70/1, redis_62/1, valkey/1, redis_70_pass_diskless/1, resp_types/1]).
 
 -spec suite() -> [tuple()].
 suite() -> [{timetrap, {seconds, 60}}].
 
 -spec all() -> [atom()].
-all() -> [redis_70, redis_62, redis_70_pass_diskless, resp_types].
+all() -> [redis_70, redis_62, valkey, redis_70_pass_diskless, resp_types].
 
 %% @doc Redis 7.0 (Debian package) starts; SET/GET/INFO work; stop cleans up.
 -spec redis_70(ct_suite:ct_config()) -> ok.
@@ -23,6 +23,12 @@ redis_70(_Config) ->
 -spec redis_62(ct_suite:ct_config()) -> ok.
 redis_62(_Config) ->
     check_version('6.2', <<"6.2.">>).
+
+%% @doc Valkey 8.1 (built by scripts/valkey.sh) starts; it answers as Redis
+%% 7.2.4 and reports its own version besides.
+-spec valkey(ct_suite:ct_config()) -> ok.
+valkey(_Config) ->
+    check_version(valkey, <<"7.2.">>).
 
 %% @doc requirepass and diskless sync options reach the server; a dedicated
 %% connection authenticates.

@@ -20,20 +20,26 @@
 -define(WORDS, [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>, <<"foo">>, <<"bar">>, <<"10">>,
                 <<"-3">>, <<"2.5">>, <<>>, <<0, 1, 2>>, <<"\r\n">>, <<255, 254>>]).
 
--type opts() :: #{seed => integer(), count => pos_integer(), version => '7.0' | '6.2',
+-type opts() :: #{seed => integer(), count => pos_integer(), version => nsync_test_redis:version(),
                   mode => link | direct,
                   hook => fun((non_neg_integer(), [binary()]) -> any()),
                   at => [{pos_integer(), fun(() -> any())}]}.
 
 %%% ------------------------------------------------------------ running
 
+%% The Redis command set a server has: Valkey 8.1 has 7.0's (and more).
+generation(valkey) -> '7.0';
+generation(V) -> V.
+
 %% @doc Runs the workload on `Server'; returns `#{commands := N, names :=
 %% #{Name => Count}}' (commands as the master executed them, EVAL counted as
 %% one, MULTI/EXEC and the commands inside each counted).
 -spec run(nsync_test_redis:server(), opts()) -> map().
 run(Server, Opts0) ->
-    Opts = maps:merge(#{seed => 1, count => 10000, version => '7.0', mode => link,
-                        hook => fun(_, _) -> ok end, at => []}, Opts0),
+    Opts1 = maps:merge(#{seed => 1, count => 10000, version => '7.0', mode => link,
+                         hook => fun(_, _) -> ok end, at => []}, Opts0),
+    #{version := Server0} = Opts1,
+    Opts = Opts1#{version := generation(Server0), server => Server0},
     #{seed := Seed, count := Count} = Opts,
     {ok, Sock} = nsync_test_redis:connect(Server),
     Old = rand:export_seed(),
@@ -444,7 +450,7 @@ may_be_absent(_) -> false.
 %% Options: `version' ('7.0': PEXPIRETIME, exact; '6.2': PTTL, ±1.5 s).
 -spec compare(nsync_test_redis:server(), ets:tid(), map()) -> [term()].
 compare(Server, Tid, Opts) ->
-    Version = maps:get(version, Opts, '7.0'),
+    Version = generation(maps:get(version, Opts, '7.0')),
     {ok, Sock} = nsync_test_redis:connect(Server),
     try
         Keys = scan(Sock, <<"0">>, []),

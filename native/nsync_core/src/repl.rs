@@ -18,6 +18,10 @@ use thiserror::Error;
 use crate::rdb::{self, Entry, Item, Outcome, Raw, RdbError};
 use crate::resp::{self, CommandParser, Reply, RespError};
 
+/// The Valkey version announced (`REPLCONF version`): 9.0 writes RDB 80,
+/// the newest format nsync reads in full (9.2's RDB 81 adds a type).
+pub const ANNOUNCED_VALKEY_VERSION: &[u8] = b"9.0.0";
+
 /// How often `REPLCONF ACK` is sent while streaming.
 pub const ACK_INTERVAL: Duration = Duration::from_secs(1);
 /// After a full sync, a diskless master (7.0+) holds the command stream
@@ -114,6 +118,7 @@ enum Step {
     Auth,
     ListeningPort,
     Capa,
+    Version,
     Psync,
 }
 
@@ -372,11 +377,20 @@ impl Replica {
                 _ => self.send_listening_port(),
             },
             // Old masters do not know these; their errors are harmless.
+            // Only what nsync handles is announced: EOF-marked diskless
+            // snapshots and PSYNC2 (not dual-channel or RDB-channel sync).
             Step::ListeningPort => {
                 self.send(&[&b"REPLCONF"[..], b"capa", b"eof", b"capa", b"psync2"]);
                 self.phase = Phase::Handshake(Step::Capa);
             }
-            Step::Capa => self.send_psync(),
+            // Valkey 9 sends a replica snapshots in the newest format the
+            // version it announces reads, and none at all (the full sync is
+            // aborted) if the data needs a newer one: nsync reads RDB 80.
+            Step::Capa => {
+                self.send(&[&b"REPLCONF"[..], b"version", ANNOUNCED_VALKEY_VERSION]);
+                self.phase = Phase::Handshake(Step::Version);
+            }
+            Step::Version => self.send_psync(),
             Step::Psync => return self.psync_reply(reply),
         }
         Ok(Progress::Again)
@@ -707,7 +721,8 @@ mod tests {
     fn handshake(replica: &mut Replica) -> String {
         replica.connected();
         assert_eq!(sent(replica), "*1\r\n$4\r\nPING\r\n");
-        for reply in ["+PONG\r\n", "+OK\r\n", "-ERR unknown option\r\n"] {
+        let replies = ["+PONG\r\n", "+OK\r\n", "-ERR unknown option\r\n", "+OK\r\n"];
+        for reply in replies {
             replica.feed(reply.as_bytes());
             assert_eq!(replica.next_event().unwrap(), None);
             let out = sent(replica);
@@ -765,6 +780,13 @@ mod tests {
             String::from_utf8(cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"])).unwrap()
         );
         replica.feed(b"+OK\r\n");
+        replica.next_event().unwrap();
+        assert_eq!(
+            sent(&mut replica),
+            String::from_utf8(cmd(&["REPLCONF", "version", "9.0.0"])).unwrap()
+        );
+        // A master that knows no such option answers an error: harmless.
+        replica.feed(b"-ERR Unrecognized REPLCONF option: version\r\n");
         replica.next_event().unwrap();
         assert_eq!(
             sent(&mut replica),

@@ -2,9 +2,7 @@
 //! (`/usr/bin/redis-server`), started per test on a free loopback port.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -16,149 +14,8 @@ use nsync_core::rdb::{Raw, Str, Value};
 use nsync_core::repl::{Config, Event, Position, ReplError, Replica};
 use nsync_core::resp::{self, Reply};
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(diskless: bool, extra: &[&str]) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("nsync-repl-test-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let yes_no = if diskless { "yes" } else { "no" };
-        let child = Command::new(REDIS_SERVER)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .args([
-                "--repl-diskless-sync",
-                yes_no,
-                "--repl-diskless-sync-delay",
-                "0",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Redis { child, port, dir };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn client(&self) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    fn socket(&self) -> TcpStream {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        stream
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A plain RESP client for driving the master.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn call(&mut self, args: &[&str]) -> Reply {
-        let mut out = Vec::new();
-        resp::encode_command(args, &mut out);
-        self.stream.write_all(&out).unwrap();
-        loop {
-            if let Some((reply, len)) = parse_reply_or_flat_array(&self.buf) {
-                self.buf.drain(..len);
-                return reply;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "master closed the client connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn ok(&mut self, args: &[&str]) {
-        let reply = self.call(args);
-        assert!(!matches!(reply, Reply::Error(_)), "{args:?}: {reply:?}");
-    }
-
-    /// A field of `INFO <section>`.
-    fn info_field(&mut self, section: &str, field: &str) -> Option<String> {
-        let Reply::Bulk(Some(text)) = self.call(&["INFO", section]) else {
-            panic!("INFO did not answer a bulk string");
-        };
-        let text = String::from_utf8_lossy(&text).into_owned();
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_owned))
-    }
-
-    /// The acknowledged offset of the first replica, from `slave0:...,offset=N,...`.
-    fn replica_ack_offset(&mut self) -> Option<i64> {
-        let line = self.info_field("replication", "slave0")?;
-        line.split(',')
-            .find_map(|kv| kv.strip_prefix("offset=")?.parse().ok())
-    }
-}
-
-/// `resp::parse_reply`, plus arrays of plain replies (EXEC's), which are
-/// answered as `Integer(number of elements)`.
-fn parse_reply_or_flat_array(buf: &[u8]) -> Option<(Reply, usize)> {
-    if buf.first() != Some(&b'*') {
-        return resp::parse_reply(buf).unwrap();
-    }
-    let newline = buf.iter().position(|&b| b == b'\n')?;
-    let count: usize = std::str::from_utf8(&buf[1..newline - 1])
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut len = newline + 1;
-    for _ in 0..count {
-        len += resp::parse_reply(&buf[len..]).unwrap()?.1;
-    }
-    Some((Reply::Integer(count as i64), len))
-}
+mod common;
+use common::server::{Client, Redis, WAIT};
 
 /// Runs a replica over a socket in a thread; events come through a channel.
 struct Follower {

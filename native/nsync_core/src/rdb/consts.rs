@@ -26,7 +26,10 @@ pub(crate) const RDB_TYPE_HASH_METADATA_PRE_GA: u8 = 22;
 pub(crate) const RDB_TYPE_HASH_LISTPACK_EX_PRE_GA: u8 = 23;
 pub(crate) const RDB_TYPE_HASH_METADATA: u8 = 24;
 pub(crate) const RDB_TYPE_HASH_LISTPACK_EX: u8 = 25;
-/// Valkey 9 (VALKEY magic): hash whose fields may carry an expiry.
+/// Redis 8.x (RDB 13): a stream with its idempotent-producer (IDMP) state.
+pub(crate) const RDB_TYPE_STREAM_LISTPACKS_4: u8 = 26;
+/// Valkey 9 (VALKEY magic): hash whose fields may carry an expiry. Under the
+/// VALKEY magic, numbers from 22 up mean Valkey's types, not Redis's.
 pub(crate) const VALKEY_RDB_TYPE_HASH_2: u8 = 22;
 
 /// Bytes from here up are not value types of any server: report them as
@@ -34,6 +37,14 @@ pub(crate) const VALKEY_RDB_TYPE_HASH_2: u8 = 22;
 pub(crate) const RDB_TYPE_NUMBERS_END: u8 = 64;
 
 // Opcodes.
+/// Redis 8.x (RDB 13): module metadata classes of the next key, before its
+/// type: a class count, then for each a 4-byte class spec and a module body.
+pub(crate) const RDB_OPCODE_KEY_META: u8 = 243;
+/// Valkey 9 (VALKEY magic, same number as Redis's KEY_META): an atomic slot
+/// migration in progress (job name, slot ranges); cluster state only.
+pub(crate) const VALKEY_RDB_OPCODE_SLOT_IMPORT: u8 = 243;
+/// Valkey (VALKEY magic): a write command inlined by a forkless save, in RESP.
+pub(crate) const VALKEY_RDB_OPCODE_UPDATE: u8 = 242;
 pub(crate) const RDB_OPCODE_SLOT_INFO: u8 = 244;
 pub(crate) const RDB_OPCODE_FUNCTION2: u8 = 245;
 pub(crate) const RDB_OPCODE_FUNCTION_PRE_GA: u8 = 246;
@@ -76,8 +87,12 @@ pub(crate) const QUICKLIST_NODE_CONTAINER_PACKED: u64 = 2;
 pub(crate) const STREAM_ITEM_FLAG_DELETED: i64 = 1;
 pub(crate) const STREAM_ITEM_FLAG_SAMEFIELDS: i64 = 2;
 
-pub(crate) const RDB_VERSION_MAX: u32 = 12;
-/// The first version written by Valkey with its own magic.
+/// Redis 8.x's format: key metadata and stream type 26.
+pub(crate) const RDB_VERSION_MAX: u32 = 13;
+/// The first version written by Valkey with its own magic (9.0).
 pub(crate) const VALKEY_RDB_VERSION_MIN: u32 = 80;
+/// Valkey 9.2's; a Valkey master sends at most the version the replica
+/// announces with `REPLCONF version` (see `repl`).
+pub(crate) const VALKEY_RDB_VERSION_MAX: u32 = 81;
 /// The first version with a CRC-64 trailer.
 pub(crate) const RDB_VERSION_CHECKSUM: u32 = 5;

@@ -2,7 +2,9 @@
 //! RDB encoding (`<type><value>`), then the RDB version (2 bytes, little
 //! endian) and the CRC-64 of everything before it (8 bytes, little endian).
 
-use super::consts::{RDB_OPCODE_EOF, RDB_VERSION_MAX};
+use super::consts::{
+    RDB_OPCODE_EOF, RDB_VERSION_MAX, VALKEY_RDB_VERSION_MAX, VALKEY_RDB_VERSION_MIN,
+};
 use super::crc::Crc64;
 use super::{Item, Parser, RdbError, Status, Value};
 
@@ -20,7 +22,9 @@ pub fn decode_dump(payload: &[u8]) -> Result<Value<'static>, RdbError> {
     let (body, footer) = payload.split_at(body_len);
     let (version, crc) = footer.split_at(2);
     let version = u32::from(u16::from_le_bytes([version[0], version[1]]));
-    if version > RDB_VERSION_MAX {
+    // Valkey 9's payloads carry its own versions (80+), and no magic.
+    let valkey = (VALKEY_RDB_VERSION_MIN..=VALKEY_RDB_VERSION_MAX).contains(&version);
+    if version > RDB_VERSION_MAX && !valkey {
         return Err(RdbError::UnsupportedVersion {
             version,
             offset: body_len as u64,
@@ -36,14 +40,18 @@ pub fn decode_dump(payload: &[u8]) -> Result<Value<'static>, RdbError> {
             offset: body_len as u64 + 2,
         });
     }
-    let (type_byte, value) = body
-        .split_first()
-        .ok_or(corrupt("DUMP payload (no type)"))?;
-    // As a snapshot: header, the value under an empty key, EOF, no checksum.
-    let mut parser = Parser::new();
-    parser.feed(format!("REDIS{:04}", version.max(1)).as_bytes());
-    parser.feed(&[*type_byte, 0]);
-    parser.feed(value);
+    if body.is_empty() {
+        return Err(corrupt("DUMP payload (no type)"));
+    }
+    // As a snapshot of one nameless key: header, the body, EOF, no checksum.
+    let mut parser = Parser::keyless();
+    let header = if valkey {
+        format!("VALKEY{version:03}")
+    } else {
+        format!("REDIS{:04}", version.max(1))
+    };
+    parser.feed(header.as_bytes());
+    parser.feed(body);
     parser.feed(&[RDB_OPCODE_EOF, 0, 0, 0, 0, 0, 0, 0, 0]);
     loop {
         match parser.next_item()? {

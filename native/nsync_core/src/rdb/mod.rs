@@ -166,6 +166,15 @@ impl Parser {
         }
     }
 
+    /// A parser of values written as `DUMP` writes them: after the header,
+    /// each record is a type (possibly preceded by key metadata) and a
+    /// value, with no key name; keys are reported as empty.
+    pub(crate) fn keyless() -> Parser {
+        let mut parser = Parser::default();
+        parser.core.keyless = true;
+        parser
+    }
+
     /// Appends bytes of the snapshot (and possibly bytes past its end).
     pub fn feed(&mut self, data: &[u8]) {
         self.input.feed(data);
@@ -294,6 +303,8 @@ struct Core {
     state: State,
     version: u32,
     valkey: bool,
+    /// A `DUMP` payload: values without key names.
+    keyless: bool,
     db: u64,
     meta: KeyMeta,
 }
@@ -339,7 +350,7 @@ impl Core {
             .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok())
             .ok_or(bad_magic)?;
         let supported = if valkey {
-            version >= VALKEY_RDB_VERSION_MIN
+            (VALKEY_RDB_VERSION_MIN..=VALKEY_RDB_VERSION_MAX).contains(&version)
         } else {
             (1..=RDB_VERSION_MAX).contains(&version)
         };
@@ -361,7 +372,7 @@ impl Core {
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
         let op = r.u8()?;
-        if op == RDB_TYPE_STRING {
+        if op == RDB_TYPE_STRING && !self.keyless {
             // Most keys of most snapshots: kept inline.
             let key = r.blob()?;
             let value = r.string()?;
@@ -450,6 +461,30 @@ impl Core {
                 }))
             }
             RDB_OPCODE_FUNCTION2 => Item::Function(r.raw()?),
+            RDB_OPCODE_KEY_META if !self.valkey => {
+                // Module metadata of the next key: nothing nsync delivers.
+                let classes = r.length()?;
+                for _ in 0..classes {
+                    r.take(4)?;
+                    module::skip_body(r)?;
+                }
+                return Ok(ControlFlow::Continue(()));
+            }
+            VALKEY_RDB_OPCODE_SLOT_IMPORT if self.valkey => {
+                r.raw()?;
+                let ranges = r.length()?;
+                for _ in 0..ranges {
+                    r.length()?;
+                    r.length()?;
+                }
+                return Ok(ControlFlow::Continue(()));
+            }
+            VALKEY_RDB_OPCODE_UPDATE if self.valkey => {
+                return Err(Stop::Error(RdbError::Unsupported {
+                    what: "command inlined by a forkless save (UPDATE opcode)",
+                    offset,
+                }))
+            }
             RDB_OPCODE_SLOT_INFO => {
                 let slot = r.length()?;
                 let slot_size = r.length()?;
@@ -476,7 +511,16 @@ impl Core {
     where
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
-        let key = r.raw()?;
+        let key = if self.keyless {
+            Raw::Borrowed(&[])
+        } else {
+            r.raw()?
+        };
+        if ty == RDB_TYPE_STRING {
+            let value = r.string()?;
+            let meta = std::mem::take(&mut self.meta);
+            return Ok(sink(entry(self.db, key, meta, Value::String(value))));
+        }
         let mut elements = match value::start(r, ty, type_offset, self.valkey)? {
             Start::Complete(value) => {
                 let meta = std::mem::take(&mut self.meta);

@@ -1,5 +1,6 @@
-//! Streams (types 15, 19, 21): listpack nodes keyed by a master ID, then
-//! the stream's metadata and its consumer groups.
+//! Streams (types 15, 19, 21, 26): listpack nodes keyed by a master ID,
+//! then the stream's metadata and its consumer groups; type 26 (Redis 8.x)
+//! ends with the idempotent producers' state (IDMP).
 
 use super::consts::*;
 use super::number::str_to_i64;
@@ -134,6 +135,9 @@ pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
             consumers,
         });
     }
+    if ty >= RDB_TYPE_STREAM_LISTPACKS_4 {
+        skip_idmp(r)?;
+    }
     Ok(Stream {
         entries: Vec::new(),
         length,
@@ -143,6 +147,25 @@ pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
         entries_added,
         groups,
     })
+}
+
+/// Type 26's IDMP state, with which the master deduplicates `XADD ... IDMP`
+/// (not part of what nsync delivers): duration, maximum entries, each
+/// producer's id and (IID, stream ID) entries, then the counts of IIDs added
+/// and of duplicates.
+fn skip_idmp(r: &mut Reader) -> Read<()> {
+    r.length()?;
+    r.length()?;
+    for _ in 0..r.length()? {
+        r.raw()?;
+        for _ in 0..r.length()? {
+            r.raw()?;
+            length_id(r)?;
+        }
+    }
+    r.length()?;
+    r.length()?;
+    Ok(())
 }
 
 /// An ID written as two lengths (ms, seq).

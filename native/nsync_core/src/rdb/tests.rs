@@ -337,3 +337,204 @@ fn text_doubles_with_infinities() {
     ];
     assert_eq!(only_key(&items).value, Value::ZSet(expected));
 }
+
+/// Redis 8.x key metadata as `rdbSaveKeyMetadata` writes it: the opcode, a
+/// class count, then per class a 4-byte class spec and a module body.
+fn key_meta(rdb: Rdb) -> Rdb {
+    rdb.byte(consts::RDB_OPCODE_KEY_META)
+        .len(2)
+        .raw(&[0x4b, 0x4d, 0x54, 0x31])
+        .len(consts::RDB_MODULE_OPCODE_UINT)
+        .len(70_000)
+        .len(consts::RDB_MODULE_OPCODE_EOF)
+        .raw(&[0x4b, 0x4d, 0x54, 0x32])
+        .len(consts::RDB_MODULE_OPCODE_STRING)
+        .str(b"level")
+        .len(consts::RDB_MODULE_OPCODE_DOUBLE)
+        .raw(&1.5f64.to_le_bytes())
+        .len(consts::RDB_MODULE_OPCODE_EOF)
+}
+
+#[test]
+fn redis_13_key_metadata_is_skipped_and_the_key_keeps_its_expiry() {
+    let data = key_meta(
+        Rdb::new("REDIS0013")
+            .byte(consts::RDB_OPCODE_EXPIRETIME_MS)
+            .raw(&1_900_000_000_000u64.to_le_bytes()),
+    )
+    .byte(consts::RDB_TYPE_STRING)
+    .str(b"k")
+    .str(b"v");
+    let data = key_meta(data)
+        .byte(consts::RDB_TYPE_SET)
+        .str(b"s")
+        .len(1)
+        .str(b"m");
+    // Fed a byte at a time too: the metadata is one unit.
+    let data = data.finish();
+    for chunk in [data.len(), 1] {
+        let mut parser = Parser::new();
+        let mut keys = Vec::new();
+        for piece in data.chunks(chunk) {
+            parser.feed(piece);
+            while let Status::Ready(item) = parser.next_item().unwrap() {
+                if let Item::Key(entry) = item {
+                    keys.push(entry);
+                }
+            }
+        }
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].expire_at_ms, Some(1_900_000_000_000));
+        assert_eq!(keys[0].value, Value::String(raw("v")));
+        assert_eq!(keys[1].expire_at_ms, None);
+        assert_eq!(keys[1].value, Value::Set(vec![raw("m")]));
+    }
+}
+
+#[test]
+fn redis_13_stream_with_idmp_state() {
+    let data = Rdb::new("REDIS0013")
+        .byte(consts::RDB_TYPE_STREAM_LISTPACKS_4)
+        .str(b"st")
+        .len(0) // no nodes
+        .len(0) // length
+        .len(5)
+        .len(1) // last id 5-1
+        .len(0)
+        .len(0) // first id
+        .len(5)
+        .len(1) // max deleted id
+        .len(3) // entries added
+        .len(0) // groups
+        .len(100) // IDMP duration
+        .len(1000) // IDMP max entries
+        .len(1) // producers
+        .str(b"producer-1")
+        .len(2)
+        .str(b"iid-a")
+        .len(4)
+        .len(0)
+        .str(b"iid-b")
+        .len(5)
+        .len(1)
+        .len(2) // IIDs added
+        .len(1) // duplicates
+        .byte(consts::RDB_TYPE_STRING)
+        .str(b"after")
+        .str(b"x")
+        .finish();
+    let (items, end) = parse_all(&data);
+    assert_eq!(end, Ok(()));
+    let keys: Vec<&Entry> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Key(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let Value::Stream(stream) = &keys[0].value else {
+        panic!("{keys:?}");
+    };
+    assert_eq!(stream.last_id, StreamId { ms: 5, seq: 1 });
+    assert_eq!(stream.entries_added, Some(3));
+    assert_eq!(keys[1].value, Value::String(raw("x")));
+}
+
+#[test]
+fn valkey_slot_import_is_skipped_and_update_is_unsupported() {
+    let data = Rdb::new("VALKEY080")
+        .byte(consts::VALKEY_RDB_OPCODE_SLOT_IMPORT)
+        .str(&[b'a'; 40])
+        .len(2)
+        .len(0)
+        .len(100)
+        .len(5000)
+        .len(16383)
+        .byte(consts::RDB_TYPE_STRING)
+        .str(b"k")
+        .str(b"v")
+        .finish();
+    let (items, end) = parse_all(&data);
+    assert_eq!(end, Ok(()));
+    assert_eq!(only_key(&items).value, Value::String(raw("v")));
+
+    let update = Rdb::new("VALKEY081")
+        .byte(consts::VALKEY_RDB_OPCODE_UPDATE)
+        .raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        .finish();
+    assert!(matches!(
+        parse_all(&update).1,
+        Err(RdbError::Unsupported { offset: 9, .. })
+    ));
+}
+
+#[test]
+fn type_and_opcode_numbers_follow_the_magic() {
+    // 24 and 25 are Redis's hashes with field expiry, Valkey has no such
+    // types (23 is its 9.2 path hash, unknown here); 26 is Redis's stream.
+    for ty in [23, 24, 25, 26] {
+        let data = Rdb::new("VALKEY081").byte(ty).str(b"k").finish();
+        assert_eq!(
+            parse_all(&data).1,
+            Err(RdbError::UnknownType {
+                type_byte: ty,
+                offset: 9
+            })
+        );
+    }
+    let data = Rdb::new("REDIS0013").byte(27).str(b"k").finish();
+    assert!(matches!(
+        parse_all(&data).1,
+        Err(RdbError::UnknownType { type_byte: 27, .. })
+    ));
+    // 243 is key metadata for Redis: a bad class body is corrupt, not a
+    // slot import.
+    let data = Rdb::new("REDIS0013")
+        .byte(consts::RDB_OPCODE_KEY_META)
+        .len(1)
+        .raw(&[0; 4])
+        .len(9)
+        .finish();
+    assert!(matches!(parse_all(&data).1, Err(RdbError::Corrupt { .. })));
+    // Versions past what nsync knows are refused, not guessed at.
+    for magic in ["REDIS0014", "VALKEY082"] {
+        assert!(matches!(
+            parse_all(&Rdb::new(magic).finish()).1,
+            Err(RdbError::UnsupportedVersion { .. })
+        ));
+    }
+}
+
+/// A `DUMP` payload of `body` as the server writes it: version, CRC-64.
+fn dump_payload(body: Vec<u8>, version: u16) -> Vec<u8> {
+    let mut payload = body;
+    payload.extend_from_slice(&version.to_le_bytes());
+    let crc = ::crc::Crc::<u64>::new(&::crc::CRC_64_REDIS).checksum(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    payload
+}
+
+#[test]
+fn dump_payloads_of_redis_13_and_valkey_9() {
+    let with_meta = key_meta(Rdb(Vec::new()))
+        .byte(consts::RDB_TYPE_STRING)
+        .str(b"hello")
+        .0;
+    assert_eq!(
+        decode_dump(&dump_payload(with_meta, 13)),
+        Ok(Value::String(raw("hello")))
+    );
+    let hash_2 = Rdb(Vec::new())
+        .byte(consts::VALKEY_RDB_TYPE_HASH_2)
+        .len(1)
+        .str(b"f")
+        .str(b"v")
+        .raw(&1_800_000_000_000i64.to_le_bytes())
+        .0;
+    assert_eq!(
+        decode_dump(&dump_payload(hash_2.clone(), 80)),
+        Ok(Value::Hash(vec![field("f", "v", Some(1_800_000_000_000))]))
+    );
+    // The same bytes under a Redis version are Redis's type 22.
+    assert!(decode_dump(&dump_payload(hash_2, 12)).is_err());
+}

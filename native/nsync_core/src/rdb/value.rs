@@ -89,7 +89,14 @@ pub(crate) fn start<'a>(
             kind: kind_of(left),
         }))
     };
-    if valkey && ty == VALKEY_RDB_TYPE_HASH_2 {
+    if valkey && ty >= VALKEY_RDB_TYPE_HASH_2 {
+        // Valkey numbers these types its own way (23 is 9.2's path hash).
+        if ty != VALKEY_RDB_TYPE_HASH_2 {
+            return Err(Stop::Error(RdbError::UnknownType {
+                type_byte: ty,
+                offset: type_offset,
+            }));
+        }
         return elements(r, |n| Kind::Hash {
             ttl: FieldTtl::ValkeyAfter,
             fields: vec_for(n),
@@ -132,7 +139,10 @@ pub(crate) fn start<'a>(
             v2: true,
             items: Vec::new(),
         }),
-        RDB_TYPE_STREAM_LISTPACKS | RDB_TYPE_STREAM_LISTPACKS_2 | RDB_TYPE_STREAM_LISTPACKS_3 => {
+        RDB_TYPE_STREAM_LISTPACKS
+        | RDB_TYPE_STREAM_LISTPACKS_2
+        | RDB_TYPE_STREAM_LISTPACKS_3
+        | RDB_TYPE_STREAM_LISTPACKS_4 => {
             let left = r.length()?;
             Ok(Start::Elements(Elements {
                 left,

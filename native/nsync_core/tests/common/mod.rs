@@ -1,6 +1,9 @@
 //! Shared by the integration tests and the `rdb_json` example: running the
-//! parser over a file in chunks, and the corpus's expected-contents JSON.
+//! parser over a file in chunks, the corpus's expected-contents JSON, and
+//! (`server`) real servers to test against.
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -381,4 +384,20 @@ pub fn base64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// SplitMix64, for reproducible inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
 }
