@@ -27,7 +27,8 @@
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2,
+         entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0]).
@@ -136,23 +137,32 @@ ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
 %% (`nsync_big'), not its handle.
 -spec lookup(ets:tid(), term()) -> [{term(), term()}].
 lookup(Tid, Key) ->
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> [];
+        {V, F} -> visible(Key, V, F, Now)
+    end.
+
+%% @doc The value of `Key' (a big value's handle as it is) and its hash
+%% fields' expiries, `none' if the key is absent or expired at `Now'.
+-spec entry(ets:tid(), term(), integer()) -> {term(), #{binary() => integer()}} | none.
+entry(Tid, Key, Now) ->
     case ets:lookup(Tid, Key) of
-        [] -> [];
+        [] -> none;
         [{_, V}] ->
-            Now = erlang:system_time(millisecond),
             case exp_row(Tid, Key) of
-                none -> visible(Key, V, undefined, #{}, Now);
-                {E, F} -> visible(Key, V, E, F, Now)
+                none -> {V, #{}};
+                {E, _} when is_integer(E), Now > E -> none;
+                {_, F} -> {V, F}
             end
     end.
 
-visible(_Key, _V, E, _F, Now) when is_integer(E), Now > E -> [];
-visible(Key, V, _E, _F, Now) when is_reference(V) ->
+visible(Key, V, _F, Now) when is_reference(V) ->
     case nsync_big:value(V, Now) of
         M when is_map(M), map_size(M) =:= 0 -> [];
         Value -> [{Key, Value}]
     end;
-visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
+visible(Key, V, F, Now) when is_map(V), map_size(F) > 0 ->
     V2 = maps:filter(fun(Fd, _) ->
                              case F of
                                  #{Fd := FE} -> Now =< FE;
@@ -163,20 +173,32 @@ visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
         0 -> [];
         _ -> [{Key, V2}]
     end;
-visible(Key, V, _E, _F, _Now) -> [{Key, V}].
+visible(Key, V, _F, _Now) -> [{Key, V}].
 
 %% @doc The absolute expiry (ms since the epoch) of `Key', `undefined' if it
 %% has none, `not_found' if the key is absent (or expired).
 -spec ttl(ets:tid(), term()) -> integer() | undefined | not_found.
 ttl(Tid, Key) ->
-    case lookup(Tid, Key) of
-        [] -> not_found;
-        _ ->
-            case exp_row(Tid, Key) of
-                {E, _} -> E;
-                none -> undefined
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> not_found;
+        {V, F} ->
+            case present(Key, V, F, Now) of
+                false -> not_found;
+                true ->
+                    case exp_row(Tid, Key) of
+                        {E, _} -> E;
+                        none -> undefined
+                    end
             end
     end.
+
+%% Whether a live key has a live field, if it is a hash (without building a
+%% big value).
+present(_Key, H, _F, Now) when is_reference(H) ->
+    nsync_big:kind(H) =/= hash orelse nsync_big:read(H, {live_len, Now}) > 0;
+present(Key, V, F, Now) ->
+    visible(Key, V, F, Now) =/= [].
 
 %% @doc The hash-field expiries of `Key' (`#{}' if none).
 -spec field_ttls(ets:tid(), term()) -> #{binary() => integer()}.

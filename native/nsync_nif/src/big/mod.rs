@@ -9,8 +9,8 @@
 //! second when the first says `busy`. So no scheduler is held for long,
 //! whatever the size of the value or what other processes are doing.
 //!
-//! Operations are terms: an atom or a tuple `{Name, Arg, ...}`; anything
-//! malformed, or meant for another type, raises `badarg`.
+//! Operations are terms: an atom or a tuple `{Name, Arg, ...}`; one meant
+//! for another type raises `wrongtype`, anything else malformed `badarg`.
 
 mod atoms;
 mod term;
@@ -355,7 +355,7 @@ fn read<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'a
         }
         Big::Str(_) => {}
     }
-    Err(Error::BadArg)
+    Err(mismatch(name))
 }
 
 fn write<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'a>> {
@@ -548,5 +548,49 @@ fn write<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'
             }
         }
     }
-    Err(Error::BadArg)
+    Err(mismatch(name))
+}
+
+/// An operation this value has not: `wrongtype` if it is one for another
+/// type, else `badarg`.
+fn mismatch(name: Atom) -> Error {
+    let known = [
+        hget(),
+        hmget(),
+        live_len(),
+        field_expires(),
+        project(),
+        sismember(),
+        zscore(),
+        zrange(),
+        zrangebyscore(),
+        lrange(),
+        hset(),
+        hdel(),
+        hexpire(),
+        hpersist(),
+        sadd(),
+        srem(),
+        zadd(),
+        zrem(),
+        zpop(),
+        zremrangebyrank(),
+        zremrangebyscore(),
+        zremrangebylex(),
+        push(),
+        pop(),
+        discard(),
+        lset(),
+        ltrim(),
+        linsert(),
+        lrem(),
+        append(),
+        setrange(),
+        setbit(),
+    ];
+    if known.contains(&name) {
+        Error::RaiseAtom("wrongtype")
+    } else {
+        Error::BadArg
+    }
 }
