@@ -11,8 +11,10 @@
 %%% dirty scheduler, so no normal scheduler is held for long.
 %%%
 %%% Thresholds (`limits()'): a list, set, zset or hash becomes big when a
-%%% write leaves it with more than `elements' elements, a string when one
-%%% leaves it longer than `bytes'; a big value becomes a term again when it
+%%% write leaves it with more than `elements' elements, a string when
+%%% APPEND, SETRANGE or SETBIT leave it longer than `bytes' (a string
+%%% written whole, by SET or a snapshot, stays a binary: editing it in place
+%%% is what costs O(n) per write); a big value becomes a term again when it
 %%% shrinks below half of that (so a value near the threshold does not flip
 %%% at every write).
 -module(nsync_big).
@@ -31,9 +33,9 @@
 -type limits() :: #{elements := pos_integer(), bytes := pos_integer()} | off.
 
 %% Strings count bytes: a threshold of N elements makes strings of more
-%% than N * ?BYTES_PER_ELEMENT bytes big.
--define(BYTES_PER_ELEMENT, 256).
--define(DEFAULT_THRESHOLD, 256).
+%% than N KiB big.
+-define(BYTES_PER_ELEMENT, 1024).
+-define(DEFAULT_THRESHOLD, 64).
 
 %% @doc A big value of type `Kind' from its term (DESIGN.md's
 %% representation; a dirty NIF call).
@@ -79,7 +81,7 @@ kind(H) -> read(H, kind).
 copy(H) -> read(H, copy).
 
 %% @doc The threshold of a mirror that sets none: collections of more
-%% elements (and strings of more than 256 times as many bytes) are big.
+%% elements (and strings edited in place past as many KiB) are big.
 %% Chosen from measurements: see the README's "Big values".
 -spec default_threshold() -> pos_integer().
 default_threshold() -> ?DEFAULT_THRESHOLD.

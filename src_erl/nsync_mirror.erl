@@ -63,7 +63,7 @@ new(Name, DbSpec) ->
 %% than 32 fields cost a few times more (the map is rebuilt on every
 %% read);</li>
 %% <li>`big_threshold' (`nsync_big:default_threshold()'): collections of
-%% more elements (strings of more than 256 bytes per element) become big
+%% more elements (strings edited in place past as many KiB) become big
 %% values; `off': never.</li>
 %% </ul>
 -spec new(atom(), db() | all, boolean() | #{compressed => boolean(),
@@ -374,12 +374,16 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
 has_big(Store) ->
     lists:any(fun({V, _, _}) -> is_reference(V) end, maps:values(Store)).
 
-%% The type of the values a handler module writes (for turning a value
-%% that grew past the threshold into a big value); `none' for generic
-%% commands, whose results are kept as they come.
+%% The type of the values a handler writes (for turning a value that grew
+%% past the threshold into a big value); `none' for generic commands, whose
+%% results are kept as they come, and for strings written whole.
 kind_of(Run) ->
     case erlang:fun_info(Run, module) of
-        {module, nsync_cmd_string} -> string;
+        {module, nsync_cmd_string} ->
+            case erlang:fun_info(Run, name) of
+                {name, N} when N =:= append; N =:= setrange; N =:= setbit -> string;
+                _ -> none
+            end;
         {module, nsync_cmd_list} -> list;
         {module, nsync_cmd_set} -> set;
         {module, nsync_cmd_zset} -> zset;

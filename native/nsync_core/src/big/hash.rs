@@ -33,6 +33,16 @@ impl Hash {
         self.fields.is_empty()
     }
 
+    /// Room of the table (for memory reports).
+    pub fn capacity(&self) -> usize {
+        self.fields.capacity()
+    }
+
+    /// Bytes of each entry (for memory reports).
+    pub fn entry_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.fields.iter().map(Entry::size)
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         self.fields.get(field).map(Entry::value)
     }
@@ -89,6 +99,16 @@ impl Hash {
     pub fn iter_live(&self, now_ms: Option<i64>) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.iter()
             .filter(move |(f, _)| now_ms.is_none() || !self.is_expired(f, now_ms))
+    }
+
+    /// Bytes of the expiry side table (for memory reports).
+    pub fn expires_memory(&self) -> usize {
+        self.expires.capacity() * (std::mem::size_of::<(Box<[u8]>, i64)>() + 1)
+            + self
+                .expires
+                .keys()
+                .map(|f| 32.max(f.len() + 8))
+                .sum::<usize>()
     }
 
     /// `(field, expiry)` of the fields that have one.

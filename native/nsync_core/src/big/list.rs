@@ -418,10 +418,14 @@ impl List {
             .take(take)
     }
 
-    /// Bytes held by the chunks (capacity).
-    pub fn size(&self) -> usize {
-        self.chunks.iter().map(|c| c.data.capacity()).sum::<usize>()
-            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
+    /// The capacity of each chunk (for memory reports).
+    pub fn chunk_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.chunks.iter().map(|c| c.data.capacity())
+    }
+
+    /// Bytes of the deque of chunks.
+    pub fn size_of_deque(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
 }
 

@@ -62,6 +62,41 @@ impl Big {
         self.len() == 0
     }
 
+    /// Bytes of memory the value takes, by an estimate of what the
+    /// allocator hands out (glibc's chunks: 8 bytes of header, 16-byte
+    /// steps, 32 at least) and of the tables' buckets (a slot and a
+    /// control byte each, the bucket count a power of two at most 7/8
+    /// full).
+    pub fn memory(&self) -> usize {
+        match self {
+            Big::Str(s) => chunk(s.size()),
+            Big::List(l) => l.chunk_sizes().map(chunk).sum::<usize>() + l.size_of_deque(),
+            Big::Set(s) => table(s.capacity()) + s.entry_sizes().map(chunk).sum::<usize>(),
+            Big::Hash(h) => {
+                table(h.capacity()) + h.entry_sizes().map(chunk).sum::<usize>() + h.expires_memory()
+            }
+            Big::ZSet(z) => {
+                table(z.capacity()) + z.entry_sizes().map(chunk).sum::<usize>() + z.index_size()
+            }
+        }
+    }
+}
+
+/// The bytes an allocation of `size` takes (glibc malloc).
+fn chunk(size: usize) -> usize {
+    ((size + 8 + 15) & !15).max(32)
+}
+
+/// The bytes of a hash table of entries with room for `capacity`.
+fn table(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity.saturating_mul(8) / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<usize>() + 1)
+}
+
+impl Big {
     /// An independent copy (COPY).
     pub fn try_clone(&self) -> Result<Big, TooLarge> {
         Ok(match self {

@@ -156,7 +156,7 @@ impl Order {
                     off = last.len();
                 }
                 None => {
-                    self.chunks.push(Vec::with_capacity(MAX_CHUNK / 2));
+                    self.chunks.push(Vec::new());
                     self.tree.push(0);
                     off = 0;
                 }
@@ -165,10 +165,17 @@ impl Order {
         let Some(chunk) = self.chunks.get_mut(ci) else {
             return;
         };
+        if chunk.len() == chunk.capacity() {
+            // Grow by half (up to one past a full chunk, where it splits):
+            // doubling would leave up to half of every chunk unused.
+            let room = (chunk.len() / 2 + 8).min(MAX_CHUNK + 1 - chunk.len().min(MAX_CHUNK));
+            chunk.reserve_exact(room);
+        }
         chunk.insert(off.min(chunk.len()), item);
         self.len += 1;
         if chunk.len() > MAX_CHUNK {
             let tail = chunk.split_off(chunk.len() / 2);
+            chunk.shrink_to_fit();
             self.chunks.insert(ci + 1, tail);
             self.rebuild();
         } else {

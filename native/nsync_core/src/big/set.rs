@@ -29,6 +29,16 @@ impl Set {
         self.members.is_empty()
     }
 
+    /// Room of the table (for memory reports).
+    pub fn capacity(&self) -> usize {
+        self.members.capacity()
+    }
+
+    /// Bytes of each entry (for memory reports).
+    pub fn entry_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.members.iter().map(Entry::size)
+    }
+
     pub fn contains(&self, member: &[u8]) -> bool {
         self.members.contains(member)
     }

@@ -80,6 +80,16 @@ impl ZSet {
         self.members.is_empty()
     }
 
+    /// Room of the table (for memory reports).
+    pub fn capacity(&self) -> usize {
+        self.members.capacity()
+    }
+
+    /// Bytes of each entry (for memory reports).
+    pub fn entry_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.members.iter().map(Entry::size)
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         self.members.get(member).map(score_of)
     }

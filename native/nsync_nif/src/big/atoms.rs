@@ -21,6 +21,7 @@ rustler::atoms! {
     len,
     kind,
     stat,
+    memory,
     value,
     field_expires,
     live_len,

@@ -221,6 +221,9 @@ fn read<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'a
     if name == kind() {
         return Ok(term::kind(big).encode(env));
     }
+    if name == memory() {
+        return Ok(big.memory().encode(env));
+    }
     if name == stat() {
         return Ok((term::kind(big), big.len()).encode(env));
     }
