@@ -122,7 +122,7 @@
 %% RawPayload}'.
 
 -type status() :: #{state := connecting | syncing | streaming | disconnected,
-                    master := {binary(), inet:port_number()},
+                    master := {binary(), inet:port_number()} | undefined,
                     replid := binary() | undefined,
                     offset := integer() | undefined,
                     keys_loaded := non_neg_integer(),
@@ -131,7 +131,8 @@
                     reconnects := non_neg_integer(),
                     callback_errors := non_neg_integer(),
                     tables := [atom()]}.
-%% What `status/1' reports.
+%% What `status/1' reports. `master' is that of the current or last
+%% session (`undefined' before the first one).
 
 -type table() :: atom() | ets:tid().
 %% A table's name (the `name' option, or an atom a callback routed to) or
@@ -193,7 +194,7 @@ tid() ->
 %% rather than keeping it for long.
 -spec tid(atom()) -> ets:tid() | undefined.
 tid(Name) when is_atom(Name) ->
-    case nsync_link:table(Name) of
+    case nsync_registry:lookup(Name) of
         {_Owner, Tid} -> Tid;
         undefined -> undefined
     end.
@@ -203,7 +204,7 @@ tid(Name) when is_atom(Name) ->
 %% only `tid(Name, N)' exists (the same as `tid(Name)'). `undefined' if there is none (yet).
 -spec tid(atom(), non_neg_integer()) -> ets:tid() | undefined.
 tid(Name, Db) when is_atom(Name), is_integer(Db), Db >= 0 ->
-    nsync_link:table(Name, Db).
+    nsync_registry:lookup(Name, Db).
 
 %% @doc `[{Key, Value}]' for `Key' in a table (name or tid), `[]' if absent
 %% or expired.

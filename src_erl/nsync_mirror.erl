@@ -27,8 +27,7 @@
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, load/6, load_many/2, insert_rows/4, apply_cmd/4, delete/1, lookup/2,
-         entry/3, ttl/2,
+-export([new/2, new/3, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0]).
@@ -231,49 +230,27 @@ exp_row(Tid, Key) ->
 
 %%% ------------------------------------------------------------ writes
 
-%% @doc Loads one key of the snapshot.
--spec load(mirror(), db(), binary(), term(), integer() | undefined, [{binary(), integer()}]) -> mirror().
-load(M, Db, Key, Value, ExpireAt, FieldExpires) ->
-    load_many(M, [{Db, Key, Value, ExpireAt, FieldExpires}]).
-
-%% @doc Loads keys of a snapshot, `[{Db, Key, Value, ExpireAt, FieldExpires}]',
+%% @doc Loads keys of a snapshot into database `Db' as ready-made rows:
+%% data rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
+%% #{Field => ExpireAt}}' (only for keys that have a key or field expiry),
 %% with one ETS insert per table. A snapshot's tables start empty and hold
-%% each key once, so nothing needs deleting.
--spec load_many(mirror(), [{db(), binary(), term(), integer() | undefined,
-                            [{binary(), integer()}]}]) -> mirror().
-load_many(#{dbspec := all} = M, Rows) ->
-    ByDb = lists:foldl(fun({Db, K, V, E, F}, Acc) ->
-                               Row = {K, V, E, F},
-                               case Acc of
-                                   #{Db := L} -> Acc#{Db := [Row | L]};
-                                   _ -> Acc#{Db => [Row]}
-                               end
-                       end, #{}, Rows),
-    maps:fold(fun(Db, DbRows, M0) -> insert_loaded(M0, Db, DbRows) end, M, ByDb);
-load_many(#{dbspec := Wanted} = M, Rows) ->
-    case [{K, V, E, F} || {Db, K, V, E, F} <- Rows, Db =:= Wanted] of
-        [] -> M;
-        DbRows -> insert_loaded(M, Wanted, DbRows)
+%% each key once, so nothing needs deleting. Rows of a database the mirror
+%% does not mirror are left out.
+-spec load(mirror(), db(), [{binary(), term()}],
+           [{binary(), integer() | undefined, #{binary() => integer()}}]) -> mirror().
+load(M0, Db, DataRows, ExpiryRows) ->
+    case mirrored(M0, Db) of
+        true ->
+            {M, {Data, Exp}} = ensure_db(M0, Db),
+            ets:insert(Data, DataRows),
+            case ExpiryRows of
+                [] -> ok;
+                _ -> ets:insert(Exp, ExpiryRows)
+            end,
+            M;
+        false ->
+            M0
     end.
-
-insert_loaded(M, Db, Rows) ->
-    insert_rows(M, Db, [{K, V} || {K, V, _, _} <- Rows],
-                [{K, E, maps:from_list(F)} || {K, _, E, F} <- Rows, E =/= undefined orelse F =/= []]).
-
-%% @doc Loads keys of a snapshot into database `Db' as ready-made rows: data
-%% rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
-%% #{Field => ExpireAt}}' (only for keys that have an expiry), one ETS insert
-%% per table. As with `load_many/2', the keys are new to the tables.
--spec insert_rows(mirror(), db(), [{binary(), term()}],
-                  [{binary(), integer() | undefined, #{binary() => integer()}}]) -> mirror().
-insert_rows(M0, Db, DataRows, ExpiryRows) ->
-    {M, {Data, Exp}} = ensure_db(M0, Db),
-    ets:insert(Data, DataRows),
-    case ExpiryRows of
-        [] -> ok;
-        _ -> ets:insert(Exp, ExpiryRows)
-    end,
-    M.
 
 write({Data, Exp}, Key, {V, E, F}) ->
     ets:insert(Data, {Key, V}),
@@ -588,14 +565,14 @@ new_test() ->
 
 load_lookup_test() ->
     Now = erlang:system_time(millisecond),
-    M = lists:foldl(fun({K, V, E, F}, Acc) -> load(Acc, 0, K, V, E, F) end, new(t, 0),
-                    [{<<"a">>, <<"1">>, undefined, []},
-                     {<<"b">>, <<"2">>, Now + 100000, []},
-                     {<<"gone">>, <<"3">>, Now - 10, []},
-                     {<<"h">>, #{<<"f">> => <<"1">>, <<"g">> => <<"2">>}, undefined,
-                      [{<<"f">>, Now - 5}, {<<"g">>, Now + 100000}]},
-                     {<<"h2">>, #{<<"f">> => <<"1">>}, undefined, [{<<"f">>, Now - 5}]}]),
-    M2 = load(M, 3, <<"other">>, <<"x">>, undefined, []),
+    M = load(new(t, 0), 0,
+             [{<<"a">>, <<"1">>}, {<<"b">>, <<"2">>}, {<<"gone">>, <<"3">>},
+              {<<"h">>, #{<<"f">> => <<"1">>, <<"g">> => <<"2">>}},
+              {<<"h2">>, #{<<"f">> => <<"1">>}}],
+             [{<<"b">>, Now + 100000, #{}}, {<<"gone">>, Now - 10, #{}},
+              {<<"h">>, undefined, #{<<"f">> => Now - 5, <<"g">> => Now + 100000}},
+              {<<"h2">>, undefined, #{<<"f">> => Now - 5}}]),
+    M2 = load(M, 3, [{<<"other">>, <<"x">>}], []),
     T = tid(M2),
     ?assertEqual([{<<"a">>, <<"1">>}], lookup(T, <<"a">>)),
     ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(T, <<"a">>)),
@@ -607,7 +584,9 @@ load_lookup_test() ->
     ?assertEqual([{<<"h">>, #{<<"g">> => <<"2">>}}], lookup(T, <<"h">>)),
     ?assertEqual([], lookup(T, <<"h2">>)),
     ?assertEqual(not_found, ttl(T, <<"nope">>)),
+    %% a database the mirror does not mirror is left out
     ?assertEqual([], lookup(T, <<"other">>)),
+    ?assertEqual(undefined, tid(M2, 3)),
     delete(M2).
 
 ap(M, Db, Cmd) ->

@@ -1,24 +1,28 @@
 %%% @doc The NIF: one replication link per resource.
 %%%
-%%% A link owns the replication position (replid, offset, current db), which
-%%% survives reconnects. Each connection attempt is a session: `start/2'
-%%% starts a pump thread that connects, then reads the socket, runs the
-%%% handshake, snapshot and command stream (with ACKs), and sends the events
-%%% to the calling process in batches:
+%%% A link keeps what outlives a connection: the replication position
+%%% (replid, offset, current db), so each session resumes with PSYNC
+%%% wherever it connects. Each connection attempt is a session: `start/2'
+%%% starts a pump thread that connects to the master given for that session,
+%%% then reads the socket, runs the handshake, snapshot and command stream
+%%% (with ACKs), and sends what it reads to the calling process in batches:
 %%%
-%%%   `{nsync_pump, Session, {batch, [Event]}}'  events, in stream order
-%%%   `{nsync_pump, Session, {closed, Reason}}'  the session is over; always
-%%%                                              its last message
+%%%   `{nsync_pump, Session, {batch, [item()]}}'  items, in stream order
+%%%   `{nsync_pump, Session, {closed, reason()}}'  the session is over;
+%%%                                                 always its last message
 %%%
 %%% Flow control is by credit: at most 4 batches are in flight; after
 %%% handling one, the process calls `ack(Link, Session)'. Without credit the
 %%% pump reads nothing, so a slow consumer slows the master (as a slow
-%%% replica does) and memory stays bounded. No call blocks: `start/2', `ack/2',
-%%% `info/1' and `close/1' return at once. Dropping the resource (its owner
-%%% died) ends the session and closes the socket, as `close/1' does.
+%%% replica does) and memory stays bounded. No call blocks: every function
+%%% returns at once. Dropping the resource (its owner died) ends the session
+%%% and closes the socket, as `close/1' does.
+%%%
+%%% The NIF owns the connection facts (`info/1'): they describe what the
+%%% caller has handled, since a batch's facts are published by its `ack/2'.
 -module(nsync_nif).
 
--export([open/1, start/2, ack/2, info/1, close/1, decode_dump/1]).
+-export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1]).
 %% big values (see nsync_big)
 -export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
@@ -26,54 +30,87 @@
 
 -type link() :: reference().
 -type session() :: pos_integer().
--type config() :: #{host := binary(),
-                    port := inet:port_number(),
-                    user => binary(),
-                    pass => binary(),
-                    connect_timeout => pos_integer(),
-                    listening_port => inet:port_number()}.
-%% How snapshot keys are delivered: as `{key, ...}' events, or as rows of
-%% the ETS mirror for database Db (or every database).
--type delivery() :: events | {rows, non_neg_integer() | all}.
-%% Events, in stream order:
-%%   {fullresync, Replid, Offset}   a full sync starts; Replid is undefined
-%%                                  (and Offset 0) for a pre-2.8 master (SYNC)
-%%   {continue, Replid, Offset}     a partial resync was accepted; commands
-%%                                  follow from Offset + 1
-%%   {key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}
-%%                                  one key of the snapshot (expired keys are
-%%                                  skipped); FieldExpires is [{Field, Ms}]
-%%                                  (delivery `events')
-%%   {rows, Db, [{Key, Value}], [{Key, ExpireAtMs | undefined, #{Field => Ms}}]}
-%%                                  a run of snapshot keys of database Db as
-%%                                  the mirror's data and expiry rows (the
-%%                                  latter only for keys with an expiry;
-%%                                  delivery `{rows, _}', other dbs left out)
-%%   {big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined, FieldExpires}
-%%                                  a key holding a hash of more than 32 live
-%%                                  fields, in either delivery: the pump
-%%                                  cannot build maps that big (the VM builds
-%%                                  them with scheduler-only memory), so the
-%%                                  caller makes the map
-%%   {function, Source}             a function library of the snapshot
-%%   {load_eof, Replid, Offset}     the snapshot is complete (only now are
-%%                                  Replid/Offset the link's position)
-%%   {cmd, Db, Cmd, Args}           one command of the stream; Cmd lowercase;
-%%                                  every command but PING and REPLCONF, so
-%%                                  select/multi/exec too (a resume may start
-%%                                  inside a MULTI block); Db is the db the
-%%                                  command applies to (for select: the new one)
+-type db() :: non_neg_integer().
+-type config() :: #{user := binary() | undefined,
+                    pass := binary() | undefined,
+                    connect_timeout := pos_integer(),
+                    listening_port := inet:port_number(),
+                    %% whose snapshot keys are delivered
+                    db := db() | all}.
+-type master() :: #{host := binary(), port := inet:port_number()}.
+-type replid() :: binary().
+-type offset() :: integer().
+-type key() :: binary().
+%% A key's absolute expiry, ms since the epoch.
+-type expire_at() :: integer().
+
+%% The items of a batch, in stream order:
+-type item() ::
+        %% A full sync starts; Replid is undefined (and Offset 0) for a
+        %% pre-2.8 master (SYNC).
+        {fullresync, replid() | undefined, offset()}
+        %% A partial resync was accepted; commands follow from Offset + 1.
+      | {continue, replid(), offset()}
+        %% Snapshot keys of database Db, in snapshot order: DataRows
+        %% first, then BigHashes. Only keys of the databases given to
+        %% open/1 and not expired. DataRows and ExpiryRows are the ETS
+        %% mirror's rows; ExpiryRows has the keys of DataRows with a key or
+        %% hash-field expiry, in the same order. BigHashes are hashes of
+        %% more than 32 live fields, whose maps the caller makes (the pump
+        %% cannot build maps that big: the VM builds them with
+        %% scheduler-only memory).
+      | {keys, db(), DataRows :: [{key(), term()}],
+         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}],
+         BigHashes :: [{key(), [{binary(), binary()}], expire_at() | undefined,
+                        [{binary(), expire_at()}]}]}
+        %% The snapshot is complete (only now are Replid/Offset the
+        %% link's position).
+      | {load_eof, replid() | undefined, offset()}
+        %% One command of the stream; Cmd lowercase; every command but
+        %% PING and REPLCONF, so select/multi/exec too (a resume may start
+        %% inside a MULTI block); Db is the db the command applies to (for
+        %% select: the new one). Commands of every db come, whatever the
+        %% db given to open/1.
+      | {cmd, db(), Cmd :: binary(), Args :: [binary()]}.
 %% A full sync that was cut short was not committed: the next session gives
 %% {continue, ...} from the previous position or a new {fullresync, ...}.
-%% Reasons of {closed, Reason}: {connect, Posix | nxdomain}, {auth, Msg}
-%% (wrong or missing password: retrying will not help), {master, Msg} (an
-%% error line, e.g. `<<"-LOADING ...">>': retry later), {rdb, Kind, Offset},
-%% {protocol, Detail}, eof, {recv, Posix | timeout} (60 s of silence),
-%% {send, Posix}, {internal, Msg} (a bug; the next session starts over with a
-%% full sync), owner_gone, closed. Posix is an atom (econnrefused, ...) or,
-%% for rare errors, the OS message.
--type event() :: tuple().
--export_type([link/0, session/0, config/0, delivery/0, event/0]).
+%% Function libraries of the snapshot are not delivered.
+
+%% An I/O error: a POSIX atom (econnrefused, ...) or, for rare errors, the
+%% OS message.
+-type posix() :: atom() | binary().
+%% Why a session ended:
+-type reason() ::
+        {connect, posix() | nxdomain}
+        %% wrong or missing password: retrying will not help
+      | {auth, binary()}
+        %% an error line, e.g. `<<"-LOADING ...">>': retry later
+      | {master, binary()}
+      | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
+      | {protocol, binary()}
+      | eof
+        %% timeout: 60 s of silence
+      | {recv, posix() | timeout}
+      | {send, posix()}
+        %% a bug; the next session starts over with a full sync
+      | {internal, binary()}
+        %% disconnect/1 ended it
+      | disconnected
+      | owner_gone
+      | closed.
+-type message() :: {nsync_pump, session(), {batch, [item()]} | {closed, reason()}}.
+-type link_state() :: idle | connecting | handshake | loading | streaming | disconnected | closed.
+-type info() :: #{state := link_state(),
+                  master := {binary(), inet:port_number()} | undefined,
+                  replid := replid() | undefined,
+                  offset := offset() | undefined,
+                  db := db(),
+                  keys_loaded := non_neg_integer(),
+                  commands := non_neg_integer(),
+                  bytes := non_neg_integer(),
+                  last_error := reason() | undefined}.
+-export_type([link/0, session/0, config/0, master/0, item/0, reason/0, message/0,
+              link_state/0, info/0]).
 
 init() ->
     SoName = case code:priv_dir(nsync) of
@@ -85,34 +122,41 @@ init() ->
     erlang:load_nif(SoName, 0).
 
 %% @doc Creates a link; it connects when a session starts (`start/2').
-%% Checks the config (connect_timeout in ms, default 1000; listening_port
-%% default 0) and answers `{error, {badarg, Key}}' for a bad or unknown key,
-%% `{error, {badarg, config}}' if it is not a map.
+%% Every key of the config is required (nsync_opts fills in the defaults);
+%% `{error, {badarg, Key}}' names a bad, unknown or missing key,
+%% `{error, {badarg, config}}' a term that is not a map.
 -spec open(config()) -> {ok, link()} | {error, {badarg, atom()}}.
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Starts a session: a pump thread connects (resolving and connecting
-%% with connect_timeout), resumes from the link's position and sends its
-%% batches to the caller, tagged with the returned session id (unique in the
-%% VM). One session at a time: `{error, running}' until the previous one
-%% has sent `{closed, _}'; `{error, closed}' after `close/1'.
--spec start(link(), delivery()) ->
-          {ok, session()} | {error, closed | running | {badarg, delivery} | {spawn, string()}}.
-start(_Link, _Delivery) -> erlang:nif_error(nif_not_loaded).
+%% @doc Starts a session: a pump thread resolves and connects to `Master'
+%% (within connect_timeout), resumes from the link's position and sends its
+%% batches to the caller, tagged with the returned session id (unique in
+%% the VM). One session at a time: `{error, running}' until the previous
+%% one has sent `{closed, _}'; `{error, closed}' after `close/1'.
+-spec start(link(), master()) ->
+          {ok, session()} | {error, closed | running | {badarg, atom()} | {spawn, binary()}}.
+start(_Link, _Master) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Gives the pump of `Session' a credit back: the caller has handled
-%% one of its batches. Credits for another session are ignored.
+%% @doc The caller has handled one batch of `Session': gives its pump a
+%% credit back and publishes the facts the batch brought (`info/1').
+%% Acks of another session are ignored.
 -spec ack(link(), session()) -> ok.
 ack(_Link, _Session) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The link's state, at once:
-%% `#{state => idle | connecting | handshake | loading | streaming | closed,
-%%    host, port, replid => binary() | undefined,
-%%    offset => integer() | undefined, db, keys_loaded, commands,
-%%    last_error => Reason | undefined}' (counts since `open/1'; replid,
-%% offset and db are the committed position, updated after each batch).
--spec info(link()) -> map().
+%% @doc The link's connection facts, at once: the state (`idle' before the
+%% first session, `disconnected' between sessions), the master of the
+%% current or last session, the committed position, the keys delivered
+%% since the last full sync started, the commands delivered and bytes read
+%% since `open/1', and why the last session ended. They describe what the
+%% caller has handled (acked).
+-spec info(link()) -> info().
 info(_Link) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Ends the running session, if any, at once (even while its pump
+%% waits in `read' or for credit): it sends `{closed, disconnected}'. The
+%% link stays open, and the next session resumes from its position.
+-spec disconnect(link()) -> ok.
+disconnect(_Link) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Closes the link: the session's socket is shut down at once, even
 %% while its pump waits in `read' or for credit (it then sends

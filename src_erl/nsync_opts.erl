@@ -5,7 +5,7 @@
 %%% inside the link. The result is a complete config map with defaults.
 -module(nsync_opts).
 
--export([validate/1, nif_config/1]).
+-export([validate/1, nif_config/1, master/1]).
 
 -export_type([config/0, callback/0]).
 
@@ -24,7 +24,10 @@
                     name := atom(),
                     db := non_neg_integer() | all,
                     compressed := boolean(),
-                    connect_timeout := pos_integer()}.
+                    connect_timeout := pos_integer(),
+                    %% not an option: set by a layer above links (see
+                    %% nsync_link) to pick each session's master
+                    next_master => nsync_link:next_master()}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
                     port => 6379,
@@ -60,13 +63,17 @@ validate(Opts) when is_list(Opts) ->
 validate(Opts) ->
     {error, {badarg, Opts}}.
 
-%% @doc The part of the config the NIF needs (`nsync_nif:open/1').
+%% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
+%% key given: the NIF has no defaults of its own.
 -spec nif_config(config()) -> nsync_nif:config().
-nif_config(#{host := Host, port := Port, user := User, pass := Pass,
-             connect_timeout := ConnectTimeout}) ->
-    Base = #{host => Host, port => Port, connect_timeout => ConnectTimeout},
-    maps:merge(Base, maps:filter(fun(_, V) -> V =/= undefined end,
-                                 #{user => User, pass => Pass})).
+nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db}) ->
+    #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
+      listening_port => 0, db => Db}.
+
+%% @doc The master the options name (`nsync_nif:start/2').
+-spec master(config()) -> nsync_nif:master().
+master(#{host := Host, port := Port}) ->
+    #{host => Host, port => Port}.
 
 %%% ------------------------------------------------------------ internal
 

@@ -68,5 +68,6 @@ user_needs_pass_test() ->
 
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
-    ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000, pass => <<"pw">>,
-                   connect_timeout => 5000}, nsync_opts:nif_config(C)).
+    ?assertEqual(#{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
+                   listening_port => 0, db => 0}, nsync_opts:nif_config(C)),
+    ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:master(C)).

@@ -153,9 +153,10 @@ killed_link_closes_socket(Config) ->
 corrupt_snapshot_reconnects(Config) ->
     S = ?config(server, Config),
     nsync_test_redis:set_keys(S, <<"k:">>, 1, 2000, binary:copy(<<"v">>, 50)),
-    Proxy = start_corrupting_proxy(nsync_test_redis:port(S), 20000),
+    {ok, Proxy} = nsync_test_proxy:start(nsync_test_redis:port(S)),
+    ok = nsync_test_proxy:set_mode(Proxy, {flip_at, 20000}),
     ok = logger:add_handler(nsync_pump_suite, ?MODULE, #{config => #{pid => self()}}),
-    {ok, Pid} = try nsync:start_link([{host, "127.0.0.1"}, {port, proxy_port(Proxy)},
+    {ok, Pid} = try nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_proxy:port(Proxy)},
                                       {block, true}, {timeout, ?T}])
                 after logger:remove_handler(nsync_pump_suite)
                 end,
@@ -166,8 +167,9 @@ corrupt_snapshot_reconnects(Config) ->
     2000 = ets:info(nsync:tid(), size),
     [{<<"k:7">>, _}] = nsync:lookup(nsync, <<"k:7">>),
     #{state := streaming} = nsync:status(Pid),
-    ?assertEqual(2, proxy_connections(Proxy)),
-    ok = nsync:stop(Pid).
+    ?assertEqual(2, nsync_test_proxy:connections(Proxy)),
+    ok = nsync:stop(Pid),
+    ok = nsync_test_proxy:stop(Proxy).
 
 %%% ----------------------------------------------------------- helpers
 
@@ -246,63 +248,4 @@ log(_Event, _Config) ->
 
 flush_logged() ->
     receive {logged, What} -> [What | flush_logged()] after 0 -> [] end.
-
-%% A TCP proxy to the master on a free loopback port. On its first
-%% connection it flips the byte at offset FlipAt of what the master sends;
-%% later connections pass through untouched.
-start_corrupting_proxy(MasterPort, FlipAt) ->
-    Self = self(),
-    Pid = spawn_link(fun() ->
-                             {ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}},
-                                                          {active, false}]),
-                             {ok, Port} = inet:port(L),
-                             Self ! {proxy_port, self(), Port},
-                             proxy_accept(L, MasterPort, FlipAt, 0)
-                     end),
-    receive {proxy_port, Pid, Port} -> {Pid, Port} after ?T -> error(proxy_start) end.
-
-proxy_port({_Pid, Port}) -> Port.
-
-proxy_connections({Pid, _Port}) ->
-    Pid ! {connections, self()},
-    receive {connections, N} -> N after ?T -> error(proxy_stuck) end.
-
-proxy_accept(L, MasterPort, FlipAt, N) ->
-    case gen_tcp:accept(L, 50) of
-        {ok, Client} ->
-            {ok, Master} = gen_tcp:connect({127, 0, 0, 1}, MasterPort,
-                                           [binary, {active, false}]),
-            Flip = case N of 0 -> FlipAt; _ -> none end,
-            Up = spawn_link(fun() -> pipe(Client, Master, none) end),
-            Down = spawn_link(fun() -> pipe(Master, Client, Flip) end),
-            ok = gen_tcp:controlling_process(Client, Up),
-            ok = gen_tcp:controlling_process(Master, Down),
-            proxy_accept(L, MasterPort, FlipAt, N + 1);
-        {error, timeout} ->
-            receive {connections, From} -> From ! {connections, N}
-            after 0 -> ok
-            end,
-            proxy_accept(L, MasterPort, FlipAt, N)
-    end.
-
-%% Copies From to To, flipping the byte at offset Flip (or none).
-pipe(From, To, Flip) ->
-    case gen_tcp:recv(From, 0) of
-        {ok, Data} ->
-            {Out, Flip1} = flip(Data, Flip),
-            case gen_tcp:send(To, Out) of
-                ok -> pipe(From, To, Flip1);
-                {error, _} -> gen_tcp:close(From)
-            end;
-        {error, _} ->
-            gen_tcp:close(To)
-    end.
-
-flip(Data, none) ->
-    {Data, none};
-flip(Data, At) when At >= byte_size(Data) ->
-    {Data, At - byte_size(Data)};
-flip(Data, At) ->
-    <<Before:At/binary, Byte, After/binary>> = Data,
-    {<<Before/binary, (Byte bxor 16#5a), After/binary>>, none}.
 

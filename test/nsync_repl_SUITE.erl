@@ -2,7 +2,9 @@
 %% an online replica whose ACKed offset reaches master_repl_offset and WAIT
 %% counts it; a killed connection resumes with a partial resync (no reload,
 %% no lost write); a forced full resync swaps the mirror at once and leaves
-%% no stale key. Redis 7.0 and 6.2 and Valkey, diskless on and off.
+%% no stale key; a link pointed at a replica of its master (the seam of a
+%% layer above links) resumes there. Redis 7.0 and 6.2 and Valkey, diskless
+%% on and off.
 -module(nsync_repl_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -10,7 +12,8 @@
 
 -export([all/0, suite/0, groups/0, init_per_group/2, end_per_group/2,
          init_per_testcase/2, end_per_testcase/2]).
--export([online_replica_acks/1, kill_resumes_partially/1, full_resync_swaps_mirror/1]).
+-export([online_replica_acks/1, kill_resumes_partially/1, full_resync_swaps_mirror/1,
+         next_master_resumes_at_replica/1]).
 
 -define(T, 20000).
 
@@ -23,7 +26,8 @@ all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redi
 
 -spec groups() -> [tuple()].
 groups() ->
-    Cases = [online_replica_acks, kill_resumes_partially, full_resync_swaps_mirror],
+    Cases = [online_replica_acks, kill_resumes_partially, full_resync_swaps_mirror,
+             next_master_resumes_at_replica],
     [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
                                      valkey_disk, valkey_diskless]].
 
@@ -144,6 +148,57 @@ full_resync_swaps_mirror(Config) ->
     #{reconnects := 1, state := streaming, keys_loaded := 8000} = nsync:status(Pid),
     ok = nsync:stop(Pid).
 
+%% @doc The seam for a layer above links (Sentinel, Cluster): the link asks
+%% its config's `next_master' fun for each session's master, and
+%% nsync_link:reconnect/1 ends the session and starts the next one at once.
+%% Pointed at a replica of its master, it resumes there with PSYNC: the
+%% replica serves a partial resync (no full sync, the same tables), status
+%% names the new master, and writes to the master reach the mirror through
+%% the replica.
+-spec next_master_resumes_at_replica(ct_suite:ct_config()) -> ok.
+next_master_resumes_at_replica(Config) ->
+    A = ?config(server, Config),
+    {ok, B} = nsync_test_redis:start(#{version => ?config(version, Config),
+                                       diskless => ?config(diskless, Config)}),
+    Key = {?MODULE, master},
+    try
+        <<"OK">> = nsync_test_redis:cmd(B, [<<"REPLICAOF">>, <<"127.0.0.1">>,
+                                            integer_to_binary(nsync_test_redis:port(A))]),
+        nsync_test_events:wait_until(fun() -> link_up(B) end, ?T),
+        nsync_test_redis:set_keys(A, <<"a:">>, 1, 100, <<"v">>),
+        persistent_term:put(Key, master(A)),
+        {ok, Opts} = nsync_opts:validate(opts(Config, [])),
+        {ok, Pid} = nsync_link:start_link(
+                      Opts#{next_master => fun() -> persistent_term:get(Key) end}, undefined),
+        nsync_test_events:wait_until(fun() -> same_keys(A) end, ?T),
+        Tid = nsync:tid(),
+        #{offset := Offset} = nsync:status(Pid),
+        nsync_test_events:wait_until(
+          fun() -> replica_offset(B) >= Offset andalso link_up(B) end, ?T),
+        FullBefore = stat(B, <<"sync_full">>),
+        PartialBefore = stat(B, <<"sync_partial_ok">>),
+        persistent_term:put(Key, master(B)),
+        ok = nsync_link:reconnect(Pid),
+        PortB = nsync_test_redis:port(B),
+        nsync_test_events:wait_until(
+          fun() ->
+                  case nsync:status(Pid) of
+                      #{state := streaming, master := {<<"127.0.0.1">>, PortB}} -> true;
+                      _ -> false
+                  end
+          end, ?T),
+        nsync_test_redis:set_keys(A, <<"b:">>, 1, 100, <<"w">>),
+        nsync_test_events:wait_until(fun() -> same_keys(A) end, ?T),
+        ?assertEqual(PartialBefore + 1, stat(B, <<"sync_partial_ok">>)),
+        ?assertEqual(FullBefore, stat(B, <<"sync_full">>)),
+        ?assertEqual(Tid, nsync:tid()),
+        #{reconnects := 1} = nsync:status(Pid),
+        ok = nsync:stop(Pid)
+    after
+        persistent_term:erase(Key),
+        nsync_test_redis:stop(B)
+    end.
+
 %%% ----------------------------------------------------------- helpers
 
 opts(Config, Extra) ->
@@ -155,6 +210,19 @@ same_keys(S) ->
         undefined -> false;
         Tid -> nsync_test_events:mirror_keys(Tid) =:= nsync_test_events:master_keys(S)
     end.
+
+master(S) ->
+    #{host => <<"127.0.0.1">>, port => nsync_test_redis:port(S)}.
+
+%% The offset a replica has processed, and whether its link to its master
+%% is up.
+replica_offset(S) ->
+    binary_to_integer(maps:get(<<"master_repl_offset">>,
+                               nsync_test_redis:info(S, <<"replication">>))).
+
+link_up(S) ->
+    maps:get(<<"master_link_status">>, nsync_test_redis:info(S, <<"replication">>),
+             undefined) =:= <<"up">>.
 
 stat(S, Name) ->
     binary_to_integer(maps:get(Name, nsync_test_redis:info(S, <<"stats">>))).

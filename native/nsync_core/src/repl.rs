@@ -104,7 +104,7 @@ pub enum ReplError {
 
 /// The coarse state, for status reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum ReplState {
     Disconnected,
     Handshake,
     Loading,
@@ -245,12 +245,12 @@ impl Replica {
         self.position.as_ref()
     }
 
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> ReplState {
         match self.phase {
-            Phase::Disconnected => State::Disconnected,
-            Phase::Handshake(_) | Phase::AwaitPayload { .. } => State::Handshake,
-            Phase::Loading(_) => State::Loading,
-            Phase::Streaming => State::Streaming,
+            Phase::Disconnected => ReplState::Disconnected,
+            Phase::Handshake(_) | Phase::AwaitPayload { .. } => ReplState::Handshake,
+            Phase::Loading(_) => ReplState::Loading,
+            Phase::Streaming => ReplState::Streaming,
         }
     }
 
@@ -792,7 +792,7 @@ mod tests {
             sent(&mut replica),
             String::from_utf8(cmd(&["PSYNC", "?", "-1"])).unwrap()
         );
-        assert_eq!(replica.state(), State::Handshake);
+        assert_eq!(replica.state(), ReplState::Handshake);
         let events = feed_slowly(
             &mut replica,
             format!("\n\n+FULLRESYNC {REPLID} 1234\r\n\n$EOF:{MARK}\r\n").as_bytes(),
@@ -805,7 +805,7 @@ mod tests {
                 offset: 1234
             }]
         );
-        assert_eq!(replica.state(), State::Loading);
+        assert_eq!(replica.state(), ReplState::Loading);
         assert_eq!(
             replica.position(),
             None,
@@ -822,7 +822,7 @@ mod tests {
             replica.next_event(),
             Err(ReplError::Auth("NOAUTH Authentication required.".into()))
         );
-        assert_eq!(replica.state(), State::Disconnected);
+        assert_eq!(replica.state(), ReplState::Disconnected);
 
         let mut replica = Replica::new(Config {
             pass: Some(Bytes::from("bad")),
@@ -892,7 +892,7 @@ mod tests {
         assert_eq!(sent(&mut replica), "SYNC\r\n");
         replica.feed(b"\n\n$18\r\n");
         assert_eq!(replica.next_event().unwrap(), None);
-        assert_eq!(replica.state(), State::Loading);
+        assert_eq!(replica.state(), ReplState::Loading);
     }
 
     #[test]
@@ -1135,7 +1135,7 @@ mod tests {
         replica.feed(b"+CONTINUE\r\n*2\r\n:1\r\n");
         assert!(replica.next_event().unwrap().is_some());
         assert!(matches!(replica.next_event(), Err(ReplError::Resp(_))));
-        assert_eq!(replica.state(), State::Disconnected);
+        assert_eq!(replica.state(), ReplState::Disconnected);
         let mut replica = resumed_at(0, 0);
         replica.feed(b"+CONTINUE\r\n");
         replica.next_event().unwrap();

@@ -1,76 +1,85 @@
-//! One batch of events for the link process, built as terms by the pump.
+//! One batch of items for the link process, built as terms by the pump
+//! (the shapes are `nsync_nif:item()`).
 //!
-//! With [`Delivery::Events`] every event is one term (`encode::event`), as a
-//! user callback needs them. With [`Delivery::Rows`] (the default ETS
-//! mirror) a run of snapshot keys of one database becomes
-//! `{rows, Db, [{K, V}], [{K, ExpireAtMs | undefined, #{Field => Ms}}]}`:
-//! the link process inserts both lists as they are, with no work per key.
+//! Snapshot keys of the databases the link mirrors (its [`DbFilter`]) that
+//! have not expired are grouped, per run of one database, into one item
+//! `{keys, Db, DataRows, ExpiryRows, BigHashes}`: `DataRows` are the mirror's
+//! `{Key, Value}` rows in snapshot order, `ExpiryRows` its
+//! `{Key, ExpireAtMs | undefined, #{Field => Ms}}` rows of the keys that have
+//! an expiry (a subsequence of `DataRows`), and `BigHashes` the hashes too
+//! big for the pump to make a map of, which come after the item's data rows
+//! (a key after a big hash starts a new item, so snapshot order is kept).
+//! The default mirror inserts both row lists as they are. Function
+//! libraries are not delivered. Everything else is one item per event.
 
-use nsync_core::rdb::Entry;
+use nsync_core::rdb::{Entry, LiveValue};
 use nsync_core::repl::Event;
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
-use crate::encode::{self, LiveValue};
+use crate::config::DbFilter;
+use crate::encode;
 
 /// A batch is sent once it holds this many events ...
 pub const MAX_EVENTS: usize = 1000;
 /// ... or once this many bytes were read into it.
 pub const MAX_BYTES: usize = 256 * 1024;
 
-/// How snapshot keys reach the link process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// `{key, Db, K, V, ExpireAtMs, FieldExpires}` events.
-    Events,
-    /// Mirror rows, for every database (`None`) or one.
-    Rows(Option<u64>),
-}
-
-/// The keys of one database, as rows.
-struct Rows<'a> {
+/// The snapshot keys of one database, in order.
+struct Keys<'a> {
     db: u64,
     data: Vec<Term<'a>>,
     expiry: Vec<Term<'a>>,
+    big_hashes: Vec<Term<'a>>,
 }
 
 pub struct Batch<'a> {
     env: Env<'a>,
-    delivery: Delivery,
+    dbs: DbFilter,
     now_ms: i64,
     items: Vec<Term<'a>>,
-    rows: Option<Rows<'a>>,
+    keys: Option<Keys<'a>>,
     events: usize,
-    /// Snapshot keys delivered, and commands.
-    pub keys: u64,
+    /// Snapshot keys delivered (since the full sync that started in this
+    /// batch, if one did), and commands.
+    pub keys_delivered: u64,
+    pub full_sync_started: bool,
     pub commands: u64,
 }
 
 impl<'a> Batch<'a> {
-    pub fn new(env: Env<'a>, delivery: Delivery, now_ms: i64) -> Batch<'a> {
+    pub fn new(env: Env<'a>, dbs: DbFilter, now_ms: i64) -> Batch<'a> {
         Batch {
             env,
-            delivery,
+            dbs,
             now_ms,
             items: Vec::new(),
-            rows: None,
+            keys: None,
             events: 0,
-            keys: 0,
+            keys_delivered: 0,
+            full_sync_started: false,
             commands: 0,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.events == 0
-    }
-
-    /// Whether there is anything to send (keys that had expired are not).
+    /// Whether there is anything to send (keys that had expired, or of
+    /// other databases, are not).
     pub fn has_items(&self) -> bool {
-        !self.items.is_empty() || self.rows.is_some()
+        !self.items.is_empty() || self.keys.is_some()
     }
 
     pub fn is_full(&self) -> bool {
         self.events >= MAX_EVENTS
+    }
+
+    /// Whether the batch should go now, `read` bytes having been read into
+    /// it, the socket `drained` by the last read. Snapshot keys are seen by
+    /// nobody until the snapshot is complete: while `loading` they wait for
+    /// a full batch (fewer, bigger messages: the link process wakes up
+    /// less). Anything else goes as soon as the socket has nothing more, so
+    /// a live write reaches the link process at once.
+    pub fn is_ready(&self, loading: bool, drained: bool, read: usize) -> bool {
+        self.is_full() || (self.events > 0 && ((!loading && drained) || read >= MAX_BYTES))
     }
 
     pub fn push(&mut self, event: &Event) {
@@ -78,70 +87,77 @@ impl<'a> Batch<'a> {
         match event {
             Event::Key(entry) => self.push_key(entry),
             _ => {
-                if let Some(term) = encode::event(self.env, event, self.now_ms) {
-                    if matches!(event, Event::Command { .. }) {
-                        self.commands += 1;
+                if let Some(term) = encode::item(self.env, event) {
+                    match event {
+                        Event::Command { .. } => self.commands += 1,
+                        Event::FullResync { .. } => {
+                            self.full_sync_started = true;
+                            self.keys_delivered = 0;
+                        }
+                        _ => {}
                     }
-                    self.push_item(term);
+                    self.close_keys();
+                    self.items.push(term);
                 }
             }
         }
     }
 
-    /// A key of the snapshot; expired ones and, for rows, those of other
-    /// databases are left out.
     fn push_key(&mut self, entry: &Entry) {
-        if let Delivery::Rows(Some(db)) = self.delivery {
-            if db != entry.db {
-                return;
-            }
+        if !self.dbs.admits(entry.db) {
+            return;
         }
-        let env = self.env;
         let Some(live) = LiveValue::of_entry(entry, self.now_ms) else {
             return;
         };
-        self.keys += 1;
-        if let Some(fields) = live.big_hash_fields() {
-            return self.push_item(encode::big_hash(env, entry, &live, fields));
-        }
-        match self.delivery {
-            Delivery::Rows(_) => {
-                let (data, expiry) = encode::key_rows(env, entry, &live);
-                let rows = self.rows_of(entry.db);
-                rows.data.push(data);
-                rows.expiry.extend(expiry);
+        self.keys_delivered += 1;
+        let env = self.env;
+        if encode::is_big_hash(&live) {
+            let term = encode::big_hash(env, entry, &live);
+            self.keys_of(entry.db).big_hashes.push(term);
+        } else {
+            let (data, expiry) = encode::key_rows(env, entry, &live);
+            if self.keys.as_ref().is_some_and(|k| !k.big_hashes.is_empty()) {
+                // An item's data rows come before its big hashes: a new
+                // item keeps the snapshot's order.
+                self.close_keys();
             }
-            Delivery::Events => self.push_item(encode::key(env, entry, &live)),
+            let keys = self.keys_of(entry.db);
+            keys.data.push(data);
+            keys.expiry.extend(expiry);
         }
-    }
-
-    /// An item after the rows before it.
-    fn push_item(&mut self, term: Term<'a>) {
-        self.close_rows();
-        self.items.push(term);
     }
 
     /// The batch's items, in stream order.
     pub fn into_term(mut self) -> Term<'a> {
-        self.close_rows();
+        self.close_keys();
         self.items.encode(self.env)
     }
 
-    fn rows_of(&mut self, db: u64) -> &mut Rows<'a> {
-        if self.rows.as_ref().is_some_and(|rows| rows.db != db) {
-            self.close_rows();
+    /// The keys item of `db` being filled (a new one after another db's).
+    fn keys_of(&mut self, db: u64) -> &mut Keys<'a> {
+        if self.keys.as_ref().is_some_and(|keys| keys.db != db) {
+            self.close_keys();
         }
-        self.rows.get_or_insert_with(|| Rows {
+        self.keys.get_or_insert_with(|| Keys {
             db,
             data: Vec::with_capacity(MAX_EVENTS),
             expiry: Vec::new(),
+            big_hashes: Vec::new(),
         })
     }
 
-    fn close_rows(&mut self) {
-        if let Some(rows) = self.rows.take() {
+    fn close_keys(&mut self) {
+        if let Some(keys) = self.keys.take() {
             let env = self.env;
-            let item = (atoms::rows(), rows.db, rows.data, rows.expiry).encode(env);
+            let item = (
+                atoms::keys(),
+                keys.db,
+                keys.data,
+                keys.expiry,
+                keys.big_hashes,
+            )
+                .encode(env);
             self.items.push(item);
         }
     }

@@ -1,4 +1,7 @@
-//! The link's configuration, decoded and checked from the map given to `open/1`.
+//! The link's configuration, decoded from the map given to `open/1`, and a
+//! session's master, from the map given to `start/2`. Every field is
+//! required: the Erlang side (nsync_opts) validates options and fills in
+//! the defaults, the NIF has none of its own.
 
 use std::time::Duration;
 
@@ -8,60 +11,110 @@ use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Term};
 
 use crate::atoms;
+use crate::conn::Master;
 
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The databases whose snapshot keys are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFilter {
+    All,
+    Only(u64),
+}
+
+impl DbFilter {
+    pub fn admits(self, db: u64) -> bool {
+        match self {
+            DbFilter::All => true,
+            DbFilter::Only(wanted) => wanted == db,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    pub host: String,
-    pub port: u16,
-    pub connect_timeout: Duration,
+    /// Credentials and listening port, for the handshake.
     pub replica: repl::Config,
+    pub connect_timeout: Duration,
+    pub dbs: DbFilter,
 }
 
-/// Decodes `#{host := binary(), port := 1..65535, user => binary(),
-/// pass => binary(), connect_timeout => pos_integer() (ms),
-/// listening_port => 0..65535}`. The error names the offending key
-/// (`config` when the term is not a map).
+/// Decodes `#{user := binary() | undefined, pass := binary() | undefined,
+/// connect_timeout := pos_integer() (ms), listening_port := 0..65535,
+/// db := non_neg_integer() | all}`. The error names the offending or
+/// missing key (`config` when the term is not a map with atom keys).
 pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
-    let entries = MapIterator::new(term).ok_or_else(atoms::config)?;
-    let mut host = None;
-    let mut port = None;
-    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
-    let mut replica = repl::Config::default();
-    for (key, value) in entries {
+    let mut user = None;
+    let mut pass = None;
+    let mut connect_timeout = None;
+    let mut listening_port = None;
+    let mut dbs = None;
+    for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
-        if key == atoms::host() {
-            let text = binary(value).ok_or(key)?;
-            let text = String::from_utf8(text.to_vec()).map_err(|_| key)?;
-            host = Some(text).filter(|h| !h.is_empty());
-        } else if key == atoms::port() {
-            port = Some(value.decode::<u16>().ok().filter(|&p| p > 0).ok_or(key)?);
-        } else if key == atoms::user() {
-            replica.user = Some(binary(value).ok_or(key)?);
+        if key == atoms::user() {
+            user = Some(optional_binary(value).ok_or(key)?);
         } else if key == atoms::pass() {
-            replica.pass = Some(binary(value).ok_or(key)?);
+            pass = Some(optional_binary(value).ok_or(key)?);
         } else if key == atoms::connect_timeout() {
             let ms = value.decode::<u64>().ok().filter(|&ms| ms > 0).ok_or(key)?;
-            connect_timeout = Duration::from_millis(ms);
+            connect_timeout = Some(Duration::from_millis(ms));
         } else if key == atoms::listening_port() {
-            replica.listening_port = value.decode::<u16>().map_err(|_| key)?;
+            listening_port = Some(value.decode::<u16>().map_err(|_| key)?);
+        } else if key == atoms::db() {
+            dbs = Some(db_filter(value).ok_or(key)?);
         } else {
             return Err(key);
         }
     }
-    if replica.user.is_some() && replica.pass.is_none() {
+    let user = user.ok_or_else(atoms::user)?;
+    let pass = pass.ok_or_else(atoms::pass)?;
+    if user.is_some() && pass.is_none() {
         return Err(atoms::pass());
     }
     Ok(LinkConfig {
-        host: host.ok_or_else(atoms::host)?,
-        port: port.ok_or_else(atoms::port)?,
-        connect_timeout,
-        replica,
+        replica: repl::Config {
+            user,
+            pass,
+            listening_port: listening_port.ok_or_else(atoms::listening_port)?,
+        },
+        connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
+        dbs: dbs.ok_or_else(atoms::db)?,
     })
 }
 
-fn binary(term: Term) -> Option<Bytes> {
+/// Decodes `#{host := binary(), port := 1..65535}`; the error names the
+/// offending or missing key (`master` when the term is not a map).
+pub fn decode_master(term: Term) -> Result<Master, Atom> {
+    let mut host = None;
+    let mut port = None;
+    for (key, value) in MapIterator::new(term).ok_or_else(atoms::master)? {
+        let key: Atom = key.decode().map_err(|_| atoms::master())?;
+        if key == atoms::host() {
+            let bytes = value.decode::<Binary>().map_err(|_| key)?;
+            let text = String::from_utf8(bytes.as_slice().to_vec()).map_err(|_| key)?;
+            host = Some(text).filter(|h| !h.is_empty());
+        } else if key == atoms::port() {
+            port = Some(value.decode::<u16>().ok().filter(|&p| p > 0).ok_or(key)?);
+        } else {
+            return Err(key);
+        }
+    }
+    Ok(Master {
+        host: host.ok_or_else(atoms::host)?,
+        port: port.ok_or_else(atoms::port)?,
+    })
+}
+
+/// A binary, or `undefined` (`Some(None)`); `None` for anything else.
+fn optional_binary(term: Term) -> Option<Option<Bytes>> {
+    if term.decode::<Atom>().ok() == Some(atoms::undefined()) {
+        return Some(None);
+    }
     let bin: Binary = term.decode().ok()?;
-    Some(Bytes::copy_from_slice(bin.as_slice()))
+    Some(Some(Bytes::copy_from_slice(bin.as_slice())))
+}
+
+fn db_filter(term: Term) -> Option<DbFilter> {
+    match term.decode::<Atom>() {
+        Ok(all) => (all == atoms::all()).then_some(DbFilter::All),
+        Err(_) => term.decode::<u64>().ok().map(DbFilter::Only),
+    }
 }

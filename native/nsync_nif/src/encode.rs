@@ -1,4 +1,5 @@
-//! Parsed values and replication events as Erlang terms (DESIGN.md).
+//! Parsed values and the items of a batch as Erlang terms (DESIGN.md,
+//! `nsync_nif:item()`).
 //!
 //! Strings are copied once, straight into new binaries (integer-encoded
 //! ones as their decimal text, formatted on the stack); lists are built
@@ -7,7 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use nsync_core::rdb::{ConsumerGroup, Decimal, Entry, HashField, Str, Stream, StreamId, Value};
+use nsync_core::rdb::{ConsumerGroup, Decimal, Entry, LiveValue, Str, Stream, StreamId, Value};
 use nsync_core::repl::Event;
 use rustler::{Encoder, Env, NewBinary, Term};
 
@@ -54,9 +55,12 @@ fn replid_term<'a>(env: Env<'a>, replid: &Option<Bytes>) -> Term<'a> {
     optional(env, replid.as_ref(), |id| binary(env, id))
 }
 
-/// One event for the link process; `None` for keys that expired already
-/// (and for an empty command).
-pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
+/// The item of a replication event other than a snapshot key (`batch.rs`
+/// makes those): `{fullresync, Replid | undefined, Offset}`,
+/// `{continue, Replid, Offset}`, `{load_eof, Replid | undefined, Offset}`,
+/// `{cmd, Db, Cmd, Args}`. `None` for what is not delivered: function
+/// libraries, and an empty command.
+pub fn item<'a>(env: Env<'a>, event: &Event) -> Option<Term<'a>> {
     let term = match event {
         Event::FullResync { replid, offset } => {
             (atoms::fullresync(), replid_term(env, replid), *offset).encode(env)
@@ -64,11 +68,6 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
         Event::Continue { replid, offset } => {
             (atoms::continue_(), binary(env, replid), *offset).encode(env)
         }
-        Event::Key(entry) => {
-            let live = LiveValue::of_entry(entry, now_ms)?;
-            key(env, entry, &live)
-        }
-        Event::Function(source) => (atoms::function(), binary(env, source)).encode(env),
         Event::LoadEof { replid, offset } => {
             (atoms::load_eof(), replid_term(env, replid), *offset).encode(env)
         }
@@ -77,6 +76,7 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
             let args = list(env, rest, |a| binary(env, a));
             (atoms::cmd(), *db, lowercase_binary(env, name), args).encode(env)
         }
+        Event::Key(_) | Event::Function(_) => return None,
     };
     Some(term)
 }
@@ -87,82 +87,29 @@ pub fn event<'a>(env: Env<'a>, event: &Event, now_ms: i64) -> Option<Term<'a>> {
 /// corrupts the VM. (32 is the small-map limit of release emulators.)
 pub const MAX_PUMP_MAP_KEYS: usize = 32;
 
-/// A value as delivered at some instant: a hash without its expired fields.
-pub enum LiveValue<'v, 's> {
-    Hash(Vec<&'v HashField<'s>>),
-    Other(&'v Value<'s>),
+/// Whether `live` is a hash too big for the pump to make a map of.
+pub fn is_big_hash(live: &LiveValue) -> bool {
+    matches!(live, LiveValue::Hash(fields) if fields.len() > MAX_PUMP_MAP_KEYS)
 }
 
-impl<'v, 's> LiveValue<'v, 's> {
-    /// `None` if every field of a (non-empty) hash has expired at `now_ms`.
-    pub fn of(value: &'v Value<'s>, now_ms: i64) -> Option<LiveValue<'v, 's>> {
-        let Value::Hash(fields) = value else {
-            return Some(LiveValue::Other(value));
-        };
-        let live: Vec<_> = fields
-            .iter()
-            .filter(|f| !matches!(f.expire_at_ms, Some(at) if at <= now_ms))
-            .collect();
-        (!live.is_empty() || fields.is_empty()).then_some(LiveValue::Hash(live))
-    }
-
-    /// The key of `entry` as delivered at `now_ms`; `None` if it expired.
-    pub fn of_entry(entry: &'v Entry<'s>, now_ms: i64) -> Option<LiveValue<'v, 's>> {
-        if entry.expire_at_ms.is_some_and(|at| at <= now_ms) {
-            return None;
-        }
-        LiveValue::of(&entry.value, now_ms)
-    }
-
-    /// The fields of a hash too big for the pump to make a map of.
-    pub fn big_hash_fields(&self) -> Option<&[&'v HashField<'s>]> {
-        match self {
-            LiveValue::Hash(fields) if fields.len() > MAX_PUMP_MAP_KEYS => Some(fields),
-            _ => None,
-        }
-    }
-
-    fn fields(&self) -> &[&'v HashField<'s>] {
-        match self {
-            LiveValue::Hash(fields) => fields,
-            LiveValue::Other(_) => &[],
-        }
-    }
-
-    /// The value's term.
-    pub fn term<'a>(&self, env: Env<'a>) -> Term<'a> {
-        match self {
-            LiveValue::Hash(fields) => hash(env, fields.iter().map(|f| (&f.field, &f.value))),
-            LiveValue::Other(value) => self::value(env, value),
-        }
-    }
-
-    /// `[{Field, ExpireAtMs}]` of the hash fields that have their own expiry.
-    pub fn field_expires<'a>(&self, env: Env<'a>) -> Term<'a> {
-        let expiring: Vec<_> = self.expiring_fields().collect();
-        list(env, &expiring, |(field, at)| {
-            (str_term(env, field), *at).encode(env)
-        })
-    }
-
-    fn expiring_fields(&self) -> impl Iterator<Item = (&'v Str<'s>, i64)> + '_ {
-        self.fields()
-            .iter()
-            .filter_map(|f| Some((&f.field, f.expire_at_ms?)))
+/// The term of a live value (not a big hash when built by the pump).
+pub fn live_value<'a>(env: Env<'a>, live: &LiveValue) -> Term<'a> {
+    match live {
+        LiveValue::Hash(fields) => hash(env, fields.iter().map(|f| (&f.field, &f.value))),
+        LiveValue::Other(value) => self::value(env, value),
     }
 }
 
-/// `{key, Db, Key, Value, ExpireAtMs | undefined, FieldExpires}`.
-pub fn key<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> Term<'a> {
-    (
-        atoms::key(),
-        entry.db,
-        binary(env, &entry.key),
-        live.term(env),
-        optional(env, entry.expire_at_ms, |at| at.encode(env)),
-        live.field_expires(env),
-    )
-        .encode(env)
+/// `[{Field, ExpireAtMs}]` of the live hash fields that have their own expiry.
+pub fn field_expires<'a>(env: Env<'a>, live: &LiveValue) -> Term<'a> {
+    let expiring: Vec<_> = live.expiring_fields().collect();
+    list(env, &expiring, |(field, at)| {
+        (str_term(env, field), *at).encode(env)
+    })
+}
+
+fn expire_at<'a>(env: Env<'a>, entry: &Entry) -> Term<'a> {
+    optional(env, entry.expire_at_ms, |at| at.encode(env))
 }
 
 /// The rows of the ETS mirror for one key of the snapshot: `{Key, Value}`
@@ -172,7 +119,7 @@ pub fn key<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> Term<'a> {
 /// [`MAX_PUMP_MAP_KEYS`] fields, so both maps are small).
 pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> (Term<'a>, Option<Term<'a>>) {
     let key = binary(env, &entry.key);
-    let data = (key, live.term(env)).encode(env);
+    let data = (key, live_value(env, live)).encode(env);
     let (fields, ats): (Vec<Term<'a>>, Vec<Term<'a>>) = live
         .expiring_fields()
         .map(|(field, at)| (str_term(env, field), at.encode(env)))
@@ -180,33 +127,22 @@ pub fn key_rows<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> (Term<'a>,
     if entry.expire_at_ms.is_none() && fields.is_empty() {
         return (data, None);
     }
-    let expire = optional(env, entry.expire_at_ms, |at| at.encode(env));
-    (
-        data,
-        Some((key, expire, map(env, &fields, &ats)).encode(env)),
-    )
+    let expiry = (key, expire_at(env, entry), map(env, &fields, &ats)).encode(env);
+    (data, Some(expiry))
 }
 
-/// `{big_hash, Db, Key, [{Field, Value}], ExpireAtMs | undefined,
-/// [{Field, ExpireAtMs}]}`: a key of the snapshot holding the live `fields`
-/// of a hash too big for the pump to make a map of; the link process
-/// makes it.
-pub fn big_hash<'a>(
-    env: Env<'a>,
-    entry: &Entry,
-    live: &LiveValue,
-    fields: &[&HashField],
-) -> Term<'a> {
-    let pairs = list(env, fields, |f| {
+/// `{Key, [{Field, Value}], ExpireAtMs | undefined, [{Field, ExpireAtMs}]}`:
+/// a key of the snapshot holding the live fields of a hash too big for the
+/// pump to make a map of; the link process makes it.
+pub fn big_hash<'a>(env: Env<'a>, entry: &Entry, live: &LiveValue) -> Term<'a> {
+    let pairs = list(env, live.fields(), |f| {
         (str_term(env, &f.field), str_term(env, &f.value)).encode(env)
     });
     (
-        atoms::big_hash(),
-        entry.db,
         binary(env, &entry.key),
         pairs,
-        optional(env, entry.expire_at_ms, |at| at.encode(env)),
-        live.field_expires(env),
+        expire_at(env, entry),
+        field_expires(env, live),
     )
         .encode(env)
 }

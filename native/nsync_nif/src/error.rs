@@ -1,14 +1,9 @@
-//! Why a link failed, and the readable Erlang term for it.
+//! Why a session ended (pure; `reason.rs` makes the Erlang term of it).
 
 use std::io;
 
-use nsync_core::rdb::RdbError;
 use nsync_core::repl::ReplError;
-use rustler::{Encoder, Env, Term};
 use thiserror::Error;
-
-use crate::atoms;
-use crate::encode::binary;
 
 /// An I/O error as Erlang names it: a POSIX atom, or the OS's message.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +57,9 @@ pub enum LinkError {
     Eof,
     #[error(transparent)]
     Repl(#[from] ReplError),
+    /// `disconnect/1` ended the session (the link reconnects at once).
+    #[error("the session was ended to reconnect")]
+    Disconnected,
     #[error("the link was closed")]
     Closed,
     #[error("the link process is gone")]
@@ -70,48 +68,18 @@ pub enum LinkError {
     Internal(String),
 }
 
-impl LinkError {
-    pub fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        match self {
-            LinkError::Nxdomain => (atoms::connect(), atoms::nxdomain()).encode(env),
-            LinkError::Connect(p) => (atoms::connect(), posix(env, p)).encode(env),
-            LinkError::Send(p) => (atoms::send(), posix(env, p)).encode(env),
-            LinkError::Recv(p) => (atoms::recv(), posix(env, p)).encode(env),
-            LinkError::Eof => atoms::eof().encode(env),
-            LinkError::Repl(ReplError::Auth(msg)) => {
-                (atoms::auth(), binary(env, msg.as_bytes())).encode(env)
-            }
-            LinkError::Repl(ReplError::Master(msg)) => {
-                (atoms::master(), binary(env, msg.as_bytes())).encode(env)
-            }
-            LinkError::Repl(ReplError::Rdb(err)) => rdb_error(env, err),
-            LinkError::Repl(err @ (ReplError::Resp(_) | ReplError::Protocol(_))) => {
-                let detail = match err {
-                    ReplError::Protocol(detail) => detail.clone(),
-                    other => other.to_string(),
-                };
-                (atoms::protocol(), binary(env, detail.as_bytes())).encode(env)
-            }
-            LinkError::Closed => atoms::closed().encode(env),
-            LinkError::OwnerGone => atoms::owner_gone().encode(env),
-            LinkError::Internal(msg) => {
-                (atoms::internal(), binary(env, msg.as_bytes())).encode(env)
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn posix<'a>(env: Env<'a>, p: &Posix) -> Term<'a> {
-    match p {
-        Posix::Atom(name) => rustler::Atom::from_str(env, name)
-            .map_or_else(|_| binary(env, name.as_bytes()), |a| a.encode(env)),
-        Posix::Message(msg) => binary(env, msg.as_bytes()),
+    #[test]
+    fn io_errors_get_posix_names() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(Posix::from(&refused), Posix::Atom("econnrefused"));
+        let timeout = io::Error::from(io::ErrorKind::WouldBlock);
+        assert_eq!(Posix::from(&timeout), Posix::Atom("timeout"));
+        let other = io::Error::other("odd");
+        assert_eq!(Posix::from(&other), Posix::Message("odd".into()));
+        assert_eq!(Posix::Atom("epipe").to_string(), "epipe");
     }
-}
-
-/// `{rdb, Kind, Offset}`.
-pub fn rdb_error<'a>(env: Env<'a>, err: &RdbError) -> Term<'a> {
-    let kind = rustler::Atom::from_str(env, err.kind())
-        .map_or_else(|_| atoms::rdb().encode(env), |a| a.encode(env));
-    (atoms::rdb(), kind, err.offset()).encode(env)
 }

@@ -1,168 +1,357 @@
-//! What `info/1` reports: written by the pump, read at any time without
-//! waiting for it (atomics, and a small mutex for the replid and last error).
+//! The connection facts `info/1` reports (state, master, replid, offset,
+//! db, counts, last error), read at any time without waiting for the pump.
+//!
+//! They describe what the link process has handled, not what the pump has
+//! parsed: the facts a batch brings are published when the link process
+//! gives its credit back (`ack/2`), and facts the pump reaches between
+//! batches (the end of a session, bytes and offsets of pings) only after
+//! the batches sent before them. So once `info/1` says `streaming` after a
+//! full sync, the link process has published the new snapshot's tables.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use nsync_core::repl::{Replica, State};
-use rustler::{Atom, Encoder, Env, Term};
+use nsync_core::repl::{Position, ReplState, Replica};
 
-use crate::atoms;
-use crate::config::LinkConfig;
-use crate::encode::{self, binary};
+use crate::conn::Master;
 use crate::error::LinkError;
 use crate::locks::lock;
 
-const NO_OFFSET: i64 = i64::MIN;
-
+/// Where a link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum LinkState {
-    Idle = 0,
-    Connecting = 1,
-    Handshake = 2,
-    Loading = 3,
-    Streaming = 4,
-    Closed = 5,
+    /// No session has started yet.
+    Idle,
+    /// A session resolves and connects.
+    Connecting,
+    /// Connected: the handshake, up to the master's answer to PSYNC.
+    Handshake,
+    /// A full sync is loading.
+    Loading,
+    /// Following the command stream.
+    Streaming,
+    /// The last session ended; the link process decides when the next one
+    /// starts.
+    Disconnected,
+    /// `close/1` was called, or the link's owner is gone.
+    Closed,
 }
 
 impl LinkState {
-    /// In discriminant order, to read the state back from its atomic.
-    const ALL: [LinkState; 6] = [
-        LinkState::Idle,
-        LinkState::Connecting,
-        LinkState::Handshake,
-        LinkState::Loading,
-        LinkState::Streaming,
-        LinkState::Closed,
-    ];
-
-    fn from_raw(raw: u8) -> LinkState {
-        LinkState::ALL
-            .get(usize::from(raw))
-            .copied()
-            .unwrap_or(LinkState::Idle)
-    }
-
-    fn atom(self) -> Atom {
-        match self {
-            LinkState::Idle => atoms::idle(),
-            LinkState::Connecting => atoms::connecting(),
-            LinkState::Handshake => atoms::handshake(),
-            LinkState::Loading => atoms::loading(),
-            LinkState::Streaming => atoms::streaming(),
-            LinkState::Closed => atoms::closed(),
-        }
-    }
-
-    fn of(replica: &Replica) -> LinkState {
-        match replica.state() {
-            State::Disconnected => LinkState::Idle,
-            State::Handshake => LinkState::Handshake,
-            State::Loading => LinkState::Loading,
-            State::Streaming => LinkState::Streaming,
+    /// The state of a session whose replica is in `state`.
+    pub fn of(state: ReplState) -> LinkState {
+        match state {
+            ReplState::Disconnected => LinkState::Disconnected,
+            ReplState::Handshake => LinkState::Handshake,
+            ReplState::Loading => LinkState::Loading,
+            ReplState::Streaming => LinkState::Streaming,
         }
     }
 }
 
-pub struct Status {
-    state: AtomicU8,
-    offset: AtomicI64,
-    db: AtomicU64,
-    keys_loaded: AtomicU64,
-    commands: AtomicU64,
-    details: Mutex<Details>,
+/// Running counts, kept across sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Keys delivered since the last full sync started.
+    pub keys_loaded: u64,
+    /// Commands delivered since `open/1`.
+    pub commands: u64,
+    /// Bytes read from masters since `open/1`.
+    pub bytes: u64,
+}
+
+impl Tally {
+    /// A batch delivered `keys` snapshot keys (counted from the start of a
+    /// full sync, when one `started` in it) and `commands` commands.
+    pub fn add_batch(&mut self, started: bool, keys: u64, commands: u64) {
+        if started {
+            self.keys_loaded = 0;
+        }
+        self.keys_loaded += keys;
+        self.commands += commands;
+    }
+}
+
+/// What a session has reached at some point: published in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub state: LinkState,
+    /// The committed replication position, if any.
+    pub position: Option<Position>,
+    pub tally: Tally,
+    /// Why the session ended (with the session's last progress).
+    pub ended_by: Option<LinkError>,
+}
+
+impl Progress {
+    pub fn of(replica: &Replica, tally: Tally) -> Progress {
+        Progress {
+            state: LinkState::of(replica.state()),
+            position: replica.position().cloned(),
+            tally,
+            ended_by: None,
+        }
+    }
+}
+
+/// The facts as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub state: LinkState,
+    /// The master of the current or last session.
+    pub master: Option<Master>,
+    pub replid: Option<Bytes>,
+    pub offset: Option<i64>,
+    pub db: u64,
+    pub tally: Tally,
+    /// Why the last session ended.
+    pub last_error: Option<LinkError>,
+}
+
+impl Default for Facts {
+    fn default() -> Facts {
+        Facts {
+            state: LinkState::Idle,
+            master: None,
+            replid: None,
+            offset: None,
+            db: 0,
+            tally: Tally::default(),
+            last_error: None,
+        }
+    }
+}
+
+impl Facts {
+    fn apply(&mut self, progress: Progress) {
+        if self.state != LinkState::Closed {
+            self.state = progress.state;
+        }
+        if let Some(position) = progress.position {
+            self.replid = position.replid;
+            self.offset = Some(position.offset);
+            self.db = position.db;
+        }
+        self.tally = progress.tally;
+        if let Some(err) = progress.ended_by {
+            self.last_error = Some(err);
+        }
+    }
+}
+
+/// Progress waiting to be published.
+struct Pending {
+    progress: Progress,
+    /// Carried by a batch: published when the link process has handled it.
+    /// Otherwise published right after the batch before it.
+    by_batch: bool,
 }
 
 #[derive(Default)]
-struct Details {
-    replid: Option<Bytes>,
-    last_error: Option<LinkError>,
+struct Board {
+    facts: Facts,
+    /// The session whose batches are counted.
+    session: u64,
+    pending: VecDeque<Pending>,
 }
 
-impl Default for Status {
-    fn default() -> Status {
-        Status {
-            state: AtomicU8::new(LinkState::Idle as u8),
-            offset: AtomicI64::new(NO_OFFSET),
-            db: AtomicU64::new(0),
-            keys_loaded: AtomicU64::new(0),
-            commands: AtomicU64::new(0),
-            details: Mutex::new(Details::default()),
+impl Board {
+    fn publish_all(&mut self) {
+        while let Some(pending) = self.pending.pop_front() {
+            self.facts.apply(pending.progress);
         }
     }
-}
 
-impl Status {
-    fn details(&self) -> MutexGuard<'_, Details> {
-        lock(&self.details)
-    }
-
-    pub fn set_state(&self, state: LinkState) {
-        self.state.store(state as u8, Ordering::Release);
-    }
-
-    pub fn set_last_error(&self, err: &LinkError) {
-        self.details().last_error = Some(err.clone());
-    }
-
-    /// The replica's state and position, as they are now.
-    pub fn publish(&self, replica: &Replica) {
-        self.set_state(LinkState::of(replica));
-        if let Some(position) = replica.position() {
-            self.offset.store(position.offset, Ordering::Release);
-            self.db.store(position.db, Ordering::Release);
-            let mut details = self.details();
-            if details.replid != position.replid {
-                details.replid = position.replid.clone();
+    /// Publishes the progress that waited for nothing but what is before it.
+    fn publish_unblocked(&mut self) {
+        while self.pending.front().is_some_and(|p| !p.by_batch) {
+            if let Some(pending) = self.pending.pop_front() {
+                self.facts.apply(pending.progress);
             }
         }
     }
+}
 
-    /// A batch with these many keys and commands was sent.
-    pub fn count(&self, keys: u64, commands: u64) {
-        self.keys_loaded.fetch_add(keys, Ordering::Relaxed);
-        self.commands.fetch_add(commands, Ordering::Relaxed);
+#[derive(Default)]
+pub struct Status {
+    board: Mutex<Board>,
+}
+
+impl Status {
+    fn board(&self) -> MutexGuard<'_, Board> {
+        lock(&self.board)
     }
 
-    pub fn encode<'a>(&self, env: Env<'a>, config: &LinkConfig) -> Term<'a> {
-        let state = LinkState::from_raw(self.state.load(Ordering::Acquire)).atom();
-        let undefined = || atoms::undefined().encode(env);
-        let (replid, last_error) = {
-            let details = self.details();
-            (
-                details
-                    .replid
-                    .as_ref()
-                    .map_or_else(undefined, |id| binary(env, id)),
-                details
-                    .last_error
-                    .as_ref()
-                    .map_or_else(undefined, |err| err.encode(env)),
-            )
-        };
-        let offset = match self.offset.load(Ordering::Acquire) {
-            NO_OFFSET => undefined(),
-            offset => offset.encode(env),
-        };
-        let fields = [
-            (atoms::state(), state.encode(env)),
-            (atoms::host(), binary(env, config.host.as_bytes())),
-            (atoms::port(), config.port.encode(env)),
-            (atoms::replid(), replid),
-            (atoms::offset(), offset),
-            (atoms::db(), self.db.load(Ordering::Acquire).encode(env)),
-            (
-                atoms::keys_loaded(),
-                self.keys_loaded.load(Ordering::Relaxed).encode(env),
-            ),
-            (
-                atoms::commands(),
-                self.commands.load(Ordering::Relaxed).encode(env),
-            ),
-            (atoms::last_error(), last_error),
-        ];
-        encode::atom_map(env, &fields)
+    /// Session `session` starts, connecting to `master`.
+    pub fn begin(&self, session: u64, master: Master) {
+        let mut board = self.board();
+        board.publish_all();
+        board.session = session;
+        board.facts.master = Some(master);
+        if board.facts.state != LinkState::Closed {
+            board.facts.state = LinkState::Connecting;
+        }
+    }
+
+    /// A batch carrying `progress` is about to be sent.
+    pub fn sent(&self, progress: Progress) {
+        self.board().pending.push_back(Pending {
+            progress,
+            by_batch: true,
+        });
+    }
+
+    /// The session reached `progress` without sending a batch.
+    pub fn reached(&self, progress: Progress) {
+        let mut board = self.board();
+        board.pending.push_back(Pending {
+            progress,
+            by_batch: false,
+        });
+        board.publish_unblocked();
+    }
+
+    /// The link process handled a batch of `session`.
+    pub fn handled(&self, session: u64) {
+        let mut board = self.board();
+        if board.session != session {
+            return;
+        }
+        if let Some(pending) = board.pending.pop_front() {
+            board.facts.apply(pending.progress);
+        }
+        board.publish_unblocked();
+    }
+
+    /// The link is closed: what is known is published, the state stays
+    /// `Closed`.
+    pub fn close(&self) {
+        let mut board = self.board();
+        board.publish_all();
+        board.facts.state = LinkState::Closed;
+    }
+
+    pub fn facts(&self) -> Facts {
+        self.board().facts.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master() -> Master {
+        Master {
+            host: "127.0.0.1".into(),
+            port: 6379,
+        }
+    }
+
+    fn progress(state: LinkState, offset: i64, commands: u64) -> Progress {
+        Progress {
+            state,
+            position: Some(Position {
+                replid: Some(Bytes::from_static(b"r")),
+                offset,
+                db: 0,
+            }),
+            tally: Tally {
+                commands,
+                ..Tally::default()
+            },
+            ended_by: None,
+        }
+    }
+
+    fn state(status: &Status) -> LinkState {
+        status.facts().state
+    }
+
+    #[test]
+    fn keys_are_counted_from_the_last_full_sync() {
+        let mut tally = Tally::default();
+        tally.add_batch(false, 5, 1);
+        tally.add_batch(true, 3, 2);
+        tally.add_batch(false, 4, 0);
+        assert_eq!(tally.keys_loaded, 7);
+        assert_eq!(tally.commands, 3);
+    }
+
+    #[test]
+    fn starts_idle_and_connects() {
+        let status = Status::default();
+        assert_eq!(status.facts(), Facts::default());
+        status.begin(1, master());
+        assert_eq!(state(&status), LinkState::Connecting);
+        assert_eq!(status.facts().master, Some(master()));
+    }
+
+    #[test]
+    fn batches_publish_when_handled_in_order() {
+        let status = Status::default();
+        status.begin(1, master());
+        status.sent(progress(LinkState::Loading, 0, 0));
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        assert_eq!(state(&status), LinkState::Connecting);
+        status.handled(1);
+        assert_eq!(state(&status), LinkState::Loading);
+        status.handled(1);
+        let facts = status.facts();
+        assert_eq!(facts.state, LinkState::Streaming);
+        assert_eq!(facts.offset, Some(10));
+        assert_eq!(facts.tally.commands, 1);
+        assert_eq!(facts.replid, Some(Bytes::from_static(b"r")));
+    }
+
+    #[test]
+    fn progress_between_batches_waits_for_the_batches_before_it() {
+        let status = Status::default();
+        status.begin(1, master());
+        status.reached(progress(LinkState::Handshake, 0, 0));
+        assert_eq!(state(&status), LinkState::Handshake);
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        let mut end = progress(LinkState::Disconnected, 12, 1);
+        end.ended_by = Some(LinkError::Eof);
+        status.reached(end);
+        assert_eq!(state(&status), LinkState::Handshake);
+        assert_eq!(status.facts().last_error, None);
+        status.handled(1);
+        let facts = status.facts();
+        assert_eq!(facts.state, LinkState::Disconnected);
+        assert_eq!(facts.offset, Some(12));
+        assert_eq!(facts.last_error, Some(LinkError::Eof));
+    }
+
+    #[test]
+    fn credits_of_another_session_publish_nothing() {
+        let status = Status::default();
+        status.begin(2, master());
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        status.handled(1);
+        assert_eq!(state(&status), LinkState::Connecting);
+    }
+
+    #[test]
+    fn a_new_session_publishes_what_the_last_one_left() {
+        let status = Status::default();
+        status.begin(1, master());
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        status.begin(2, master());
+        let facts = status.facts();
+        assert_eq!(facts.offset, Some(10));
+        assert_eq!(facts.state, LinkState::Connecting);
+    }
+
+    #[test]
+    fn closed_is_final() {
+        let status = Status::default();
+        status.begin(1, master());
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        status.close();
+        assert_eq!(status.facts().offset, Some(10));
+        status.reached(progress(LinkState::Disconnected, 10, 1));
+        status.begin(2, master());
+        assert_eq!(state(&status), LinkState::Closed);
     }
 }

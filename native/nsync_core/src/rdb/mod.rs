@@ -17,6 +17,7 @@ mod input;
 mod intset;
 mod item;
 mod listpack;
+mod live;
 mod lzf;
 mod module;
 mod number;
@@ -32,6 +33,7 @@ mod zipmap;
 pub use crc::Crc64;
 pub use dump::decode_dump;
 pub use item::*;
+pub use live::LiveValue;
 
 use std::ops::ControlFlow;
 

@@ -1,0 +1,262 @@
+%%% @doc Where a link's items go: turns the items of the NIF's batches
+%%% (`nsync_nif:item()') into the events of DESIGN.md for the callback
+%%% (`nsync_callback') and applies them to the tables the callback routes
+%%% them to (`nsync_tables', `nsync_mirror').
+%%%
+%%% Snapshot keys come as `{keys, Db, DataRows, ExpiryRows, BigHashes}'. The
+%%% default mirror inserts the row lists as they are (one ETS insert per
+%%% table per item: its only work per key) and makes the maps of the big
+%%% hashes. A user callback gets one `{load, Key, Value}' per key, in
+%%% snapshot order, and each key goes to the table its return value names,
+%%% again with one insert per table per item. Commands are given to the
+%%% callback, then applied to the table it names; FLUSHALL, FLUSHDB and
+%%% SWAPDB to every table of the link.
+%%%
+%%% Runs in the link process, which owns the tables. After a full sync the
+%%% replaced tables are deleted a little later: the link process gets
+%%% `{nsync_retire, Ref}' and calls `retire/2'.
+-module(nsync_delivery).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([new/1, item/2, closed/1, retire/2, tables/1, unhandled/1, callback_errors/1,
+         delete/1]).
+
+-export_type([delivery/0]).
+
+%% Tables replaced by a full resync stay this long, so that a reader that
+%% looked a table up just before the switch can still use it.
+-define(RETIRED_GRACE_MS, 2000).
+
+-record(delivery, {
+          callback :: nsync_callback:callback(),
+          %% the default mirror, not a user callback
+          default :: boolean(),
+          name :: atom(),
+          %% the database(s) a user callback sees
+          db :: non_neg_integer() | all,
+          tables :: nsync_tables:tables(),
+          unhandled = 0 :: non_neg_integer(),
+          %% names reported once: unhandled commands, tables owned by others
+          reported = sets:new() :: sets:set(term())
+         }).
+
+-opaque delivery() :: #delivery{}.
+-type key() :: binary().
+-type rows() :: {[{key(), term()}], [{key(), integer() | undefined, map()}]}.
+
+%% @doc The delivery of a link with `Config'; the default mirror's table is
+%% created at once (its name may be taken).
+-spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
+new(#{callback := Callback, name := Name, db := Db, compressed := Compressed}) ->
+    D = #delivery{callback = nsync_callback:new(Callback, Name),
+                  default = Callback =:= default, name = Name, db = Db,
+                  tables = nsync_tables:new(Db, Compressed)},
+    case D#delivery.default of
+        true ->
+            case nsync_tables:claim(Name, D#delivery.tables) of
+                {ok, Tables} -> {ok, D#delivery{tables = Tables}};
+                {error, _} = Error -> Error
+            end;
+        false ->
+            {ok, D}
+    end.
+
+%% @doc Delivers one item of a batch.
+-spec item(nsync_nif:item(), delivery()) -> delivery().
+item({keys, Db, DataRows, ExpiryRows, BigHashes}, D) ->
+    keys(Db, DataRows, ExpiryRows, BigHashes, D);
+item({cmd, Db, Cmd, Args}, D) ->
+    case visible(Db, Cmd, D) of
+        true ->
+            {Route, Cb} = nsync_callback:notify({cmd, Cmd, Args}, D#delivery.callback),
+            apply_cmd(Route, Db, Cmd, Args, D#delivery{callback = Cb});
+        false ->
+            D
+    end;
+item({fullresync, _Replid, _Offset}, #delivery{tables = T} = D) ->
+    D#delivery{tables = nsync_tables:start_load(T)};
+item({continue, _Replid, _Offset}, #delivery{tables = T} = D) ->
+    %% The master kept our (pre-full-sync) position: the live tables plus
+    %% the backlog are the dataset, a half-loaded snapshot is not.
+    D#delivery{tables = nsync_tables:discard_load(T)};
+item({load_eof, _Replid, _Offset}, #delivery{tables = T} = D) ->
+    {Retired, T1} = nsync_tables:publish_load(T),
+    _ = [erlang:send_after(?RETIRED_GRACE_MS, self(), {nsync_retire, Retired})
+         || Retired =/= none],
+    notify({load, eof}, D#delivery{tables = T1}).
+
+%% @doc The connection of a session that had reached the master went away.
+-spec closed(delivery()) -> delivery().
+closed(D) ->
+    notify({error, closed}, D).
+
+%% @doc The grace period of the tables retired under `Ref' is over.
+-spec retire(reference(), delivery()) -> delivery().
+retire(Ref, #delivery{tables = T} = D) ->
+    D#delivery{tables = nsync_tables:retire(Ref, T)}.
+
+%% @doc The names of the link's tables.
+-spec tables(delivery()) -> [atom()].
+tables(#delivery{tables = T}) ->
+    nsync_tables:names(T).
+
+%% @doc Commands the mirror could not apply.
+-spec unhandled(delivery()) -> non_neg_integer().
+unhandled(#delivery{unhandled = N}) ->
+    N.
+
+%% @doc Times the callback raised.
+-spec callback_errors(delivery()) -> non_neg_integer().
+callback_errors(#delivery{callback = Cb}) ->
+    nsync_callback:errors(Cb).
+
+%% @doc Deletes every table of the link (it is stopping).
+-spec delete(delivery()) -> ok.
+delete(#delivery{tables = T}) ->
+    nsync_tables:delete_all(T).
+
+%%% ------------------------------------------------------- snapshot keys
+
+keys(Db, DataRows, ExpiryRows, BigHashes, #delivery{default = true, name = Name} = D) ->
+    D1 = load(Name, Db, {DataRows, ExpiryRows}, D),
+    case BigHashes of
+        [] -> D1;
+        _ -> load(Name, Db, big_rows(BigHashes), D1)
+    end;
+keys(Db, DataRows, ExpiryRows, BigHashes, #delivery{callback = Cb} = D) ->
+    {BigData, BigExpiry} = big_rows(BigHashes),
+    {Routed, Cb1} = route_keys(DataRows, ExpiryRows, #{}, Cb),
+    {Routed1, Cb2} = route_keys(BigData, BigExpiry, Routed, Cb1),
+    maps:fold(fun(Name, Rows, Acc) -> load(Name, Db, Rows, Acc) end,
+              D#delivery{callback = Cb2}, Routed1).
+
+%% The rows of hashes too big for the NIF's pump to make maps of.
+-spec big_rows(list()) -> rows().
+big_rows(BigHashes) ->
+    {[{Key, maps:from_list(Fields)} || {Key, Fields, _, _} <- BigHashes],
+     [{Key, ExpireAt, maps:from_list(FieldExpires)}
+      || {Key, _, ExpireAt, FieldExpires} <- BigHashes,
+         ExpireAt =/= undefined orelse FieldExpires =/= []]}.
+
+%% Gives each key to the callback and groups its rows by the table the
+%% callback names. Expiry rows are a subsequence of the data rows.
+route_keys([], _ExpiryRows, Routed, Cb) ->
+    {Routed, Cb};
+route_keys([{Key, Value} = Row | Rest], ExpiryRows, Routed, Cb) ->
+    {Expiry, ExpiryRest} = case ExpiryRows of
+                               [{Key, _, _} = E | ERest] -> {[E], ERest};
+                               _ -> {[], ExpiryRows}
+                           end,
+    case nsync_callback:notify({load, Key, Value}, Cb) of
+        {none, Cb1} ->
+            route_keys(Rest, ExpiryRest, Routed, Cb1);
+        {Name, Cb1} ->
+            Routed1 = case Routed of
+                          #{Name := {Rows, ERows}} ->
+                              Routed#{Name := {[Row | Rows], Expiry ++ ERows}};
+                          _ ->
+                              Routed#{Name => {[Row], Expiry}}
+                      end,
+            route_keys(Rest, ExpiryRest, Routed1, Cb1)
+    end.
+
+load(Name, Db, {DataRows, ExpiryRows}, #delivery{tables = T} = D) ->
+    case nsync_tables:load(Name, Db, DataRows, ExpiryRows, T) of
+        {ok, T1} -> D#delivery{tables = T1};
+        {taken, Owner} -> table_taken(Name, Owner, D)
+    end.
+
+%%% ------------------------------------------------------------ commands
+
+%% With `{db, N}' a user callback sees only db N, plus the commands that
+%% concern every db (`nsync_cmd:all_dbs/1'), and no SELECT (noise when
+%% everything is db N); with `{db, all}' it sees everything, SELECT
+%% included, to follow the dbs. The default mirror gets everything and
+%% filters by itself, since it must follow keys moved into its db.
+visible(_Db, _Cmd, #delivery{default = true}) -> true;
+visible(_Db, _Cmd, #delivery{db = all}) -> true;
+visible(_Db, <<"select">>, _D) -> false;
+visible(Db, Cmd, #delivery{db = Wanted}) ->
+    Db =:= Wanted orelse nsync_cmd:all_dbs(Cmd).
+
+%% A command that spans the dataset (`nsync_cmd:spans_dataset/1') goes to
+%% every table of the link, any other to the table the callback named.
+apply_cmd(Route, Db, Cmd, Args, #delivery{tables = T} = D) ->
+    case nsync_cmd:spans_dataset(Cmd) of
+        true -> lists:foldl(fun(Name, Acc) -> apply_to(Name, Db, Cmd, Args, Acc) end,
+                            D, nsync_tables:names(T));
+        false when Route =:= none -> D;
+        false -> apply_to(Route, Db, Cmd, Args, D)
+    end.
+
+apply_to(Name, Db, Cmd, Args, #delivery{tables = T} = D) ->
+    case nsync_tables:live(Name, T) of
+        {ok, Mirror, T1} ->
+            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
+                {ok, Mirror1} ->
+                    D#delivery{tables = nsync_tables:update(Name, Mirror, Mirror1, T1)};
+                {unhandled, What, Mirror1} ->
+                    unhandled(What, D#delivery{tables = nsync_tables:update(Name, Mirror,
+                                                                             Mirror1, T1)})
+            end;
+        {taken, Owner} ->
+            table_taken(Name, Owner, D)
+    end.
+
+unhandled(Cmd, #delivery{default = Default, unhandled = N} = D) ->
+    D1 = D#delivery{unhandled = N + 1},
+    case Default of
+        true ->
+            report_once({unhandled, Cmd}, D1,
+                        fun() -> ?LOG_WARNING("nsync: the mirror cannot apply ~s; "
+                                              "its keys may differ from the master", [Cmd])
+                        end);
+        false ->
+            notify({error, {unhandled, Cmd}}, D1)
+    end.
+
+%%% --------------------------------------------------------------- misc
+
+notify(Event, #delivery{callback = Cb} = D) ->
+    {_Route, Cb1} = nsync_callback:notify(Event, Cb),
+    D#delivery{callback = Cb1}.
+
+%% A table routed to by name is owned by another link: refused (once
+%% logged), the event is not stored.
+table_taken(Name, Owner, D) ->
+    report_once({table_taken, Name}, D,
+                fun() ->
+                        ?LOG_ERROR("nsync: table ~p belongs to link ~p; "
+                                   "events routed to it are not stored", [Name, Owner])
+                end).
+
+report_once(Key, #delivery{reported = Reported} = D, Log) ->
+    case sets:is_element(Key, Reported) of
+        true -> D;
+        false -> Log(), D#delivery{reported = sets:add_element(Key, Reported)}
+    end.
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+big_rows_test() ->
+    ?assertEqual({[{<<"a">>, #{<<"f">> => <<"1">>}}, {<<"b">>, #{}}],
+                  [{<<"b">>, 5, #{<<"g">> => 7}}]},
+                 big_rows([{<<"a">>, [{<<"f">>, <<"1">>}], undefined, []},
+                           {<<"b">>, [], 5, [{<<"g">>, 7}]}])).
+
+route_keys_test() ->
+    Self = self(),
+    Cb = nsync_callback:new(fun({load, <<"x", _/binary>>, _} = E) -> Self ! E, x;
+                               ({load, _, _} = E) -> Self ! E, skip
+                            end, mirror),
+    Data = [{<<"x1">>, <<"1">>}, {<<"y">>, <<"2">>}, {<<"x2">>, <<"3">>}],
+    Expiry = [{<<"y">>, 9, #{}}, {<<"x2">>, 8, #{}}],
+    {Routed, _} = route_keys(Data, Expiry, #{}, Cb),
+    ?assertEqual(#{x => {[{<<"x2">>, <<"3">>}, {<<"x1">>, <<"1">>}], [{<<"x2">>, 8, #{}}]}},
+                 Routed),
+    %% the callback saw every key, in snapshot order
+    ?assertEqual([{load, K, V} || {K, V} <- Data],
+                 [receive E -> E after 0 -> none end || _ <- Data]).
+-endif.
