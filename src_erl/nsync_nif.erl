@@ -36,7 +36,10 @@
                     connect_timeout := pos_integer(),
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
-                    db := db() | all}.
+                    db := db() | all,
+                    %% lists, sets, zsets and hashes of more elements come
+                    %% as big values (nsync_big)
+                    big_threshold := pos_integer() | off}.
 -type master() :: #{host := binary(), port := inet:port_number()}.
 -type replid() :: binary().
 -type offset() :: integer().
@@ -58,9 +61,12 @@
         %% hash-field expiry, in the same order. BigHashes are hashes of
         %% more than 32 live fields, whose maps the caller makes (the pump
         %% cannot build maps that big: the VM builds them with
-        %% scheduler-only memory).
+        %% scheduler-only memory). A collection over big_threshold is a
+        %% big value: its data row is {Key, Handle} and it has an expiry
+        %% row {Key, ExpireAt | undefined, #{}, Handle} (nsync_mirror's).
       | {keys, db(), DataRows :: [{key(), term()}],
-         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}],
+         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}
+                        | {key(), expire_at() | undefined, #{}, nsync_big:handle()}],
          BigHashes :: [{key(), [{binary(), binary()}], expire_at() | undefined,
                         [{binary(), expire_at()}]}]}
         %% The snapshot is complete (only now are Replid/Offset the

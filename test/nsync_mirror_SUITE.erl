@@ -9,6 +9,7 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+         link_7_0_big/1,
          link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
          link_valkey_diskless/1]).
 
@@ -20,7 +21,7 @@ all() ->
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
-    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
+    [{link, [], [link_7_0_disk, link_7_0_big, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
                   link_valkey_disk, link_valkey_diskless]}].
 
 -spec init_per_suite(list()) -> list().
@@ -40,6 +41,7 @@ init_per_testcase(Case, Config) ->
                               stream_6_2 -> {'6.2', false};
                               stream_valkey -> {valkey, false};
                               link_7_0_disk -> {'7.0', false};
+                              link_7_0_big -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
                               link_6_2_diskless -> {'6.2', true};
@@ -113,6 +115,11 @@ direct_case(Config, Opts) ->
 %% and resumed in the middle; zero mismatches once the link has caught up.
 -spec link_7_0_disk(list()) -> ok.
 link_7_0_disk(Config) -> link_case(Config).
+%% @doc As link_7_0_disk with a tiny big-value threshold (collections of
+%% more than 4 elements): the snapshot's collections come from the pump as
+%% big values, and the stream applies to them in place; zero mismatches.
+-spec link_7_0_big(list()) -> ok.
+link_7_0_big(Config) -> link_case(Config, [{big_threshold, 4}]).
 %% @doc Redis 7.0, diskless sync; as link_7_0_disk.
 -spec link_7_0_diskless(list()) -> ok.
 link_7_0_diskless(Config) -> link_case(Config).
@@ -129,13 +136,18 @@ link_valkey_disk(Config) -> link_case(Config).
 -spec link_valkey_diskless(list()) -> ok.
 link_valkey_diskless(Config) -> link_case(Config).
 
-link_case(Config) ->
+link_case(Config) -> link_case(Config, []).
+
+link_case(Config, Opts) ->
     Server = ?config(server, Config),
     Version = ?config(version, Config),
     Port = nsync_test_redis:port(Server),
     %% some data before the link so the snapshot carries every type
     _ = nsync_workload:run(Server, #{seed => 7, count => 500, version => Version, mode => link}),
-    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}]),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}
+                                   | Opts]),
+    Big = fun() -> length([K || {K, V} <- ets:tab2list(nsync:tid()), nsync_big:is_handle(V)]) end,
+    ct:pal("big values after the snapshot: ~b", [Big()]),
     try
         Kill = fun() ->
                        N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
@@ -150,6 +162,7 @@ link_case(Config) ->
         ok = wait_acked(Server, 60),
         Status = nsync:status(Link),
         ct:pal("link status: ~p", [Status]),
+        ct:pal("big values at the end: ~b", [Big()]),
         Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
         report_mismatches(Mis),
         ?assertEqual([], Mis)

@@ -25,6 +25,8 @@ pub mod set;
 pub mod string;
 pub mod zset;
 
+use crate::rdb::{Decimal, LiveValue, Str as RdbStr, Value};
+
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
@@ -82,6 +84,14 @@ impl Big {
     }
 }
 
+/// Runs `f` on the bytes a client reads of `s`.
+fn with_bytes<R>(s: &RdbStr, f: impl FnOnce(&[u8]) -> R) -> R {
+    match s {
+        RdbStr::Raw(bytes) => f(bytes),
+        RdbStr::Int(i) => f(Decimal::new(*i).as_bytes()),
+    }
+}
+
 /// The bytes an allocation of `size` takes (glibc malloc).
 fn chunk(size: usize) -> usize {
     ((size + 8 + 15) & !15).max(32)
@@ -97,6 +107,49 @@ fn table(capacity: usize) -> usize {
 }
 
 impl Big {
+    /// The big value of a snapshot value, if it is a list, set, zset or
+    /// hash of more than `threshold` elements (a hash with its fields'
+    /// expiries). Strings stay terms: they are edited in place rarely.
+    pub fn of_live(live: &LiveValue, threshold: usize) -> Option<Result<Big, TooLarge>> {
+        match live {
+            LiveValue::Hash(fields) if fields.len() > threshold => {
+                let mut hash = Hash::with_capacity(fields.len());
+                let built = fields.iter().try_for_each(|f| {
+                    with_bytes(&f.field, |field| {
+                        with_bytes(&f.value, |value| hash.set(field, value))?;
+                        if let Some(at) = f.expire_at_ms {
+                            hash.set_expire(field, at);
+                        }
+                        Ok(())
+                    })
+                });
+                Some(built.map(|()| Big::Hash(hash)))
+            }
+            LiveValue::Other(Value::List(items)) if items.len() > threshold => {
+                let mut list = List::new();
+                for item in items {
+                    with_bytes(item, |e| list.push_back(e));
+                }
+                Some(Ok(Big::List(list)))
+            }
+            LiveValue::Other(Value::Set(members)) if members.len() > threshold => {
+                let mut set = Set::with_capacity(members.len());
+                let built = members
+                    .iter()
+                    .try_for_each(|m| with_bytes(m, |m| set.add(m).map(drop)));
+                Some(built.map(|()| Big::Set(set)))
+            }
+            LiveValue::Other(Value::ZSet(members)) if members.len() > threshold => {
+                let mut zset = ZSet::with_capacity(members.len());
+                let built = members
+                    .iter()
+                    .try_for_each(|(score, m)| with_bytes(m, |m| zset.insert(m, *score).map(drop)));
+                Some(built.map(|()| Big::ZSet(zset)))
+            }
+            _ => None,
+        }
+    }
+
     /// An independent copy (COPY).
     pub fn try_clone(&self) -> Result<Big, TooLarge> {
         Ok(match self {
@@ -106,5 +159,50 @@ impl Big {
             Big::ZSet(z) => Big::ZSet(z.try_clone()?),
             Big::Hash(h) => Big::Hash(h.try_clone()?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::{HashField, Raw};
+
+    fn raw(s: &str) -> RdbStr<'_> {
+        RdbStr::Raw(Raw::Borrowed(s.as_bytes()))
+    }
+
+    #[test]
+    fn of_live_over_the_threshold_only() {
+        let list = Value::List(vec![raw("a"), RdbStr::Int(-7), raw("c")]);
+        assert!(Big::of_live(&LiveValue::Other(&list), 3).is_none());
+        let Some(Ok(Big::List(l))) = Big::of_live(&LiveValue::Other(&list), 2) else {
+            panic!("a list")
+        };
+        assert_eq!(l.iter().collect::<Vec<_>>(), [&b"a"[..], b"-7", b"c"]);
+        let zset = Value::ZSet(vec![(1.0, raw("x")), (2.0, raw("y"))]);
+        let Some(Ok(Big::ZSet(z))) = Big::of_live(&LiveValue::Other(&zset), 1) else {
+            panic!("a zset")
+        };
+        assert_eq!(z.score(b"y"), Some(2.0));
+        let fields = [
+            HashField {
+                field: raw("f"),
+                value: RdbStr::Int(1),
+                expire_at_ms: Some(99),
+            },
+            HashField {
+                field: raw("g"),
+                value: raw("2"),
+                expire_at_ms: None,
+            },
+        ];
+        let live = LiveValue::Hash(fields.iter().collect());
+        let Some(Ok(Big::Hash(h))) = Big::of_live(&live, 1) else {
+            panic!("a hash")
+        };
+        assert_eq!(h.get(b"f"), Some(&b"1"[..]));
+        assert_eq!(h.expire(b"f"), Some(99));
+        let s = Value::String(raw("long enough"));
+        assert!(Big::of_live(&LiveValue::Other(&s), 1).is_none());
     }
 }

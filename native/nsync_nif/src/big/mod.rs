@@ -19,6 +19,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockE
 
 use nsync_core::big::zset::{LexBound, ScoreBound};
 use nsync_core::big::{Big, TooLarge};
+use nsync_core::rdb::Entry;
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, Error, NifResult, ResourceArc, Term};
 
@@ -67,6 +68,20 @@ impl BigValue {
             Err(TryLockError::WouldBlock) => None,
         }
     }
+}
+
+/// The mirror's rows of snapshot key `entry` holding `big`:
+/// `{Key, Handle}` and `{Key, ExpireAtMs | undefined, #{}, Handle}` (the
+/// expiry row keeps the value alive: see `nsync_mirror`).
+pub fn rows<'a>(env: Env<'a>, entry: &Entry, big: Big) -> (Term<'a>, Option<Term<'a>>) {
+    let key = term::binary(env, &entry.key);
+    let handle = ResourceArc::new(BigValue::new(big)).encode(env);
+    let expire = match entry.expire_at_ms {
+        Some(at) => at.encode(env),
+        None => undefined().encode(env),
+    };
+    let expiry = (key, expire, Term::map_new(env), handle).encode(env);
+    ((key, handle).encode(env), Some(expiry))
 }
 
 /// Where an operation runs: a dirty scheduler may wait and work long.
