@@ -12,8 +12,9 @@
 %%% element; the default threshold is chosen from it.
 %%%
 %%% `storm': the master holds a 1M-field hash, 1M-member set and zset, a
-%%% 1M-element list and a 100 MB string, which a real replica
-%%% (`--replicaof') and nsync both load; then, per type, a storm of writes
+%%% 1M-element list and a 100 MB string (written by bench/big.sh), which a
+%%% real replica (`--replicaof') and nsync both load; then, per type, a
+%%% storm of writes
 %%% to the master (pipelined, one per element), each followed by a
 %%% sentinel that tells when nsync and the replica have applied it all.
 %%% Prints `RESULT {json}' lines: memory (nsync's estimate and the
@@ -109,14 +110,12 @@ measure(Kind, N, Threshold) ->
 %%% ------------------------------------------------------------ storm
 
 -define(N, 1000000).
--define(STRING_BYTES, 100 * 1024 * 1024).
 -define(STORM, 100000).
 
 storm(MPort, RPort) ->
     _ = code:ensure_loaded(nsync_nif),
     {ok, M} = connect(MPort),
     {ok, R} = connect(RPort),
-    build(M),
     wait_replica(M, R),
     RssBefore = proc_status("VmRSS"),
     {ok, _Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, MPort}, {block, true},
@@ -127,8 +126,12 @@ storm(MPort, RPort) ->
     [begin
          [{_, H}] = ets:lookup(Tid, K),
          Big = nsync_big:is_handle(H),
-         Nsync = case Big of true -> nsync_big:read(H, memory); false -> erts_debug:flat_size(H) * 8 end,
-         Usage = binary_to_integer(cmd(R, [<<"MEMORY">>, <<"USAGE">>, K, <<"SAMPLES">>, <<"0">>])),
+         Nsync = case Big of
+                     true -> nsync_big:read(H, memory);
+                     false when is_binary(H) -> byte_size(H);
+                     false -> erts_debug:flat_size(H) * erlang:system_info(wordsize)
+                 end,
+         Usage = cmd(R, [<<"MEMORY">>, <<"USAGE">>, K, <<"SAMPLES">>, <<"0">>]),
          result(#{part => memory, key => K, big => Big, nsync_bytes => Nsync, replica_bytes => Usage})
      end || K <- Keys],
     RssRest = proc_status("VmRSS"),
@@ -167,19 +170,6 @@ storm(Kind, Gen, M, R, RPid) ->
              nsync_cpu_us_per_write => (Cpu1 - Cpu0) * 1.0e6 / ?STORM,
              replica_cpu_us_per_write => (RCpu1 - RCpu0) * 1.0e6 / ?STORM,
              rss_rest => Rest, rss_peak => Peak}).
-
-%% Builds the big values on the master, 1000 elements a command.
-build(M) ->
-    Chunks = lists:seq(0, ?N - 1, 1000),
-    send_pipelined(M, lists:append(
-                        [[[<<"HSET">>, <<"h">> | lists:append([[e(I), e(I)] || I <- range(S)])],
-                          [<<"SADD">>, <<"s">> | [e(I) || I <- range(S)]],
-                          [<<"ZADD">>, <<"z">> | lists:append([[integer_to_binary(I), e(I)] || I <- range(S)])],
-                          [<<"RPUSH">>, <<"l">> | [e(I) || I <- range(S)]]] || S <- Chunks])),
-    Mb = binary:copy(<<"x">>, 1024 * 1024),
-    send_pipelined(M, [[<<"APPEND">>, <<"str">>, Mb] || _ <- lists:seq(1, ?STRING_BYTES div (1024 * 1024))]).
-
-range(S) -> lists:seq(S, min(S + 999, ?N - 1)).
 
 wait_replica(M, R) ->
     Off = info_field(cmd(M, [<<"INFO">>, <<"replication">>]), <<"master_repl_offset">>),

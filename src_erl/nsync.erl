@@ -27,6 +27,11 @@
 %%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout.</li>
 %%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
 %%%     `compressed' (less memory for large values, slower reads).</li>
+%%% <li>`{big_threshold, N | off}' (64): a list, set, zset or hash of more
+%%%     than N elements (a string of more than N KiB) is held by
+%%%     the NIF as a big value, changed in place by each write; its ETS row
+%%%     is `{Key, Handle}' (read it with `lookup/2' or the element reads);
+%%%     `off': every value is a term.</li>
 %%% </ul>
 %%%
 %%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
@@ -66,7 +71,8 @@
                 | {name, atom()}
                 | {db, non_neg_integer() | all}
                 | {connect_timeout, pos_integer()}
-                | {compressed, boolean()}.
+                | {compressed, boolean()}
+                | {big_threshold, pos_integer() | off}.
 %% One option of `start_link/1'.
 
 -type options() :: [option()] | #{atom() => term()}.

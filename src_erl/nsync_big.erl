@@ -11,12 +11,10 @@
 %%% dirty scheduler, so no normal scheduler is held for long.
 %%%
 %%% Thresholds (`limits()'): a list, set, zset or hash becomes big when a
-%%% write leaves it with more than `elements' elements, a string when
-%%% APPEND, SETRANGE or SETBIT leave it longer than `bytes' (a string
-%%% written whole, by SET or a snapshot, stays a binary: editing it in place
-%%% is what costs O(n) per write); a big value becomes a term again when it
-%%% shrinks below half of that (so a value near the threshold does not flip
-%%% at every write).
+%%% write (or the snapshot) gives it more than `elements' elements, a
+%%% string when it is longer than `bytes'; a big value becomes a term again
+%%% when it shrinks below half of that (so a value near the threshold does
+%%% not flip at every write).
 -module(nsync_big).
 
 -export([new/2, is_handle/1, read/2, write/2, value/2, len/1, kind/1, copy/1,
@@ -33,7 +31,7 @@
 -type limits() :: #{elements := pos_integer(), bytes := pos_integer()} | off.
 
 %% Strings count bytes: a threshold of N elements makes strings of more
-%% than N KiB big.
+%% than N KiB big (as nsync_core::big::BYTES_PER_ELEMENT).
 -define(BYTES_PER_ELEMENT, 1024).
 -define(DEFAULT_THRESHOLD, 64).
 
@@ -81,7 +79,7 @@ kind(H) -> read(H, kind).
 copy(H) -> read(H, copy).
 
 %% @doc The threshold of a mirror that sets none: collections of more
-%% elements (and strings edited in place past as many KiB) are big.
+%% elements (and strings of more KiB) are big.
 %% Chosen from measurements: see the README's "Big values".
 -spec default_threshold() -> pos_integer().
 default_threshold() -> ?DEFAULT_THRESHOLD.

@@ -62,8 +62,8 @@ new(Name, DbSpec) ->
 %% than 32 fields cost a few times more (the map is rebuilt on every
 %% read);</li>
 %% <li>`big_threshold' (`nsync_big:default_threshold()'): collections of
-%% more elements (strings edited in place past as many KiB) become big
-%% values; `off': never.</li>
+%% more elements (strings of more KiB) become big values; `off':
+%% never.</li>
 %% </ul>
 -spec new(atom(), db() | all, boolean() | #{compressed => boolean(),
                                             big_threshold => pos_integer() | off}) -> mirror().
@@ -318,8 +318,8 @@ local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}) ->
 local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db, P) ->
     %% The commonest command, without options and with nothing unknown in
     %% the db: the value is replaced and any TTL dropped, whatever was there.
-    {M, Tabs} = ensure_db(M0, Db),
-    write(Tabs, K, {V, undefined, #{}}),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
+    write(Tabs, K, {nsync_big:promote(string, V, Limits), undefined, #{}}),
     {ok, M};
 local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Keys = lists:usort(nsync_cmd:keys(KS, Args)),
@@ -353,14 +353,10 @@ has_big(Store) ->
 
 %% The type of the values a handler writes (for turning a value that grew
 %% past the threshold into a big value); `none' for generic commands, whose
-%% results are kept as they come, and for strings written whole.
+%% results are kept as they come.
 kind_of(Run) ->
     case erlang:fun_info(Run, module) of
-        {module, nsync_cmd_string} ->
-            case erlang:fun_info(Run, name) of
-                {name, N} when N =:= append; N =:= setrange; N =:= setbit -> string;
-                _ -> none
-            end;
+        {module, nsync_cmd_string} -> string;
         {module, nsync_cmd_list} -> list;
         {module, nsync_cmd_set} -> set;
         {module, nsync_cmd_zset} -> zset;

@@ -10,7 +10,8 @@
 //! big for the pump to make a map of, which come after the item's data rows
 //! (a key after a big hash starts a new item, so snapshot order is kept).
 //! The default mirror inserts both row lists as they are. A list, set, zset
-//! or hash of more elements than the big threshold is built as a big value
+//! or hash of more elements than the big threshold (a string of more KiB)
+//! is built as a big value
 //! (`big::rows`): its data row is `{Key, Handle}` and it always has an
 //! expiry row `{Key, ExpireAtMs | undefined, #{}, Handle}`, as the mirror
 //! keeps them. Function libraries are not delivered. Everything else is one

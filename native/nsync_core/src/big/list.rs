@@ -120,7 +120,15 @@ impl Chunk {
     }
 
     fn of(elements: &[&[u8]]) -> Chunk {
-        let mut data = Vec::with_capacity(elements.iter().map(|e| encoded_len(e)).sum());
+        // A power of two (up to a full chunk), so that the doubling of
+        // pushes ends at CHUNK_BYTES, not past it.
+        let size: usize = elements.iter().map(|e| encoded_len(e)).sum();
+        let capacity = if size <= CHUNK_BYTES {
+            size.next_power_of_two()
+        } else {
+            size
+        };
+        let mut data = Vec::with_capacity(capacity);
         for e in elements {
             encode(&mut data, e);
         }

@@ -33,6 +33,9 @@ pub use set::Set;
 pub use string::Str;
 pub use zset::ZSet;
 
+/// A string counts one element of a threshold per this many bytes.
+pub const BYTES_PER_ELEMENT: usize = 1024;
+
 /// A part (element, field, value) of 4 GiB or more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("value part too large")]
@@ -109,9 +112,14 @@ fn table(capacity: usize) -> usize {
 impl Big {
     /// The big value of a snapshot value, if it is a list, set, zset or
     /// hash of more than `threshold` elements (a hash with its fields'
-    /// expiries). Strings stay terms: they are edited in place rarely.
+    /// expiries), or a string of more than `threshold` KiB.
     pub fn of_live(live: &LiveValue, threshold: usize) -> Option<Result<Big, TooLarge>> {
         match live {
+            LiveValue::Other(Value::String(RdbStr::Raw(bytes)))
+                if bytes.len() > threshold.saturating_mul(BYTES_PER_ELEMENT) =>
+            {
+                Some(Ok(Big::Str(Str::new(bytes))))
+            }
             LiveValue::Hash(fields) if fields.len() > threshold => {
                 let mut hash = Hash::with_capacity(fields.len());
                 let built = fields.iter().try_for_each(|f| {
@@ -202,7 +210,13 @@ mod tests {
         };
         assert_eq!(h.get(b"f"), Some(&b"1"[..]));
         assert_eq!(h.expire(b"f"), Some(99));
-        let s = Value::String(raw("long enough"));
+        let s = Value::String(raw("short"));
         assert!(Big::of_live(&LiveValue::Other(&s), 1).is_none());
+        let long = "x".repeat(BYTES_PER_ELEMENT + 1);
+        let s = Value::String(raw(&long));
+        let Some(Ok(Big::Str(s))) = Big::of_live(&LiveValue::Other(&s), 1) else {
+            panic!("a string")
+        };
+        assert_eq!(s.len(), BYTES_PER_ELEMENT + 1);
     }
 }
