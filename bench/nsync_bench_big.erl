@@ -79,7 +79,7 @@ read(zset, T, N, I) -> nsync:zscore(T, <<"k">>, e(I rem N + 1));
 read(list, T, N, I) -> nsync:lrange(T, <<"k">>, I rem N, I rem N).
 
 measure(Kind, N, Threshold) ->
-    M0 = nsync_mirror:new(bench_big, 0, #{big_threshold => Threshold}),
+    M0 = nsync_mirror:new(bench_big, 0, true, #{big_threshold => Threshold}),
     T = nsync_mirror:tid(M0),
     [C | A] = fill(Kind, N),
     {ok, M1} = nsync_mirror:apply_cmd(M0, 0, C, A),

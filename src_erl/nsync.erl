@@ -32,6 +32,11 @@
 %%%     the NIF as a big value, changed in place by each write; its ETS row
 %%%     is `{Key, Handle}' (read it with `lookup/2' or the element reads);
 %%%     `off': every value is a term.</li>
+%%% <li>`{hll_sparse_max_bytes, N}' (3000): the master's
+%%%     `hll-sparse-max-bytes', which the mirror's HyperLogLogs follow.</li>
+%%% <li>`{geo_formula, before_7_0 | since_7_0}' (since_7_0): `before_7_0'
+%%%     for a Redis master older than 7.0, whose GEO distances the mirror's
+%%%     stored GEO searches then compute as it does.</li>
 %%% </ul>
 %%%
 %%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
@@ -72,7 +77,10 @@
                 | {db, non_neg_integer() | all}
                 | {connect_timeout, pos_integer()}
                 | {compressed, boolean()}
-                | {big_threshold, pos_integer() | off}.
+                | {big_threshold, pos_integer() | off}
+
+                | {hll_sparse_max_bytes, non_neg_integer()}
+                | {geo_formula, before_7_0 | since_7_0}.
 %% One option of `start_link/1'.
 
 -type options() :: [option()] | #{atom() => term()}.

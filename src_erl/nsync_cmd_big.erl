@@ -35,12 +35,13 @@
 -type result() :: nsync_cmd_lib:result().
 
 %% @doc Runs the command of table entry `Spec' on a store holding big
-%% values.
--spec run(nsync_cmd:spec(), [binary()], store(), integer()) -> result().
+%% values; `Context' is the handler's third argument (the time, or the
+%% settings of a command flagged `settings').
+-spec run(nsync_cmd:spec(), [binary()], store(), integer() | nsync_cmd_lib:settings()) -> result().
 run(#{big := keep, run := Run}, Args, S, Now) -> Run(Args, S, Now);
 run(#{big := project, run := Run}, Args, S, Now) -> project(Run, Args, S, Now);
 run(#{big := Fun}, Args, S, Now) when is_function(Fun, 3) -> Fun(Args, S, Now);
-run(#{run := Run}, Args, S, Now) -> Run(Args, materialise(S), Now).
+run(#{run := Run}, Args, S, Context) -> Run(Args, materialise(S), Context).
 
 %% @doc The store with every big value as its term (a hash with its field
 %% expiries).

@@ -20,27 +20,30 @@
 %%% the entries of the keys a command touches, runs the pure handler, and
 %%% writes back what changed; the commands the table marks `cross_db' (MOVE,
 %%% COPY ... DB, SWAPDB, FLUSHDB, FLUSHALL) it carries out itself. A command
-%%% that cannot be applied faithfully (HyperLogLog, modules, unknown names, a
-%%% value the mirror does not know) returns `{unhandled, Cmd, Mirror}' and
+%%% that cannot be applied faithfully (modules, unknown names, a value the
+%%% mirror does not know) returns `{unhandled, Cmd, Mirror}' and
 %%% the keys it touched are removed and remembered as unknown ("poisoned")
 %%% until a command overwrites them, so readers see such keys as absent, never
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, entry/3, ttl/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
--export_type([mirror/0]).
+-export_type([mirror/0, settings/0]).
 
 -define(KEY(Tid), {?MODULE, Tid}).
 
 -type db() :: non_neg_integer().
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
+-type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
+                      geo_formula := before_7_0 | since_7_0}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
                       big := nsync_big:limits(),
+                      settings := settings(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
@@ -53,30 +56,35 @@ new(Name, DbSpec) ->
     new(Name, DbSpec, true).
 
 %% @doc Creates a mirror of database `DbSpec' (or of every database, each in
-%% its own table, with `all'). The tables are owned by the caller. Options
-%% (or just `Compressed'):
-%% <ul>
-%% <li>`compressed' (true): data tables are ETS `compressed': collections
-%% take about half the memory (values are kept in the external term
-%% format), reads of small values cost the same, and reads of maps of more
-%% than 32 fields cost a few times more (the map is rebuilt on every
-%% read);</li>
-%% <li>`big_threshold' (`nsync_big:default_threshold()'): collections of
-%% more elements (strings of more KiB) become big values; `off':
-%% never.</li>
-%% </ul>
--spec new(atom(), db() | all, boolean() | #{compressed => boolean(),
-                                            big_threshold => pos_integer() | off}) -> mirror().
-new(Name, DbSpec, Compressed) when is_boolean(Compressed) ->
-    new(Name, DbSpec, #{compressed => Compressed});
-new(Name, DbSpec, Opts)
+%% its own table, with `all'). The tables are owned by the caller. With
+%% `Compressed', data tables are ETS `compressed': collections take about
+%% half the memory (values are kept in the external term format), reads of
+%% small values cost the same, and reads of maps of more than 32 fields cost
+%% a few times more (the map is rebuilt on every read).
+-spec new(atom(), db() | all, boolean()) -> mirror().
+new(Name, DbSpec, Compressed) ->
+    new(Name, DbSpec, Compressed, #{}).
+
+%% @doc Creates a mirror as `new/3' does, for a master whose settings differ
+%% from the defaults: `hll_sparse_max_bytes' (its `hll-sparse-max-bytes',
+%% 3000) and `geo_formula' (`before_7_0' for a master older than 7.0,
+%% `since_7_0' by default), which the HyperLogLog and GEO commands follow;
+%% and with `big_threshold' (`nsync_big:default_threshold()'): collections
+%% of more elements (strings of more KiB) become big values (`off': never;
+%% the tests give `nsync_big:limits()').
+-spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
+                                          geo_formula => before_7_0 | since_7_0,
+                                          big_threshold => pos_integer() | off
+                                                         | nsync_big:limits()}) -> mirror().
+new(Name, DbSpec, Compressed, Settings)
   when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_map(Opts) ->
-    Compressed = maps:get(compressed, Opts, true),
-    Big = nsync_big:limits(maps:get(big_threshold, Opts, nsync_big:default_threshold())),
+       is_boolean(Compressed), is_map(Settings) ->
     First = case DbSpec of all -> 0; N -> N end,
-    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, big => Big, dbs => #{},
-          poison => #{}},
+    Big = nsync_big:limits(maps:get(big_threshold, Settings, nsync_big:default_threshold())),
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
+          big => Big,
+          settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
+                                 maps:without([big_threshold], Settings))},
     {M1, _} = ensure_db(M, First),
     M1.
 
@@ -328,9 +336,13 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
     Now = erlang:system_time(millisecond),
+    Context = case Spec of
+                  #{settings := true} -> (maps:get(settings, M))#{now => Now};
+                  _ -> Now
+              end,
     Result = case has_big(Store) of
-                 false -> Run(Args, Store, Now);
-                 true -> nsync_cmd_big:run(Spec, Args, Store, Now)
+                 false -> Run(Args, Store, Context);
+                 true -> nsync_cmd_big:run(Spec, Args, Store, Context)
              end,
     case Result of
         unhandled ->
@@ -613,6 +625,42 @@ apply_test() ->
     M4 = ap(M3, 0, [<<"flushall">>]),
     ?assertEqual(0, ets:info(T, size)),
     delete(M4).
+
+%% The commands of Redis 8.x and Valkey 8.1-9, in the forms their masters
+%% propagate, through the command table.
+newer_servers_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    Cmds = [[<<"set">>, <<"k">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"v2">>, <<"IFEQ">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"v1">>],
+            [<<"msetex">>, <<"2">>, <<"a">>, <<"1">>, <<"b">>, <<"2">>, <<"PXAT">>, <<"99999999999999">>],
+            [<<"delifeq">>, <<"a">>, <<"1">>],
+            [<<"delex">>, <<"b">>, <<"IFEQ">>, <<"other">>],
+            [<<"hsetex">>, <<"h">>, <<"FNX">>, <<"PXAT">>, <<"99999999999999">>, <<"FIELDS">>, <<"2">>,
+             <<"f">>, <<"1">>, <<"g">>, <<"2">>],
+            [<<"hsetex">>, <<"h">>, <<"KEEPTTL">>, <<"FIELDS">>, <<"1">>, <<"f">>, <<"1.5">>],
+            [<<"hpersist">>, <<"h">>, <<"FIELDS">>, <<"1">>, <<"g">>],
+            [<<"hdel">>, <<"h">>, <<"g">>],
+            [<<"setbit">>, <<"x">>, <<"0">>, <<"1">>],
+            [<<"bitop">>, <<"DIFF">>, <<"y">>, <<"x">>, <<"k">>],
+            [<<"xadd">>, <<"s">>, <<"1-0">>, <<"f">>, <<"v">>],
+            [<<"xadd">>, <<"s">>, <<"2-0">>, <<"f">>, <<"v">>],
+            [<<"xdelex">>, <<"s">>, <<"DELREF">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+            [<<"cluster">>, <<"setslot">>, <<"12">>, <<"node">>, <<"abc">>],
+            [<<"pfadd">>, <<"p">>, <<"a">>, <<"b">>],
+            [<<"pfcount">>, <<"p">>]],
+    M = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0, Cmds),
+    ?assertEqual([{<<"k">>, <<"v2">>}], ets:lookup(T, <<"k">>)),
+    ?assertEqual([], ets:lookup(T, <<"a">>)),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:lookup(T, <<"b">>)),
+    ?assertEqual(99999999999999, ttl(T, <<"b">>)),
+    ?assertEqual([{<<"h">>, #{<<"f">> => <<"1.5">>}}], ets:lookup(T, <<"h">>)),
+    ?assertEqual(#{<<"f">> => 99999999999999}, field_ttls(T, <<"h">>)),
+    ?assertEqual([{<<"y">>, <<128, 0>>}], ets:lookup(T, <<"y">>)),
+    ?assertMatch([{<<"s">>, {stream, [{{2, 0}, _}], _}}], ets:lookup(T, <<"s">>)),
+    ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
+    delete(M).
 
 unhandled_test() ->
     M0 = new(t, 0),

@@ -26,6 +26,8 @@
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
+                    hll_sparse_max_bytes := non_neg_integer(),
+                    geo_formula := before_7_0 | since_7_0,
                     %% not an option: set by a layer above links (see
                     %% nsync_link) to pick each session's master
                     next_master => nsync_link:next_master()}.
@@ -41,7 +43,9 @@
                     db => 0,
                     compressed => true,
                     big_threshold => 64,
-                    connect_timeout => 5000}).
+                    connect_timeout => 5000,
+                    hll_sparse_max_bytes => 3000,
+                    geo_formula => since_7_0}).
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
 %% complete config. As with proplists, the first occurrence of an option wins.
@@ -102,6 +106,8 @@ option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout 
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
+option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
+option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->

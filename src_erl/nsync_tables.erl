@@ -19,7 +19,8 @@
 -record(tables, {
           db :: non_neg_integer() | all,
           compressed :: boolean(),
-          big_threshold :: pos_integer() | off,
+          %% the master's settings the mirrors follow (nsync_mirror:new/4)
+          settings :: map(),
           %% what readers see: name => mirror
           live = #{} :: #{atom() => nsync_mirror:mirror()},
           %% being filled by the current full sync, published at its end
@@ -32,11 +33,11 @@
 -type taken() :: {taken, Owner :: pid()}.
 
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
-%% with `compressed' data tables or not, and values over `BigThreshold'
-%% elements as big values (`nsync_big').
--spec new(non_neg_integer() | all, boolean(), pos_integer() | off) -> tables().
-new(Db, Compressed, BigThreshold) ->
-    #tables{db = Db, compressed = Compressed, big_threshold = BigThreshold}.
+%% with `compressed' data tables or not, following the master's `Settings'
+%% (see `nsync_mirror:new/4').
+-spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+new(Db, Compressed, Settings) ->
+    #tables{db = Db, compressed = Compressed, settings = Settings}.
 
 %% @doc Creates the live table `Name' at once (the default mirror, when the
 %% link starts).
@@ -145,8 +146,8 @@ delete_all(#tables{live = Live, loading = Loading, retired = Retired}) ->
 
 %%% ------------------------------------------------------------ internal
 
-new_mirror(Name, #tables{db = Db, compressed = Compressed, big_threshold = Big}) ->
-    nsync_mirror:new(Name, Db, #{compressed => Compressed, big_threshold => Big}).
+new_mirror(Name, #tables{db = Db, compressed = Compressed, settings = Settings}) ->
+    nsync_mirror:new(Name, Db, Compressed, Settings).
 
 publish(Name, Mirror) ->
     nsync_registry:publish(Name, nsync_mirror:tid(Mirror), maps:from_list(nsync_mirror:dbs(Mirror))).
@@ -176,7 +177,7 @@ tid(Name) ->
     end.
 
 full_sync_test() ->
-    {ok, T0} = claim(tables_test, new(0, true, 64)),
+    {ok, T0} = claim(tables_test, new(0, true, #{})),
     Old = tid(tables_test),
     ?assertEqual([tables_test], names(T0)),
     %% a full sync loads beside the live table; readers see the live one
@@ -201,7 +202,7 @@ full_sync_test() ->
     ?assertEqual(undefined, tid(tables_test)).
 
 discarded_load_test() ->
-    {ok, T0} = claim(tables_test, new(0, true, 64)),
+    {ok, T0} = claim(tables_test, new(0, true, #{})),
     Live = tid(tables_test),
     {ok, T1} = load(tables_test, 0, [row(<<"a">>)], [], start_load(T0)),
     T2 = discard_load(T1),
@@ -215,13 +216,13 @@ discarded_load_test() ->
 taken_name_test() ->
     Parent = self(),
     Owner = spawn(fun() ->
-                          {ok, T} = claim(tables_taken, new(0, true, 64)),
+                          {ok, T} = claim(tables_taken, new(0, true, #{})),
                           Parent ! {claimed, T},
                           receive stop -> delete_all(T) end
                   end),
     receive {claimed, _} -> ok end,
-    ?assertEqual({error, {already_started, Owner}}, claim(tables_taken, new(0, true, 64))),
-    ?assertEqual({taken, Owner}, live(tables_taken, new(0, true, 64))),
-    ?assertEqual({taken, Owner}, load(tables_taken, 0, [], [], start_load(new(0, true, 64)))),
+    ?assertEqual({error, {already_started, Owner}}, claim(tables_taken, new(0, true, #{}))),
+    ?assertEqual({taken, Owner}, live(tables_taken, new(0, true, #{}))),
+    ?assertEqual({taken, Owner}, load(tables_taken, 0, [], [], start_load(new(0, true, #{})))),
     Owner ! stop.
 -endif.

@@ -23,7 +23,7 @@ all() ->
 
 %%% ------------------------------------------------------------ helpers
 
-mirror(Db, Opts) -> nsync_mirror:new(big_suite, Db, Opts).
+mirror(Db, Opts) -> nsync_mirror:new(big_suite, Db, true, Opts).
 
 apply_all(M, Db, Cmds) ->
     lists:foldl(fun([C | A], Acc) ->
@@ -147,7 +147,7 @@ promote_and_demote(_Config) ->
 %% a compressed table and a plain one behave the same.
 table_operations(_Config) ->
     [begin
-         M0 = nsync_mirror:new(big_suite, all, #{big_threshold => ?TINY, compressed => C}),
+         M0 = nsync_mirror:new(big_suite, all, C, #{big_threshold => ?TINY}),
          M1 = apply_all(M0, 0, [[<<"sadd">>, <<"s">>, <<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>],
                                 [<<"pexpireat">>, <<"s">>, <<"99999999999999">>],
                                 [<<"rename">>, <<"s">>, <<"t">>],
@@ -171,7 +171,7 @@ table_operations(_Config) ->
 
 %% @doc COPY (in a db and across dbs) makes an independent big value.
 copy_is_deep(_Config) ->
-    M0 = nsync_mirror:new(big_suite, all, #{big_threshold => ?TINY}),
+    M0 = nsync_mirror:new(big_suite, all, true, #{big_threshold => ?TINY}),
     M1 = apply_all(M0, 0, [[<<"zadd">>, <<"z">>, <<"1">>, <<"a">>, <<"2">>, <<"b">>, <<"3">>, <<"c">>,
                             <<"4">>, <<"d">>, <<"5">>, <<"e">>],
                            [<<"copy">>, <<"z">>, <<"z2">>],
