@@ -90,6 +90,10 @@ pub enum ReplError {
     /// The master refused us: a wrong password, or one that is missing.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The master's ACL does not let this user replicate (`-NOPERM` to
+    /// PSYNC: the user lacks `+psync`): retrying will not help.
+    #[error("not permitted: {0}")]
+    NoPerm(String),
     /// An error line from the master (the whole line, `-` included):
     /// `-LOADING`/`-NOMASTERLINK` to PSYNC (retry later), or an aborted sync.
     #[error("master said: {0}")]
@@ -460,13 +464,11 @@ impl Replica {
                     ))),
                 }
             }
-            Reply::Error(msg)
-                if msg.starts_with(b"LOADING") || msg.starts_with(b"NOMASTERLINK") =>
-            {
-                Err(ReplError::Master(format!("-{}", lossy(&msg))))
+            Reply::Error(msg) if msg.starts_with(b"NOPERM") => {
+                Err(ReplError::NoPerm(format!("-{}", lossy(&msg))))
             }
             // A master older than 2.8: no PSYNC, so the inline SYNC of old.
-            Reply::Error(_) => {
+            Reply::Error(msg) if msg.starts_with(b"ERR unknown command") => {
                 self.output.extend_from_slice(b"SYNC\r\n");
                 self.phase = Phase::AwaitPayload {
                     replid: None,
@@ -477,6 +479,8 @@ impl Replica {
                     offset: 0,
                 }))
             }
+            // -LOADING, -NOMASTERLINK, ...: retry later
+            Reply::Error(msg) => Err(ReplError::Master(format!("-{}", lossy(&msg)))),
             other => Err(protocol(format!("unexpected PSYNC reply: {other:?}"))),
         }
     }
@@ -875,6 +879,23 @@ mod tests {
         assert!(
             matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK"))
         );
+    }
+
+    #[test]
+    fn noperm_is_not_an_old_master() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-NOPERM this user has no permissions to run the 'psync' command\r\n");
+        assert!(
+            matches!(replica.next_event(), Err(ReplError::NoPerm(m)) if m.starts_with("-NOPERM"))
+        );
+        assert!(!sent(&mut replica).contains("SYNC"));
+        // Other errors are the master's, to retry: never SYNC.
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-ERR Can't SYNC while not connected with my master\r\n");
+        assert!(matches!(replica.next_event(), Err(ReplError::Master(_))));
+        assert!(!sent(&mut replica).contains("SYNC"));
     }
 
     #[test]

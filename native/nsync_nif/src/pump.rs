@@ -39,9 +39,6 @@ use crate::reason;
 use crate::shared::{Resumable, Shared};
 use crate::status::{Progress, Tally};
 
-/// A master silent for this long is gone (Redis's `repl-timeout`; masters
-/// send a PING every 10 s, and newlines while they prepare a snapshot).
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest wait (for bytes or credit) before the pump looks at the
 /// clock again; ACKs due sooner shorten it.
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -89,13 +86,16 @@ fn connect_and_pump(
     env: &mut OwnedEnv,
     resumable: &mut Resumable,
 ) -> LinkError {
-    let (conn, shutdown) = match Conn::connect(master, shared.config.connect_timeout) {
+    let config = &shared.config;
+    let (conn, shutdown) = match Conn::connect(master, config.connect_timeout, config.tls.as_ref())
+    {
         Ok(connected) => connected,
         Err(err) => return err,
     };
     if let Err(stopped) = shared.attach(shutdown) {
         return stopped;
     }
+    let bytes_before = resumable.tally.bytes;
     let mut pump = Pump {
         shared,
         owner,
@@ -107,6 +107,12 @@ fn connect_and_pump(
         drained: false,
     };
     match pump.run(env) {
+        // Not a byte from the master: a peer that is not one.
+        Err(err @ (LinkError::Eof | LinkError::Recv(_)))
+            if resumable.tally.bytes == bytes_before =>
+        {
+            LinkError::NoAnswer(Box::new(err))
+        }
         Err(err) => err,
         Ok(never) => match never {},
     }
@@ -246,7 +252,10 @@ impl Pump<'_> {
             }
             Received::Nothing => {
                 self.silence += started.elapsed();
-                if self.silence >= SILENCE_TIMEOUT {
+                // A master silent for `master_timeout` is gone (as for a
+                // replica's `repl-timeout`: masters PING every 10 s, and
+                // send newlines while they prepare a snapshot).
+                if self.silence >= self.shared.config.master_timeout {
                     return Err(LinkError::Recv(Posix::Atom("timeout")));
                 }
                 self.drained = true;
