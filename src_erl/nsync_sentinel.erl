@@ -187,7 +187,10 @@ ask(Sentinel, #state{options = #{master := Name}} = State) ->
                                                     ?CMD_TIMEOUT)
                      end) of
         {ok, [Host, Port]} when is_binary(Host), is_binary(Port) ->
-            confirm(#{host => Host, port => binary_to_integer(Port)}, State);
+            case port(Port) of
+                {ok, P} -> confirm(#{host => Host, port => P}, State);
+                error -> {error, {unexpected, [Host, Port]}}
+            end;
         {ok, undefined} ->
             {error, {unknown_master, Name}};
         {ok, Other} ->
@@ -246,11 +249,24 @@ subscribe([Sentinel | Rest], State) ->
 
 %% `<name> <old-ip> <old-port> <new-ip> <new-port>'.
 switched([Name, _OldHost, _OldPort, Host, Port], #state{options = #{master := Name}} = State) ->
-    New = #{host => Host, port => binary_to_integer(Port)},
-    ?LOG_NOTICE("nsync: sentinel: master ~s switched to ~s:~s", [Name, Host, Port]),
-    follow(New, State);
+    case port(Port) of
+        {ok, P} ->
+            ?LOG_NOTICE("nsync: sentinel: master ~s switched to ~s:~b", [Name, Host, P]),
+            follow(#{host => Host, port => P}, State);
+        error ->
+            State
+    end;
 switched(_Other, State) ->
     State.
+
+%% A port number a sentinel sent, as text.
+port(Text) ->
+    try binary_to_integer(Text) of
+        P when P > 0, P < 65536 -> {ok, P};
+        _ -> error
+    catch
+        error:badarg -> error
+    end.
 
 %% After a lost subscription: a switch may have been missed.
 recheck(State) ->
@@ -326,6 +342,11 @@ validate_test() ->
     ?assertEqual({error, {badarg, {sentinel, {tls, {verify, x}}}}},
                  validate(#{sentinels => [{"h", 1}], master => "m", tls => [{verify, x}]})),
     ?assertEqual({error, {badarg, {sentinel, nope}}}, validate(nope)).
+
+port_test() ->
+    ?assertEqual({ok, 6379}, port(<<"6379">>)),
+    ?assertEqual(error, port(<<"0">>)),
+    ?assertEqual(error, port(<<"x">>)).
 
 rotate_test() ->
     ?assertEqual([b, c, a], rotate(a, [a, b, c])).

@@ -4,15 +4,17 @@
 %% is followed with PSYNC continue (no full resync, no lost write); with the
 %% first sentinel down the link still resolves and follows a failover back;
 %% then the master is killed (kill -9) under a write load and the link
-%% follows the promoted replica, again without a full resync. Recovery
-%% times are printed.
+%% follows the promoted replica, again without a full resync; last, a
+%% sentinel reached over TLS (`tls' in the option). Recovery times are
+%% printed.
 -module(nsync_sentinel_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
--export([resolves_the_master/1, graceful_failover/1, sentinel_down/1, master_killed/1]).
+-export([resolves_the_master/1, graceful_failover/1, sentinel_down/1, master_killed/1,
+         tls_sentinel/1]).
 
 -define(T, 30000).
 -define(NAME, <<"mymaster">>).
@@ -21,7 +23,7 @@
 suite() -> [{timetrap, {seconds, 120}}].
 
 -spec all() -> [atom()].
-all() -> [resolves_the_master, graceful_failover, sentinel_down, master_killed].
+all() -> [resolves_the_master, graceful_failover, sentinel_down, master_killed, tls_sentinel].
 
 -spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_suite(Config) ->
@@ -155,6 +157,29 @@ master_killed(Config) ->
     ?assertEqual(Full, stat(R, <<"sync_full">>)),
     ?assertEqual({<<"127.0.0.1">>, nsync_test_redis:port(R)}, maps:get(master, nsync:status(Pid))),
     ok = nsync:stop(Pid).
+
+%% @doc A sentinel that listens on TLS only: the link asks it over TLS
+%% (verified against the suite's CA) and mirrors the master it names. (Last:
+%% a fourth sentinel changes the majority the others need.)
+-spec tls_sentinel(ct_suite:ct_config()) -> ok.
+tls_sentinel(Config) ->
+    [_M, R] = ?config(servers, Config),
+    Certs = nsync_test_certs:make(),
+    {ok, S} = nsync_test_redis:start(#{sentinel => #{master => ?NAME,
+                                                     port => nsync_test_redis:port(R)},
+                                       tls => #{certs => Certs}}),
+    try
+        Sentinel = #{sentinels => [{"127.0.0.1", nsync_test_redis:port(S)}], master => ?NAME,
+                     tls => [{cacertfile, maps:get(ca, Certs)}]},
+        {ok, Pid} = nsync:start_link([{sentinel, Sentinel}, {block, true}, {timeout, ?T}]),
+        ?assertEqual({<<"127.0.0.1">>, nsync_test_redis:port(R)},
+                     maps:get(master, nsync:status(Pid))),
+        nsync_test_events:wait_until(fun() -> same_strings(R) end, ?T),
+        ok = nsync:stop(Pid)
+    after
+        nsync_test_redis:stop(S),
+        nsync_test_certs:remove(Certs)
+    end.
 
 %%% ----------------------------------------------------------- helpers
 

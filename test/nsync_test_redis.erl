@@ -225,7 +225,7 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
     TcpPort = free_port(),
     Tls = client_tls(Opts),
     Args = case Opts of
-               #{sentinel := Sentinel} -> sentinel_args(TcpPort, Dir, Sentinel);
+               #{sentinel := _} -> sentinel_args(TcpPort, Dir, Opts);
                _ -> server_args(TcpPort, Dir, Pass, Opts)
            end,
     Port = open_port({spawn_executable, "/bin/sh"},
@@ -273,22 +273,28 @@ server_args(TcpPort, Dir, Pass, Opts) ->
                           || {K, V} <- maps:get(config, Opts, [])]),
     Base ++ PassArgs ++ Extra.
 
-%% Sentinel reads (and rewrites) a config file.
-sentinel_args(TcpPort, Dir, #{master := Name, port := MasterPort} = S) ->
+%% Sentinel reads (and rewrites) a config file; with `tls' it listens on its
+%% TLS port only (and talks to the master in plain TCP).
+sentinel_args(TcpPort, Dir, #{sentinel := #{master := Name, port := MasterPort} = S} = Opts) ->
     Conf = filename:join(Dir, "sentinel.conf"),
+    Listen = conf_lines(port_args(TcpPort, Opts)),
     ok = file:write_file(
            Conf,
            io_lib:format(
-             "port ~b~nbind 127.0.0.1~ndaemonize no~ndir ~s~nlogfile ~s~n"
+             "~sbind 127.0.0.1~ndaemonize no~ndir ~s~nlogfile ~s~n"
              "sentinel monitor ~s 127.0.0.1 ~b ~b~n"
              "sentinel down-after-milliseconds ~s ~b~n"
              "sentinel failover-timeout ~s ~b~n"
              "sentinel parallel-syncs ~s 1~n",
-             [TcpPort, Dir, filename:join(Dir, "redis.log"),
+             [Listen, Dir, filename:join(Dir, "redis.log"),
               Name, MasterPort, maps:get(quorum, S, 2),
               Name, maps:get(down_after, S, 1000),
               Name, maps:get(failover_timeout, S, 10000), Name])),
     [Conf, "--sentinel"].
+
+%% Command line options as config file lines.
+conf_lines(["--" ++ Name, Value | Rest]) -> [Name, $\s, Value, $\n | conf_lines(Rest)];
+conf_lines([]) -> [].
 
 %% A TLS server listens on its TLS port only.
 port_args(TcpPort, #{tls := #{certs := Certs} = Tls}) ->
