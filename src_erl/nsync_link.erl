@@ -234,8 +234,8 @@ connected(Item, #state{ever_connected = Again, attempts = Attempts, reconnects =
                      false ->
                          N
                  end,
-    Obs1 = nsync_observe:connected(Item, #{reconnection => Again, attempts => Attempts,
-                                           reconnects => Reconnects}, Obs),
+    Obs1 = nsync_observe:connected(Item, #{reconnection => Again, reconnects => Reconnects},
+                                   Obs),
     State#state{ever_connected = true, reconnects = Reconnects, attempts = 0,
                 last_error = undefined, synced = true, observe = Obs1}.
 

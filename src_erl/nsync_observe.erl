@@ -56,20 +56,18 @@ session_started(#{host := Host, port := Port}, Obs) ->
     Obs.
 
 %% @doc The master answered PSYNC (`fullresync' or `continue', with its
-%% replid and offset). `Policy' holds the session policy's counts:
-%% `reconnection' (whether a connection was had before), `attempts' (the
-%% failed attempts before this one) and `reconnects'.
--spec connected(nsync_nif:item(), #{reconnection := boolean(), attempts := non_neg_integer(),
+%% replid and offset). `Policy' holds the session policy's facts:
+%% `reconnection' (whether a connection was had before) and `reconnects'.
+-spec connected(nsync_nif:item(), #{reconnection := boolean(),
                                     reconnects := non_neg_integer()},
                 observe()) -> observe().
-connected({Answer, Replid, Offset}, #{reconnection := Reconnection, attempts := Attempts,
+connected({Answer, Replid, Offset}, #{reconnection := Reconnection,
                                       reconnects := Reconnects}, Obs) ->
     ok = nsync_status:record(self(), #{connected_since => erlang:system_time(millisecond),
                                        attempts => 0, reconnects => Reconnects,
                                        next_retry => undefined}),
     Metadata = (metadata(Obs))#{replid => Replid, offset => Offset},
-    nsync_telemetry:event([connection], #{system_time => erlang:system_time(),
-                                          attempts => Attempts},
+    nsync_telemetry:event([connection], #{system_time => erlang:system_time()},
                           Metadata#{reconnection => Reconnection}),
     Obs1 = Obs#observe{connected_at = erlang:monotonic_time()},
     case Answer of
@@ -95,15 +93,15 @@ batch_handled(Began, Delivery, #observe{nif = Nif, keys = Keys0, commands = Comm
     #{keys_loaded := Keys, commands := Commands, offset := Offset,
       master_offset := MasterOffset} = Info = nsync_nif:info(Nif),
     Metadata = metadata(Info, Obs),
-    Obs1 = case Obs of
-               #observe{loaded_in_batch = true} -> full_sync_done(Info, Metadata, Obs);
-               _ -> Obs
-           end,
     nsync_telemetry:event([batch], #{duration => erlang:monotonic_time() - Began,
                                      commands => Commands - Commands0,
                                      keys => max(0, Keys - Keys0),
                                      lag => lag(MasterOffset, Offset)},
                           Metadata),
+    Obs1 = case Obs of
+               #observe{loaded_in_batch = true} -> full_sync_done(Info, Metadata, Obs);
+               _ -> Obs
+           end,
     record_counters(Delivery, Obs1#observe{keys = Keys, commands = Commands}).
 
 %% @doc A session is over for `Reason' (`disconnected': `reconnect/1' asked
