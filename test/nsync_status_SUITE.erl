@@ -27,15 +27,18 @@ all() -> [answers_while_callback_is_slow, answers_while_link_is_suspended, conne
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_testcase(Case, Config) ->
-    %% A master that pings every second, so that a second of silence means
-    %% something; no output buffer limit, so that a slow link is not dropped.
-    Extra = case Case of
-                silent_master_is_stale -> [{"repl-ping-replica-period", "1"}];
-                _ -> []
-            end,
+    %% A master that pings every second where silence is the point, else
+    %% never during a case (a ping moves its offset, which cases compare
+    %% with the link's); no output buffer limit, so that a slow link is not
+    %% dropped.
+    Ping = case Case of
+               silent_master_is_stale -> "1";
+               _ -> "3600"
+           end,
     {ok, S} = nsync_test_redis:start(#{version => '7.0',
                                        config => [{"client-output-buffer-limit",
-                                                   "replica 0 0 0"} | Extra]}),
+                                                   "replica 0 0 0"},
+                                                  {"repl-ping-replica-period", Ping}]}),
     [{server, S} | Config].
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
@@ -72,7 +75,7 @@ answers_while_callback_is_slow(Config) ->
     ?assert(lists:last(Times) < 100000),
     Master = master_offset(S),
     nsync_test_events:wait_until(fun() -> maps:get(offset, nsync:status(Pid)) =:= Master end,
-                                 ?T),
+                                 3 * ?T),
     #{lag := 0, master_offset := Master} = nsync:status(Pid),
     ok = nsync:stop(Pid).
 
