@@ -5,10 +5,12 @@
 %%% while this process handles the batches before it; after handling one,
 %%% this process gives the pump a credit back (`nsync_nif:ack/2'), so at
 %%% most a few batches are in flight and a slow consumer slows the socket.
-%%% Batches are plain messages, so calls (status, stop) are served between
-%%% them. What a batch's items become (events for the callback, rows in the
-%%% tables) is `nsync_delivery''s job; this module decides when sessions
-%%% start and what a failure means.
+%%% Batches are plain messages, so calls (stop) are served between them;
+%%% `status/1' does not wait for them (`nsync_status'). What a batch's items
+%%% become (events for the callback, rows in the tables) is
+%%% `nsync_delivery''s job, what the link tells the outside world (telemetry
+%%% events, status facts) `nsync_observe''s; this module decides when
+%%% sessions start and what a failure means.
 %%%
 %%% Connection failures: a session ends with `{closed, Reason}' as its
 %%% pump's last message; the link then starts a new session after a backoff
@@ -29,8 +31,8 @@
 %%% <li>The backoff starts over only once a session has streamed for
 %%%     ?STABLE_MS (5 s), not when the master merely answers PSYNC: a
 %%%     snapshot that fails every time backs off to the cap.</li>
-%%% <li>While a link with data is not streaming its tables stay readable and
-%%%     `status/1' says `stale => true', with `last_error'.</li>
+%%% <li>While a link with data is not streaming its tables stay readable
+%%%     (`status/1': `stale', with `last_error').</li>
 %%% </ul>
 %%%
 %%% The seam for a layer above links (Sentinel, Cluster): each session's
@@ -42,7 +44,7 @@
 -module(nsync_link).
 -behaviour(gen_server).
 
--include_lib("kernel/include/logger.hrl").
+-include("nsync_log.hrl").
 
 %% API
 -export([start_link/2, status/1, reconnect/1]).
@@ -58,7 +60,6 @@
 %% Where the next session connects; called in the link process before each
 %% session. `{error, Reason}', or a fun that raises, is a failed attempt.
 -type next_master() :: fun(() -> nsync_nif:master() | {error, term()}).
--type public_state() :: connecting | syncing | streaming | disconnected.
 
 -define(BACKOFF_START_MS, 100).
 %% The cap once the link has data (a Redis replica retries every second).
@@ -73,6 +74,7 @@
           config :: nsync_opts:config(),
           waiter :: waiter(),
           delivery :: nsync_delivery:delivery(),
+          observe :: nsync_observe:observe(),
           %% the NIF session running, if any
           session :: nsync_nif:session() | undefined,
           %% the running session reached the master (it answered PSYNC)
@@ -104,10 +106,11 @@
 start_link(Config, Waiter) ->
     proc_lib:start_link(?MODULE, init_it, [Config, Waiter]).
 
-%% @doc The link's state and counters (see `nsync:status/1').
+%% @doc The link's status (see `nsync:status/1'), at once: it is read from
+%% where it is kept (`nsync_status'), not asked of the link process.
 -spec status(pid()) -> nsync:status().
 status(Pid) ->
-    gen_server:call(Pid, status).
+    nsync_status:status(Pid).
 
 %% @doc Ends the current session, if any, and starts the next one at once
 %% (its master asked again from `next_master'), without backoff; a callback
@@ -134,17 +137,18 @@ init_it(Config, Waiter) ->
 %% @private
 -spec init({nsync_opts:config(), waiter()}) -> {ok, #state{}} | {stop, term()}.
 init({Config, Waiter}) ->
-    logger:update_process_metadata(#{domain => [nsync]}),
     %% Trapping exits lets terminate/2 clean the registry and close the socket.
     process_flag(trap_exit, true),
     case open_nif(Config) of
         {ok, Nif} ->
             case nsync_delivery:new(Config) of
                 {ok, Delivery} ->
+                    Observe = nsync_observe:new(Config, Nif, Delivery),
                     %% The first attempt is the first message: no call is
                     %% served before it.
                     {ok, retry_after(0, #state{nif = Nif, config = with_layer(Config),
-                                               waiter = Waiter, delivery = Delivery})};
+                                               waiter = Waiter, delivery = Delivery,
+                                               observe = Observe})};
                 {error, Reason} ->
                     nsync_nif:close(Nif),
                     {stop, Reason}
@@ -155,8 +159,6 @@ init({Config, Waiter}) ->
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(status, _From, State) ->
-    {reply, status_map(State), State};
 handle_call(Request, _From, State) ->
     {reply, {error, {unknown_call, Request}}, State}.
 
@@ -175,9 +177,10 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({nsync_pump, Session, {batch, Items}},
             #state{session = Session, nif = Nif} = State) ->
-    State1 = lists:foldl(fun item/2, State, Items),
+    Began = erlang:monotonic_time(),
+    #state{delivery = D, observe = Obs} = State1 = lists:foldl(fun item/2, State, Items),
     ok = nsync_nif:ack(Nif, Session),
-    {noreply, State1};
+    {noreply, State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)}};
 handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
     session_lost(Reason, State#state{session = undefined});
 handle_info({nsync_pump, _OlderSession, _}, State) ->
@@ -197,7 +200,8 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{nif = Nif, delivery = D}) ->
+terminate(Reason, #state{nif = Nif, delivery = D, observe = Obs}) ->
+    ok = nsync_observe:stopped(Reason, Obs),
     nsync_nif:close(Nif),
     nsync_delivery:delete(D).
 
@@ -214,47 +218,32 @@ format_status(Status) ->
 %% The items of a batch: the delivery handles them all; the policy watches
 %% the master's answer to PSYNC and the end of each snapshot.
 item({fullresync, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
-    connected(State#state{delivery = nsync_delivery:item(Item, D), full_sync = true});
+    connected(Item, State#state{delivery = nsync_delivery:item(Item, D), full_sync = true});
 item({continue, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
-    streaming(connected(State#state{delivery = nsync_delivery:item(Item, D)}));
-item({load_eof, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
+    streaming(connected(Item, State#state{delivery = nsync_delivery:item(Item, D)}));
+item({load_eof, _Replid, _Offset} = Item, #state{delivery = D, observe = Obs} = State) ->
     State1 = State#state{delivery = nsync_delivery:item(Item, D), full_sync = false,
-                         has_data = true},
+                         has_data = true, observe = nsync_observe:loaded(Obs)},
     notify_waiter(loaded, streaming(State1));
 item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 
 %%% ------------------------------------------------------------ sessions
 
-start_session(#state{nif = Nif} = State) ->
+start_session(#state{nif = Nif, observe = Obs} = State) ->
     case next_master(State) of
         {ok, Master} ->
             case nsync_nif:start(Nif, Master) of
                 {ok, Session} ->
-                    #{host := Host, port := Port} = Master,
-                    logger:update_process_metadata(#{nsync_master => {Host, Port}}),
                     {noreply, State#state{session = Session, synced = false,
-                                          full_sync = false, streaming_since = undefined}};
+                                          full_sync = false, streaming_since = undefined,
+                                          observe = nsync_observe:session_started(Master, Obs)}};
                 {error, Reason} ->
                     %% e.g. {badarg, host}: a next_master fun's bad answer
                     session_lost(Reason, State)
             end;
         {error, Reason} ->
             session_lost(Reason, State)
-    end.
-
-%% A layer above the link that picks its masters: Sentinel.
-with_layer(#{sentinel := Sentinel} = Config) ->
-    Auth = maps:with([user, pass, tls, connect_timeout], Config),
-    {ok, Layer} = nsync_sentinel:start_link(Sentinel, Auth),
-    Config#{next_master => fun() -> nsync_sentinel:master(Layer) end};
-with_layer(Config) ->
-    Config.
-
-open_nif(Config) ->
-    case nsync_opts:nif_config(Config) of
-        {ok, NifConfig} -> nsync_nif:open(NifConfig);
-        {error, _} = Error -> Error
     end.
 
 next_master(#state{config = #{next_master := Next}}) ->
@@ -267,24 +256,51 @@ next_master(#state{config = #{next_master := Next}}) ->
 next_master(#state{config = Config}) ->
     {ok, nsync_opts:master(Config)}.
 
+%% A layer above the link that picks its masters: Sentinel.
+with_layer(#{sentinel := Sentinel} = Config) ->
+    Auth = maps:with([user, pass, tls, connect_timeout, name], Config),
+    {ok, Layer} = nsync_sentinel:start_link(Sentinel, Auth),
+    Config#{next_master => fun() -> nsync_sentinel:master(Layer) end};
+with_layer(Config) ->
+    Config.
+
+open_nif(Config) ->
+    case nsync_opts:nif_config(Config) of
+        {ok, NifConfig} -> nsync_nif:open(NifConfig);
+        {error, _} = Error -> Error
+    end.
+
 %% The master answered PSYNC: a connection (re)established. The backoff
-%% is not reset here (see streaming/1 and session_lost/2).
-connected(#state{ever_connected = true, attempts = Attempts} = State) ->
-    ?LOG_NOTICE("nsync: reconnected to ~s after ~b failed attempt(s)", [master(State), Attempts]),
-    State#state{reconnects = State#state.reconnects + 1, synced = true};
-connected(State) ->
-    State#state{ever_connected = true, synced = true}.
+%% is not reset here (see after_session/1).
+connected(Item, #state{ever_connected = Again, attempts = Attempts, reconnects = N,
+                       observe = Obs} = State) ->
+    Reconnects = case Again of
+                     true ->
+                         ?LOG_NOTICE("nsync: reconnected to ~s after ~b failed attempt(s)",
+                                     [master(State), Attempts], ?NSYNC_LOG),
+                         N + 1;
+                     false ->
+                         N
+                 end,
+    Obs1 = nsync_observe:connected(Item, #{reconnection => Again, reconnects => Reconnects},
+                                   Obs),
+    State#state{ever_connected = true, reconnects = Reconnects, synced = true,
+                observe = Obs1}.
 
 %% The stream runs (after a snapshot, or resumed): the mirror is current.
 streaming(State) ->
     State#state{streaming_since = erlang:monotonic_time(millisecond), last_error = undefined}.
 
 %% A session is over (or could not start).
-session_lost(disconnected, State) ->
+session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs} = State) ->
+    policy(Reason, State#state{observe = nsync_observe:session_lost(Reason, Synced, Attempts + 1,
+                                                                   Obs)}).
+
+policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
-    ?LOG_NOTICE("nsync: reconnecting as asked"),
+    ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
     {noreply, retry_after(0, closed(State))};
-session_lost(Reason, #state{waiter = Waiter} = State) when Waiter =/= undefined ->
+policy(Reason, #state{waiter = Waiter} = State) when Waiter =/= undefined ->
     %% A blocking start: the first snapshot is not loaded yet.
     case fails_blocking_start(Reason) of
         true ->
@@ -293,12 +309,11 @@ session_lost(Reason, #state{waiter = Waiter} = State) when Waiter =/= undefined 
         false ->
             {noreply, retry_later(Reason, after_session(State))}
     end;
-session_lost(Reason, State) ->
+policy(Reason, State) ->
     {noreply, retry_later(Reason, after_session(closed(State)))}.
 
 %% What a lost session leaves to the policy: a session that streamed long
-%% enough ends the series of failures; one that failed during its full sync
-%% makes the next delay a full sync's.
+%% enough ends the series of failures.
 after_session(#state{streaming_since = Since} = State) ->
     Stable = Since =/= undefined andalso
         erlang:monotonic_time(millisecond) - Since >= ?STABLE_MS,
@@ -328,10 +343,11 @@ retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
                     end,
             ?LOG(Level, "nsync: connection to ~s failed: ~0p; retrying with backoff "
                         "(next in ~b ms)~s",
-                 [master(State), Reason, Delay, stale_note(State)])
+                 [master(State), Reason, Delay, stale_note(State)], ?NSYNC_LOG)
     end,
     retry_after(Delay, State#state{attempts = N + 1, last_error = Reason, full_sync = false}).
 
+%% A failed full sync (each costs the master a fork) backs off further.
 backoff_cap(#state{has_data = true, full_sync = false}) -> ?BACKOFF_CAP_DATA_MS;
 backoff_cap(_State) -> ?BACKOFF_CAP_MS.
 
@@ -340,12 +356,13 @@ stale_note(_State) -> "".
 
 %% The next attempt, in `Delay' ms (now: the next message); an attempt
 %% pending before is dropped.
-retry_after(Delay, State) ->
+retry_after(Delay, #state{attempts = Attempts, observe = Obs} = State) ->
     Ref = make_ref(),
     case Delay of
         0 -> self() ! {connect, Ref};
         _ -> erlang:send_after(Delay, self(), {connect, Ref})
     end,
+    ok = nsync_observe:retrying(Delay, Attempts, Obs),
     State#state{retry = Ref}.
 
 %% With `{block, true}', what retrying cannot fix is reported to the caller
@@ -367,40 +384,7 @@ notify_waiter(Msg, #state{waiter = {Pid, Ref}} = State) ->
     Pid ! {Ref, Msg},
     State#state{waiter = undefined}.
 
-%%% -------------------------------------------------------------- status
-
-%% Connection facts come from the NIF (as of the last batch handled), the
-%% policy's and the tables' from here.
-status_map(#state{nif = Nif, delivery = D} = State) ->
-    #{state := NifState, master := Master, replid := Replid, offset := Offset,
-      keys_loaded := KeysLoaded, commands := Commands, last_error := LastError} =
-        nsync_nif:info(Nif),
-    #{state => public_state(NifState, LastError),
-      master => Master,
-      replid => Replid,
-      offset => Offset,
-      keys_loaded => KeysLoaded,
-      commands => Commands,
-      unhandled => nsync_delivery:unhandled(D),
-      reconnects => State#state.reconnects,
-      callback_errors => nsync_delivery:callback_errors(D),
-      tables => nsync_delivery:tables(D),
-      stale => is_stale(State),
-      last_error => State#state.last_error}.
-
-%% The tables hold data but the link is not streaming: readers see the
-%% master as it was.
-is_stale(#state{has_data = HasData, streaming_since = Since}) ->
-    HasData andalso Since =:= undefined.
-
-%% `connecting' until a first attempt ends; `disconnected' once a connection
-%% was lost or an attempt failed, until the master answers PSYNC again.
--spec public_state(nsync_nif:link_state(), nsync_nif:reason() | undefined) -> public_state().
-public_state(loading, _) -> syncing;
-public_state(streaming, _) -> streaming;
-public_state(NifState, undefined)
-  when NifState =:= idle; NifState =:= connecting; NifState =:= handshake -> connecting;
-public_state(_NifState, _LastError) -> disconnected.
+%%% ---------------------------------------------------------------- misc
 
 %% The master of the current or last session, for logs.
 master(#state{nif = Nif}) ->
@@ -446,18 +430,4 @@ stable_session_resets_the_backoff_test() ->
     Short = after_session(#state{attempts = 7, streaming_since = Now - 100}),
     ?assertEqual(7, Short#state.attempts),
     ?assertEqual(7, (after_session(#state{attempts = 7}))#state.attempts).
-
-stale_test() ->
-    ?assertNot(is_stale(#state{})),
-    ?assert(is_stale(#state{has_data = true})),
-    ?assertNot(is_stale(#state{has_data = true, streaming_since = 1})).
-
-public_state_test() ->
-    ?assertEqual(connecting, public_state(idle, undefined)),
-    ?assertEqual(connecting, public_state(handshake, undefined)),
-    ?assertEqual(syncing, public_state(loading, eof)),
-    ?assertEqual(streaming, public_state(streaming, eof)),
-    ?assertEqual(disconnected, public_state(connecting, {connect, econnrefused})),
-    ?assertEqual(disconnected, public_state(disconnected, eof)),
-    ?assertEqual(disconnected, public_state(closed, closed)).
 -endif.

@@ -22,7 +22,7 @@
 -module(nsync_sentinel).
 -behaviour(gen_server).
 
--include_lib("kernel/include/logger.hrl").
+-include("nsync_log.hrl").
 
 %% API
 -export([validate/1, start_link/2, master/1]).
@@ -37,11 +37,13 @@
                      user := binary() | undefined,
                      pass := binary() | undefined,
                      tls := nsync_tls:tls() | false}.
-%% What the link needs of its own config: how to reach and check a master.
+%% What the layer needs of its link's config: how to reach and check a
+%% master, and the link's name (for telemetry).
 -type master_auth() :: #{user := binary() | undefined,
                          pass := binary() | undefined,
                          tls := nsync_tls:tls() | false,
-                         connect_timeout := pos_integer()}.
+                         connect_timeout := pos_integer(),
+                         name := atom()}.
 
 -define(SWITCH, <<"+switch-master">>).
 %% After every sentinel refused the subscription, try again this much later.
@@ -106,7 +108,6 @@ master(Layer) ->
 %% @private
 -spec init({options(), master_auth(), pid()}) -> {ok, #state{}}.
 init({#{sentinels := Sentinels} = Options, Auth, Link}) ->
-    logger:update_process_metadata(#{domain => [nsync]}),
     %% The link may stop normally (which a link does not propagate).
     monitor(process, Link),
     self() ! subscribe,
@@ -139,7 +140,7 @@ handle_info({nsync_client, Client, {message, ?SWITCH, Payload}},
 handle_info({nsync_client, Client, {closed, Reason}},
             #state{subscription = {Client, Sentinel}} = State) ->
     ?LOG_WARNING("nsync: lost the subscription to sentinel ~s: ~0p; subscribing to another",
-                 [address_text(Sentinel), Reason]),
+                 [address_text(Sentinel), Reason], ?NSYNC_LOG),
     State1 = subscribe(State#state{subscription = undefined,
                                    sentinels = rotate(Sentinel, State#state.sentinels)}),
     {noreply, recheck(State1)};
@@ -201,7 +202,7 @@ ask(Sentinel, #state{options = #{master := Name}} = State) ->
 
 %% The address must answer ROLE as a master.
 confirm(#{host := Host, port := Port} = Master, #state{auth = Auth}) ->
-    Opts = Auth#{host => Host, port => Port},
+    Opts = (maps:with([user, pass, tls, connect_timeout], Auth))#{host => Host, port => Port},
     case with_client(Opts, fun(C) -> nsync_client:command(C, [<<"ROLE">>], ?CMD_TIMEOUT) end) of
         {ok, [<<"master">> | _]} -> {ok, Master};
         {ok, [Role | _]} when is_binary(Role) -> {error, {not_master, {Host, Port}, Role}};
@@ -251,7 +252,8 @@ subscribe([Sentinel | Rest], State) ->
 switched([Name, _OldHost, _OldPort, Host, Port], #state{options = #{master := Name}} = State) ->
     case port(Port) of
         {ok, P} ->
-            ?LOG_NOTICE("nsync: sentinel: master ~s switched to ~s:~b", [Name, Host, P]),
+            ?LOG_NOTICE("nsync: sentinel: master ~s switched to ~s:~b", [Name, Host, P],
+                        ?NSYNC_LOG),
             follow(#{host => Host, port => P}, State);
         error ->
             State
@@ -275,10 +277,20 @@ recheck(State) ->
         {error, _} -> State
     end.
 
-%% The link reconnects if the master is not the one it was given.
+%% The link reconnects if the master is not the one it was given
+%% (`[nsync, failover]' tells).
 follow(Master, #state{given = Master} = State) ->
     State;
-follow(_Master, #state{link = Link} = State) ->
+follow(#{host := Host, port := Port}, #state{link = Link, given = Given,
+                                          options = #{master := Name},
+                                          auth = #{name := LinkName}} = State) ->
+    Previous = case Given of
+                   #{host := H, port := P} -> {H, P};
+                   undefined -> undefined
+               end,
+    nsync_telemetry:event([failover], #{system_time => erlang:system_time()},
+                          #{name => LinkName, master => {Host, Port}, previous => Previous,
+                            sentinel_master => Name}),
     ok = nsync_link:reconnect(Link),
     State.
 

@@ -112,8 +112,8 @@ full_sync_failures_back_off(_Config) ->
                       Syncs = fake_count(),
                       ct:pal("full syncs of a corrupt snapshot in 5 s: ~b", [Syncs]),
                       ?assert(Syncs =< 8),
-                      ?assertMatch(#{last_error := {rdb, bad_magic, 0}, stale := false},
-                                   nsync:status(Pid)),
+                      ?assertMatch(#{last_error := {rdb, bad_magic, 0},
+                                     stale_reason := not_loaded}, nsync:status(Pid)),
                       ok = nsync:stop(Pid)
               end).
 

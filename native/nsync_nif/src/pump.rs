@@ -95,7 +95,6 @@ fn connect_and_pump(
     if let Err(stopped) = shared.attach(shutdown) {
         return stopped;
     }
-    let bytes_before = resumable.tally.bytes;
     let mut pump = Pump {
         shared,
         owner,
@@ -105,12 +104,11 @@ fn connect_and_pump(
         tally: &mut resumable.tally,
         silence: Duration::ZERO,
         drained: false,
+        heard: false,
     };
     match pump.run(env) {
         // Not a byte from the master: a peer that is not one.
-        Err(err @ (LinkError::Eof | LinkError::Recv(_)))
-            if resumable.tally.bytes == bytes_before =>
-        {
+        Err(err @ (LinkError::Eof | LinkError::Recv(_))) if !pump.heard => {
             LinkError::NoAnswer(Box::new(err))
         }
         Err(err) => err,
@@ -145,6 +143,8 @@ struct Pump<'s> {
     silence: Duration,
     /// The last read emptied the socket: nothing more right now.
     drained: bool,
+    /// The master sent something in this session.
+    heard: bool,
 }
 
 impl Pump<'_> {
@@ -245,7 +245,8 @@ impl Pump<'_> {
         match self.conn.receive(wait)? {
             Received::Data { bytes, drained } => {
                 self.replica.feed(bytes);
-                self.tally.bytes += bytes.len() as u64;
+                self.heard = true;
+                self.shared.status.read(bytes.len(), unix_now_ms());
                 self.silence = Duration::ZERO;
                 self.drained = drained;
                 Ok(bytes.len())
