@@ -33,6 +33,9 @@ pub const EARLY_ACK_INTERVAL: Duration = Duration::from_millis(10);
 pub const EARLY_ACK_WINDOW: Duration = Duration::from_secs(2);
 /// Length of the diskless end-of-snapshot mark.
 const EOF_MARK_LEN: usize = 40;
+/// How far back PSYNC may ask, over bytes that delivered nothing (PINGs,
+/// GETACKs, Sentinel hellos): at most Redis's smallest backlog.
+pub const MAX_REWIND: i64 = 16 * 1024;
 
 /// What the replica tells the master about itself.
 #[derive(Debug, Clone, Default)]
@@ -183,6 +186,13 @@ pub struct Replica {
     /// Set by a full sync, cleared by the stream's first byte: ACK every
     /// `EARLY_ACK_INTERVAL` meanwhile. The instant is the first such ACK.
     early_acks: Option<Option<Instant>>,
+    /// Where the stream may be resumed from as well as from the position:
+    /// the end of the last event delivered, when only bytes that deliver
+    /// nothing came after it (at most [`MAX_REWIND`] of them). A promoted
+    /// replica may lack the old master's last PINGs and Sentinel hellos
+    /// (the old master took them after the promotion); asking from here,
+    /// PSYNC continues where it would have to resync.
+    rewind_to: Option<i64>,
 }
 
 impl Replica {
@@ -198,6 +208,7 @@ impl Replica {
             acking: false,
             last_ack: None,
             early_acks: None,
+            rewind_to: None,
         }
     }
 
@@ -434,11 +445,16 @@ impl Replica {
     }
 
     fn send_psync(&mut self) {
-        match self
-            .position
-            .as_ref()
-            .and_then(|p| p.replid.clone().map(|id| (id, p.offset)))
-        {
+        let rewind_to = self.rewind_to;
+        match self.position.as_mut().and_then(|p| {
+            // The bytes in between delivered nothing: they may come again.
+            if let Some(to) =
+                rewind_to.filter(|&to| to <= p.offset && p.offset.saturating_sub(to) <= MAX_REWIND)
+            {
+                p.offset = to;
+            }
+            p.replid.clone().map(|id| (id, p.offset))
+        }) {
             Some((replid, offset)) => {
                 let next = offset.saturating_add(1).to_string();
                 self.send(&[&b"PSYNC"[..], &replid, next.as_bytes()]);
@@ -511,6 +527,7 @@ impl Replica {
             return Err(protocol("CONTINUE after a legacy SYNC".into()));
         };
         let offset = position.offset;
+        self.rewind_to = Some(offset);
         self.start_streaming(true);
         Ok(Progress::Event(Event::Continue { replid, offset }))
     }
@@ -640,6 +657,7 @@ impl Replica {
             offset,
             db: 0,
         });
+        self.rewind_to = Some(offset);
         // A master before 2.8 (no replid) knows no REPLCONF ACK.
         self.start_streaming(replid.is_some());
         self.early_acks = Some(None);
@@ -662,13 +680,25 @@ impl Replica {
         position.offset = position
             .offset
             .saturating_add(i64::try_from(command.wire_len).unwrap_or(i64::MAX));
-        if command.args.is_empty() || command.arg_is(0, b"ping") {
-            return Ok(Progress::Again);
+        // Delivered: the stream is resumed from here at the earliest.
+        let delivers = !(command.args.is_empty()
+            || command.arg_is(0, b"ping")
+            || command.arg_is(0, b"replconf")
+            || (command.arg_is(0, b"publish") && command.arg_is(1, b"__sentinel__:hello")));
+        if delivers
+            || self
+                .rewind_to
+                .is_none_or(|to| position.offset.saturating_sub(to) > MAX_REWIND)
+        {
+            self.rewind_to = Some(position.offset);
         }
         if command.arg_is(0, b"replconf") {
             if command.arg_is(1, b"getack") && self.acking {
                 self.send_ack(offset_before);
             }
+            return Ok(Progress::Again);
+        }
+        if !delivers {
             return Ok(Progress::Again);
         }
         if command.arg_is(0, b"select") {
@@ -892,6 +922,73 @@ mod tests {
         assert!(
             matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK"))
         );
+    }
+
+    /// The next PSYNC of a replica that streamed `bytes` after `replica`'s
+    /// position, then reconnected.
+    fn psync_after(replica: &mut Replica, bytes: &[u8]) -> (Vec<Event<'static>>, String) {
+        replica.feed(bytes);
+        let mut events = Vec::new();
+        while let Some(event) = replica.next_event().unwrap() {
+            events.push(event);
+        }
+        replica.disconnected();
+        (events, handshake(replica))
+    }
+
+    #[test]
+    fn psync_asks_again_for_bytes_that_delivered_nothing() {
+        let mut replica = resumed_at(100, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        assert!(matches!(
+            replica.next_event().unwrap(),
+            Some(Event::Continue { offset: 100, .. })
+        ));
+        let set = cmd(&["SET", "k", "v"]);
+        let hello = cmd(&["PUBLISH", "__sentinel__:hello", "127.0.0.1,26379,id,1,m"]);
+        let mut quiet = cmd(&["PING"]);
+        quiet.extend_from_slice(&hello);
+        quiet.extend_from_slice(GETACK);
+        let mut stream = set.clone();
+        stream.extend_from_slice(&quiet);
+        let (events, psync) = psync_after(&mut replica, &stream);
+        // The hello is not delivered; PSYNC asks from the end of the SET.
+        assert_eq!(events.len(), 1);
+        let after_set = 100 + set.len() as i64;
+        assert_eq!(
+            psync,
+            String::from_utf8(cmd(&["PSYNC", REPLID, &(after_set + 1).to_string()])).unwrap()
+        );
+        assert_eq!(replica.position().map(|p| p.offset), Some(after_set));
+        // Other PUBLISHes are data: delivered, and never asked again.
+        let mut replica = resumed_at(100, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        replica.next_event().unwrap();
+        let publish = cmd(&["PUBLISH", "news", "x"]);
+        let (events, psync) = psync_after(&mut replica, &publish);
+        assert_eq!(events.len(), 1);
+        let next = (100 + publish.len() as i64 + 1).to_string();
+        assert_eq!(
+            psync,
+            String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap()
+        );
+    }
+
+    #[test]
+    fn psync_asks_again_for_at_most_max_rewind_bytes() {
+        let mut replica = resumed_at(0, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        replica.next_event().unwrap();
+        let ping = cmd(&["PING"]);
+        let pings = ping.repeat(MAX_REWIND as usize / ping.len() + 10);
+        let (_, psync) = psync_after(&mut replica, &pings);
+        let asked: i64 = psync.rsplit("\r\n").nth(1).unwrap().parse().unwrap();
+        let offset = pings.len() as i64;
+        assert!(
+            asked <= offset + 1 && offset + 1 - asked <= MAX_REWIND,
+            "{asked} {offset}"
+        );
+        assert!(asked > 1);
     }
 
     #[test]
