@@ -1,7 +1,8 @@
 # Mirrors a Redis/Valkey master into ETS and prints one key.
 #
 #   rebar3 compile
-#   elixir -pa _build/default/lib/nsync/ebin examples/mirror.exs [host] [port] [key]
+#   elixir -pa _build/default/lib/nsync/ebin -pa _build/default/lib/telemetry/ebin \
+#     examples/mirror.exs [host] [port] [key]
 #
 # Defaults: 127.0.0.1 6379 foo.
 {host, port, key} =

@@ -110,20 +110,11 @@ init({Config, Waiter}) ->
     logger:update_process_metadata(#{domain => [nsync]}),
     %% Trapping exits lets terminate/2 clean the registry and close the socket.
     process_flag(trap_exit, true),
-    case nsync_nif:open(nsync_opts:nif_config(Config)) of
-        {ok, Nif} ->
-            case nsync_delivery:new(Config) of
-                {ok, Delivery} ->
-                    %% The first attempt is the first message: no call is
-                    %% served before it.
-                    {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
-                                               delivery = Delivery})};
-                {error, Reason} ->
-                    nsync_nif:close(Nif),
-                    {stop, Reason}
-            end;
-        {error, Reason} ->
-            {stop, Reason}
+    %% The node's table owner keeps the published tables if this process
+    %% dies: it runs before any table is made.
+    case nsync_owner:ensure_started() of
+        ok -> open(Config, Waiter);
+        {error, Reason} -> {stop, Reason}
     end.
 
 %% @private
@@ -159,8 +150,6 @@ handle_info({connect, Ref}, #state{retry = Ref} = State) ->
     start_session(State#state{retry = undefined});
 handle_info({connect, _Cancelled}, State) ->
     {noreply, State};
-handle_info({nsync_retire, Ref}, #state{delivery = D} = State) ->
-    {noreply, State#state{delivery = nsync_delivery:retire(Ref, D)}};
 handle_info({'EXIT', _From, normal}, State) ->
     {noreply, State};
 handle_info({'EXIT', _From, Reason}, State) ->
@@ -168,11 +157,17 @@ handle_info({'EXIT', _From, Reason}, State) ->
 handle_info(_Msg, State) ->
     {noreply, State}.
 
-%% @private
+%% @private A link that is stopped (or stops by itself) deletes its
+%% tables; one that crashes leaves its published tables to the next link
+%% of its name, which readers keep seeing until then (a killed link runs no
+%% terminate/2: the same).
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{nif = Nif, delivery = D}) ->
+terminate(Reason, #state{nif = Nif, delivery = D}) ->
     nsync_nif:close(Nif),
-    nsync_delivery:delete(D).
+    case stopped(Reason) of
+        true -> nsync_delivery:delete(D);
+        false -> nsync_delivery:release(D)
+    end.
 
 %% @private Keeps the password out of crash reports and sys:get_status/1.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
@@ -195,6 +190,25 @@ item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 
 %%% ------------------------------------------------------------ sessions
+
+%% The link's NIF resource and delivery (which holds its table names).
+open(Config, Waiter) ->
+    case nsync_nif:open(nsync_opts:nif_config(Config)) of
+        {ok, Nif} ->
+            case nsync_delivery:new(Config) of
+                {ok, Delivery} ->
+                    %% The first attempt is the first message: no call is
+                    %% served before it.
+                    {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
+                                               delivery = Delivery})};
+                {error, Reason} ->
+                    nsync_nif:close(Nif),
+                    {stop, Reason}
+            end;
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
 
 start_session(#state{nif = Nif} = State) ->
     case next_master(State) of
@@ -278,6 +292,14 @@ retry_after(Delay, State) ->
     end,
     State#state{retry = Ref}.
 
+%% Whether a link ending with `Reason' was stopped (by nsync:stop/1, its
+%% supervisor, a blocking start's failure) or stopped by itself (a refused
+%% password), rather than crashed.
+stopped(normal) -> true;
+stopped(shutdown) -> true;
+stopped({shutdown, _}) -> true;
+stopped(_) -> false.
+
 %% With `{block, true}', failing to reach or log into the master at all is
 %% reported to the caller rather than retried until the timeout.
 fails_blocking_start({connect, _}) -> true;
@@ -307,7 +329,8 @@ status_map(#state{nif = Nif, delivery = D} = State) ->
       unhandled => nsync_delivery:unhandled(D),
       reconnects => State#state.reconnects,
       callback_errors => nsync_delivery:callback_errors(D),
-      tables => nsync_delivery:tables(D)}.
+      tables => nsync_delivery:tables(D),
+      stale => nsync_delivery:stale(D)}.
 
 %% `connecting' until a first attempt ends; `disconnected' once a connection
 %% was lost or an attempt failed, until the master answers PSYNC again.
