@@ -27,6 +27,11 @@
 %%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout.</li>
 %%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
 %%%     `compressed' (less memory for large values, slower reads).</li>
+%%% <li>`{hll_sparse_max_bytes, N}' (3000): the master's
+%%%     `hll-sparse-max-bytes', which the mirror's HyperLogLogs follow.</li>
+%%% <li>`{geo_formula, before_7_0 | since_7_0}' (since_7_0): `before_7_0'
+%%%     for a Redis master older than 7.0, whose GEO distances the mirror's
+%%%     stored GEO searches then compute as it does.</li>
 %%% </ul>
 %%%
 %%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
@@ -63,7 +68,9 @@
                 | {name, atom()}
                 | {db, non_neg_integer() | all}
                 | {connect_timeout, pos_integer()}
-                | {compressed, boolean()}.
+                | {compressed, boolean()}
+                | {hll_sparse_max_bytes, non_neg_integer()}
+                | {geo_formula, before_7_0 | since_7_0}.
 %% One option of `start_link/1'.
 
 -type options() :: [option()] | #{atom() => term()}.

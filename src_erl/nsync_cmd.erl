@@ -20,7 +20,9 @@
 %%%   another database: otherwise its handler runs);</li>
 %%% <li>`overwrites => true | fun((Args) -> boolean())': the result does not
 %%%   depend on what its keys held (with these arguments), so it makes keys
-%%%   the mirror lost track of known again (`overwrites/2').</li>
+%%%   the mirror lost track of known again (`overwrites/2');</li>
+%%% <li>`settings => true': the handler's third argument is the link's
+%%%   `nsync_cmd_lib:settings()' instead of the time (HyperLogLog, GEO).</li>
 %%% </ul>
 %%% Adding a command is one clause of `spec/1' plus its handler, exported
 %%% with arity 3 from an `nsync_cmd_*' module that depends only on
@@ -33,14 +35,15 @@
 
 -type keyspec() :: none | first | two | all | pairs | all_but_last | second
                  | from_second | {numkeys, non_neg_integer()} | dest_numkeys
-                 | sort | eval | xgroup | georadius.
+                 | sort | eval | xgroup | georadius | {numkeys_pairs, non_neg_integer()}.
 -type cross_op() :: move | copy | swapdb | flushdb | flushall.
 -type spec() :: #{keys := keyspec(),
                   run := nsync_cmd_lib:handler() | ignore | unhandled | mirror,
                   dataset => true,
                   all_dbs => true,
                   cross_db => cross_op(),
-                  overwrites => true | fun(([binary()]) -> boolean())}.
+                  overwrites => true | fun(([binary()]) -> boolean()),
+                  settings => true}.
 
 -define(IGNORE, #{keys => none, run => ignore}).
 -define(UNHANDLED(KeySpec), #{keys => KeySpec, run => unhandled}).
@@ -81,6 +84,9 @@ spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3};
 spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, overwrites => true};
 spec(<<"psetex">>) -> #{keys => first, run => fun nsync_cmd_string:psetex/3, overwrites => true};
 spec(<<"mset">>) -> #{keys => pairs, run => fun nsync_cmd_string:mset/3, overwrites => true};
+spec(<<"msetex">>) -> #{keys => {numkeys_pairs, 0}, run => fun nsync_cmd_string:msetex/3};
+spec(<<"delifeq">>) -> #{keys => first, run => fun nsync_cmd_string:delifeq/3};
+spec(<<"delex">>) -> #{keys => first, run => fun nsync_cmd_string:delex/3};
 spec(<<"msetnx">>) -> #{keys => pairs, run => fun nsync_cmd_string:msetnx/3};
 spec(<<"append">>) -> #{keys => first, run => fun nsync_cmd_string:append/3};
 spec(<<"setrange">>) -> #{keys => first, run => fun nsync_cmd_string:setrange/3};
@@ -160,9 +166,10 @@ spec(<<"zunionstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zun
 spec(<<"zinterstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zinterstore/3};
 spec(<<"zdiffstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zdiffstore/3};
 spec(<<"zrangestore">>) -> #{keys => two, run => fun nsync_cmd_zset:zrangestore/3};
-spec(<<"georadius">>) -> ?UNHANDLED(georadius);
-spec(<<"georadiusbymember">>) -> ?UNHANDLED(georadius);
-spec(<<"geosearchstore">>) -> ?UNHANDLED(first);
+spec(<<"georadius">>) -> #{keys => georadius, run => fun nsync_cmd_geo:georadius/3, settings => true};
+spec(<<"georadiusbymember">>) -> #{keys => georadius, run => fun nsync_cmd_geo:georadiusbymember/3,
+                                   settings => true};
+spec(<<"geosearchstore">>) -> #{keys => two, run => fun nsync_cmd_geo:geosearchstore/3, settings => true};
 %% hashes
 spec(<<"hset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3};
 spec(<<"hmset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3};
@@ -186,13 +193,16 @@ spec(<<"xsetid">>) -> #{keys => first, run => fun nsync_cmd_stream:xsetid/3};
 spec(<<"xgroup">>) -> #{keys => xgroup, run => fun nsync_cmd_stream:xgroup/3};
 spec(<<"xack">>) -> #{keys => first, run => fun nsync_cmd_stream:xack/3};
 spec(<<"xclaim">>) -> #{keys => first, run => fun nsync_cmd_stream:xclaim/3};
+spec(<<"xdelex">>) -> #{keys => first, run => fun nsync_cmd_stream:xdelex/3};
+spec(<<"xackdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xackdel/3};
 spec(<<"xautoclaim">>) -> ?UNHANDLED(first);
 spec(<<"xreadgroup">>) -> ?UNHANDLED(none);
-%% HyperLogLog and scripts run verbatim (pre-5.0 masters)
-spec(<<"pfadd">>) -> ?UNHANDLED(first);
-spec(<<"pfmerge">>) -> ?UNHANDLED(all);
-spec(<<"pfcount">>) -> ?UNHANDLED(all);
-spec(<<"pfdebug">>) -> ?UNHANDLED(second);
+%% HyperLogLog
+spec(<<"pfadd">>) -> #{keys => first, run => fun nsync_cmd_hll:pfadd/3, settings => true};
+spec(<<"pfmerge">>) -> #{keys => all, run => fun nsync_cmd_hll:pfmerge/3, settings => true};
+spec(<<"pfcount">>) -> #{keys => all, run => fun nsync_cmd_hll:pfcount/3, settings => true};
+spec(<<"pfdebug">>) -> #{keys => second, run => fun nsync_cmd_hll:pfdebug/3, settings => true};
+%% scripts run verbatim (pre-5.0 masters)
 spec(<<"eval">>) -> ?UNHANDLED(eval);
 spec(<<"evalsha">>) -> ?UNHANDLED(eval);
 spec(<<"eval_ro">>) -> ?IGNORE;
@@ -209,6 +219,8 @@ spec(<<"spublish">>) -> ?IGNORE;
 spec(<<"replconf">>) -> ?IGNORE;
 spec(<<"function">>) -> ?IGNORE;
 spec(<<"script">>) -> ?IGNORE;
+%% Valkey 8.0+ propagates CLUSTER SETSLOT to replicas: cluster state only.
+spec(<<"cluster">>) -> ?IGNORE;
 spec(_) -> undefined.
 
 %% @doc The keys of a command, by key spec.
@@ -226,11 +238,14 @@ keys(from_second, [_ | Ks]) -> Ks;
 keys({numkeys, Skip}, Args) ->
     [N | Rest] = lists:nthtail(Skip, Args),
     lists:sublist(Rest, nsync_cmd_lib:to_int(N));
+keys({numkeys_pairs, Skip}, Args) ->
+    [N | Rest] = lists:nthtail(Skip, Args),
+    nsync_cmd_lib:firsts(lists:sublist(Rest, 2 * nsync_cmd_lib:to_int(N)));
 keys(dest_numkeys, [D, N | Rest]) -> [D | lists:sublist(Rest, nsync_cmd_lib:to_int(N))];
 keys(sort, [K | Rest]) -> [K | sort_store(Rest)];
 keys(eval, [_Script, N | Rest]) -> lists:sublist(Rest, nsync_cmd_lib:to_int(N));
 keys(xgroup, [_Sub, K | _]) -> [K];
-keys(georadius, Args) -> store_args(Args);
+keys(georadius, [Src | Rest]) -> [Src | nsync_cmd_lib:store_targets(Rest)];
 keys(_, _) -> [].
 
 sort_store([O, D | Rest]) ->
@@ -240,12 +255,6 @@ sort_store([O, D | Rest]) ->
     end;
 sort_store(_) -> [].
 
-store_args([O, D | Rest]) ->
-    case nsync_cmd_lib:lower(O) of
-        S when S =:= <<"store">>; S =:= <<"storedist">> -> [D | store_args(Rest)];
-        _ -> store_args([D | Rest])
-    end;
-store_args(_) -> [].
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
@@ -260,7 +269,8 @@ keys_test_() ->
      ?_assertEqual([<<"k">>], keys(sort, [<<"k">>, <<"ALPHA">>])),
      ?_assertEqual([<<"a">>, <<"b">>], keys(all_but_last, [<<"a">>, <<"b">>, <<"0">>])),
      ?_assertEqual([<<"s">>], keys(xgroup, [<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>])),
-     ?_assertEqual([<<"d">>], keys(georadius, [<<"k">>, <<"1">>, <<"2">>, <<"5">>, <<"km">>, <<"STORE">>, <<"d">>]))].
+     ?_assertEqual([<<"k">>, <<"d">>],
+                   keys(georadius, [<<"k">>, <<"1">>, <<"2">>, <<"5">>, <<"km">>, <<"STORE">>, <<"d">>]))].
 
 %% The command names of the table, read from the clauses of spec/1.
 commands() ->
@@ -282,7 +292,8 @@ table_entries_test_() ->
 
 check_entry(C, #{keys := _, run := Run} = S) ->
     ?assertEqual(C, nsync_cmd_lib:lower(C)),
-    ?assertEqual([], maps:keys(maps:without([keys, run, dataset, all_dbs, cross_db, overwrites], S))),
+    ?assertEqual([], maps:keys(maps:without([keys, run, dataset, all_dbs, cross_db, overwrites,
+                                             settings], S))),
     case Run of
         F when is_function(F) ->
             {type, external} = erlang:fun_info(F, type),

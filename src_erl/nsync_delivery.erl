@@ -44,10 +44,11 @@
 %% dead link of its name left, and the default mirror's name is held at
 %% once (it may be taken).
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
-new(#{callback := Callback, name := Name, db := Db, compressed := Compressed}) ->
+new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
+    Settings = maps:with([hll_sparse_max_bytes, geo_formula], Config),
     D = #delivery{callback = nsync_callback:new(Callback, Name),
                   default = Callback =:= default, name = Name, db = Db,
-                  tables = nsync_tables:adopt(Name, nsync_tables:new(Db, Compressed))},
+                  tables = nsync_tables:adopt(Name, nsync_tables:new(Db, Compressed, Settings))},
     case D#delivery.default of
         true ->
             case nsync_tables:claim(Name, D#delivery.tables) of

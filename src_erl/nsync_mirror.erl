@@ -13,26 +13,30 @@
 %%% the entries of the keys a command touches, runs the pure handler, and
 %%% writes back what changed; the commands the table marks `cross_db' (MOVE,
 %%% COPY ... DB, SWAPDB, FLUSHDB, FLUSHALL) it carries out itself. A command
-%%% that cannot be applied faithfully (HyperLogLog, modules, unknown names, a
-%%% value the mirror does not know) returns `{unhandled, Cmd, Mirror}' and
+%%% that cannot be applied faithfully (modules, unknown names, a value the
+%%% mirror does not know) returns `{unhandled, Cmd, Mirror}' and
 %%% the keys it touched are removed and remembered as unknown ("poisoned")
 %%% until a command overwrites them, so readers see such keys as absent, never
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, tables/1, load/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, apply_cmd/4, delete/1, lookup/2,
+         ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
--export_type([mirror/0]).
+-export_type([mirror/0, settings/0]).
 
 -define(KEY(Tid), {?MODULE, Tid}).
 
 -type db() :: non_neg_integer().
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
+-type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
+                      geo_formula := before_7_0 | since_7_0}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
+                      settings := settings(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
@@ -51,11 +55,22 @@ new(Name, DbSpec) ->
 %% small values cost the same, and reads of maps of more than 32 fields cost
 %% a few times more (the map is rebuilt on every read).
 -spec new(atom(), db() | all, boolean()) -> mirror().
-new(Name, DbSpec, Compressed)
+new(Name, DbSpec, Compressed) ->
+    new(Name, DbSpec, Compressed, #{}).
+
+%% @doc Creates a mirror as `new/3' does, for a master whose settings differ
+%% from the defaults: `hll_sparse_max_bytes' (its `hll-sparse-max-bytes',
+%% 3000) and `geo_formula' (`before_7_0' for a master older than 7.0,
+%% `since_7_0' by default), which the HyperLogLog and GEO commands follow.
+-spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
+                                          geo_formula => before_7_0 | since_7_0}) -> mirror().
+new(Name, DbSpec, Compressed, Settings)
   when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_boolean(Compressed) ->
+       is_boolean(Compressed), is_map(Settings) ->
     First = case DbSpec of all -> 0; N -> N end,
-    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{}},
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
+          settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
+                                 Settings)},
     {M1, _} = ensure_db(M, First),
     M1.
 
@@ -273,7 +288,12 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
-    case Run(Args, Store, erlang:system_time(millisecond)) of
+    Now = erlang:system_time(millisecond),
+    Context = case Spec of
+                  #{settings := true} -> (maps:get(settings, M))#{now => Now};
+                  _ -> Now
+              end,
+    case Run(Args, Store, Context) of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys)};
         {ok, Store2} ->
@@ -516,6 +536,42 @@ apply_test() ->
     M4 = ap(M3, 0, [<<"flushall">>]),
     ?assertEqual(0, ets:info(T, size)),
     delete(M4).
+
+%% The commands of Redis 8.x and Valkey 8.1-9, in the forms their masters
+%% propagate, through the command table.
+newer_servers_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    Cmds = [[<<"set">>, <<"k">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"v2">>, <<"IFEQ">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"v1">>],
+            [<<"msetex">>, <<"2">>, <<"a">>, <<"1">>, <<"b">>, <<"2">>, <<"PXAT">>, <<"99999999999999">>],
+            [<<"delifeq">>, <<"a">>, <<"1">>],
+            [<<"delex">>, <<"b">>, <<"IFEQ">>, <<"other">>],
+            [<<"hsetex">>, <<"h">>, <<"FNX">>, <<"PXAT">>, <<"99999999999999">>, <<"FIELDS">>, <<"2">>,
+             <<"f">>, <<"1">>, <<"g">>, <<"2">>],
+            [<<"hsetex">>, <<"h">>, <<"KEEPTTL">>, <<"FIELDS">>, <<"1">>, <<"f">>, <<"1.5">>],
+            [<<"hpersist">>, <<"h">>, <<"FIELDS">>, <<"1">>, <<"g">>],
+            [<<"hdel">>, <<"h">>, <<"g">>],
+            [<<"setbit">>, <<"x">>, <<"0">>, <<"1">>],
+            [<<"bitop">>, <<"DIFF">>, <<"y">>, <<"x">>, <<"k">>],
+            [<<"xadd">>, <<"s">>, <<"1-0">>, <<"f">>, <<"v">>],
+            [<<"xadd">>, <<"s">>, <<"2-0">>, <<"f">>, <<"v">>],
+            [<<"xdelex">>, <<"s">>, <<"DELREF">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+            [<<"cluster">>, <<"setslot">>, <<"12">>, <<"node">>, <<"abc">>],
+            [<<"pfadd">>, <<"p">>, <<"a">>, <<"b">>],
+            [<<"pfcount">>, <<"p">>]],
+    M = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0, Cmds),
+    ?assertEqual([{<<"k">>, <<"v2">>}], ets:lookup(T, <<"k">>)),
+    ?assertEqual([], ets:lookup(T, <<"a">>)),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:lookup(T, <<"b">>)),
+    ?assertEqual(99999999999999, ttl(T, <<"b">>)),
+    ?assertEqual([{<<"h">>, #{<<"f">> => <<"1.5">>}}], ets:lookup(T, <<"h">>)),
+    ?assertEqual(#{<<"f">> => 99999999999999}, field_ttls(T, <<"h">>)),
+    ?assertEqual([{<<"y">>, <<128, 0>>}], ets:lookup(T, <<"y">>)),
+    ?assertMatch([{<<"s">>, {stream, [{{2, 0}, _}], _}}], ets:lookup(T, <<"s">>)),
+    ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
+    delete(M).
 
 unhandled_test() ->
     M0 = new(t, 0),

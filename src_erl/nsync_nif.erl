@@ -23,6 +23,8 @@
 -module(nsync_nif).
 
 -export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1]).
+%% Values the mirror computes as Redis does (nsync_core's hll and geo).
+-export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3]).
 
 -on_load(init/0).
 
@@ -170,3 +172,40 @@ close(_Link) -> erlang:nif_error(nif_not_loaded).
 -spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
                                | {error, {rdb, atom(), non_neg_integer()}}.
 decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).
+
+%%% ------------------------------------------------------------ computed values
+%%% HyperLogLog strings are Redis's byte for byte (sparse and dense encodings,
+%%% the promotion at `SparseMaxBytes', the cached cardinality). `undefined'
+%%% stands for a key that does not exist. All run on a dirty CPU scheduler.
+
+-type hll_reply() :: {ok, binary()} | unchanged | {error, not_hll | corrupt}.
+
+%% @doc PFADD: the key's new value, or `unchanged' when no register grew.
+-spec hll_pfadd(binary() | undefined, [binary()], non_neg_integer()) -> hll_reply().
+hll_pfadd(_Current, _Elements, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFCOUNT of one key: the value with its cardinality cached (as the
+%% master writes it), or `unchanged' when the cache was valid.
+-spec hll_pfcount(binary()) -> hll_reply().
+hll_pfcount(_Current) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFDEBUG TODENSE (or GETREG): the value in the dense encoding, or
+%% `unchanged' when it was dense.
+-spec hll_todense(binary()) -> hll_reply().
+hll_todense(_Current) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFMERGE: the destination's new value from its current value and the
+%% sources' (in command order).
+-spec hll_pfmerge(binary() | undefined, [binary() | undefined], non_neg_integer()) -> hll_reply().
+hll_pfmerge(_Dest, _Sources, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc GEORADIUS / GEORADIUSBYMEMBER ... STORE|STOREDIST and GEOSEARCHSTORE
+%% (`Command', name first) over the source sorted set (`[{Score, Member}]'
+%% in Redis order, `undefined' if absent): the set stored at the destination,
+%% in Redis order (`[]': the destination is deleted). `Formula' is
+%% `before_7_0' for masters older than 7.0, whose distances differ in the
+%% last bits, `since_7_0' otherwise.
+-spec geo_store([binary()], [{float() | inf | '-inf', binary()}] | undefined,
+                before_7_0 | since_7_0) ->
+          {ok, [{float(), binary()}]} | {error, no_such_member | badarg | {badarg, string()}}.
+geo_store(_Command, _ZSet, _Formula) -> erlang:nif_error(nif_not_loaded).

@@ -25,6 +25,8 @@
                     db := non_neg_integer() | all,
                     compressed := boolean(),
                     connect_timeout := pos_integer(),
+                    hll_sparse_max_bytes := non_neg_integer(),
+                    geo_formula := before_7_0 | since_7_0,
                     %% not an option: set by a layer above links (see
                     %% nsync_link) to pick each session's master
                     next_master => nsync_link:next_master()}.
@@ -39,7 +41,9 @@
                     name => nsync,
                     db => 0,
                     compressed => true,
-                    connect_timeout => 5000}).
+                    connect_timeout => 5000,
+                    hll_sparse_max_bytes => 3000,
+                    geo_formula => since_7_0}).
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
 %% complete config. As with proplists, the first occurrence of an option wins.
@@ -94,6 +98,8 @@ option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
+option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
+option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->

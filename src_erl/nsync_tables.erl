@@ -18,7 +18,7 @@
 %%% holds is refused.
 -module(nsync_tables).
 
--export([new/2, adopt/2, claim/2, start_load/1, load/5, discard_load/1, publish_load/1,
+-export([new/3, adopt/2, claim/2, start_load/1, load/5, discard_load/1, publish_load/1,
          live/2, update/4, names/1, stale/1, delete_all/1, release/1]).
 
 -export_type([tables/0]).
@@ -33,6 +33,8 @@
           link_name :: atom(),
           db :: non_neg_integer() | all,
           compressed :: boolean(),
+          %% the master's settings the mirrors follow (nsync_mirror:new/4)
+          settings :: map(),
           %% what readers see: name => mirror
           live = #{} :: #{atom() => nsync_mirror:mirror()},
           %% names held without tables (nothing loaded yet)
@@ -47,10 +49,11 @@
 -type taken() :: {taken, Owner :: pid()}.
 
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
-%% with `compressed' data tables or not.
--spec new(non_neg_integer() | all, boolean()) -> tables().
-new(Db, Compressed) ->
-    #tables{link_name = undefined, db = Db, compressed = Compressed}.
+%% with `compressed' data tables or not, following the master's `Settings'
+%% (see `nsync_mirror:new/4').
+-spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+new(Db, Compressed, Settings) ->
+    #tables{link_name = undefined, db = Db, compressed = Compressed, settings = Settings}.
 
 %% @doc The tables of the link of `name' `LinkName' (called once, as it
 %% starts): it takes over the tables a dead link of that name left, which
@@ -187,8 +190,8 @@ release(T) ->
 
 %%% ------------------------------------------------------------ internal
 
-new_mirror(Name, #tables{db = Db, compressed = Compressed}) ->
-    nsync_mirror:new(Name, Db, Compressed).
+new_mirror(Name, #tables{db = Db, compressed = Compressed, settings = Settings}) ->
+    nsync_mirror:new(Name, Db, Compressed, Settings).
 
 %% Tables are handed to the owner before readers can find them: a link
 %% that dies right after leaves them to its successor, never deleted
@@ -233,7 +236,7 @@ new() ->
 
 new(LinkName) ->
     ok = nsync_owner:ensure_started(),
-    adopt(LinkName, new(0, true)).
+    adopt(LinkName, new(0, true, #{})).
 
 full_sync_test() ->
     {ok, T0} = claim(tables_test, new()),

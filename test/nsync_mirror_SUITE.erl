@@ -1,6 +1,7 @@
 %%% @doc Differential tests of the ETS mirror: a seeded random workload
 %%% (`nsync_workload') runs against a real master and the mirror must equal
-%%% the master's dataset afterwards (type, value and expiry of every key).
+%%% the master's dataset afterwards (type, value and expiry of every key),
+%%% with no command left unhandled.
 -module(nsync_mirror_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -10,13 +11,14 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([direct_7_0/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
          link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
-         link_valkey_diskless/1]).
+         link_valkey_diskless/1, settings_hll_7_0/1, settings_geo_6_2/1]).
 
 -define(COUNT, 10000).
 
 -spec all() -> [atom() | {group, atom()}].
 all() ->
-    [direct_7_0, stream_7_0, stream_6_2, stream_valkey, {group, link}].
+    [direct_7_0, stream_7_0, stream_6_2, stream_valkey, settings_hll_7_0, settings_geo_6_2,
+     {group, link}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
@@ -38,6 +40,8 @@ init_per_testcase(Case, Config) ->
                               stream_7_0 -> {'7.0', false};
                               stream_6_2 -> {'6.2', false};
                               stream_valkey -> {valkey, false};
+                              settings_hll_7_0 -> {'7.0', false};
+                              settings_geo_6_2 -> {'6.2', false};
                               link_7_0_disk -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
@@ -93,6 +97,7 @@ direct_7_0(Config) ->
     report_mismatches(Mis),
     nsync_mirror:delete(get(mirror)),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, get(unhandled)),
     ok.
 
 %% @doc Redis 7.0, disk-based sync: nsync mirrors the workload, link killed
@@ -138,7 +143,8 @@ link_case(Config) ->
         ct:pal("link status: ~p", [Status]),
         Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
         report_mismatches(Mis),
-        ?assertEqual([], Mis)
+        ?assertEqual([], Mis),
+        ?assertMatch(#{unhandled := 0}, Status)
     after
         unlink(Link),
         nsync:stop(Link)
@@ -179,6 +185,7 @@ stream_case(Config) ->
     report_mismatches(Mis),
     nsync_mirror_test_replica:stop(Reader),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, Unhandled),
     ?assert(Resumes >= 1),
     ok.
 
@@ -189,6 +196,59 @@ wait_offset(Server, Reader, N) ->
     case maps:get(offset, nsync_mirror_test_replica:status(Reader)) >= Master of
         true -> ok;
         false -> timer:sleep(500), wait_offset(Server, Reader, N - 1)
+    end.
+
+%% @doc A master with `hll-sparse-max-bytes 500' and a link told so: its
+%% HyperLogLogs turn dense where the master's do, and equal its GET bytes.
+-spec settings_hll_7_0(list()) -> ok.
+settings_hll_7_0(Config) ->
+    Server = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(Server, [<<"CONFIG">>, <<"SET">>, <<"hll-sparse-max-bytes">>, <<"500">>]),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(Server)},
+                                   {block, true}, {hll_sparse_max_bytes, 500}]),
+    try
+        [begin
+             _ = nsync_test_redis:cmd(Server, [<<"PFADD">>, <<"h">> | [integer_to_binary(I * 97 + J) || J <- lists:seq(1, 40)]]),
+             _ = nsync_test_redis:cmd(Server, [<<"PFCOUNT">>, <<"h">>]),
+             Want = nsync_test_redis:cmd(Server, [<<"GET">>, <<"h">>]),
+             ok = eventually(fun() -> [{<<"h">>, Want}] =:= nsync:lookup(nsync, <<"h">>) end, 100)
+         end || I <- lists:seq(1, 12)],
+        %% it did turn dense on the way
+        <<"HYLL", 0, _/binary>> = nsync_test_redis:cmd(Server, [<<"GET">>, <<"h">>]),
+        ?assertMatch(#{unhandled := 0}, nsync:status(Link))
+    after
+        unlink(Link),
+        nsync:stop(Link)
+    end.
+
+%% @doc A Redis 6.2 master and a link told its distance formula: a stored
+%% search over points that share longitudes (where 7.0's formula differs)
+%% equals the master's, scores as doubles.
+-spec settings_geo_6_2(list()) -> ok.
+settings_geo_6_2(Config) ->
+    Server = ?config(server, Config),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(Server)},
+                                   {block, true}, {geo_formula, before_7_0}]),
+    try
+        %% one longitude, latitudes 38 to 84.62: the two formulas differ in
+        %% the last bit for some of these distances (73.52 and 84.62 from 38)
+        Points = lists:append([[<<"13.5">>, float_to_binary(38.0 + I * 0.37, [{decimals, 6}]),
+                                <<"p", (integer_to_binary(I))/binary>>] || I <- lists:seq(0, 126)]),
+        _ = nsync_test_redis:cmd(Server, [<<"GEOADD">>, <<"g">> | Points]),
+        Stored = fun(Args) ->
+                         _ = nsync_test_redis:cmd(Server, Args),
+                         Want = nsync_workload:pairs(nsync_test_redis:cmd(
+                                                       Server, [<<"ZRANGE">>, <<"d">>, <<"0">>, <<"-1">>, <<"WITHSCORES">>])),
+                         [_ | _] = Want,
+                         ok = eventually(fun() -> [{<<"d">>, Want}] =:= nsync:lookup(nsync, <<"d">>) end, 100)
+                 end,
+        Stored([<<"GEORADIUSBYMEMBER">>, <<"g">>, <<"p0">>, <<"6000">>, <<"km">>, <<"STOREDIST">>, <<"d">>]),
+        Stored([<<"GEOSEARCHSTORE">>, <<"d">>, <<"g">>, <<"FROMLONLAT">>, <<"13.5">>, <<"38.2">>,
+                <<"BYBOX">>, <<"200">>, <<"300">>, <<"km">>, <<"DESC">>, <<"COUNT">>, <<"7">>, <<"STOREDIST">>]),
+        ?assertMatch(#{unhandled := 0}, nsync:status(Link))
+    after
+        unlink(Link),
+        nsync:stop(Link)
     end.
 
 %%% ------------------------------------------------------------ helpers
@@ -215,6 +275,14 @@ touch_all(Server, Cursor) ->
     end.
 
 %% Waits until the replica has acknowledged the master's offset.
+%% Polls `Check' every 50 ms until it holds.
+eventually(Check, 0) -> {error, Check()};
+eventually(Check, N) ->
+    case Check() of
+        true -> ok;
+        false -> timer:sleep(50), eventually(Check, N - 1)
+    end.
+
 wait_acked(_Server, 0) -> {error, not_acked};
 wait_acked(Server, N) ->
     Info = nsync_test_redis:info(Server, <<"replication">>),

@@ -33,10 +33,16 @@ callback_forms_test() ->
 other_options_test() ->
     {ok, C} = nsync_opts:validate([{port, 7000}, {pass, "pw"}, {user, <<"u">>}, block,
                                    {timeout, 10}, {name, mine}, {db, all},
-                                   {connect_timeout, 200}, {compressed, false}]),
+                                   {connect_timeout, 200}, {compressed, false},
+                                   {hll_sparse_max_bytes, 500}, {geo_formula, before_7_0}]),
     ?assertMatch(#{port := 7000, pass := <<"pw">>, user := <<"u">>, block := true,
                    timeout := 10, name := mine, db := all, connect_timeout := 200,
-                   compressed := false}, C),
+                   compressed := false, hll_sparse_max_bytes := 500,
+                   geo_formula := before_7_0}, C),
+    ?assertMatch(#{hll_sparse_max_bytes := 3000, geo_formula := since_7_0},
+                 element(2, nsync_opts:validate([]))),
+    [?assertEqual({error, {badarg, O}}, nsync_opts:validate([O]))
+     || O <- [{hll_sparse_max_bytes, -1}, {hll_sparse_max_bytes, "1"}, {geo_formula, v6}]],
     {ok, #{block := false, timeout := infinity, db := 3}} =
         nsync_opts:validate(#{block => false, timeout => infinity, db => 3}).
 

@@ -25,6 +25,8 @@ mod dump;
 #[cfg(not(test))]
 mod encode;
 #[cfg(not(test))]
+mod hll_geo;
+#[cfg(not(test))]
 mod link;
 #[cfg(not(test))]
 mod pump;
