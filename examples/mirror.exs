@@ -13,6 +13,9 @@
     [host, port, key | _] -> {host, String.to_integer(port), key}
   end
 
+# As a project depending on nsync would have it: nsync and telemetry started.
+{:ok, _} = Application.ensure_all_started(:nsync)
+
 case :nsync.start_link(host: host, port: port, block: true, timeout: 60_000) do
   {:ok, pid} ->
     status = :nsync.status(pid)

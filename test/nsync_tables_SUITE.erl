@@ -113,7 +113,7 @@ not_loaded_is_undefined(Config) ->
                                         <<"1">>]),
     {ok, Pid} = nsync:start_link(opts(Config, [])),
     timer:sleep(300),
-    #{state := State, stale := false} = nsync:status(Pid),
+    #{state := State, stale := true, stale_reason := not_loaded} = nsync:status(Pid),
     ?assertNotEqual(streaming, State),
     undefined = nsync:tid(),
     {'EXIT', {badarg, _}} = (catch nsync:lookup(nsync, <<"a">>)),
@@ -204,10 +204,14 @@ read(Acc, N) ->
            end,
     bump(reads, Acc2#{tids := Tids}).
 
-%% Whether the current link of the default mirror reports stale tables
-%% (read from the registry: the link may be busy loading).
+%% Whether the current link of the default mirror says readers see the
+%% tables of a crashed link (status/1 does not wait for the link, which
+%% may be busy loading), and the registry says the same.
 stale() ->
-    nsync_registry:stale(nsync).
+    case catch nsync:status(nsync_registry:holder(nsync)) of
+        #{stale_reason := crashed_link} -> nsync_registry:stale(nsync);
+        _ -> false
+    end.
 
 bump(Key, Acc) ->
     maps:update_with(Key, fun(V) -> V + 1 end, Acc).
