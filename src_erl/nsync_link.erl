@@ -274,6 +274,7 @@ session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs}
     policy(Reason, State#state{observe = nsync_observe:session_lost(Reason, Synced, Attempts + 1,
                                                                    Obs)}).
 
+%% What the session policy makes of it: the next attempt, or the end.
 policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
     ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
