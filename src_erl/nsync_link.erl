@@ -86,6 +86,8 @@
           streaming_since :: integer() | undefined,
           %% a snapshot was loaded: the tables hold data readers use
           has_data = false :: boolean(),
+          %% this link loaded a snapshot (a blocking start returns then)
+          loaded = false :: boolean(),
           %% the pending attempt's timer message, if any
           retry :: reference() | undefined,
           reconnects = 0 :: non_neg_integer(),
@@ -169,7 +171,13 @@ handle_info({nsync_pump, Session, {batch, Items}},
     Began = erlang:monotonic_time(),
     #state{delivery = D, observe = Obs} = State1 = lists:foldl(fun item/2, State, Items),
     ok = nsync_nif:ack(Nif, Session),
-    {noreply, State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)}};
+    State2 = State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)},
+    %% A blocking start returns once the batch that completed the snapshot
+    %% is acked and its facts recorded: status/1 then says so.
+    {noreply, case State2 of
+                  #state{loaded = true} -> notify_waiter(loaded, State2);
+                  _ -> State2
+              end};
 handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
     session_lost(Reason, State#state{session = undefined});
 handle_info({nsync_pump, _OlderSession, _}, State) ->
@@ -217,9 +225,8 @@ item({continue, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
 item({load_eof, _Replid, _Offset} = Item, #state{delivery = D, observe = Obs} = State) ->
     D1 = nsync_delivery:item(Item, D),
     ok = kept_tables_replaced(D, D1),
-    State1 = State#state{delivery = D1, full_sync = false, has_data = true,
-                         observe = nsync_observe:loaded(Obs)},
-    notify_waiter(loaded, streaming(State1));
+    streaming(State#state{delivery = D1, full_sync = false, has_data = true, loaded = true,
+                          observe = nsync_observe:loaded(Obs)});
 item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 

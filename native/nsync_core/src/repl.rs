@@ -186,13 +186,16 @@ pub struct Replica {
     /// Set by a full sync, cleared by the stream's first byte: ACK every
     /// `EARLY_ACK_INTERVAL` meanwhile. The instant is the first such ACK.
     early_acks: Option<Option<Instant>>,
-    /// Where the stream may be resumed from as well as from the position:
-    /// the end of the last event delivered, when only bytes that deliver
-    /// nothing came after it (at most [`MAX_REWIND`] of them). A promoted
-    /// replica may lack the old master's last PINGs and Sentinel hellos
-    /// (the old master took them after the promotion); asking from here,
-    /// PSYNC continues where it would have to resync.
-    rewind_to: Option<i64>,
+    /// Where the stream may be resumed from as well as from the position
+    /// (offset, and the db selected there): the end of the last event
+    /// delivered, when only bytes that repeat harmlessly came after it
+    /// (PINGs, GETACKs, Sentinel hellos, which deliver nothing, and
+    /// SELECTs; at most [`MAX_REWIND`] of them). A promoted replica may lack
+    /// the old master's last such bytes (the old master took them after the
+    /// promotion; a SELECT goes out before the first command after a
+    /// replica attached); asking from here, PSYNC continues where it would
+    /// have to resync.
+    rewind_to: Option<(i64, u64)>,
 }
 
 impl Replica {
@@ -447,11 +450,12 @@ impl Replica {
     fn send_psync(&mut self) {
         let rewind_to = self.rewind_to;
         match self.position.as_mut().and_then(|p| {
-            // The bytes in between delivered nothing: they may come again.
-            if let Some(to) =
-                rewind_to.filter(|&to| to <= p.offset && p.offset.saturating_sub(to) <= MAX_REWIND)
+            // The bytes in between repeat harmlessly: they may come again.
+            if let Some((to, db)) = rewind_to
+                .filter(|&(to, _)| to <= p.offset && p.offset.saturating_sub(to) <= MAX_REWIND)
             {
                 p.offset = to;
+                p.db = db;
             }
             p.replid.clone().map(|id| (id, p.offset))
         }) {
@@ -527,7 +531,7 @@ impl Replica {
             return Err(protocol("CONTINUE after a legacy SYNC".into()));
         };
         let offset = position.offset;
-        self.rewind_to = Some(offset);
+        self.rewind_to = Some((offset, position.db));
         self.start_streaming(true);
         Ok(Progress::Event(Event::Continue { replid, offset }))
     }
@@ -657,7 +661,7 @@ impl Replica {
             offset,
             db: 0,
         });
-        self.rewind_to = Some(offset);
+        self.rewind_to = Some((offset, 0));
         // A master before 2.8 (no replid) knows no REPLCONF ACK.
         self.start_streaming(replid.is_some());
         self.early_acks = Some(None);
@@ -680,28 +684,12 @@ impl Replica {
         position.offset = position
             .offset
             .saturating_add(i64::try_from(command.wire_len).unwrap_or(i64::MAX));
-        // Delivered: the stream is resumed from here at the earliest.
-        let delivers = !(command.args.is_empty()
+        let quiet = command.args.is_empty()
             || command.arg_is(0, b"ping")
             || command.arg_is(0, b"replconf")
-            || (command.arg_is(0, b"publish") && command.arg_is(1, b"__sentinel__:hello")));
-        if delivers
-            || self
-                .rewind_to
-                .is_none_or(|to| position.offset.saturating_sub(to) > MAX_REWIND)
-        {
-            self.rewind_to = Some(position.offset);
-        }
-        if command.arg_is(0, b"replconf") {
-            if command.arg_is(1, b"getack") && self.acking {
-                self.send_ack(offset_before);
-            }
-            return Ok(Progress::Again);
-        }
-        if !delivers {
-            return Ok(Progress::Again);
-        }
-        if command.arg_is(0, b"select") {
+            || (command.arg_is(0, b"publish") && command.arg_is(1, b"__sentinel__:hello"));
+        let select = command.arg_is(0, b"select");
+        if select {
             let db = command
                 .args
                 .get(1)
@@ -709,6 +697,23 @@ impl Replica {
                 .and_then(|db| u64::try_from(db).ok())
                 .ok_or_else(|| protocol("bad SELECT".into()))?;
             position.db = db;
+        }
+        // Anything else is resumed after, never asked again.
+        if !(quiet || select)
+            || self
+                .rewind_to
+                .is_none_or(|(to, _)| position.offset.saturating_sub(to) > MAX_REWIND)
+        {
+            self.rewind_to = Some((position.offset, position.db));
+        }
+        if command.arg_is(0, b"replconf") {
+            if command.arg_is(1, b"getack") && self.acking {
+                self.send_ack(offset_before);
+            }
+            return Ok(Progress::Again);
+        }
+        if quiet {
+            return Ok(Progress::Again);
         }
         Ok(Progress::Event(Event::Command {
             db: position.db,
@@ -947,19 +952,24 @@ mod tests {
         let set = cmd(&["SET", "k", "v"]);
         let hello = cmd(&["PUBLISH", "__sentinel__:hello", "127.0.0.1,26379,id,1,m"]);
         let mut quiet = cmd(&["PING"]);
+        quiet.extend_from_slice(&cmd(&["SELECT", "3"]));
         quiet.extend_from_slice(&hello);
         quiet.extend_from_slice(GETACK);
         let mut stream = set.clone();
         stream.extend_from_slice(&quiet);
         let (events, psync) = psync_after(&mut replica, &stream);
-        // The hello is not delivered; PSYNC asks from the end of the SET.
-        assert_eq!(events.len(), 1);
+        // The hello is not delivered (the SELECT is); PSYNC asks from the
+        // end of the SET, in the db selected there.
+        assert_eq!(events.len(), 2);
         let after_set = 100 + set.len() as i64;
         assert_eq!(
             psync,
             String::from_utf8(cmd(&["PSYNC", REPLID, &(after_set + 1).to_string()])).unwrap()
         );
-        assert_eq!(replica.position().map(|p| p.offset), Some(after_set));
+        assert_eq!(
+            replica.position().map(|p| (p.offset, p.db)),
+            Some((after_set, 0))
+        );
         // Other PUBLISHes are data: delivered, and never asked again.
         let mut replica = resumed_at(100, 0);
         replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
