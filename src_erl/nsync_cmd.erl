@@ -83,7 +83,7 @@ overwrites(_, _) -> false.
 %% hashing it for a map lookup.
 -spec spec(binary()) -> spec() | undefined.
 %% strings
-spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3, big => keep,
+spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3, big => fun nsync_cmd_big:set/3,
                      overwrites => fun nsync_cmd_string:set_overwrites/1};
 spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3, big => keep};
 spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, big => keep, overwrites => true};

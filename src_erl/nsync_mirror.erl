@@ -662,6 +662,25 @@ newer_servers_test() ->
     ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
     delete(M).
 
+%% SET and DELEX with value and digest conditions (Redis 8.4) on a big
+%% string: the condition reads the value the handle holds.
+conditions_on_big_strings_test() ->
+    M0 = new(t, 0, true, #{big_threshold => 1}),
+    T = tid(M0),
+    Big = binary:copy(<<"x">>, 200000),
+    Digest = nsync_nif:string_digest(Big),
+    M1 = ap(M0, 0, [<<"set">>, <<"k">>, Big]),
+    ?assertMatch([{<<"k">>, H}] when is_reference(H), ets:lookup(T, <<"k">>)),
+    M2 = ap(M1, 0, [<<"set">>, <<"k">>, <<"no">>, <<"IFDNE">>, Digest]),
+    M3 = ap(M2, 0, [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"other">>]),
+    ?assertEqual(Big, nsync_big:value(element(2, hd(ets:lookup(T, <<"k">>))), undefined)),
+    M4 = ap(M3, 0, [<<"set">>, <<"k">>, <<"yes">>, <<"IFDEQ">>, Digest]),
+    ?assertEqual([{<<"k">>, <<"yes">>}], ets:lookup(T, <<"k">>)),
+    M5 = ap(M4, 0, [<<"set">>, <<"j">>, Big]),
+    M6 = ap(M5, 0, [<<"delex">>, <<"j">>, <<"IFEQ">>, Big]),
+    ?assertEqual([], ets:lookup(T, <<"j">>)),
+    delete(M6).
+
 unhandled_test() ->
     M0 = new(t, 0),
     T = tid(M0),
