@@ -7,14 +7,18 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply big tls"   what to run (default: all; big
-#                           is bench/big.sh, big values: needs no data set;
-#                           tls: S1 full sync over TLS beside a replica with
-#                           tls-replication yes, TLS_SETS / TLS_MODES)
+#   PARTS="parse sync live apply reads growth big tls"   what to run
+#                           (default: all; reads is bench/reads.py, lookups on
+#                           the mirror beside GETs; growth is bench/growth.py,
+#                           values of 32 B to 64 KB; big is bench/big.sh, big
+#                           values: needs no data set; tls: S1 full sync over
+#                           TLS beside a replica with tls-replication yes,
+#                           TLS_SETS / TLS_MODES)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
-# its markers in bench/RESULTS.md (the rest of that file is kept).
+# its markers in bench/RESULTS.md (the rest of that file is kept); last, the
+# summary of every part's goals (bench/summary.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -25,7 +29,7 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply big tls}
+PARTS=${PARTS:-parse sync live apply reads growth big tls}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
 if has parse || has sync || has live || has apply || has tls; then
@@ -88,3 +92,14 @@ fi
 if has big; then
     bench/big.sh
 fi
+
+# Lookups on the mirror beside GETs against the same master; growth with the
+# value size (32 B to 64 KB) beside a replica. Neither needs a data set.
+for p in reads growth; do
+    if has "$p"; then
+        rebar3 compile
+        python3 "bench/$p.py" --write bench/RESULTS.md
+    fi
+done
+
+python3 bench/summary.py --write bench/RESULTS.md
