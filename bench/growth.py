@@ -13,6 +13,7 @@ SIZE:KEYS pairs), plus report.py's.
 """
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +91,7 @@ def table(rows, goals):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = sys.argv[1:]
     write = args[1] if args[:1] == ["--write"] else None
     report.compile_bench()

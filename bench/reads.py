@@ -18,6 +18,7 @@ env: RUNS (5), READ_SECONDS (2), plus report.py's (QUIET, REDIS_BENCHMARK...).
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -190,6 +191,7 @@ def tables(res, goals):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = sys.argv[1:]
     write = args[1] if args[:1] == ["--write"] else None
     report.compile_bench(["nsync_bench_reads.erl"])

@@ -20,7 +20,8 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       NSYNC_BENCH_EPROF=FILE (eprof the link while it applies, see
       nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
       each run, wait up to 10 min until the CPUs are 90% idle), TLS_SETS
-      (s1_1m), TLS_MODES (diskless,disk).
+      (s1_1m), TLS_MODES (diskless,disk), NSYNC_BENCH_BUILD (the build the nsync
+      VMs run, _build/default; a copy with other beams A/Bs two builds).
 """
 
 import json
@@ -40,11 +41,14 @@ import glob
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.path.join(HERE, "data")
-EBIN = os.path.join(ROOT, "_build", "default", "lib", "nsync", "ebin")
+# The build the nsync VMs run: NSYNC_BENCH_BUILD names another (a copy of
+# _build/default with other beams, to A/B two builds on one machine).
+BUILD = os.environ.get("NSYNC_BENCH_BUILD", os.path.join(ROOT, "_build", "default"))
+EBIN = os.path.join(BUILD, "lib", "nsync", "ebin")
 # nsync and its dependencies (telemetry: in lib/ when fetched from hex, in
 # checkouts/ when linked by scripts/setup.sh)
-EBINS = sorted(glob.glob(os.path.join(ROOT, "_build", "default", "lib", "*", "ebin")) +
-               glob.glob(os.path.join(ROOT, "_build", "default", "checkouts", "*", "ebin")))
+EBINS = sorted(glob.glob(os.path.join(BUILD, "lib", "*", "ebin")) +
+               glob.glob(os.path.join(BUILD, "checkouts", "*", "ebin")))
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
 REDIS_BENCHMARK = os.environ.get("REDIS_BENCHMARK", "/usr/bin/redis-benchmark")
 REDIS_CLI = os.environ.get("REDIS_CLI", "/usr/bin/redis-cli")
@@ -999,6 +1003,8 @@ def replace_section(text, marker, title, body):
 
 
 def main():
+    # a benchmark stopped by SIGTERM still stops its servers (finally:)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = sys.argv[1:]
     write = None
     if args[:1] == ["--write"]:
