@@ -30,7 +30,7 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, apply_cmd/4, apply_sets/3,
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load_tables/2, apply_cmd/4, apply_sets/3,
          delete/1, lookup/2,
          entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
@@ -94,7 +94,7 @@ new(Name, DbSpec, Compressed, Settings)
     M1.
 
 new_tabs(Name, Compressed) ->
-    Data = ets:new(Name, [set, public, {read_concurrency, true}
+    Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, true}
                           | [compressed || Compressed]]),
     Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
     persistent_term:put(?KEY(Data), Exp),
@@ -247,26 +247,19 @@ exp_row(Tid, Key) ->
 
 %%% ------------------------------------------------------------ writes
 
-%% @doc Loads keys of a snapshot into database `Db' as ready-made rows:
-%% data rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
-%% #{Field => ExpireAt}}' (only for keys that have a key or field expiry),
-%% with one ETS insert per table. A snapshot's tables start empty and hold
-%% each key once, so nothing needs deleting. Rows of a database the mirror
-%% does not mirror are left out.
--spec load(mirror(), db(), [{binary(), term()}],
-           [{binary(), integer() | undefined, #{binary() => integer()}}]) -> mirror().
-load(M0, Db, DataRows, ExpiryRows) ->
-    case mirrored(M0, Db) of
-        true ->
-            {M, {Data, Exp}} = ensure_db(M0, Db),
-            ets:insert(Data, DataRows),
-            case ExpiryRows of
-                [] -> ok;
-                _ -> ets:insert(Exp, ExpiryRows)
-            end,
-            M;
-        false ->
-            M0
+%% @doc The tables (data, expiry) that snapshot keys of database `Db' go
+%% to, made on demand, or `none' if the mirror does not mirror `Db'. The
+%% snapshot's rows are inserted as they come (`nsync_loader'): data rows
+%% `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined, #{Field =>
+%% ExpireAt}}' (only for keys that have a key or field expiry). A
+%% snapshot's tables start empty and hold each key once, so nothing needs
+%% deleting, and data tables take writes from two processes at once
+%% (`write_concurrency').
+-spec load_tables(mirror(), db()) -> {mirror(), tabs() | none}.
+load_tables(M, Db) ->
+    case mirrored(M, Db) of
+        true -> ensure_db(M, Db);
+        false -> {M, none}
     end.
 
 write({Data, Exp}, Key, {V, E, F}) ->
@@ -651,6 +644,16 @@ new_test() ->
     ?assertEqual([], ets:tab2list(T)),
     ok = delete(M),
     ?assertEqual(undefined, ets:info(T, size)).
+
+%% Snapshot rows inserted into the tables load_tables/2 gives.
+load(M0, Db, DataRows, ExpiryRows) ->
+    case load_tables(M0, Db) of
+        {M, none} -> M;
+        {M, {Data, Exp}} ->
+            ets:insert(Data, DataRows),
+            ets:insert(Exp, ExpiryRows),
+            M
+    end.
 
 load_lookup_test() ->
     Now = erlang:system_time(millisecond),
