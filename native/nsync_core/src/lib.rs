@@ -1,12 +1,14 @@
 //! nsync_core: the pure-Rust heart of nsync, usable without a VM.
 //!
 //! - [`geo`]: the GEO searches that store their result, as Redis computes them.
+//! - [`glob`]: glob-style key patterns as Redis matches them (`MATCH`).
 //! - [`hll`]: Redis's HyperLogLog strings, byte for byte (PFADD, PFMERGE, PFCOUNT).
 //! - [`rdb`]: a streaming RDB (snapshot) parser for Redis 2.x–8.x and Valkey.
 //! - [`resp`]: a streaming parser for the replication command stream.
 //! - [`repl`]: the replica side of the replication protocol, sans I/O.
 
 pub mod geo;
+pub mod glob;
 pub mod hll;
 pub mod rdb;
 pub mod repl;
