@@ -25,6 +25,11 @@
 %%% `reconnect/1' ends the current session and starts the next one at once.
 %%% The replication position stays in the NIF, so the next session resumes
 %%% with PSYNC at whichever master it reaches.
+%%%
+%%% A link of `nsync:load_file/2' (a `file' in its config) has one session,
+%%% which reads the file instead of a master: once it is loaded the link
+%%% keeps its tables and starts no other; if it fails, the link stops and
+%%% the waiter gets the reason.
 -module(nsync_link).
 -behaviour(gen_server).
 
@@ -44,7 +49,7 @@
 %% Where the next session connects; called in the link process before each
 %% session. A fun that raises counts as a failed attempt.
 -type next_master() :: fun(() -> nsync_nif:master()).
--type public_state() :: connecting | syncing | streaming | disconnected.
+-type public_state() :: connecting | syncing | streaming | disconnected | loaded.
 
 -define(BACKOFF_START_MS, 100).
 -define(BACKOFF_CAP_MS, 10000).
@@ -198,11 +203,10 @@ item(Item, #state{delivery = D} = State) ->
 
 start_session(#state{nif = Nif} = State) ->
     case next_master(State) of
-        {ok, Master} ->
-            case nsync_nif:start(Nif, Master) of
+        {ok, Source} ->
+            case nsync_nif:start(Nif, Source) of
                 {ok, Session} ->
-                    #{host := Host, port := Port} = Master,
-                    logger:update_process_metadata(#{nsync_master => {Host, Port}}),
+                    logger:update_process_metadata(source_metadata(Source)),
                     {noreply, State#state{session = Session, synced = false}};
                 {error, Reason} ->
                     %% e.g. {badarg, host}: a next_master fun's bad answer
@@ -219,7 +223,10 @@ next_master(#state{config = #{next_master := Next}}) ->
         Class:Reason -> {error, {next_master, {Class, Reason}}}
     end;
 next_master(#state{config = Config}) ->
-    {ok, nsync_opts:master(Config)}.
+    {ok, nsync_opts:source(Config)}.
+
+source_metadata(#{host := Host, port := Port}) -> #{nsync_master => {Host, Port}};
+source_metadata(#{file := File}) -> #{nsync_file => File}.
 
 %% The master answered PSYNC: a connection (re)established.
 connected(#state{ever_connected = true, attempts = Attempts} = State) ->
@@ -230,6 +237,8 @@ connected(State) ->
     State#state{ever_connected = true, attempts = 0, last_error = undefined, synced = true}.
 
 %% A session is over (or could not start).
+session_lost(Reason, #state{config = #{file := _}} = State) ->
+    file_done(Reason, State);
 session_lost(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
     ?LOG_NOTICE("nsync: reconnecting as asked"),
@@ -249,6 +258,14 @@ session_lost({auth, Msg} = Reason, State) ->
     {stop, {shutdown, Reason}, closed(State)};
 session_lost(Reason, State) ->
     {noreply, retry_later(Reason, closed(State))}.
+
+%% The file's session is over: the file was loaded (the waiter was told at
+%% `load_eof'), or it failed.
+file_done(_Reason, #state{waiter = undefined} = State) ->
+    {noreply, State};
+file_done(Reason, State) ->
+    ?LOG_WARNING("nsync: cannot load ~s: ~0p", [master(State), Reason]),
+    {stop, normal, notify_waiter({error, Reason}, State)}.
 
 %% `{error, closed}' tells the callback that an open connection went away
 %% (not that a reconnect attempt failed).
@@ -298,7 +315,11 @@ status_map(#state{nif = Nif, delivery = D} = State) ->
     #{state := NifState, master := Master, replid := Replid, offset := Offset,
       keys_loaded := KeysLoaded, commands := Commands, last_error := LastError} =
         nsync_nif:info(Nif),
-    #{state => public_state(NifState, LastError),
+    %% a file is loaded once its waiter was told
+    #{state => case State of
+                   #state{config = #{file := _}, waiter = undefined} -> loaded;
+                   _ -> public_state(NifState, LastError)
+               end,
       master => Master,
       replid => Replid,
       offset => Offset,
@@ -318,7 +339,9 @@ public_state(NifState, undefined)
   when NifState =:= idle; NifState =:= connecting; NifState =:= handshake -> connecting;
 public_state(_NifState, _LastError) -> disconnected.
 
-%% The master of the current or last session, for logs.
+%% The master (or file) of the current or last session, for logs.
+master(#state{config = #{file := File}}) ->
+    File;
 master(#state{nif = Nif}) ->
     case nsync_nif:info(Nif) of
         #{master := {Host, Port}} -> io_lib:format("~s:~b", [Host, Port]);

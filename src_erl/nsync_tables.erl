@@ -17,7 +17,7 @@
 -export_type([tables/0]).
 
 -record(tables, {
-          db :: non_neg_integer() | all,
+          db :: nsync_mirror:dbspec(),
           compressed :: boolean(),
           %% the master's settings the mirrors follow (nsync_mirror:new/4)
           settings :: map(),
@@ -35,7 +35,7 @@
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
 %% with `compressed' data tables or not, following the master's `Settings'
 %% (see `nsync_mirror:new/4').
--spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+-spec new(nsync_mirror:dbspec(), boolean(), map()) -> tables().
 new(Db, Compressed, Settings) ->
     #tables{db = Db, compressed = Compressed, settings = Settings}.
 

@@ -9,7 +9,7 @@ use crate::atoms;
 use crate::encode::binary;
 use crate::error::{LinkError, Posix};
 
-/// `{connect, Posix | nxdomain}`, `{send | recv, Posix}`, `eof`,
+/// `{connect, Posix | nxdomain}`, `{send | recv | file, Posix}`, `eof`,
 /// `{auth | master | protocol | internal, Msg}`, `{rdb, Kind, Offset}`,
 /// `disconnected`, `closed` or `owner_gone`.
 pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
@@ -19,6 +19,7 @@ pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
         LinkError::Send(p) => (atoms::send(), posix(env, p)).encode(env),
         LinkError::Recv(p) => (atoms::recv(), posix(env, p)).encode(env),
         LinkError::Eof => atoms::eof().encode(env),
+        LinkError::File(p) => (atoms::file(), posix(env, p)).encode(env),
         LinkError::Repl(ReplError::Auth(msg)) => {
             (atoms::auth(), binary(env, msg.as_bytes())).encode(env)
         }
