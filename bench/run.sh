@@ -7,7 +7,8 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply"   what to run (default: all)
+#   PARTS="parse sync live apply filter"   what to run (default: all; filter =
+#                           S1 with a 10% key filter, and load_file)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
@@ -22,7 +23,7 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply}
+PARTS=${PARTS:-parse sync live apply filter}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
 sets=(s1_100k s1_1m s1_5m s2)
@@ -71,7 +72,7 @@ fi
 # Full sync, memory, live stream, apply rate: nsync (built by rebar3, cargo
 # via its hook) against redis-server replicas on the same masters.
 rest=()
-for p in sync live apply; do has "$p" && rest+=("$p"); done
+for p in sync live apply filter; do has "$p" && rest+=("$p"); done
 if [ ${#rest[@]} -gt 0 ]; then
     rebar3 compile
     python3 bench/report.py --write bench/RESULTS.md "${rest[@]}"

@@ -259,11 +259,13 @@ names() ->
 %% (`filter_table/0'):
 %% <ul>
 %% <li>`per_key': each key is written on its own (a filter may keep some
-%%   of them);</li>
+%%   of them; MSETNX too, as masters propagate it only when it set every
+%%   key);</li>
 %% <li>`{reads, Which}': the keys `Which' (`first', `second', `rest' after
 %%   the first, or `all') of the list `keys/2' gives are only read;</li>
 %% <li>`moves': the first key's new value depends on that key alone (it
-%%   loses what goes to the second);</li>
+%%   loses what goes to the second; RENAMENX is propagated only when it
+%%   succeeded);</li>
 %% <li>`none': any key may depend on any other.</li>
 %% </ul>
 -spec roles(binary()) -> roles().
