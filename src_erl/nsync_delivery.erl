@@ -51,7 +51,7 @@
 %% created at once (its name may be taken).
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
 new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
-    Settings = maps:with([hll_sparse_max_bytes, geo_formula], Config),
+    Settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
     D = #delivery{callback = nsync_callback:new(Callback, Name),
                   default = Callback =:= default, name = Name, db = Db,
                   tables = nsync_tables:new(Db, Compressed, Settings)},

@@ -6,6 +6,14 @@
 %%% expiry table with rows `{Key, ExpireAt | undefined, #{Field => ExpireAt}}'
 %%% for keys that have a key or hash-field expiry. The expiry table is found
 %%% from the data table through `persistent_term' (`lookup/2', `ttl/2').
+%%%
+%%% A value bigger than the mirror's threshold is a big value (`nsync_big'):
+%%% its data row is `{Key, Handle}' and its expiry row
+%%% `{Key, ExpireAt | undefined, #{}, Handle}' (a big hash keeps its field
+%%% expiries itself). The expiry row holds the handle because a compressed
+%%% table does not keep a resource alive: it is written after the data row
+%%% and removed after it, so a reader of the data row always finds the
+%%% value alive.
 %%% Tables are `protected' and owned by the process that calls `new/2'.
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
@@ -27,7 +35,7 @@
 -module(nsync_mirror).
 
 -export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, apply_cmd/5, delete/1,
-         lookup/2, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
+         lookup/2, entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 
 -export_type([mirror/0, settings/0, dbspec/0]).
 
@@ -44,6 +52,7 @@
 -opaque mirror() :: #{name := atom(),
                       dbspec := dbspec(),
                       compressed := boolean(),
+                      big := nsync_big:limits(),
                       settings := settings(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
@@ -70,15 +79,22 @@ new(Name, DbSpec, Compressed) ->
 %% @doc Creates a mirror as `new/3' does, for a master whose settings differ
 %% from the defaults: `hll_sparse_max_bytes' (its `hll-sparse-max-bytes',
 %% 3000) and `geo_formula' (`before_7_0' for a master older than 7.0,
-%% `since_7_0' by default), which the HyperLogLog and GEO commands follow.
+%% `since_7_0' by default), which the HyperLogLog and GEO commands follow;
+%% and with `big_threshold' (`nsync_big:default_threshold()'): collections
+%% of more elements (strings of more KiB) become big values (`off': never;
+%% the tests give `nsync_big:limits()').
 -spec new(atom(), dbspec(), boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
-                                        geo_formula => before_7_0 | since_7_0}) -> mirror().
+                                        geo_formula => before_7_0 | since_7_0,
+                                        big_threshold => pos_integer() | off
+                                                       | nsync_big:limits()}) -> mirror().
 new(Name, DbSpec0, Compressed, Settings)
   when is_atom(Name), is_boolean(Compressed), is_map(Settings) ->
     DbSpec = dbspec(DbSpec0),
+    Big = nsync_big:limits(maps:get(big_threshold, Settings, nsync_big:default_threshold())),
     M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
+          big => Big,
           settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
-                                 Settings)},
+                                 maps:without([big_threshold], Settings))},
     {M1, _} = ensure_db(M, first_db(DbSpec)),
     M1.
 
@@ -146,24 +162,36 @@ ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
 
 %% @doc Like `ets:lookup/2' on a mirror table, but hides a key whose expiry
 %% has passed and hash fields whose expiry has passed (even when the master's
-%% DEL/HDEL has not arrived yet).
+%% DEL/HDEL has not arrived yet), and gives the value of a big value
+%% (`nsync_big'), not its handle.
 -spec lookup(ets:tid(), term()) -> [{term(), term()}].
 lookup(Tid, Key) ->
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> [];
+        {V, F} -> visible(Key, V, F, Now)
+    end.
+
+%% @doc The value of `Key' (a big value's handle as it is) and its hash
+%% fields' expiries, `none' if the key is absent or expired at `Now'.
+-spec entry(ets:tid(), term(), integer()) -> {term(), #{binary() => integer()}} | none.
+entry(Tid, Key, Now) ->
     case ets:lookup(Tid, Key) of
-        [] -> [];
-        [{_, V}] = R ->
-            case persistent_term:get(?KEY(Tid), undefined) of
-                undefined -> R;
-                ExpT ->
-                    case ets:lookup(ExpT, Key) of
-                        [] -> R;
-                        [{_, E, F}] -> visible(Key, V, E, F, erlang:system_time(millisecond))
-                    end
+        [] -> none;
+        [{_, V}] ->
+            case exp_row(Tid, Key) of
+                none -> {V, #{}};
+                {E, _} when is_integer(E), Now > E -> none;
+                {_, F} -> {V, F}
             end
     end.
 
-visible(_Key, _V, E, _F, Now) when is_integer(E), Now > E -> [];
-visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
+visible(Key, V, _F, Now) when is_reference(V) ->
+    case nsync_big:value(V, Now) of
+        M when is_map(M), map_size(M) =:= 0 -> [];
+        Value -> [{Key, Value}]
+    end;
+visible(Key, V, F, Now) when is_map(V), map_size(F) > 0 ->
     V2 = maps:filter(fun(Fd, _) ->
                              case F of
                                  #{Fd := FE} -> Now =< FE;
@@ -174,27 +202,49 @@ visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
         0 -> [];
         _ -> [{Key, V2}]
     end;
-visible(Key, V, _E, _F, _Now) -> [{Key, V}].
+visible(Key, V, _F, _Now) -> [{Key, V}].
 
 %% @doc The absolute expiry (ms since the epoch) of `Key', `undefined' if it
 %% has none, `not_found' if the key is absent (or expired).
 -spec ttl(ets:tid(), term()) -> integer() | undefined | not_found.
 ttl(Tid, Key) ->
-    case lookup(Tid, Key) of
-        [] -> not_found;
-        _ ->
-            case exp_row(Tid, Key) of
-                {E, _} -> E;
-                none -> undefined
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> not_found;
+        {V, F} ->
+            case present(Key, V, F, Now) of
+                false -> not_found;
+                true ->
+                    case exp_row(Tid, Key) of
+                        {E, _} -> E;
+                        none -> undefined
+                    end
             end
     end.
+
+%% Whether a live key has a live field, if it is a hash (without building a
+%% big value).
+present(_Key, H, _F, Now) when is_reference(H) ->
+    nsync_big:kind(H) =/= hash orelse nsync_big:read(H, {live_len, Now}) > 0;
+present(Key, V, F, Now) ->
+    visible(Key, V, F, Now) =/= [].
 
 %% @doc The hash-field expiries of `Key' (`#{}' if none).
 -spec field_ttls(ets:tid(), term()) -> #{binary() => integer()}.
 field_ttls(Tid, Key) ->
-    case exp_row(Tid, Key) of
-        {_, F} -> F;
-        none -> #{}
+    case ets:lookup(Tid, Key) of
+        [{_, H}] when is_reference(H) -> big_field_ttls(H);
+        _ ->
+            case exp_row(Tid, Key) of
+                {_, F} -> F;
+                none -> #{}
+            end
+    end.
+
+big_field_ttls(H) ->
+    case nsync_big:kind(H) of
+        hash -> nsync_big:read(H, field_expires);
+        _ -> #{}
     end.
 
 exp_row(Tid, Key) ->
@@ -203,6 +253,7 @@ exp_row(Tid, Key) ->
         ExpT ->
             case ets:lookup(ExpT, Key) of
                 [{_, E, F}] -> {E, F};
+                [{_, E, F, _Handle}] -> {E, F};
                 [] -> none
             end
     end.
@@ -233,8 +284,9 @@ load(M0, Db, DataRows, ExpiryRows) ->
 
 write({Data, Exp}, Key, {V, E, F}) ->
     ets:insert(Data, {Key, V}),
-    case E =:= undefined andalso map_size(F) =:= 0 of
-        true -> ets:delete(Exp, Key);
+    case is_reference(V) of
+        true -> ets:insert(Exp, {Key, E, F, V});
+        false when E =:= undefined, map_size(F) =:= 0 -> ets:delete(Exp, Key);
         false -> ets:insert(Exp, {Key, E, F})
     end;
 write({Data, Exp}, Key, delete) ->
@@ -247,7 +299,8 @@ read({Data, Exp}, Key) ->
         [{_, V}] ->
             case ets:lookup(Exp, Key) of
                 [] -> {V, undefined, #{}};
-                [{_, E, F}] -> {V, E, F}
+                [{_, E, F}] -> {V, E, F};
+                [{_, E, F, _Handle}] -> {V, E, F}
             end
     end.
 
@@ -304,13 +357,13 @@ local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}, Out) ->
 local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec, []) when not is_map_key(Db, P) ->
     %% The commonest command, without options and with nothing unknown in
     %% the db: the value is replaced and any TTL dropped, whatever was there.
-    {M, Tabs} = ensure_db(M0, Db),
-    write(Tabs, K, {V, undefined, #{}}),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
+    write(Tabs, K, {nsync_big:promote(string, V, Limits), undefined, #{}}),
     {ok, M};
 local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec, Out) ->
     Named = nsync_cmd:keys(KS, Args),
     Keys = lists:usort(Named),
-    {M, Tabs} = ensure_db(M0, Db),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
     Unknown = [K || K <- Keys, lists:member(K, Out) orelse is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Unknown),
                                       (E = read(Tabs, K)) =/= none]),
@@ -319,34 +372,41 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec, Out) ->
                   #{settings := true} -> (maps:get(settings, M))#{now => Now};
                   _ -> Now
               end,
-    case Run(Args, Store, Context) of
+    Result = case has_big(Store) of
+                 false -> Run(Args, Store, Context);
+                 true -> nsync_cmd_big:run(Spec, Args, Store, Context)
+             end,
+    case Result of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys -- Out)};
         {ok, Store2} when Unknown =:= [] ->
-            _ = commit(Tabs, Store, Store2),
+            _ = commit(Tabs, Store, Store2, kind_of(Run), Limits),
             {ok, M};
         {ok, Store2} ->
             case nsync_cmd:overwrites(Spec, Args) of
                 true ->
                     %% it sets its keys whatever they held: they are known now
-                    _ = commit(Tabs, Store, maps:without(Out, Store2)),
+                    _ = commit(Tabs, Store, maps:without(Out, Store2), kind_of(Run), Limits),
                     {ok, unpoison(M, Db, Unknown -- Out)};
                 false ->
-                    partly_known(M, Db, Cmd, Named, Unknown, Out, Tabs, Store, Store2)
+                    Commit = fun(Known) -> commit(Tabs, maps:with(Known, Store),
+                                                  maps:with(Known, Store2), kind_of(Run), Limits)
+                             end,
+                    partly_known(M, Db, Cmd, Named, Unknown, Out, Commit)
             end
     end.
 
 %% A command some of whose keys are unknown: only what does not depend on
 %% them is written (see the module doc); the other keys it may write
 %% become unknown.
-partly_known(M, Db, Cmd, Named, Unknown, Out, Tabs, Store, Store2) ->
+partly_known(M, Db, Cmd, Named, Unknown, Out, Commit) ->
     Roles = nsync_cmd:roles(Cmd),
     Known = case {Roles, Named} of
                 {moves, [Source | _]} -> [Source || not lists:member(Source, Unknown)];
                 _ -> []
             end,
     Uncertain = lists:usort(Named) -- (read_only(Roles, Named) ++ Known ++ Out),
-    _ = commit(Tabs, maps:with(Known, Store), maps:with(Known, Store2)),
+    _ = Commit(Known),
     case Uncertain of
         [] -> {ok, M};
         _ -> {unhandled, Cmd, poison(M, Db, Uncertain)}
@@ -365,13 +425,29 @@ read_only({reads, Which}, Named) ->
 read_only(_Roles, _Named) ->
     [].
 
+has_big(Store) ->
+    lists:any(fun({V, _, _}) -> is_reference(V) end, maps:values(Store)).
+
+%% The type of the values a handler writes (for turning a value that grew
+%% past the threshold into a big value); `none' for generic commands, whose
+%% results are kept as they come.
+kind_of(Run) ->
+    case erlang:fun_info(Run, module) of
+        {module, nsync_cmd_string} -> string;
+        {module, nsync_cmd_list} -> list;
+        {module, nsync_cmd_set} -> set;
+        {module, nsync_cmd_zset} -> zset;
+        {module, nsync_cmd_hash} -> hash;
+        _ -> none
+    end.
+
 %% Writes what changed between the two stores; returns the changed keys.
-commit(Tabs, Old, New) ->
+commit(Tabs, Old, New, Kind, Limits) ->
     Keys = lists:usort(maps:keys(Old) ++ maps:keys(New)),
     lists:foldl(fun(K, Acc) ->
                         O = maps:get(K, Old, none),
                         N = case New of
-                                #{K := E} -> nsync_cmd_lib:finish(E);
+                                #{K := E} -> sized(nsync_cmd_lib:finish(E), Kind, Limits);
                                 _ -> delete
                             end,
                         case {O, N} of
@@ -380,6 +456,25 @@ commit(Tabs, Old, New) ->
                             _ -> write(Tabs, K, N), [K | Acc]
                         end
                 end, [], Keys).
+
+%% The entry to store for a value just written: a term over the limits
+%% becomes a big value (a hash's field expiries go into it), a big value
+%% that became empty is deleted, one that shrank becomes a term again.
+sized(delete, _Kind, _Limits) -> delete;
+sized({V, E, _F}, _Kind, Limits) when is_reference(V) ->
+    case nsync_big:demote(V, Limits) of
+        delete -> delete;
+        V -> {V, E, #{}};
+        {Term, FieldExpires} -> {Term, E, FieldExpires}
+    end;
+sized({V, E, F} = Entry, Kind, Limits) when Kind =/= none ->
+    case nsync_big:promote(Kind, V, Limits) of
+        V -> Entry;
+        H ->
+            [nsync_big:write(H, {hexpire, maps:to_list(F)}) || map_size(F) > 0],
+            {H, E, #{}}
+    end;
+sized(Entry, _Kind, _Limits) -> Entry.
 
 %%% ------------------------------------------------------------ poison
 
@@ -511,6 +606,9 @@ copy_across(M0, Cmd, From, To, [Src, Dst | _], Out) ->
                 false ->
                     case read(FT, Src) of
                         none -> {ok, M};
+                        {V, Exp, F} when is_reference(V) ->
+                            write(TT, Dst, {nsync_big:copy(V), Exp, F}),
+                            {ok, unpoison(M, To, [Dst])};
                         E -> write(TT, Dst, E), {ok, unpoison(M, To, [Dst])}
                     end
             end

@@ -28,6 +28,8 @@
          filter_command/3, keeps/3]).
 %% Values the mirror computes as Redis does (nsync_core's hll and geo).
 -export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3]).
+%% big values (see nsync_big)
+-export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
 -on_load(init/0).
 
@@ -40,7 +42,10 @@
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
                     db := db() | all | [db()],
-                    keys := none | key_filter()}.
+                    keys := none | key_filter(),
+                    %% lists, sets, zsets and hashes of more elements come
+                    %% as big values (nsync_big)
+                    big_threshold := pos_integer() | off}.
 %% The key names kept (every name if both lists are empty), and the rules
 %% of the commands whose keys are not just their first argument
 %% (`nsync_cmd:filter_table/0'). With a filter, commands of the databases
@@ -74,9 +79,12 @@
         %% hash-field expiry, in the same order. BigHashes are hashes of
         %% more than 32 live fields, whose maps the caller makes (the pump
         %% cannot build maps that big: the VM builds them with
-        %% scheduler-only memory).
+        %% scheduler-only memory). A collection over big_threshold is a
+        %% big value: its data row is {Key, Handle} and it has an expiry
+        %% row {Key, ExpireAt | undefined, #{}, Handle} (nsync_mirror's).
       | {keys, db(), DataRows :: [{key(), term()}],
-         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}],
+         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}
+                        | {key(), expire_at() | undefined, #{}, nsync_big:handle()}],
          BigHashes :: [{key(), [{binary(), binary()}], expire_at() | undefined,
                         [{binary(), expire_at()}]}]}
         %% The snapshot is complete (only now are Replid/Offset the
@@ -215,6 +223,29 @@ keeps(_Link, _Db, _Key) -> erlang:nif_error(nif_not_loaded).
 -spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
                                | {error, {rdb, atom(), non_neg_integer()}}.
 decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc A big value of type `Kind' made from its term (see `nsync_big'):
+%% `{ok, Handle}'; raises `badarg' if the term is not of that type. Runs
+%% on a dirty CPU scheduler.
+-spec big_new(nsync_big:kind(), term()) -> {ok, nsync_big:handle()}.
+big_new(_Kind, _Value) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs read operation `Op' on a big value on this scheduler; `busy'
+%% if that would wait for a writer or take long (then `big_read_dirty/2').
+-spec big_read(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_read(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_read/2' on a dirty CPU scheduler: waits and does any amount.
+-spec big_read_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_read_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs write operation `Op' on a big value; `busy' as `big_read/2'.
+-spec big_write(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_write(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_write/2' on a dirty CPU scheduler.
+-spec big_write_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_write_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
 
 %%% ------------------------------------------------------------ computed values
 %%% HyperLogLog strings are Redis's byte for byte (sparse and dense encodings,

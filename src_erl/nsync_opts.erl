@@ -28,6 +28,7 @@
                     %% empty, the filter then being one of databases, in `db')
                     keys := all | #{prefixes := [binary()], patterns := [binary()]},
                     compressed := boolean(),
+                    big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
                     hll_sparse_max_bytes := non_neg_integer(),
                     geo_formula := before_7_0 | since_7_0,
@@ -49,6 +50,7 @@
                     name => nsync,
                     keys => all,
                     compressed => true,
+                    big_threshold => 64,
                     connect_timeout => 5000,
                     hll_sparse_max_bytes => 3000,
                     geo_formula => since_7_0}).
@@ -110,13 +112,16 @@ validate_file(_Path, Opts) ->
 %% command table's key specs with it.
 -spec nif_config(config()) -> nsync_nif:config().
 nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db,
-             keys := Keys}) ->
+             keys := Keys, callback := Callback, big_threshold := Big}) ->
+    %% Snapshot values over the threshold come as big values for the
+    %% default mirror; a callback gets every value as a term.
     #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
       listening_port => 0, db => Db,
       keys => case Keys of
                   all -> none;
                   #{} -> Keys#{commands => nsync_cmd:filter_table()}
-              end}.
+              end,
+      big_threshold => case Callback of default -> Big; _ -> off end}.
 
 %% @doc Where a session reads from (`nsync_nif:start/2'): the master the
 %% options name, or the file of `nsync:load_file/2'.
@@ -146,6 +151,8 @@ option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({keys, Filters} = Opt, C) -> C#{keys => key_filter(Filters, Opt)};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
+option({big_threshold, off}, C) -> C#{big_threshold => off};
+option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
 option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
 option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).

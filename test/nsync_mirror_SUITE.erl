@@ -11,7 +11,8 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
--export([direct_7_0/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+-export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+         link_7_0_big/1,
          link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
          link_valkey_diskless/1, settings_hll_7_0/1, settings_geo_6_2/1, direct_7_0_keys/1,
          link_7_0_keys/1]).
@@ -23,12 +24,13 @@
 
 -spec all() -> [atom() | {group, atom()}].
 all() ->
-    [direct_7_0, direct_7_0_keys, stream_7_0, stream_6_2, stream_valkey, settings_hll_7_0,
+    [direct_7_0, direct_7_0_big, direct_7_0_keys, stream_7_0, stream_6_2, stream_valkey,
+     settings_hll_7_0,
      settings_geo_6_2, {group, link}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
-    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
+    [{link, [], [link_7_0_disk, link_7_0_big, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
                   link_valkey_disk, link_valkey_diskless, link_7_0_keys]}].
 
 -spec init_per_suite(list()) -> list().
@@ -43,6 +45,7 @@ end_per_suite(_Config) -> ok.
 init_per_testcase(Case, Config) ->
     {Version, Diskless} = case Case of
                               direct_7_0 -> {'7.0', false};
+                              direct_7_0_big -> {'7.0', false};
                               direct_7_0_keys -> {'7.0', false};
                               link_7_0_keys -> {'7.0', true};
                               stream_7_0 -> {'7.0', false};
@@ -51,6 +54,7 @@ init_per_testcase(Case, Config) ->
                               settings_hll_7_0 -> {'7.0', false};
                               settings_geo_6_2 -> {'6.2', false};
                               link_7_0_disk -> {'7.0', false};
+                              link_7_0_big -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
                               link_6_2_diskless -> {'6.2', true};
@@ -80,9 +84,19 @@ end_per_testcase(_Case, Config) ->
 %% @doc Without the link: every command the workload runs on a 7.0 master is
 %% applied (as the master propagates it) to a local mirror; zero mismatches.
 -spec direct_7_0(list()) -> ok.
-direct_7_0(Config) ->
+direct_7_0(Config) -> direct_case(Config, #{}).
+
+%% @doc As direct_7_0 with a tiny big-value threshold: every collection of
+%% more than 4 elements and string of more than 8 bytes is a big value
+%% (`nsync_big'), so the workload runs through the big paths (in place,
+%% projected, materialised, promoted and demoted); zero mismatches.
+-spec direct_7_0_big(list()) -> ok.
+direct_7_0_big(Config) ->
+    direct_case(Config, #{big_threshold => #{elements => 4, bytes => 8}}).
+
+direct_case(Config, Opts) ->
     Server = ?config(server, Config),
-    Mirror0 = nsync_mirror:new(direct_mirror, 0),
+    Mirror0 = nsync_mirror:new(direct_mirror, 0, true, Opts),
     put(mirror, Mirror0),
     put(unhandled, #{}),
     Hook = fun(Db, [Cmd | Args]) ->
@@ -101,7 +115,10 @@ direct_7_0(Config) ->
                                          mode => direct, hook => Hook}),
     report(Stats),
     ct:pal("unhandled: ~p~nfirst: ~p", [get(unhandled), lists:reverse(get_list(first_unhandled))]),
-    Mis = nsync_workload:compare(Server, nsync_mirror:tid(get(mirror)), #{version => '7.0'}),
+    Tid = nsync_mirror:tid(get(mirror)),
+    Big = length([K || {K, V} <- ets:tab2list(Tid), nsync_big:is_handle(V)]),
+    ct:pal("big values at the end: ~b of ~b keys", [Big, ets:info(Tid, size)]),
+    Mis = nsync_workload:compare(Server, Tid, #{version => '7.0'}),
     report_mismatches(Mis),
     nsync_mirror:delete(get(mirror)),
     ?assertEqual([], Mis),
@@ -175,6 +192,11 @@ link_7_0_keys(Config) -> link_case(Config, [{keys, ?KEYS}]).
 %% and resumed in the middle; zero mismatches once the link has caught up.
 -spec link_7_0_disk(list()) -> ok.
 link_7_0_disk(Config) -> link_case(Config).
+%% @doc As link_7_0_disk with a tiny big-value threshold (collections of
+%% more than 4 elements): the snapshot's collections come from the pump as
+%% big values, and the stream applies to them in place; zero mismatches.
+-spec link_7_0_big(list()) -> ok.
+link_7_0_big(Config) -> link_case(Config, [{big_threshold, 4}]).
 %% @doc Redis 7.0, diskless sync; as link_7_0_disk.
 -spec link_7_0_diskless(list()) -> ok.
 link_7_0_diskless(Config) -> link_case(Config).
@@ -191,8 +213,7 @@ link_valkey_disk(Config) -> link_case(Config).
 -spec link_valkey_diskless(list()) -> ok.
 link_valkey_diskless(Config) -> link_case(Config).
 
-link_case(Config) ->
-    link_case(Config, []).
+link_case(Config) -> link_case(Config, []).
 
 link_case(Config, Opts) ->
     Server = ?config(server, Config),
@@ -202,6 +223,8 @@ link_case(Config, Opts) ->
     _ = nsync_workload:run(Server, #{seed => 7, count => 500, version => Version, mode => link}),
     {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}
                                    | Opts]),
+    Big = fun() -> length([K || {K, V} <- ets:tab2list(nsync:tid()), nsync_big:is_handle(V)]) end,
+    ct:pal("big values after the snapshot: ~b", [Big()]),
     try
         Kill = fun() ->
                        N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
@@ -216,6 +239,7 @@ link_case(Config, Opts) ->
         ok = wait_acked(Server, 60),
         Status = nsync:status(Link),
         ct:pal("link status: ~p", [Status]),
+        ct:pal("big values at the end: ~b", [Big()]),
         case Opts of
             [] ->
                 Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),

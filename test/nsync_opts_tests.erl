@@ -75,8 +75,14 @@ user_needs_pass_test() ->
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
     ?assertEqual(#{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
-                   listening_port => 0, db => 0, keys => none}, nsync_opts:nif_config(C)),
+                   listening_port => 0, db => 0, keys => none, big_threshold => 64},
+                 nsync_opts:nif_config(C)),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:source(C)),
+    %% a callback gets terms: no big values from the snapshot
+    {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
+    ?assertMatch(#{big_threshold := off}, nsync_opts:nif_config(C2)),
+    ?assertEqual({error, {badarg, {big_threshold, 0}}}, nsync_opts:validate([{big_threshold, 0}])),
+    {ok, #{big_threshold := off}} = nsync_opts:validate([{big_threshold, off}]),
     {ok, F} = nsync_opts:validate([{keys, [{prefix, "a:"}]}]),
     #{keys := #{prefixes := [<<"a:">>], patterns := [], commands := Table}} =
         nsync_opts:nif_config(F),

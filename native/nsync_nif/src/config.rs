@@ -25,6 +25,8 @@ pub struct LinkConfig {
     pub dbs: DbFilter,
     /// The `keys` option: `None` mirrors every key of `dbs`.
     pub keys: Option<KeyFilter>,
+    /// Snapshot collections of more elements come as big values.
+    pub big_threshold: Option<usize>,
 }
 
 impl LinkConfig {
@@ -44,9 +46,9 @@ pub enum Source {
 /// Decodes `#{user := binary() | undefined, pass := binary() | undefined,
 /// connect_timeout := pos_integer() (ms), listening_port := 0..65535,
 /// db := non_neg_integer() | all | [non_neg_integer()],
-/// keys := none | key_filter()}` (see [`key_filter`]). The error names the
-/// offending or missing key (`config` when the term is not a map with atom
-/// keys).
+/// keys := none | key_filter(), big_threshold := pos_integer() | off}` (see
+/// [`key_filter`]). The error names the offending or missing key (`config`
+/// when the term is not a map with atom keys).
 pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut user = None;
     let mut pass = None;
@@ -54,6 +56,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut listening_port = None;
     let mut dbs = None;
     let mut keys = None;
+    let mut big_threshold = None;
     for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
         if key == atoms::user() {
@@ -69,6 +72,8 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
             dbs = Some(db_filter(value).ok_or(key)?);
         } else if key == atoms::keys() {
             keys = Some(key_filter(value).ok_or(key)?);
+        } else if key == atoms::big_threshold() {
+            big_threshold = Some(threshold(value).ok_or(key)?);
         } else {
             return Err(key);
         }
@@ -87,6 +92,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
         connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
         dbs: dbs.ok_or_else(atoms::db)?,
         keys: keys.ok_or_else(atoms::keys)?,
+        big_threshold: big_threshold.ok_or_else(atoms::big_threshold)?,
     })
 }
 
@@ -154,6 +160,14 @@ fn optional_binary(term: Term) -> Option<Option<Bytes>> {
     }
     let bin: Binary = term.decode().ok()?;
     Some(Some(Bytes::copy_from_slice(bin.as_slice())))
+}
+
+/// A positive count (`Some(Some(n))`) or `off` (`Some(None)`).
+fn threshold(term: Term) -> Option<Option<usize>> {
+    if term.decode::<Atom>().ok() == Some(atoms::off()) {
+        return Some(None);
+    }
+    term.decode::<usize>().ok().filter(|&n| n > 0).map(Some)
 }
 
 fn db_filter(term: Term) -> Option<DbFilter> {

@@ -20,6 +20,8 @@ mod atoms;
 #[cfg(not(test))]
 mod batch;
 #[cfg(not(test))]
+mod big;
+#[cfg(not(test))]
 mod config;
 #[cfg(not(test))]
 mod dump;
