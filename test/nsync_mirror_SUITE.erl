@@ -240,13 +240,13 @@ link_case(Config, Opts) ->
         Status = nsync:status(Link),
         ct:pal("link status: ~p", [Status]),
         ct:pal("big values at the end: ~b", [Big()]),
-        case Opts of
-            [] ->
+        case lists:keyfind(keys, 1, Opts) of
+            false ->
                 Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
                 report_mismatches(Mis),
                 ?assertEqual([], Mis),
                 ?assertMatch(#{unhandled := 0}, Status);
-            [{keys, Filters}] ->
+            {keys, Filters} ->
                 {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(
                                              element(2, nsync_opts:validate([{keys, Filters}])))),
                 Keep = fun(K) -> nsync_nif:keeps(Nif, 0, K) end,
