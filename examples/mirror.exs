@@ -1,7 +1,10 @@
 # Mirrors a Redis/Valkey master into ETS and prints one key.
 #
 #   rebar3 compile
-#   elixir -pa _build/default/lib/nsync/ebin examples/mirror.exs [host] [port] [key]
+#   ERL_LIBS=_build/default/lib:_build/default/checkouts elixir examples/mirror.exs [host] [port] [key]
+#
+# (nsync and telemetry: telemetry is in checkouts/ when built offline from
+# _checkouts, in lib/ when fetched from hex.)
 #
 # Defaults: 127.0.0.1 6379 foo.
 {host, port, key} =
@@ -11,6 +14,9 @@
     [host, port] -> {host, String.to_integer(port), "foo"}
     [host, port, key | _] -> {host, String.to_integer(port), key}
   end
+
+# As a project depending on nsync would have it: nsync and telemetry started.
+{:ok, _} = Application.ensure_all_started(:nsync)
 
 case :nsync.start_link(host: host, port: port, block: true, timeout: 60_000) do
   {:ok, pid} ->

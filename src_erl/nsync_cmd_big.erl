@@ -21,7 +21,7 @@
 %%% (`nsync_big:demote/2').
 -module(nsync_cmd_big).
 
--export([run/4, materialise/1]).
+-export([run/4]).
 %% handlers of the `big' flag
 -export([push_left/3, push_right/3, lpop/3, rpop/3, linsert/3, lset/3, lrem/3,
          ltrim/3, lmove/3, rpoplpush/3, lmpop/3, blmpop/3, blpop/3, brpop/3,
@@ -43,9 +43,8 @@ run(#{big := project, run := Run}, Args, S, Now) -> project(Run, Args, S, Now);
 run(#{big := Fun}, Args, S, Now) when is_function(Fun, 3) -> Fun(Args, S, Now);
 run(#{run := Run}, Args, S, Context) -> Run(Args, materialise(S), Context).
 
-%% @doc The store with every big value as its term (a hash with its field
+%% The store with every big value as its term (a hash with its field
 %% expiries).
--spec materialise(store()) -> store().
 materialise(S) ->
     maps:map(fun(_K, {H, E, F}) ->
                      case nsync_big:is_handle(H) of

@@ -34,6 +34,8 @@
 %%% other key it writes becomes unknown (`nsync_cmd:roles/1').
 -module(nsync_mirror).
 
+-include("nsync_log.hrl").
+
 -export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, apply_cmd/5, delete/1,
          lookup/2, entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 
@@ -325,7 +327,7 @@ apply_cmd(M, Db, Cmd0, Args, Filtered) ->
     catch
         Class:Reason:Stack ->
             logger:debug(#{what => mirror_apply_failed, cmd => Cmd, class => Class,
-                           reason => Reason, stack => Stack}, #{domain => [nsync]}),
+                           reason => Reason, stack => Stack}, ?NSYNC_LOG),
             {unhandled, Cmd, poison(M, Db, safe_keys(Spec, Args) -- Filtered)}
     end.
 

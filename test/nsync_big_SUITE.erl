@@ -4,22 +4,37 @@
 %%% table operations (RENAME, MOVE, SWAPDB, COPY, promotion and demotion,
 %%% compressed and plain tables), and readers working while the mirror
 %%% writes. (The random differential workload through the big paths is
-%%% `nsync_mirror_SUITE:direct_7_0_big'.)
+%%% `nsync_mirror_SUITE:direct_7_0_big' and `link_7_0_big'.)
 -module(nsync_big_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0]).
+-export([all/0, init_per_testcase/2, end_per_testcase/2]).
 -export([reads_small_and_big/1, promote_and_demote/1, table_operations/1,
-         copy_is_deep/1, concurrent_readers/1, big_reads_go_dirty/1]).
+         copy_is_deep/1, concurrent_readers/1, big_reads_go_dirty/1,
+         full_resync_replaces_big_values/1]).
 
 -define(TINY, #{elements => 4, bytes => 8}).
 
 -spec all() -> [atom()].
 all() ->
     [reads_small_and_big, promote_and_demote, table_operations, copy_is_deep,
-     concurrent_readers, big_reads_go_dirty].
+     concurrent_readers, big_reads_go_dirty, full_resync_replaces_big_values].
+
+-spec init_per_testcase(atom(), list()) -> list().
+init_per_testcase(full_resync_replaces_big_values, Config) ->
+    {ok, Server} = nsync_test_redis:start(#{version => '7.0'}),
+    [{server, Server} | Config];
+init_per_testcase(_Case, Config) ->
+    Config.
+
+-spec end_per_testcase(atom(), list()) -> ok.
+end_per_testcase(_Case, Config) ->
+    case proplists:get_value(server, Config) of
+        undefined -> ok;
+        Server -> nsync_test_redis:stop(Server)
+    end.
 
 %%% ------------------------------------------------------------ helpers
 
@@ -229,6 +244,44 @@ reader(Parent, T, N, Count) ->
             end,
             reader(Parent, T, N, Count + 1)
     end.
+
+%% @doc Big values from the snapshot (built by the pump) survive the table
+%% swap of a forced full resync: the new tables hold new big values equal
+%% to the master's, the old tables and their values go after the grace
+%% period, and a reader still holding an old handle can read it.
+full_resync_replaces_big_values(Config) ->
+    S = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"CONFIG">>, <<"SET">>, <<"repl-backlog-size">>, <<"16384">>]),
+    _ = nsync_test_redis:cmd(S, [<<"HSET">>, <<"h">> | lists:append([[b(I), b(I)] || I <- lists:seq(1, 500)])]),
+    _ = nsync_test_redis:cmd(S, [<<"RPUSH">>, <<"l">> | [b(I) || I <- lists:seq(1, 500)]]),
+    {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(S)},
+                                  {block, true}, {timeout, 60000}, {big_threshold, 100}]),
+    OldTid = nsync:tid(),
+    ?assert(is_big(OldTid, <<"h">>) andalso is_big(OldTid, <<"l">>)),
+    [{_, OldH}] = ets:lookup(OldTid, <<"h">>),
+    FullBefore = sync_full(S),
+    ok = sys:suspend(Pid),
+    _ = nsync_test_redis:cmd(S, [<<"HSET">>, <<"h">>, <<"new">>, <<"field">>]),
+    nsync_test_redis:set_keys(S, <<"filler:">>, 1, 2000, binary:copy(<<"x">>, 4096)),
+    1 = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+    ok = sys:resume(Pid),
+    nsync_test_events:wait_until(fun() -> sync_full(S) =:= FullBefore + 1
+                                              andalso nsync:tid() =/= OldTid end, 30000),
+    NewTid = nsync:tid(),
+    nsync_test_events:wait_until(fun() -> nsync:hget(NewTid, <<"h">>, <<"new">>) =:= <<"field">> end, 10000),
+    ?assert(is_big(NewTid, <<"h">>) andalso is_big(NewTid, <<"l">>)),
+    ?assertEqual(501, nsync:hlen(NewTid, <<"h">>)),
+    ?assertEqual([<<"1">>, <<"2">>], nsync:lrange(NewTid, <<"l">>, 0, 1)),
+    nsync_test_events:wait_until(fun() -> ets:info(OldTid) =:= undefined end, 5000),
+    erlang:garbage_collect(),
+    %% the old value lives on while this process holds its handle (with
+    %% the HSET if the link applied it before the connection dropped)
+    ?assert(lists:member(nsync_big:len(OldH), [500, 501])),
+    ?assertEqual(<<"7">>, nsync_big:read(OldH, {hget, <<"7">>, undefined})),
+    ok = nsync:stop(Pid).
+
+sync_full(S) ->
+    binary_to_integer(maps:get(<<"sync_full">>, nsync_test_redis:info(S, <<"stats">>))).
 
 %% @doc Reads and writes of more than ~1000 elements run on a dirty
 %% scheduler (the normal NIF answers busy) and give the same results.

@@ -26,11 +26,12 @@ use rustler::LocalPid;
 
 use crate::batch::{Batch, MAX_BYTES};
 use crate::credit::Wait;
+use crate::encode::unix_now_ms;
 use crate::error::{LinkError, Posix};
 use crate::filter::DbFilter;
 use crate::pump::{self, Feed};
 use crate::shared::Shared;
-use crate::status::{LinkState, Progress, Tally};
+use crate::status::{LinkState, Progress, Status, Tally};
 
 /// What `start/2` was given for a file session.
 #[derive(Debug, Clone)]
@@ -60,7 +61,12 @@ pub fn load(
         DbFilter::Set(dbs) => dbs.first().copied().unwrap_or(0),
     };
     let mut feed = FileFeed {
-        reader: Reader { file, tally },
+        reader: Reader {
+            file,
+            status: &shared.status,
+            read: 0,
+        },
+        tally,
         input: match &source.dump_key {
             Some(key) => Input::Dump {
                 key: key.clone(),
@@ -113,14 +119,17 @@ enum Stage {
 
 struct FileFeed<'t> {
     reader: Reader<'t>,
+    tally: &'t mut Tally,
     input: Input,
     stage: Stage,
 }
 
-/// The file, and the counts its bytes go to.
+/// The file, and the status its reads are told to.
 struct Reader<'t> {
     file: File,
-    tally: &'t mut Tally,
+    status: &'t Status,
+    /// Bytes read so far.
+    read: u64,
 }
 
 impl Reader<'_> {
@@ -135,8 +144,13 @@ impl Reader<'_> {
             }
         };
         buf.truncate(n);
-        self.tally.bytes += n as u64;
+        self.counted(n);
         Ok(buf.freeze())
+    }
+
+    fn counted(&mut self, bytes: usize) {
+        self.read += bytes as u64;
+        self.status.read(bytes, unix_now_ms());
     }
 
     /// The whole file, if it is no larger than a `DUMP` payload can be.
@@ -158,7 +172,7 @@ impl Reader<'_> {
             .take(limit + 1)
             .read_to_end(&mut payload)
             .map_err(|e| file_error(&e))?;
-        self.tally.bytes += payload.len() as u64;
+        self.counted(payload.len());
         if payload.len() as u64 > limit {
             return Err(too_large(payload.len() as u64));
         }
@@ -194,7 +208,7 @@ fn fill_rdb(
             Outcome::Incomplete => {
                 let chunk = reader.chunk()?;
                 if chunk.is_empty() {
-                    let offset = reader.tally.bytes;
+                    let offset = reader.read;
                     return Err(rdb_error(RdbError::Truncated { offset }));
                 }
                 read += chunk.len();
@@ -253,14 +267,15 @@ impl Feed for FileFeed<'_> {
     }
 
     fn tally(&mut self) -> &mut Tally {
-        self.reader.tally
+        self.tally
     }
 
     fn progress(&self) -> Progress {
         Progress {
             state: LinkState::Loading,
             position: None,
-            tally: *self.reader.tally,
+            tally: *self.tally,
+            snapshot_bytes: self.reader.read,
             ended_by: None,
         }
     }
