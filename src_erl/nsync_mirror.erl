@@ -14,7 +14,8 @@
 %%% table does not keep a resource alive: it is written after the data row
 %%% and removed after it, so a reader of the data row always finds the
 %%% value alive.
-%%% Tables are `protected' and owned by the process that calls `new/2'.
+%%% Tables are `public' (the link that fills them writes them, whoever owns
+%%% them: see `nsync_owner') and owned by the process that calls `new/2'.
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
 %%% the entries of the keys a command touches, runs the pure handler, and
@@ -36,8 +37,8 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, apply_cmd/5, delete/1,
-         lookup/2, entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, apply_cmd/4, apply_cmd/5,
+         delete/1, lookup/2, entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 
 -export_type([mirror/0, settings/0, dbspec/0]).
 
@@ -112,9 +113,9 @@ first_db([First | _]) -> First;
 first_db(N) -> N.
 
 new_tabs(Name, Compressed) ->
-    Data = ets:new(Name, [set, protected, {read_concurrency, true}
+    Data = ets:new(Name, [set, public, {read_concurrency, true}
                           | [compressed || Compressed]]),
-    Exp = ets:new(nsync_mirror_expires, [set, protected, {read_concurrency, true}]),
+    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 
@@ -130,6 +131,10 @@ tid(#{dbs := Dbs}, Db) ->
         #{Db := {Data, _}} -> Data;
         _ -> undefined
     end.
+
+%% @doc Every table of the mirror (data and expiry tables).
+-spec tables(mirror()) -> [ets:tid()].
+tables(#{dbs := Dbs}) -> lists:append([[D, E] || {D, E} <- maps:values(Dbs)]).
 
 %% @doc The databases that have tables, with their data tables.
 -spec dbs(mirror()) -> [{db(), ets:tid()}].
