@@ -3,14 +3,18 @@
 %%% temp dir and runs each measurement in a fresh VM:
 %%%
 %%%   erl -noshell -pa _build/default/lib/nsync/ebin -pa DIR \
-%%%       -run nsync_bench main fullsync ets|noop PORT [KEYS]
+%%%       -run nsync_bench main fullsync ets|noop PORT [CAFILE]
+%%%       -run nsync_bench main fullsync_keys ets|noop PORT KEYS
 %%%       -run nsync_bench main loadfile ets|noop FILE [KEYS]
 %%%       -run nsync_bench main serve PORT
 %%%
-%%% `fullsync' starts a link to 127.0.0.1:PORT, waits for `{load, eof}' and
+%%% `fullsync' starts a link to 127.0.0.1:PORT (over TLS, verified against
+%%% CAFILE, when one is given), waits for `{load, eof}' and
 %%% prints one line `RESULT {json}' (time, ETS memory, VmHWM/VmRSS, CPU),
-%%% then halts. KEYS, an Erlang term (`[{match, <<"*0">>}]'), is the link's
-%%% `keys' option. `loadfile' measures `nsync:load_file/2' of FILE alike. `serve' starts a link with the default ETS mirror, prints
+%%% then halts. `fullsync_keys': the same with KEYS, an Erlang term
+%%% (`[{match, <<"*0">>}]'), as the link's `keys' option. `loadfile'
+%%% measures `nsync:load_file/2' of FILE alike. `serve' starts a link with
+%%% the default ETS mirror, prints
 %%% `READY', then answers commands read from stdin, one a line:
 %%%   `suspend'         suspends the link process (sys:suspend/1) (the stream backs up in the
 %%%                     socket and the master's output buffer) -> `SUSPENDED'
@@ -26,7 +30,10 @@
 
 main(["fullsync", Mode, Port]) ->
     run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)}, []) end);
-main(["fullsync", Mode, Port, Keys]) ->
+main(["fullsync", Mode, Port, CaFile]) ->
+    run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)},
+                          [{tls, [{cacertfile, CaFile}]}]) end);
+main(["fullsync_keys", Mode, Port, Keys]) ->
     run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)}, [{keys, term(Keys)}]) end);
 main(["loadfile", Mode, File]) ->
     run(fun() -> fullsync(list_to_atom(Mode), {file, File}, []) end);

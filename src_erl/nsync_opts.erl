@@ -30,6 +30,10 @@
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
+                    master_timeout := pos_integer(),
+                    tls := nsync_tls:tls() | false,
+                    %% the master is found through these sentinels
+                    sentinel => nsync_sentinel:options(),
                     hll_sparse_max_bytes := non_neg_integer(),
                     geo_formula := before_7_0 | since_7_0,
                     %% `nsync:load_file/2': the file read instead of a master,
@@ -56,6 +60,8 @@
                     compressed => true,
                     big_threshold => 64,
                     connect_timeout => 5000,
+                    master_timeout => 60000,
+                    tls => false,
                     hll_sparse_max_bytes => 3000,
                     geo_formula => since_7_0}).
 
@@ -83,7 +89,7 @@ validate(Opts) ->
 
 %% @doc Checks the file name and options of `nsync:load_file/2': those of
 %% `validate/1' but the ones about a master (`host', `ip', `port', `pass',
-%% `user', `block', `connect_timeout'), plus `{key, Key}' (the file is the
+%% `user', `block', `connect_timeout', `master_timeout', `tls', `sentinel'), plus `{key, Key}' (the file is the
 %% DUMP payload of `Key'). The load always blocks; `timeout' defaults to
 %% `infinity'.
 -spec validate_file(term(), term()) -> {ok, config()} | {error, {badarg, term()}}.
@@ -112,20 +118,32 @@ validate_file(_Path, Opts) ->
     {error, {badarg, Opts}}.
 
 %% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
-%% key given: the NIF has no defaults of its own. A key filter takes the
-%% command table's key specs with it.
--spec nif_config(config()) -> nsync_nif:config().
-nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db,
-             keys := Keys, callback := Callback, big_threshold := Big}) ->
-    %% Snapshot values over the threshold come as big values for the
-    %% default mirror; a callback gets every value as a term.
-    #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
-      listening_port => 0, db => Db,
-      keys => case Keys of
-                  all -> none;
-                  #{} -> Keys#{commands => nsync_cmd:filter_table()}
-              end,
-      big_threshold => case Callback of default -> Big; _ -> off end}.
+%% key given: the NIF has no defaults of its own. The TLS files are read
+%% here: `{error, {tls, {Opt, Posix}}}' when one cannot be. A key filter
+%% takes the command table's key specs with it.
+-spec nif_config(config()) -> {ok, nsync_nif:config()} | {error, {tls, term()}}.
+nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
+             master_timeout := MasterTimeout, db := Db, keys := Keys, tls := Tls,
+             callback := Callback, big_threshold := Big}) ->
+    Loaded = case Tls of
+                 false -> {ok, undefined};
+                 _ -> nsync_tls:load(Tls)
+             end,
+    case Loaded of
+        {ok, NifTls} ->
+            %% Snapshot values over the threshold come as big values for
+            %% the default mirror; a callback gets every value as a term.
+            {ok, #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
+                   master_timeout => MasterTimeout, listening_port => 0, db => Db,
+                   keys => case Keys of
+                               all -> none;
+                               #{} -> Keys#{commands => nsync_cmd:filter_table()}
+                           end,
+                   big_threshold => case Callback of default -> Big; _ -> off end,
+                   tls => NifTls}};
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc Where a session reads from (`nsync_nif:start/2'): the master the
 %% options name, or the file of `nsync:load_file/2'.
@@ -154,6 +172,17 @@ option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({keys, Filters} = Opt, C) -> C#{keys => key_filter(Filters, Opt)};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
+option({master_timeout, T}, C) when is_integer(T), T > 0 -> C#{master_timeout => T};
+option({sentinel, S}, C) ->
+    case nsync_sentinel:validate(S) of
+        {ok, Sentinel} -> C#{sentinel => Sentinel};
+        {error, Bad} -> throw(Bad)
+    end;
+option({tls, T}, C) ->
+    case nsync_tls:validate(T) of
+        {ok, Tls} -> C#{tls => Tls};
+        {error, Bad} -> throw(Bad)
+    end;
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
@@ -243,7 +272,8 @@ databases(Config) ->
 %% The options that are about a master (not for `load_file/2').
 about_a_master(block) -> true;
 about_a_master({Name, _}) ->
-    lists:member(Name, [host, ip, port, pass, user, block, connect_timeout]);
+    lists:member(Name, [host, ip, port, pass, user, block, connect_timeout, master_timeout, tls,
+                        sentinel]);
 about_a_master(_) -> false.
 
 %% `{key, Key}' (the first one) and the other options.

@@ -187,7 +187,8 @@ callback(Config) ->
 -spec command_keys(ct_suite:ct_config()) -> ok.
 command_keys(_Config) ->
     {ok, Config} = nsync_opts:validate([{keys, [{prefix, "k"}]}]),
-    {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(Config)),
+    {ok, NifConfig} = nsync_opts:nif_config(Config),
+    {ok, Nif} = nsync_nif:open(NifConfig),
     rand:seed(exsss, {3, 14, 15}),
     Pool = [<<"k1">>, <<"k2">>, <<"x1">>, <<"x2">>, <<"0">>, <<"1">>, <<"2">>, <<"3">>,
             <<"STORE">>, <<"store">>, <<"STOREDIST">>, <<"DB">>, <<"LEFT">>, <<"-1">>],

@@ -155,7 +155,8 @@ direct_7_0_families(Config) ->
 direct_keys(Config, Filter) ->
     Server = ?config(server, Config),
     {ok, Opts} = nsync_opts:validate([{keys, Filter}]),
-    {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(Opts)),
+    {ok, NifConfig} = nsync_opts:nif_config(Opts),
+    {ok, Nif} = nsync_nif:open(NifConfig),
     put(mirror, nsync_mirror:new(direct_keys, 0)),
     put(unhandled, #{}),
     put(decisions, #{}),
@@ -267,8 +268,9 @@ link_case(Config, Opts) ->
                 ?assertEqual([], Mis),
                 ?assertMatch(#{unhandled := 0}, Status);
             {keys, Filters} ->
-                {ok, Nif} = nsync_nif:open(nsync_opts:nif_config(
-                                             element(2, nsync_opts:validate([{keys, Filters}])))),
+                {ok, FilterOpts} = nsync_opts:validate([{keys, Filters}]),
+                {ok, NifConfig} = nsync_opts:nif_config(FilterOpts),
+                {ok, Nif} = nsync_nif:open(NifConfig),
                 Keep = fun(K) -> nsync_nif:keeps(Nif, 0, K) end,
                 Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version, keep => Keep}),
                 report_mismatches(Mis),

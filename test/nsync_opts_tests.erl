@@ -72,19 +72,30 @@ not_a_proplist_test() ->
 user_needs_pass_test() ->
     ?assertEqual({error, {badarg, {user, <<"u">>}}}, nsync_opts:validate([{user, "u"}])).
 
+tls_and_master_timeout_test() ->
+    {ok, C} = nsync_opts:validate([{tls, [{verify, none}]}, {master_timeout, 2000}]),
+    ?assertMatch(#{tls := #{verify := none}, master_timeout := 2000}, C),
+    ?assertMatch({ok, #{tls := false, master_timeout := 60000}}, nsync_opts:validate([])),
+    ?assertEqual({error, {badarg, {tls, {verify, maybe}}}},
+                 nsync_opts:validate([{tls, [{verify, maybe}]}])),
+    ?assertEqual({error, {badarg, {master_timeout, 0}}},
+                 nsync_opts:validate([{master_timeout, 0}])).
+
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
-    ?assertEqual(#{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
-                   listening_port => 0, db => 0, keys => none, big_threshold => 64},
-                 nsync_opts:nif_config(C)),
+    ?assertEqual({ok, #{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
+                        master_timeout => 60000, listening_port => 0, db => 0, keys => none,
+                        big_threshold => 64, tls => undefined}}, nsync_opts:nif_config(C)),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:source(C)),
     %% a callback gets terms: no big values from the snapshot
     {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
-    ?assertMatch(#{big_threshold := off}, nsync_opts:nif_config(C2)),
+    ?assertMatch({ok, #{big_threshold := off}}, nsync_opts:nif_config(C2)),
     ?assertEqual({error, {badarg, {big_threshold, 0}}}, nsync_opts:validate([{big_threshold, 0}])),
     {ok, #{big_threshold := off}} = nsync_opts:validate([{big_threshold, off}]),
+    {ok, T} = nsync_opts:validate([{tls, [{cacertfile, "/nonexistent.pem"}]}]),
+    ?assertEqual({error, {tls, {cacertfile, enoent}}}, nsync_opts:nif_config(T)),
     {ok, F} = nsync_opts:validate([{keys, [{prefix, "a:"}]}]),
-    #{keys := #{prefixes := [<<"a:">>], patterns := [], commands := Table}} =
+    {ok, #{keys := #{prefixes := [<<"a:">>], patterns := [], commands := Table}}} =
         nsync_opts:nif_config(F),
     ?assertEqual(nsync_cmd:filter_table(), Table).
 
@@ -114,7 +125,7 @@ file_options_test() ->
     ?assertMatch(#{dump_key := <<"user:1">>, timeout := 5}, D),
     [?assertEqual({error, {badarg, O}}, nsync_opts:validate_file("f", [O]))
      || O <- [{host, "h"}, {port, 1}, {pass, "p"}, block, {block, false},
-              {connect_timeout, 5}, {key, 42}, {bogus, 1}]],
+              {connect_timeout, 5}, {master_timeout, 5}, {tls, []}, {key, 42}, {bogus, 1}]],
     [?assertEqual({error, {badarg, P}}, nsync_opts:validate_file(P, []))
      || P <- ["", <<>>, 42]],
     ?assertEqual({error, {badarg, "f"}}, nsync_opts:validate_file("dump", "f")).

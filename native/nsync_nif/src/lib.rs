@@ -14,6 +14,7 @@ mod error;
 mod filter;
 mod locks;
 mod status;
+mod tls;
 
 #[cfg(not(test))]
 mod atoms;

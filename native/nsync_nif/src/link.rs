@@ -17,7 +17,7 @@ use bytes::Bytes;
 use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
-use crate::config::{self, Source};
+use crate::config::{self, ConfigError, Source};
 use crate::conn::Master;
 use crate::encode::{atom_map, binary};
 use crate::error::LinkError;
@@ -54,7 +54,11 @@ fn open<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             };
             (atoms::ok(), ResourceArc::new(link)).encode(env)
         }
-        Err(key) => (atoms::error(), (atoms::badarg(), key)).encode(env),
+        Err(ConfigError::BadKey(key)) => (atoms::error(), (atoms::badarg(), key)).encode(env),
+        Err(ConfigError::Tls(err)) => {
+            let reason = (atoms::tls(), reason::tls_setup_error(env, &err)).encode(env);
+            (atoms::error(), reason).encode(env)
+        }
     }
 }
 

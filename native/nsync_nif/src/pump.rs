@@ -43,9 +43,6 @@ use crate::reason;
 use crate::shared::{Resumable, Shared};
 use crate::status::{Progress, Tally};
 
-/// A master silent for this long is gone (Redis's `repl-timeout`; masters
-/// send a PING every 10 s, and newlines while they prepare a snapshot).
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest wait (for bytes or credit) before the pump looks at the
 /// clock again; ACKs due sooner shorten it.
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -98,7 +95,9 @@ fn connect_and_pump(
     env: &mut OwnedEnv,
     resumable: &mut Resumable,
 ) -> LinkError {
-    let (conn, shutdown) = match Conn::connect(master, shared.config.connect_timeout) {
+    let config = &shared.config;
+    let (conn, shutdown) = match Conn::connect(master, config.connect_timeout, config.tls.as_ref())
+    {
         Ok(connected) => connected,
         Err(err) => return err,
     };
@@ -114,8 +113,13 @@ fn connect_and_pump(
         tally: &mut resumable.tally,
         silence: Duration::ZERO,
         drained: false,
+        heard: false,
     };
     match pump.run(env) {
+        // Not a byte from the master: a peer that is not one.
+        Err(err @ (LinkError::Eof | LinkError::Recv(_))) if !pump.heard => {
+            LinkError::NoAnswer(Box::new(err))
+        }
         Err(err) => err,
         Ok(never) => match never {},
     }
@@ -200,6 +204,8 @@ struct Pump<'s> {
     silence: Duration,
     /// The last read emptied the socket: nothing more right now.
     drained: bool,
+    /// The master sent something in this session.
+    heard: bool,
 }
 
 impl Pump<'_> {
@@ -230,6 +236,7 @@ impl Pump<'_> {
         match self.conn.receive(wait)? {
             Received::Data { bytes, drained } => {
                 self.replica.feed(bytes);
+                self.heard = true;
                 self.shared.status.read(bytes.len(), unix_now_ms());
                 self.silence = Duration::ZERO;
                 self.drained = drained;
@@ -237,7 +244,10 @@ impl Pump<'_> {
             }
             Received::Nothing => {
                 self.silence += started.elapsed();
-                if self.silence >= SILENCE_TIMEOUT {
+                // A master silent for `master_timeout` is gone (as for a
+                // replica's `repl-timeout`: masters PING every 10 s, and
+                // send newlines while they prepare a snapshot).
+                if self.silence >= self.shared.config.master_timeout {
                     return Err(LinkError::Recv(Posix::Atom("timeout")));
                 }
                 self.drained = true;
