@@ -10,11 +10,10 @@
 %%% for the helper before anyone can see the tables (`finish/1', at the
 %%% end of the load or when it is discarded). At most `?IN_FLIGHT' items
 %%% wait for the helper, so memory stays bounded as the pump's credit
-%%% bounds it. The helper watches the link and ends with it. The helper
-%%% tells the link of each item done with a message `{nsync_loader, Pid,
-%%% inserted}', which the link's process may get between batches and
-%%% ignore: the count the helper keeps in an atomic is what `insert/4'
-%%% and `finish/1' believe.
+%%% bounds it. The helper watches the link and ends with it. It counts
+%%% the items it has inserted in an atomic, and sends a message only to a
+%%% link that waits for one (a flag beside the count): no message of it
+%%% ever reaches the link's process between batches.
 -module(nsync_loader).
 
 -export([new/0, insert/4, finish/1]).
@@ -26,9 +25,8 @@
 
 -record(loader, {
           pid :: pid(),
-          %% items the helper has inserted (it counts them here, then says
-          %% so in a message, which the link's gen_server loop may take and
-          %% drop between batches: the count is what is believed)
+          %% 1: items the helper has inserted; 2: 1 while the link waits
+          %% for a message saying it inserted one more
           done :: atomics:atomics_ref(),
           %% items given to the helper
           sent = 0 :: non_neg_integer(),
@@ -43,7 +41,7 @@
 -spec new() -> loader().
 new() ->
     Link = self(),
-    Done = atomics:new(1, []),
+    Done = atomics:new(2, []),
     #loader{pid = spawn_link(fun() -> helper(erlang:monitor(process, Link), Link, Done) end),
             done = Done}.
 
@@ -69,16 +67,32 @@ finish(#loader{pid = Pid} = L) ->
 
 %%% ------------------------------------------------------------ internal
 
-%% Waits until at most Max items are in flight.
+%% Waits until at most Max items are in flight. The flag says the link
+%% waits: the helper takes it (exchange) and sends one message; if the
+%% count is enough after all, the link takes the flag back, or gets the
+%% message a helper that took it sends.
 wait(Max, #loader{pid = Pid, done = Done, sent = Sent} = L) ->
     case Sent - atomics:get(Done, 1) =< Max of
         true ->
             L;
         false ->
-            receive
-                {nsync_loader, Pid, inserted} -> wait(Max, L);
-                {'EXIT', Pid, Reason} -> exit(Reason)
+            atomics:put(Done, 2, 1),
+            case Sent - atomics:get(Done, 1) =< Max of
+                true ->
+                    case atomics:exchange(Done, 2, 0) of
+                        1 -> L;
+                        0 -> message(Pid), L
+                    end;
+                false ->
+                    message(Pid),
+                    wait(Max, L)
             end
+    end.
+
+message(Pid) ->
+    receive
+        {nsync_loader, Pid, inserted} -> ok;
+        {'EXIT', Pid, Reason} -> exit(Reason)
     end.
 
 helper(Monitor, Link, Done) ->
@@ -86,7 +100,10 @@ helper(Monitor, Link, Done) ->
         {insert, Tabs, DataRows, ExpiryRows} ->
             rows(Tabs, DataRows, ExpiryRows),
             atomics:add(Done, 1, 1),
-            Link ! {nsync_loader, self(), inserted},
+            case atomics:exchange(Done, 2, 0) of
+                1 -> Link ! {nsync_loader, self(), inserted};
+                0 -> ok
+            end,
             helper(Monitor, Link, Done);
         stop ->
             ok;
@@ -104,20 +121,18 @@ rows({Data, Exp}, DataRows, ExpiryRows) ->
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
 
-%% Every row lands, whichever process inserted it; the helper ends.
+%% Every row lands, whichever process inserted it; the helper ends and
+%% leaves no message behind.
 insert_test() ->
     Tabs = {ets:new(d, [set, public, {write_concurrency, true}]), ets:new(e, [set, public])},
-    %% the helper's messages taken by someone else between inserts (as
-    %% the link's gen_server loop does between batches) change nothing
-    Drop = fun() -> receive {nsync_loader, _, inserted} -> ok after 0 -> ok end end,
-    L = lists:foldl(fun(I, Acc) ->
-                            [Drop() || I rem 2 =:= 0],
-                            insert(Tabs, [{I, I}], [{I, 0, #{}} || I rem 3 =:= 0], Acc)
-                    end, new(), lists:seq(1, 100)),
+    L = lists:foldl(fun(I, Acc) -> insert(Tabs, [{I, I}], [{I, 0, #{}} || I rem 3 =:= 0], Acc) end,
+                    new(), lists:seq(1, 1000)),
     #loader{pid = Pid} = L,
     ok = finish(L),
-    ?assertEqual(lists:seq(1, 100), lists:sort([K || {K, _} <- ets:tab2list(element(1, Tabs))])),
-    ?assertEqual(33, ets:info(element(2, Tabs), size)),
+    ?assertEqual(lists:seq(1, 1000), lists:sort([K || {K, _} <- ets:tab2list(element(1, Tabs))])),
+    ?assertEqual(333, ets:info(element(2, Tabs), size)),
+    %% no message of the helper is left to the caller
+    ?assertEqual(none, receive Msg -> Msg after 100 -> none end),
     Ref = erlang:monitor(process, Pid),
     receive {'DOWN', Ref, process, Pid, _} -> ok after 1000 -> error(helper_alive) end.
 
