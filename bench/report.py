@@ -1146,9 +1146,10 @@ def main():
     sections = []
 
     def part(name, f):
-        n = len(goals)
+        n, t0 = len(goals), time.time()
         f()
         save_goals(name, goals[n:])
+        log("%s: done in %.0f s" % (name, time.time() - t0))
 
     def sync():
         rows = run_sync(goals)

@@ -91,15 +91,19 @@ fi
 # Big values: terms vs big values, and write storms to 1M-element values
 # beside a real replica.
 if has big; then
+    t0=$SECONDS
     bench/big.sh
+    echo "big: done in $((SECONDS - t0)) s" >&2
 fi
 
 # Lookups on the mirror beside GETs against the same master; growth with the
 # value size (32 B to 64 KB) beside a replica. Neither needs a data set.
 for p in reads growth; do
     if has "$p"; then
+        t0=$SECONDS
         rebar3 compile
         python3 "bench/$p.py" --write bench/RESULTS.md
+        echo "$p: done in $((SECONDS - t0)) s" >&2
     fi
 done
 
