@@ -41,7 +41,9 @@
                     db := db() | all,
                     %% lists, sets, zsets and hashes of more elements come
                     %% as big values (nsync_big)
-                    big_threshold := pos_integer() | off}.
+                    big_threshold := pos_integer() | off,
+                    %% the largest value (snapshot key, command) accepted
+                    max_value_bytes := pos_integer() | infinity}.
 -type master() :: #{host := binary(), port := inet:port_number()}.
 -type replid() :: binary().
 -type offset() :: integer().
@@ -96,6 +98,9 @@
       | {master, binary()}
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
       | {protocol, binary()}
+        %% a value over max_value_bytes: at least `bytes' bytes
+      | {too_large, #{key := binary() | undefined, bytes := non_neg_integer(),
+                      limit := pos_integer()}}
       | eof
         %% timeout: 60 s of silence
       | {recv, posix() | timeout}

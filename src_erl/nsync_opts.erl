@@ -25,6 +25,7 @@
                     db := non_neg_integer() | all,
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
+                    max_value_bytes := pos_integer() | infinity,
                     connect_timeout := pos_integer(),
                     hll_sparse_max_bytes := non_neg_integer(),
                     geo_formula := before_7_0 | since_7_0,
@@ -47,6 +48,7 @@
                     db => 0,
                     compressed => true,
                     big_threshold => 64,
+                    max_value_bytes => infinity,
                     connect_timeout => 5000,
                     hll_sparse_max_bytes => 3000,
                     geo_formula => since_7_0}).
@@ -77,12 +79,13 @@ validate(Opts) ->
 %% key given: the NIF has no defaults of its own.
 -spec nif_config(config()) -> nsync_nif:config().
 nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db,
-             callback := Callback, big_threshold := Big}) ->
+             callback := Callback, big_threshold := Big, max_value_bytes := MaxValue}) ->
     %% Snapshot values over the threshold come as big values for the
     %% default mirror; a callback gets every value as a term.
     #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
       listening_port => 0, db => Db,
-      big_threshold => case Callback of default -> Big; _ -> off end}.
+      big_threshold => case Callback of default -> Big; _ -> off end,
+      max_value_bytes => MaxValue}.
 
 %% @doc The master the options name (`nsync_nif:start/2').
 -spec master(config()) -> nsync_nif:master().
@@ -110,6 +113,8 @@ option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout 
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
+option({max_value_bytes, infinity}, C) -> C#{max_value_bytes => infinity};
+option({max_value_bytes, N}, C) when is_integer(N), N > 0 -> C#{max_value_bytes => N};
 option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
 option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).

@@ -75,10 +75,18 @@ user_needs_pass_test() ->
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
     ?assertEqual(#{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
-                   listening_port => 0, db => 0, big_threshold => 64}, nsync_opts:nif_config(C)),
+                   listening_port => 0, db => 0, big_threshold => 64,
+                   max_value_bytes => infinity}, nsync_opts:nif_config(C)),
     %% a callback gets terms: no big values from the snapshot
     {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
     ?assertMatch(#{big_threshold := off}, nsync_opts:nif_config(C2)),
     ?assertEqual({error, {badarg, {big_threshold, 0}}}, nsync_opts:validate([{big_threshold, 0}])),
     {ok, #{big_threshold := off}} = nsync_opts:validate([{big_threshold, off}]),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:master(C)).
+
+max_value_bytes_test() ->
+    {ok, C} = nsync_opts:validate([{max_value_bytes, 1 bsl 20}]),
+    ?assertMatch(#{max_value_bytes := 1048576}, nsync_opts:nif_config(C)),
+    {ok, #{max_value_bytes := infinity}} = nsync_opts:validate([{max_value_bytes, infinity}]),
+    [?assertEqual({error, {badarg, O}}, nsync_opts:validate([O]))
+     || O <- [{max_value_bytes, 0}, {max_value_bytes, -1}, {max_value_bytes, "1"}]].

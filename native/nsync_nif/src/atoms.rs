@@ -16,6 +16,8 @@ rustler::atoms! {
     db,
     big_threshold,
     off,
+    max_value_bytes,
+    infinity,
     host,
     port,
     // items
@@ -73,6 +75,9 @@ rustler::atoms! {
     auth,
     rdb,
     protocol,
+    too_large,
+    key,
+    limit,
     owner_gone,
     internal,
     // pump sessions

@@ -41,8 +41,10 @@ pub struct LinkConfig {
 
 /// Decodes `#{user := binary() | undefined, pass := binary() | undefined,
 /// connect_timeout := pos_integer() (ms), listening_port := 0..65535,
-/// db := non_neg_integer() | all, big_threshold := pos_integer() | off}`. The error names the offending or
-/// missing key (`config` when the term is not a map with atom keys).
+/// db := non_neg_integer() | all, big_threshold := pos_integer() | off,
+/// max_value_bytes := pos_integer() | infinity}`. The error names the
+/// offending or missing key (`config` when the term is not a map with atom
+/// keys).
 pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut user = None;
     let mut pass = None;
@@ -50,6 +52,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut listening_port = None;
     let mut dbs = None;
     let mut big_threshold = None;
+    let mut max_value_bytes = None;
     for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
         if key == atoms::user() {
@@ -65,6 +68,8 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
             dbs = Some(db_filter(value).ok_or(key)?);
         } else if key == atoms::big_threshold() {
             big_threshold = Some(threshold(value).ok_or(key)?);
+        } else if key == atoms::max_value_bytes() {
+            max_value_bytes = Some(limit(value).ok_or(key)?);
         } else {
             return Err(key);
         }
@@ -79,6 +84,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
             user,
             pass,
             listening_port: listening_port.ok_or_else(atoms::listening_port)?,
+            max_value_bytes: max_value_bytes.ok_or_else(atoms::max_value_bytes)?,
         },
         connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
         dbs: dbs.ok_or_else(atoms::db)?,
@@ -124,6 +130,14 @@ fn threshold(term: Term) -> Option<Option<usize>> {
         return Some(None);
     }
     term.decode::<usize>().ok().filter(|&n| n > 0).map(Some)
+}
+
+/// A positive size (`Some(Some(n))`) or `infinity` (`Some(None)`).
+fn limit(term: Term) -> Option<Option<u64>> {
+    if term.decode::<Atom>().ok() == Some(atoms::infinity()) {
+        return Some(None);
+    }
+    term.decode::<u64>().ok().filter(|&n| n > 0).map(Some)
 }
 
 fn db_filter(term: Term) -> Option<DbFilter> {

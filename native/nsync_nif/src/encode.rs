@@ -72,9 +72,10 @@ pub fn item<'a>(env: Env<'a>, event: &Event) -> Option<Term<'a>> {
             (atoms::load_eof(), replid_term(env, replid), *offset).encode(env)
         }
         Event::Command { db, args } => {
-            let (name, rest) = args.split_first()?;
-            let args = list(env, rest, |a| binary(env, a));
-            (atoms::cmd(), *db, lowercase_binary(env, name), args).encode(env)
+            let mut args = args.iter();
+            let name = lowercase_binary(env, args.next()?);
+            let args: Vec<Term> = args.map(|a| binary(env, a)).collect();
+            (atoms::cmd(), *db, name, args).encode(env)
         }
         Event::Key(_) | Event::Function(_) => return None,
     };
