@@ -23,8 +23,9 @@
 -module(nsync_nif).
 
 -export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1]).
-%% Values the mirror computes as Redis does (nsync_core's hll and geo).
--export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3]).
+%% Values the mirror computes as Redis does (nsync_core's hll, geo, digest).
+-export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3,
+         string_digest/1]).
 %% big values (see nsync_big)
 -export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
@@ -36,6 +37,9 @@
 -type config() :: #{user := binary() | undefined,
                     pass := binary() | undefined,
                     connect_timeout := pos_integer(),
+                    %% no byte for this long (ms): the master is gone
+                    master_timeout := pos_integer(),
+                    tls := tls_config() | undefined,
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
                     db := db() | all,
@@ -44,6 +48,8 @@
                     big_threshold := pos_integer() | off,
                     %% the largest value (snapshot key, command) accepted
                     max_value_bytes := pos_integer() | infinity}.
+%% TLS settings with PEM bytes (`system': the roots built in).
+-type tls_config() :: nsync_tls:loaded().
 -type master() :: #{host := binary(), port := inet:port_number()}.
 -type replid() :: binary().
 -type offset() :: integer().
@@ -92,8 +98,16 @@
 %% Why a session ended:
 -type reason() ::
         {connect, posix() | nxdomain}
+        %% TLS failed: unknown_ca, certificate_expired, hostname_mismatch,
+        %% timeout (handshake), eof, {alert, Name}, {bad_certificate, Msg}, ...
+      | {tls, term()}
+        %% the connection ended before the master sent a byte (Why: eof,
+        %% {recv, Posix}): not a Redis server, or a TLS port without TLS
+      | {no_answer, eof | {recv, posix() | timeout}}
         %% wrong or missing password: retrying will not help
       | {auth, binary()}
+        %% the user may not replicate (-NOPERM to PSYNC, no +psync)
+      | {noperm, binary()}
         %% an error line, e.g. `<<"-LOADING ...">>': retry later
       | {master, binary()}
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
@@ -102,7 +116,7 @@
       | {too_large, #{key := binary() | undefined, bytes := non_neg_integer(),
                       limit := pos_integer()}}
       | eof
-        %% timeout: 60 s of silence
+        %% timeout: master_timeout of silence
       | {recv, posix() | timeout}
       | {send, posix()}
         %% a bug; the next session starts over with a full sync
@@ -126,7 +140,7 @@
                   last_read := integer() | undefined,
                   credit_exhausted := boolean(),
                   last_error := reason() | undefined}.
--export_type([link/0, session/0, config/0, master/0, item/0, reason/0, message/0,
+-export_type([link/0, session/0, config/0, tls_config/0, master/0, item/0, reason/0, message/0,
               link_state/0, info/0]).
 
 init() ->
@@ -141,8 +155,10 @@ init() ->
 %% @doc Creates a link; it connects when a session starts (`start/2').
 %% Every key of the config is required (nsync_opts fills in the defaults);
 %% `{error, {badarg, Key}}' names a bad, unknown or missing key,
-%% `{error, {badarg, config}}' a term that is not a map.
--spec open(config()) -> {ok, link()} | {error, {badarg, atom()}}.
+%% `{error, {badarg, config}}' a term that is not a map, `{error, {tls,
+%% Reason}}' TLS settings rustls cannot use (e.g. `{no_certificates,
+%% cacerts}', `{bad_pem, cert}', `{no_private_key, key}').
+-spec open(config()) -> {ok, link()} | {error, {badarg, atom()} | {tls, term()}}.
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Starts a session: a pump thread resolves and connects to `Master'
@@ -253,3 +269,9 @@ hll_pfmerge(_Dest, _Sources, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded
                 before_7_0 | since_7_0) ->
           {ok, [{float(), binary()}]} | {error, no_such_member | badarg | {badarg, string()}}.
 geo_store(_Command, _ZSet, _Formula) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The digest of a string value that Redis 8.4's `DIGEST' returns and
+%% `SET'/`DELEX' `IFDEQ|IFDNE' compare: its XXH3-64 hash as 16 lowercase
+%% hexadecimal digits.
+-spec string_digest(binary()) -> <<_:128>>.
+string_digest(_Value) -> erlang:nif_error(nif_not_loaded).

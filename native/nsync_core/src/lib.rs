@@ -1,6 +1,7 @@
 //! nsync_core: the pure-Rust heart of nsync, usable without a VM.
 //!
 //! - [`big`]: compact values for big keys of a mirror, changed in place.
+//! - [`digest`]: the XXH3 digest of a string value (Redis 8.4's DIGEST, IFDEQ).
 //! - [`geo`]: the GEO searches that store their result, as Redis computes them.
 //! - [`hll`]: Redis's HyperLogLog strings, byte for byte (PFADD, PFMERGE, PFCOUNT).
 //! - [`rdb`]: a streaming RDB (snapshot) parser for Redis 2.x–8.x and Valkey.
@@ -8,6 +9,7 @@
 //! - [`repl`]: the replica side of the replication protocol, sans I/O.
 
 pub mod big;
+pub mod digest;
 pub mod geo;
 pub mod hll;
 pub mod rdb;
