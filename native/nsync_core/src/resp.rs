@@ -106,6 +106,11 @@ impl Args {
             left: self.count,
         }
     }
+
+    /// The arguments as `Bytes` that share the wire buffer (no copy).
+    pub fn to_bytes(&self) -> Vec<Bytes> {
+        self.iter().map(|arg| self.wire.slice_ref(arg)).collect()
+    }
 }
 
 impl fmt::Debug for Args {

@@ -107,6 +107,9 @@ pub enum RdbError {
         limit: u64,
         offset: u64,
     },
+    /// The input (a file) ended inside the snapshot, at this offset.
+    #[error("snapshot cut short at offset {offset}")]
+    Truncated { offset: u64 },
 }
 
 impl RdbError {
@@ -122,6 +125,7 @@ impl RdbError {
             RdbError::TooLarge { .. } => "too_large",
             RdbError::Unsupported { .. } => "unsupported",
             RdbError::ValueTooLarge { .. } => "value_too_large",
+            RdbError::Truncated { .. } => "truncated",
         }
     }
 
@@ -136,7 +140,8 @@ impl RdbError {
             | RdbError::Corrupt { offset, .. }
             | RdbError::TooLarge { offset, .. }
             | RdbError::Unsupported { offset, .. }
-            | RdbError::ValueTooLarge { offset, .. } => *offset,
+            | RdbError::ValueTooLarge { offset, .. }
+            | RdbError::Truncated { offset } => *offset,
         }
     }
 }
