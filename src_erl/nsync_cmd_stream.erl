@@ -6,15 +6,21 @@
 -module(nsync_cmd_stream).
 
 -export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3, xdelex/3, xackdel/3]).
--export([parse_id/1]).
-%% parse_id/1 is also how the test workload reads a master's stream ids.
--ignore_xref([{parse_id, 1}]).
+-export([parse_id/1, xadd_parts/1, xtrim_parts/1, refs_and_ids/1]).
+%% parse_id/1 is also how the test workload reads a master's stream ids;
+%% the *_parts functions are how nsync_cmd_big reads these arguments.
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, value/2, put_keep/3]).
+
+-export_type([trim/0, refs/0]).
 
 -type store() :: nsync_cmd_lib:store().
 -type result() :: nsync_cmd_lib:result().
 -type id() :: {non_neg_integer(), non_neg_integer()}.
+-type trim() :: {maxlen, integer()} | {minid, id()}.
+%% A trim: down to a length, or below an id.
+-type refs() :: keepref | delref | acked.
+%% What deleting entries does to the groups' references to them.
 
 %% The metadata of a new, empty stream.
 empty_meta() ->
@@ -62,6 +68,18 @@ xadd([K | Rest], S, Now) ->
             {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none),
                             maps:get(refs, Opts, keepref)),
             {ok, put(K, E3, M3, S)}
+    end.
+
+%% @doc XADD's arguments after the key as the arguments of an XADD
+%% without its trim, and that trim (`none' if it has none): an XADD with a
+%% trim is the XADD without it, then the trim.
+-spec xadd_parts([binary()]) -> {[binary()], {trim(), refs()} | none}.
+xadd_parts(Args) ->
+    {Opts, IdFVs} = xadd_opts(Args, #{}),
+    Add = [<<"NOMKSTREAM">> || is_map_key(nomkstream, Opts)] ++ IdFVs,
+    case Opts of
+        #{trim := Trim} -> {Add, {Trim, maps:get(refs, Opts, keepref)}};
+        _ -> {Add, none}
     end.
 
 xadd_opts([A | Rest] = Args, O) ->
@@ -196,7 +214,9 @@ xackdel([K, G | Rest], S, _) ->
             end
     end.
 
-%% `[KEEPREF|DELREF|ACKED] IDS n id ...': the strategy and the parsed ids.
+%% @doc `[KEEPREF|DELREF|ACKED] IDS n id ...': the strategy and the parsed
+%% ids.
+-spec refs_and_ids([binary()]) -> {refs(), [id()]}.
 refs_and_ids(Args) ->
     {Opts, [_Ids, N | Ids]} = lists:splitwith(fun(A) -> lower(A) =/= <<"ids">> end, Args),
     Refs = case [lower(O) || O <- Opts] of
@@ -209,18 +229,24 @@ refs_and_ids(Args) ->
 
 %% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n] [KEEPREF|DELREF].
 -spec xtrim([binary()], store(), integer()) -> result().
-xtrim([K, Strategy | Rest], S, _) ->
+xtrim([K | Args], S, _) ->
     case get(K, S) of
         none -> {ok, S};
         {E, M} ->
-            {Thr, Opts} = case Rest of
-                              [X, T | O] when X =:= <<"=">>; X =:= <<"~">> -> {T, O};
-                              [T | O] -> {T, O}
-                          end,
-            {#{refs := Refs}, _} = xadd_opts(Opts ++ [<<"end">>], #{refs => keepref}),
-            {E2, M2} = trim(E, M, trim_spec(lower(Strategy), Thr), Refs),
+            {Spec, Refs} = xtrim_parts(Args),
+            {E2, M2} = trim(E, M, Spec, Refs),
             {ok, put(K, E2, M2, S)}
     end.
+
+%% @doc XTRIM's arguments after the key: the trim and the strategy.
+-spec xtrim_parts([binary()]) -> {trim(), refs()}.
+xtrim_parts([Strategy | Rest]) ->
+    {Thr, Opts} = case Rest of
+                      [X, T | O] when X =:= <<"=">>; X =:= <<"~">> -> {T, O};
+                      [T | O] -> {T, O}
+                  end,
+    {#{refs := Refs}, _} = xadd_opts(Opts ++ [<<"end">>], #{refs => keepref}),
+    {trim_spec(lower(Strategy), Thr), Refs}.
 
 %% @doc XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id].
 -spec xsetid([binary()], store(), integer()) -> result().
