@@ -268,18 +268,18 @@ xsetid_opts([], M) -> M.
 group_id(<<"$">>, M) -> maps:get(last_id, M);
 group_id(I, _) -> parse_id(I).
 
-entries_read(Opts, Default) ->
-    case [lower(O) || O <- Opts] of
-        _ when Opts =:= [] -> Default;
-        _ -> entries_read_(Opts, Default)
-    end.
-
-entries_read_([O, V | Rest], D) ->
+%% A group's entries-read counter: ENTRIESREAD's, else unknown
+%% (`undefined', Redis's -1, even for `$' as t_stream.c creates groups).
+entries_read([O, V | Rest]) ->
     case lower(O) of
-        <<"entriesread">> -> to_int(V);
-        _ -> entries_read_([V | Rest], D)
+        <<"entriesread">> ->
+            case to_int(V) of
+                -1 -> undefined;
+                N -> N
+            end;
+        _ -> entries_read([V | Rest])
     end;
-entries_read_(_, D) -> D.
+entries_read(_) -> undefined.
 
 update_group(G, M, F) ->
     Gs = maps:get(groups, M, []),
@@ -297,7 +297,7 @@ xgroup([Sub, K | Rest], S, Now) ->
                 _ ->
                     {E, M} = case Cur of none -> {[], empty_meta()}; _ -> Cur end,
                     Group = #{name => G, last_delivered_id => group_id(Id, M),
-                              entries_read => entries_read(Opts, case Id of <<"$">> -> maps:get(entries_added, M); _ -> -1 end),
+                              entries_read => entries_read(Opts),
                               pending => [], consumers => []},
                     Gs = maps:get(groups, M, []),
                     case lists:any(fun(X) -> maps:get(name, X) =:= G end, Gs) of
@@ -309,7 +309,7 @@ xgroup([Sub, K | Rest], S, Now) ->
         {<<"setid">>, {E, M}, [G, Id | Opts]} ->
             {ok, put(K, E, update_group(G, M, fun(X) ->
                                                      X#{last_delivered_id => group_id(Id, M),
-                                                        entries_read => entries_read(Opts, -1)}
+                                                        entries_read => entries_read(Opts)}
                                              end), S)};
         {<<"destroy">>, {E, M}, [G]} ->
             {ok, put(K, E, M#{groups => [X || X <- maps:get(groups, M, []), maps:get(name, X) =/= G]}, S)};

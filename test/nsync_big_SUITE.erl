@@ -406,10 +406,12 @@ streams_from_the_snapshot(Config) ->
     TB = nsync:tid(streams_big),
     ?assert(is_big(TB, <<"x">>)),
     ?assertNot(is_big(TS, <<"x">>)),
-    [{_, {stream, Entries, #{groups := [G1, _]}}}] = nsync:lookup(TB, <<"x">>),
+    [{_, {stream, Entries, #{groups := [G1, G2]}}}] = nsync:lookup(TB, <<"x">>),
     ?assertEqual(298, length(Entries)),
     ?assertMatch(#{name := <<"g1">>, consumers := [#{name := <<"alice">>}, #{name := <<"bob">>}]}, G1),
     ?assertEqual(25, length(maps:get(pending, G1))),
+    %% created at `$': its entries-read is unknown (-1 in the RDB)
+    ?assertMatch(#{name := <<"g2">>, entries_read := undefined}, G2),
     ?assertEqual(nsync:lookup(TS, <<"x">>), nsync:lookup(TB, <<"x">>)),
     _ = C([<<"XACK">>, <<"x">>, <<"g1">>, <<"2-2">>, <<"3-0">>]),
     _ = C([<<"XADD">>, <<"x">>, <<"MAXLEN">>, <<"250">>, <<"1000-0">>, <<"f">>, <<"last">>]),

@@ -10,7 +10,7 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
-         link_7_0_big/1,
+         link_7_0_big/1, link_valkey_big/1,
          link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
          link_valkey_diskless/1, settings_hll_7_0/1, settings_geo_6_2/1]).
 
@@ -24,7 +24,7 @@ all() ->
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
     [{link, [], [link_7_0_disk, link_7_0_big, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
-                  link_valkey_disk, link_valkey_diskless]}].
+                  link_valkey_disk, link_valkey_diskless, link_valkey_big]}].
 
 -spec init_per_suite(list()) -> list().
 init_per_suite(Config) ->
@@ -50,7 +50,8 @@ init_per_testcase(Case, Config) ->
                               link_6_2_disk -> {'6.2', false};
                               link_6_2_diskless -> {'6.2', true};
                               link_valkey_disk -> {valkey, false};
-                              link_valkey_diskless -> {valkey, true}
+                              link_valkey_diskless -> {valkey, true};
+                              link_valkey_big -> {valkey, false}
                           end,
     case lists:member(Version, nsync_test_redis:available_versions()) of
         false -> {skip, {no_redis, Version}};
@@ -139,6 +140,10 @@ link_valkey_disk(Config) -> link_case(Config).
 %% @doc Valkey 8.1, diskless sync.
 -spec link_valkey_diskless(list()) -> ok.
 link_valkey_diskless(Config) -> link_case(Config).
+%% @doc As link_7_0_big with Valkey 8.1: streams, their groups and
+%% metadata (XINFO STREAM FULL) equal the master's as big values.
+-spec link_valkey_big(list()) -> ok.
+link_valkey_big(Config) -> link_case(Config, [{big_threshold, 4}]).
 
 link_case(Config) -> link_case(Config, []).
 
