@@ -65,8 +65,7 @@ pub enum StreamError {
 }
 
 /// A number of the metadata, groups and consumers: a snapshot gives a
-/// `u64` (Redis's -1 reads as `u64::MAX` there), a handler any integer
-/// (-1 for "not known").
+/// `u64`, a handler any integer (an unknown entries-read is `None`).
 pub type Int = i128;
 
 /// The stream's metadata (DESIGN.md's `Meta` without its groups); `None`
