@@ -31,7 +31,7 @@
           %% the link's `name' option, under which its tables are found
           %% again after a crash
           link_name :: atom(),
-          db :: non_neg_integer() | all,
+          db :: nsync_mirror:dbspec(),
           compressed :: boolean(),
           %% the master's settings the mirrors follow (nsync_mirror:new/4)
           settings :: map(),
@@ -51,7 +51,7 @@
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
 %% with `compressed' data tables or not, following the master's `Settings'
 %% (see `nsync_mirror:new/4').
--spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+-spec new(nsync_mirror:dbspec(), boolean(), map()) -> tables().
 new(Db, Compressed, Settings) ->
     #tables{link_name = undefined, db = Db, compressed = Compressed, settings = Settings}.
 

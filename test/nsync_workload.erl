@@ -12,7 +12,8 @@
 %%%
 %%% `compare/3' reads every key back (SCAN, TYPE, GET/LRANGE/SMEMBERS/ZRANGE
 %%% WITHSCORES/HGETALL/XRANGE + XINFO STREAM FULL, PEXPIRETIME or PTTL) and returns the
-%%% mismatches with the mirror's tables.
+%%% mismatches with the mirror's tables (only of the keys its `keep' fun
+%%% admits, if given: a mirror with a key filter).
 -module(nsync_workload).
 
 -export([run/2, compare/3, may_be_absent/1, pairs/1]).
@@ -146,6 +147,9 @@ direct(Db, [Cmd0 | Args] = C, Reply, Server, #{hook := Hook}) ->
                {<<"incrbyfloat">>, [IK, _]} -> [[<<"set">>, IK, Reply, <<"KEEPTTL">>]];
                {<<"hincrbyfloat">>, [HK, F, _]} -> [[<<"hset">>, HK, F, Reply]];
                {<<"xadd">>, _} when Reply =:= undefined -> [];
+               %% not propagated when they fail (a key filter relies on it)
+               {<<"msetnx">>, _} when Reply =:= 0 -> [];
+               {<<"renamenx">>, _} when Reply =:= 0 -> [];
                {<<"xadd">>, [XK | _]} ->
                    [[<<"xadd">>, XK | [case A of <<"*">> -> Reply; _ -> A end || A <- tl(Args)]]];
                _ -> [C]
@@ -526,7 +530,8 @@ compare(Server, Tid, Opts) ->
     {ok, Sock} = nsync_test_redis:connect(Server),
     try
         Keys = scan(Sock, <<"0">>, []),
-        Master = lists:usort(Keys),
+        Keep = maps:get(keep, Opts, fun(_) -> true end),
+        Master = lists:usort([K || K <- Keys, Keep(K)]),
         Mis1 = lists:append([cmp_key(Sock, Tid, K, Version) || K <- Master]),
         MasterSet = maps:from_list([{K, x} || K <- Master]),
         Extra = [{extra_in_mirror, K, V} || {K, _} <- ets:tab2list(Tid),
