@@ -372,7 +372,7 @@ xclaim([K, G, C, _MinIdle | Rest], S, Now) ->
                         case Opts of
                             #{lastid := L} ->
                                 case L > maps:get(last_delivered_id, Grp) of
-                                    true -> Grp#{last_delivered_id => L};
+                                    true -> Grp#{last_delivered_id => L, entries_read => read_to(Grp, L, M)};
                                     false -> Grp
                                 end;
                             _ -> Grp
@@ -380,6 +380,51 @@ xclaim([K, G, C, _MinIdle | Rest], S, Now) ->
                 end,
             {ok, put(K, E, update_group(G, M, F), S)}
     end.
+
+%% A group's entries-read counter once it has read up to `Id', as
+%% XREADGROUP's loop in t_stream.c counts it: one more when the counter is
+%% known and no deleted entry may lie after `Id', else the master's
+%% estimate. Only XREADGROUP moves the last id forward with LASTID (as the
+%% XCLAIM it is propagated as): a Redis 7.0 replica leaves the counter
+%% unknown there, while the master counts, and Valkey propagates the
+%% count afterwards (XGROUP SETID ... ENTRIESREAD).
+read_to(G, Id, M) ->
+    Read = maps:get(entries_read, G, undefined),
+    case {is_integer(Read) andalso not has_tombstones(Id, M), maps:get(entries_added, M, undefined)} of
+        {true, _} -> Read + 1;
+        {false, Added} when is_integer(Added), Added > 0 -> estimate_read(Id, M);
+        _ -> Read
+    end.
+
+%% streamRangeHasTombstones(s, Id, NULL): a deleted entry may lie at or
+%% after `Id'.
+has_tombstones(Id, M) ->
+    case M of
+        #{length := Len, max_deleted_id := Del, first_id := First}
+          when Len > 0, Del =/= undefined, Del =/= {0, 0}, First =/= undefined ->
+            First =< Del andalso Id =< Del;
+        _ -> false
+    end.
+
+%% streamEstimateDistanceFromFirstEverEntry(s, Id): the number of entries
+%% added up to `Id', or `undefined' when deletions hide it.
+estimate_read(Id, #{entries_added := Added, length := Len, last_id := Last} = M) when is_integer(Added) ->
+    First = maps:get(first_id, M, undefined),
+    Del = maps:get(max_deleted_id, M, undefined),
+    if
+        Len =:= 0, Id =< Last -> Added;
+        Id =:= Last -> Added;
+        Id > Last -> undefined;
+        First =:= undefined -> undefined;
+        Del =:= undefined; Del =:= {0, 0}; Del < First ->
+            if
+                Id < First -> Added - Len;
+                Id =:= First -> Added - Len + 1;
+                true -> undefined
+            end;
+        true -> undefined
+    end;
+estimate_read(_, _) -> undefined.
 
 is_id(A) ->
     try parse_id(A), true
@@ -479,6 +524,30 @@ group_test_() ->
                    value(<<"s">>, xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>, <<"MKSTREAM">>], #{})))].
 
 xg(Args, S) -> {ok, R} = xgroup(Args, S, 5000), R.
+
+%% A group's entries-read: unknown when created (even at `$') or set
+%% without ENTRIESREAD; XREADGROUP's propagated XCLAIM ... LASTID counts
+%% as the master does (one more, or estimated from the stream's counters;
+%% unknown when a deletion may lie after the id).
+entries_read_test_() ->
+    S0 = three(),
+    Read = fun(S) -> [#{entries_read := R}] = maps:get(groups, meta(S)), R end,
+    Claim = fun(Id, S) -> run(xclaim, [<<"g">>, <<"alice">>, <<"0">>, Id, <<"TIME">>, <<"7">>, <<"RETRYCOUNT">>,
+                                       <<"1">>, <<"FORCE">>, <<"JUSTID">>, <<"LASTID">>, Id], S)
+            end,
+    At0 = xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"0">>], S0),
+    [?_assertEqual(undefined, Read(xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>], S0))),
+     ?_assertEqual(undefined, Read(At0)),
+     ?_assertEqual(2, Read(xg([<<"SETID">>, <<"s">>, <<"g">>, <<"0">>, <<"ENTRIESREAD">>, <<"2">>], At0))),
+     ?_assertEqual(undefined, Read(xg([<<"SETID">>, <<"s">>, <<"g">>, <<"0">>, <<"ENTRIESREAD">>, <<"-1">>], At0))),
+     %% estimated at the first entry, then counted
+     ?_assertEqual(1, Read(Claim(<<"1-1">>, At0))),
+     ?_assertEqual(2, Read(Claim(<<"2-0">>, Claim(<<"1-1">>, At0)))),
+     %% the last entry's count is entries-added
+     ?_assertEqual(3, Read(Claim(<<"3-5">>, At0))),
+     %% after a deletion past the first entry, unknown until the last one
+     ?_assertEqual(undefined, Read(Claim(<<"1-1">>, run(xdel, [<<"2-0">>], At0)))),
+     ?_assertEqual(3, Read(Claim(<<"3-5">>, Claim(<<"1-1">>, run(xdel, [<<"2-0">>], At0)))))].
 
 %% Redis 8.2: deleting entries with or without their group references.
 refs_test_() ->
