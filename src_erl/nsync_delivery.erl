@@ -85,7 +85,7 @@ set_run(_Db, Rest, Acc) -> {lists:reverse(Acc), Rest}.
 %% @doc Delivers one item of a batch.
 -spec item(item(), delivery()) -> delivery().
 item({sets, Db, Rows}, D) ->
-    apply_with(D#delivery.name, fun(M) -> nsync_mirror:apply_sets(M, Db, Rows) end, D);
+    apply_with(D#delivery.name, fun(M) -> nsync_apply:apply_sets(M, Db, Rows) end, D);
 item({keys, Db, DataRows, ExpiryRows, BigHashes}, D) ->
     keys(Db, DataRows, ExpiryRows, BigHashes, D);
 item({cmd, Db, Cmd, Args}, D) ->
@@ -225,7 +225,7 @@ apply_cmd(Route, Db, Cmd, Args, Filtered, #delivery{tables = T} = D) ->
     end.
 
 apply_to(Name, Db, Cmd, Args, Filtered, D) ->
-    apply_with(Name, fun(M) -> nsync_mirror:apply_cmd(M, Db, Cmd, Args, Filtered) end, D).
+    apply_with(Name, fun(M) -> nsync_apply:apply_cmd(M, Db, Cmd, Args, Filtered) end, D).
 
 apply_with(Name, Apply, #delivery{tables = T} = D) ->
     case nsync_tables:live(Name, T) of
