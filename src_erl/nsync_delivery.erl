@@ -207,7 +207,7 @@ apply_cmd(Route, Db, Cmd, Args, Filtered, #delivery{tables = T} = D) ->
 apply_to(Name, Db, Cmd, Args, Filtered, #delivery{tables = T} = D) ->
     case nsync_tables:live(Name, T) of
         {ok, Mirror, T1} ->
-            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
+            case nsync_apply:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
                 {ok, Mirror1} ->
                     D#delivery{tables = nsync_tables:update(Name, Mirror, Mirror1, T1)};
                 {unhandled, What, Mirror1} ->
