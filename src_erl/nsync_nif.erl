@@ -22,7 +22,7 @@
 %%% caller has handled, since a batch's facts are published by its `ack/2'.
 -module(nsync_nif).
 
--export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1]).
+-export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1, key_slot/1]).
 
 -on_load(init/0).
 
@@ -170,3 +170,9 @@ close(_Link) -> erlang:nif_error(nif_not_loaded).
 -spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
                                | {error, {rdb, atom(), non_neg_integer()}}.
 decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The Redis Cluster hash slot of `Key' (0..16383), as `CLUSTER
+%% KEYSLOT' computes it: CRC16 of the key, or of its hash tag (the bytes
+%% between the first `{' and the first `}' after it, if any).
+-spec key_slot(binary()) -> 0..16383.
+key_slot(_Key) -> erlang:nif_error(nif_not_loaded).

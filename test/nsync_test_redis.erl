@@ -15,7 +15,7 @@
 
 -export([start/1, stop/1, port/1, version/1, dir/1, os_pid/1,
          cmd/2, connect/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
-         info/2, available_versions/0, binary/1, project_root/0]).
+         info/2, available_versions/0, binary/1, cli/1, project_root/0]).
 
 -export_type([server/0, reply/0, version/0]).
 
@@ -46,8 +46,8 @@
 
 %%% ------------------------------------------------------------------ API
 
-%% @doc Starts a redis-server on a free loopback port in a fresh temp dir and
-%% waits until it answers PING.
+%% @doc Starts a redis-server on a free loopback port (or `port' when the
+%% options give one) in a fresh temp dir and waits until it answers PING.
 -spec start(map()) -> {ok, server()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Version = maps:get(version, Opts, '7.0'),
@@ -165,6 +165,21 @@ binary(valkey) ->
 binary(Other) ->
     {error, {unknown_version, Other}}.
 
+%% @doc The command-line client beside a version's server binary
+%% (`redis-cli', or `valkey-cli' for Valkey), e.g. for `--cluster create'.
+-spec cli(version()) -> {ok, file:filename()} | {error, term()}.
+cli(Version) ->
+    case binary(Version) of
+        {ok, Server} ->
+            Name = case filename:basename(Server) of
+                       "valkey-server" -> "valkey-cli";
+                       _ -> "redis-cli"
+                   end,
+            first_existing([filename:join(filename:dirname(Server), Name)], Version);
+        {error, _} = E ->
+            E
+    end.
+
 %% @doc The project root: $NSYNC_ROOT, or the first directory holding both
 %% rebar.config and Cargo.toml above this module's beam or the cwd.
 -spec project_root() -> {ok, file:filename()} | error.
@@ -213,7 +228,7 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
                P -> iolist_to_binary(P)
            end,
     Dir = make_temp_dir(),
-    TcpPort = free_port(),
+    TcpPort = maps:get(port, Opts, free_port()),
     Args = server_args(TcpPort, Dir, Pass, Opts),
     Port = open_port({spawn_executable, "/bin/sh"},
                      [{args, ["-c", ?WRAPPER, Bin | Args]},

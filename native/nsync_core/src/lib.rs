@@ -1,11 +1,13 @@
 //! nsync_core: the pure-Rust heart of nsync, usable without a VM.
 //!
+//! - [`cluster`]: Redis Cluster's key hash slots (CRC16, hash tags).
 //! - [`geo`]: the GEO searches that store their result, as Redis computes them.
 //! - [`hll`]: Redis's HyperLogLog strings, byte for byte (PFADD, PFMERGE, PFCOUNT).
 //! - [`rdb`]: a streaming RDB (snapshot) parser for Redis 2.x–8.x and Valkey.
 //! - [`resp`]: a streaming parser for the replication command stream.
 //! - [`repl`]: the replica side of the replication protocol, sans I/O.
 
+pub mod cluster;
 pub mod geo;
 pub mod hll;
 pub mod rdb;
