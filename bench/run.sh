@@ -7,7 +7,8 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply"   what to run (default: all)
+#   PARTS="parse sync live apply big"   what to run (default: all; big is
+#                           bench/big.sh, big values: needs no data set)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
@@ -22,13 +23,16 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply}
+PARTS=${PARTS:-parse sync live apply big}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
+
+if has parse || has sync || has live || has apply; then
 
 sets=(s1_100k s1_1m s1_5m s2)
 [ "${BIG:-0}" = 1 ] && sets+=(big_1g)
 big_flag=(); [ "${BIG:-0}" = 1 ] && big_flag=(--big)
 nice -n 10 python3 bench/gen_datasets.py "${big_flag[@]}" "${sets[@]}"
+fi
 
 if has parse; then
 cargo build --profile profiling -p nsync_core --example parse_bench
@@ -75,4 +79,10 @@ for p in sync live apply; do has "$p" && rest+=("$p"); done
 if [ ${#rest[@]} -gt 0 ]; then
     rebar3 compile
     python3 bench/report.py --write bench/RESULTS.md "${rest[@]}"
+fi
+
+# Big values: terms vs big values, and write storms to 1M-element values
+# beside a real replica.
+if has big; then
+    bench/big.sh
 fi

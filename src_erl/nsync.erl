@@ -27,6 +27,16 @@
 %%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout.</li>
 %%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
 %%%     `compressed' (less memory for large values, slower reads).</li>
+%%% <li>`{big_threshold, N | off}' (64): a list, set, zset or hash of more
+%%%     than N elements (a string of more than N KiB) is held by
+%%%     the NIF as a big value, changed in place by each write; its ETS row
+%%%     is `{Key, Handle}' (read it with `lookup/2' or the element reads);
+%%%     `off': every value is a term.</li>
+%%% <li>`{hll_sparse_max_bytes, N}' (3000): the master's
+%%%     `hll-sparse-max-bytes', which the mirror's HyperLogLogs follow.</li>
+%%% <li>`{geo_formula, before_7_0 | since_7_0}' (since_7_0): `before_7_0'
+%%%     for a Redis master older than 7.0, whose GEO distances the mirror's
+%%%     stored GEO searches then compute as it does.</li>
 %%% </ul>
 %%%
 %%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
@@ -47,6 +57,9 @@
 
 -export([start_link/0, start_link/1, child_spec/1, stop/1, status/1,
          tid/0, tid/1, tid/2, lookup/2, ttl/2]).
+%% element reads
+-export([hget/3, hmget/3, hlen/2, sismember/3, scard/2, zscore/3, zrange/4,
+         zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4]).
 
 -export_type([option/0, options/0, callback/0, event/0, value/0, score/0,
               stream/0, stream_id/0, stream_meta/0, stream_group/0,
@@ -63,7 +76,11 @@
                 | {name, atom()}
                 | {db, non_neg_integer() | all}
                 | {connect_timeout, pos_integer()}
-                | {compressed, boolean()}.
+                | {compressed, boolean()}
+                | {big_threshold, pos_integer() | off}
+
+                | {hll_sparse_max_bytes, non_neg_integer()}
+                | {geo_formula, before_7_0 | since_7_0}.
 %% One option of `start_link/1'.
 
 -type options() :: [option()] | #{atom() => term()}.
@@ -214,6 +231,68 @@ lookup(Table, Key) ->
 -spec ttl(table(), binary()) -> integer() | undefined | not_found.
 ttl(Table, Key) ->
     nsync_mirror:ttl(resolve(Table), Key).
+
+%%% ------------------------------------------------------------ element reads
+%%% They read one element or range of a key without building its whole
+%%% value when it is a big one, hide expired keys and hash fields as
+%%% `lookup/2' does, treat an absent key as empty, and raise
+%%% `{wrongtype, Key}' for a key of another type.
+
+%% @doc HGET: the value of `Field' in hash `Key', `undefined' if absent.
+-spec hget(table(), binary(), binary()) -> binary() | undefined.
+hget(Table, Key, Field) -> nsync_read:hget(resolve(Table), Key, Field).
+
+%% @doc HMGET: the values of `Fields' in hash `Key', `undefined' for each
+%% absent one.
+-spec hmget(table(), binary(), [binary()]) -> [binary() | undefined].
+hmget(Table, Key, Fields) -> nsync_read:hmget(resolve(Table), Key, Fields).
+
+%% @doc HLEN: the number of fields of hash `Key'.
+-spec hlen(table(), binary()) -> non_neg_integer().
+hlen(Table, Key) -> nsync_read:hlen(resolve(Table), Key).
+
+%% @doc SISMEMBER: whether `Member' is in set `Key'.
+-spec sismember(table(), binary(), binary()) -> boolean().
+sismember(Table, Key, Member) -> nsync_read:sismember(resolve(Table), Key, Member).
+
+%% @doc SCARD: the number of members of set `Key'.
+-spec scard(table(), binary()) -> non_neg_integer().
+scard(Table, Key) -> nsync_read:scard(resolve(Table), Key).
+
+%% @doc ZSCORE: the score of `Member' in zset `Key', `undefined' if absent.
+-spec zscore(table(), binary(), binary()) -> score() | undefined.
+zscore(Table, Key, Member) -> nsync_read:zscore(resolve(Table), Key, Member).
+
+%% @doc ZRANGE by rank: `[{Score, Member}]' of ranks `Start'..`Stop'
+%% (inclusive; 0 is the lowest score, -1 the highest).
+-spec zrange(table(), binary(), integer(), integer()) -> [{score(), binary()}].
+zrange(Table, Key, Start, Stop) -> nsync_read:zrange(resolve(Table), Key, Start, Stop).
+
+%% @doc ZRANGE BYSCORE: `[{Score, Member}]' with scores from `Min' to
+%% `Max' in order; a bound `{exclusive, S}' excludes `S' (Redis's `(S').
+-spec zrangebyscore(table(), binary(), nsync_read:score_bound(), nsync_read:score_bound()) ->
+          [{score(), binary()}].
+zrangebyscore(Table, Key, Min, Max) -> nsync_read:zrangebyscore(resolve(Table), Key, Min, Max).
+
+%% @doc ZCARD: the number of members of zset `Key'.
+-spec zcard(table(), binary()) -> non_neg_integer().
+zcard(Table, Key) -> nsync_read:zcard(resolve(Table), Key).
+
+%% @doc LRANGE: the elements `Start'..`Stop' of list `Key' (inclusive,
+%% negative from the end).
+-spec lrange(table(), binary(), integer(), integer()) -> [binary()].
+lrange(Table, Key, Start, Stop) -> nsync_read:lrange(resolve(Table), Key, Start, Stop).
+
+%% @doc LLEN: the length of list `Key'.
+-spec llen(table(), binary()) -> non_neg_integer().
+llen(Table, Key) -> nsync_read:llen(resolve(Table), Key).
+
+%% @doc XRANGE: the entries of stream `Key' with ids in `Start'..`End'
+%% (inclusive; `'-'' and `'+'' are the first and last ids, a bare `Ms'
+%% means `{Ms, 0}' as a start and the last id of `Ms' as an end).
+-spec xrange(table(), binary(), nsync_read:stream_bound(), nsync_read:stream_bound()) ->
+          [{stream_id(), [binary()]}].
+xrange(Table, Key, Start, End) -> nsync_read:xrange(resolve(Table), Key, Start, End).
 
 %%% ------------------------------------------------------------ internal
 

@@ -20,7 +20,12 @@
 %%%   another database: otherwise its handler runs);</li>
 %%% <li>`overwrites => true | fun((Args) -> boolean())': the result does not
 %%%   depend on what its keys held (with these arguments), so it makes keys
-%%%   the mirror lost track of known again (`overwrites/2').</li>
+%%%   the mirror lost track of known again (`overwrites/2');</li>
+%%% <li>`big => keep | project | fun Mod:Fun/3': how the command applies
+%%%   when a key holds a big value (`nsync_big'); absent: the value is
+%%%   materialised first (see `nsync_cmd_big');</li>
+%%% <li>`settings => true': the handler's third argument is the link's
+%%%   `nsync_cmd_lib:settings()' instead of the time (HyperLogLog, GEO).</li>
 %%% </ul>
 %%% Adding a command is one clause of `spec/1' plus its handler, exported
 %%% with arity 3 from an `nsync_cmd_*' module that depends only on
@@ -33,14 +38,17 @@
 
 -type keyspec() :: none | first | two | all | pairs | all_but_last | second
                  | from_second | {numkeys, non_neg_integer()} | dest_numkeys
-                 | sort | eval | xgroup | georadius.
+                 | sort | eval | xgroup | georadius | {numkeys_pairs, non_neg_integer()}.
 -type cross_op() :: move | copy | swapdb | flushdb | flushall.
 -type spec() :: #{keys := keyspec(),
                   run := nsync_cmd_lib:handler() | ignore | unhandled | mirror,
                   dataset => true,
                   all_dbs => true,
                   cross_db => cross_op(),
-                  overwrites => true | fun(([binary()]) -> boolean())}.
+                  overwrites => true | fun(([binary()]) -> boolean()),
+                  big => keep | project | nsync_cmd_lib:handler(),
+
+                  settings => true}.
 
 -define(IGNORE, #{keys => none, run => ignore}).
 -define(UNHANDLED(KeySpec), #{keys => KeySpec, run => unhandled}).
@@ -75,40 +83,43 @@ overwrites(_, _) -> false.
 %% hashing it for a map lookup.
 -spec spec(binary()) -> spec() | undefined.
 %% strings
-spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3,
+spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3, big => keep,
                      overwrites => fun nsync_cmd_string:set_overwrites/1};
-spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3};
-spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, overwrites => true};
-spec(<<"psetex">>) -> #{keys => first, run => fun nsync_cmd_string:psetex/3, overwrites => true};
-spec(<<"mset">>) -> #{keys => pairs, run => fun nsync_cmd_string:mset/3, overwrites => true};
-spec(<<"msetnx">>) -> #{keys => pairs, run => fun nsync_cmd_string:msetnx/3};
-spec(<<"append">>) -> #{keys => first, run => fun nsync_cmd_string:append/3};
-spec(<<"setrange">>) -> #{keys => first, run => fun nsync_cmd_string:setrange/3};
+spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3, big => keep};
+spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, big => keep, overwrites => true};
+spec(<<"psetex">>) -> #{keys => first, run => fun nsync_cmd_string:psetex/3, big => keep, overwrites => true};
+spec(<<"mset">>) -> #{keys => pairs, run => fun nsync_cmd_string:mset/3, big => keep, overwrites => true};
+spec(<<"msetex">>) -> #{keys => {numkeys_pairs, 0}, run => fun nsync_cmd_string:msetex/3};
+spec(<<"delifeq">>) -> #{keys => first, run => fun nsync_cmd_string:delifeq/3};
+spec(<<"delex">>) -> #{keys => first, run => fun nsync_cmd_string:delex/3};
+spec(<<"msetnx">>) -> #{keys => pairs, run => fun nsync_cmd_string:msetnx/3, big => keep};
+spec(<<"append">>) -> #{keys => first, run => fun nsync_cmd_string:append/3, big => fun nsync_cmd_big:append/3};
+spec(<<"setrange">>) -> #{keys => first, run => fun nsync_cmd_string:setrange/3, big => fun nsync_cmd_big:setrange/3};
 spec(<<"incr">>) -> #{keys => first, run => fun nsync_cmd_string:incr/3};
 spec(<<"decr">>) -> #{keys => first, run => fun nsync_cmd_string:decr/3};
 spec(<<"incrby">>) -> #{keys => first, run => fun nsync_cmd_string:incrby/3};
 spec(<<"decrby">>) -> #{keys => first, run => fun nsync_cmd_string:decrby/3};
 spec(<<"incrbyfloat">>) -> #{keys => first, run => fun nsync_cmd_string:incrbyfloat/3};
-spec(<<"getset">>) -> #{keys => first, run => fun nsync_cmd_string:getset/3, overwrites => true};
-spec(<<"getdel">>) -> #{keys => first, run => fun nsync_cmd_generic:del/3, overwrites => true};
-spec(<<"getex">>) -> #{keys => first, run => fun nsync_cmd_string:getex/3};
-spec(<<"setbit">>) -> #{keys => first, run => fun nsync_cmd_string:setbit/3};
+spec(<<"getset">>) -> #{keys => first, run => fun nsync_cmd_string:getset/3, big => keep, overwrites => true};
+spec(<<"getdel">>) -> #{keys => first, run => fun nsync_cmd_generic:del/3, big => keep, overwrites => true};
+spec(<<"getex">>) -> #{keys => first, run => fun nsync_cmd_string:getex/3, big => keep};
+spec(<<"setbit">>) -> #{keys => first, run => fun nsync_cmd_string:setbit/3, big => fun nsync_cmd_big:setbit/3};
 spec(<<"bitop">>) -> #{keys => from_second, run => fun nsync_cmd_string:bitop/3};
 spec(<<"bitfield">>) -> #{keys => first, run => fun nsync_cmd_string:bitfield/3};
 %% generic keys
-spec(<<"del">>) -> #{keys => all, run => fun nsync_cmd_generic:del/3, overwrites => true};
-spec(<<"unlink">>) -> #{keys => all, run => fun nsync_cmd_generic:del/3, overwrites => true};
-spec(<<"rename">>) -> #{keys => two, run => fun nsync_cmd_generic:rename/3};
-spec(<<"renamenx">>) -> #{keys => two, run => fun nsync_cmd_generic:renamenx/3};
-spec(<<"copy">>) -> #{keys => two, run => fun nsync_cmd_generic:copy/3, cross_db => copy};
-spec(<<"expire">>) -> #{keys => first, run => fun nsync_cmd_generic:expire/3};
-spec(<<"pexpire">>) -> #{keys => first, run => fun nsync_cmd_generic:pexpire/3};
-spec(<<"expireat">>) -> #{keys => first, run => fun nsync_cmd_generic:expireat/3};
-spec(<<"pexpireat">>) -> #{keys => first, run => fun nsync_cmd_generic:pexpireat/3};
-spec(<<"persist">>) -> #{keys => first, run => fun nsync_cmd_generic:persist/3};
+spec(<<"del">>) -> #{keys => all, run => fun nsync_cmd_generic:del/3, big => keep, overwrites => true};
+spec(<<"unlink">>) -> #{keys => all, run => fun nsync_cmd_generic:del/3, big => keep, overwrites => true};
+spec(<<"rename">>) -> #{keys => two, run => fun nsync_cmd_generic:rename/3, big => keep};
+spec(<<"renamenx">>) -> #{keys => two, run => fun nsync_cmd_generic:renamenx/3, big => keep};
+spec(<<"copy">>) -> #{keys => two, run => fun nsync_cmd_generic:copy/3, big => fun nsync_cmd_big:copy/3, cross_db => copy};
+spec(<<"expire">>) -> #{keys => first, run => fun nsync_cmd_generic:expire/3, big => keep};
+spec(<<"pexpire">>) -> #{keys => first, run => fun nsync_cmd_generic:pexpire/3, big => keep};
+spec(<<"expireat">>) -> #{keys => first, run => fun nsync_cmd_generic:expireat/3, big => keep};
+spec(<<"pexpireat">>) -> #{keys => first, run => fun nsync_cmd_generic:pexpireat/3, big => keep};
+spec(<<"persist">>) -> #{keys => first, run => fun nsync_cmd_generic:persist/3, big => keep};
 spec(<<"sort">>) -> #{keys => sort, run => fun nsync_cmd_generic:sort/3};
-spec(<<"restore">>) -> #{keys => first, run => fun nsync_cmd_generic:restore/3};
-spec(<<"restore-asking">>) -> #{keys => first, run => fun nsync_cmd_generic:restore/3};
+spec(<<"restore">>) -> #{keys => first, run => fun nsync_cmd_generic:restore/3, big => keep};
+spec(<<"restore-asking">>) -> #{keys => first, run => fun nsync_cmd_generic:restore/3, big => keep};
 %% whole databases
 spec(<<"move">>) -> #{keys => first, run => mirror, cross_db => move};
 spec(<<"swapdb">>) -> #{keys => none, run => mirror, cross_db => swapdb,
@@ -117,67 +128,68 @@ spec(<<"flushdb">>) -> #{keys => none, run => mirror, cross_db => flushdb, datas
 spec(<<"flushall">>) -> #{keys => none, run => mirror, cross_db => flushall,
                           dataset => true, all_dbs => true};
 %% lists
-spec(<<"lpush">>) -> #{keys => first, run => fun nsync_cmd_list:lpush/3};
-spec(<<"rpush">>) -> #{keys => first, run => fun nsync_cmd_list:rpush/3};
-spec(<<"lpushx">>) -> #{keys => first, run => fun nsync_cmd_list:lpushx/3};
-spec(<<"rpushx">>) -> #{keys => first, run => fun nsync_cmd_list:rpushx/3};
-spec(<<"lpop">>) -> #{keys => first, run => fun nsync_cmd_list:lpop/3};
-spec(<<"rpop">>) -> #{keys => first, run => fun nsync_cmd_list:rpop/3};
-spec(<<"linsert">>) -> #{keys => first, run => fun nsync_cmd_list:linsert/3};
-spec(<<"lset">>) -> #{keys => first, run => fun nsync_cmd_list:lset/3};
-spec(<<"lrem">>) -> #{keys => first, run => fun nsync_cmd_list:lrem/3};
-spec(<<"ltrim">>) -> #{keys => first, run => fun nsync_cmd_list:ltrim/3};
-spec(<<"lmove">>) -> #{keys => two, run => fun nsync_cmd_list:lmove/3};
-spec(<<"blmove">>) -> #{keys => two, run => fun nsync_cmd_list:lmove/3};
-spec(<<"rpoplpush">>) -> #{keys => two, run => fun nsync_cmd_list:rpoplpush/3};
-spec(<<"brpoplpush">>) -> #{keys => two, run => fun nsync_cmd_list:rpoplpush/3};
-spec(<<"lmpop">>) -> #{keys => {numkeys, 0}, run => fun nsync_cmd_list:lmpop/3};
-spec(<<"blmpop">>) -> #{keys => {numkeys, 1}, run => fun nsync_cmd_list:blmpop/3};
-spec(<<"blpop">>) -> #{keys => all_but_last, run => fun nsync_cmd_list:blpop/3};
-spec(<<"brpop">>) -> #{keys => all_but_last, run => fun nsync_cmd_list:brpop/3};
+spec(<<"lpush">>) -> #{keys => first, run => fun nsync_cmd_list:lpush/3, big => fun nsync_cmd_big:push_left/3};
+spec(<<"rpush">>) -> #{keys => first, run => fun nsync_cmd_list:rpush/3, big => fun nsync_cmd_big:push_right/3};
+spec(<<"lpushx">>) -> #{keys => first, run => fun nsync_cmd_list:lpushx/3, big => fun nsync_cmd_big:push_left/3};
+spec(<<"rpushx">>) -> #{keys => first, run => fun nsync_cmd_list:rpushx/3, big => fun nsync_cmd_big:push_right/3};
+spec(<<"lpop">>) -> #{keys => first, run => fun nsync_cmd_list:lpop/3, big => fun nsync_cmd_big:lpop/3};
+spec(<<"rpop">>) -> #{keys => first, run => fun nsync_cmd_list:rpop/3, big => fun nsync_cmd_big:rpop/3};
+spec(<<"linsert">>) -> #{keys => first, run => fun nsync_cmd_list:linsert/3, big => fun nsync_cmd_big:linsert/3};
+spec(<<"lset">>) -> #{keys => first, run => fun nsync_cmd_list:lset/3, big => fun nsync_cmd_big:lset/3};
+spec(<<"lrem">>) -> #{keys => first, run => fun nsync_cmd_list:lrem/3, big => fun nsync_cmd_big:lrem/3};
+spec(<<"ltrim">>) -> #{keys => first, run => fun nsync_cmd_list:ltrim/3, big => fun nsync_cmd_big:ltrim/3};
+spec(<<"lmove">>) -> #{keys => two, run => fun nsync_cmd_list:lmove/3, big => fun nsync_cmd_big:lmove/3};
+spec(<<"blmove">>) -> #{keys => two, run => fun nsync_cmd_list:lmove/3, big => fun nsync_cmd_big:lmove/3};
+spec(<<"rpoplpush">>) -> #{keys => two, run => fun nsync_cmd_list:rpoplpush/3, big => fun nsync_cmd_big:rpoplpush/3};
+spec(<<"brpoplpush">>) -> #{keys => two, run => fun nsync_cmd_list:rpoplpush/3, big => fun nsync_cmd_big:rpoplpush/3};
+spec(<<"lmpop">>) -> #{keys => {numkeys, 0}, run => fun nsync_cmd_list:lmpop/3, big => fun nsync_cmd_big:lmpop/3};
+spec(<<"blmpop">>) -> #{keys => {numkeys, 1}, run => fun nsync_cmd_list:blmpop/3, big => fun nsync_cmd_big:blmpop/3};
+spec(<<"blpop">>) -> #{keys => all_but_last, run => fun nsync_cmd_list:blpop/3, big => fun nsync_cmd_big:blpop/3};
+spec(<<"brpop">>) -> #{keys => all_but_last, run => fun nsync_cmd_list:brpop/3, big => fun nsync_cmd_big:brpop/3};
 %% sets
-spec(<<"sadd">>) -> #{keys => first, run => fun nsync_cmd_set:sadd/3};
-spec(<<"srem">>) -> #{keys => first, run => fun nsync_cmd_set:srem/3};
-spec(<<"smove">>) -> #{keys => two, run => fun nsync_cmd_set:smove/3};
+spec(<<"sadd">>) -> #{keys => first, run => fun nsync_cmd_set:sadd/3, big => project};
+spec(<<"srem">>) -> #{keys => first, run => fun nsync_cmd_set:srem/3, big => project};
+spec(<<"smove">>) -> #{keys => two, run => fun nsync_cmd_set:smove/3, big => project};
 spec(<<"spop">>) -> ?UNHANDLED(first);
 spec(<<"sinterstore">>) -> #{keys => all, run => fun nsync_cmd_set:sinterstore/3};
 spec(<<"sunionstore">>) -> #{keys => all, run => fun nsync_cmd_set:sunionstore/3};
 spec(<<"sdiffstore">>) -> #{keys => all, run => fun nsync_cmd_set:sdiffstore/3};
 %% sorted sets
-spec(<<"zadd">>) -> #{keys => first, run => fun nsync_cmd_zset:zadd/3};
-spec(<<"zincrby">>) -> #{keys => first, run => fun nsync_cmd_zset:zincrby/3};
-spec(<<"zrem">>) -> #{keys => first, run => fun nsync_cmd_zset:zrem/3};
-spec(<<"zremrangebyscore">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebyscore/3};
-spec(<<"zremrangebyrank">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebyrank/3};
-spec(<<"zremrangebylex">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebylex/3};
-spec(<<"zpopmin">>) -> #{keys => first, run => fun nsync_cmd_zset:zpopmin/3};
-spec(<<"zpopmax">>) -> #{keys => first, run => fun nsync_cmd_zset:zpopmax/3};
-spec(<<"bzpopmin">>) -> #{keys => all_but_last, run => fun nsync_cmd_zset:bzpopmin/3};
-spec(<<"bzpopmax">>) -> #{keys => all_but_last, run => fun nsync_cmd_zset:bzpopmax/3};
-spec(<<"zmpop">>) -> #{keys => {numkeys, 0}, run => fun nsync_cmd_zset:zmpop/3};
-spec(<<"bzmpop">>) -> #{keys => {numkeys, 1}, run => fun nsync_cmd_zset:bzmpop/3};
+spec(<<"zadd">>) -> #{keys => first, run => fun nsync_cmd_zset:zadd/3, big => project};
+spec(<<"zincrby">>) -> #{keys => first, run => fun nsync_cmd_zset:zincrby/3, big => project};
+spec(<<"zrem">>) -> #{keys => first, run => fun nsync_cmd_zset:zrem/3, big => project};
+spec(<<"zremrangebyscore">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebyscore/3, big => fun nsync_cmd_big:zremrangebyscore/3};
+spec(<<"zremrangebyrank">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebyrank/3, big => fun nsync_cmd_big:zremrangebyrank/3};
+spec(<<"zremrangebylex">>) -> #{keys => first, run => fun nsync_cmd_zset:zremrangebylex/3, big => fun nsync_cmd_big:zremrangebylex/3};
+spec(<<"zpopmin">>) -> #{keys => first, run => fun nsync_cmd_zset:zpopmin/3, big => fun nsync_cmd_big:zpopmin/3};
+spec(<<"zpopmax">>) -> #{keys => first, run => fun nsync_cmd_zset:zpopmax/3, big => fun nsync_cmd_big:zpopmax/3};
+spec(<<"bzpopmin">>) -> #{keys => all_but_last, run => fun nsync_cmd_zset:bzpopmin/3, big => fun nsync_cmd_big:bzpopmin/3};
+spec(<<"bzpopmax">>) -> #{keys => all_but_last, run => fun nsync_cmd_zset:bzpopmax/3, big => fun nsync_cmd_big:bzpopmax/3};
+spec(<<"zmpop">>) -> #{keys => {numkeys, 0}, run => fun nsync_cmd_zset:zmpop/3, big => fun nsync_cmd_big:zmpop/3};
+spec(<<"bzmpop">>) -> #{keys => {numkeys, 1}, run => fun nsync_cmd_zset:bzmpop/3, big => fun nsync_cmd_big:bzmpop/3};
 spec(<<"zunionstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zunionstore/3};
 spec(<<"zinterstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zinterstore/3};
 spec(<<"zdiffstore">>) -> #{keys => dest_numkeys, run => fun nsync_cmd_zset:zdiffstore/3};
 spec(<<"zrangestore">>) -> #{keys => two, run => fun nsync_cmd_zset:zrangestore/3};
-spec(<<"georadius">>) -> ?UNHANDLED(georadius);
-spec(<<"georadiusbymember">>) -> ?UNHANDLED(georadius);
-spec(<<"geosearchstore">>) -> ?UNHANDLED(first);
+spec(<<"georadius">>) -> #{keys => georadius, run => fun nsync_cmd_geo:georadius/3, settings => true};
+spec(<<"georadiusbymember">>) -> #{keys => georadius, run => fun nsync_cmd_geo:georadiusbymember/3,
+                                   settings => true};
+spec(<<"geosearchstore">>) -> #{keys => two, run => fun nsync_cmd_geo:geosearchstore/3, settings => true};
 %% hashes
-spec(<<"hset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3};
-spec(<<"hmset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3};
-spec(<<"hsetnx">>) -> #{keys => first, run => fun nsync_cmd_hash:hsetnx/3};
-spec(<<"hdel">>) -> #{keys => first, run => fun nsync_cmd_hash:hdel/3};
-spec(<<"hincrby">>) -> #{keys => first, run => fun nsync_cmd_hash:hincrby/3};
-spec(<<"hincrbyfloat">>) -> #{keys => first, run => fun nsync_cmd_hash:hincrbyfloat/3};
-spec(<<"hpexpireat">>) -> #{keys => first, run => fun nsync_cmd_hash:hpexpireat/3};
-spec(<<"hexpireat">>) -> #{keys => first, run => fun nsync_cmd_hash:hexpireat/3};
-spec(<<"hpexpire">>) -> #{keys => first, run => fun nsync_cmd_hash:hpexpire/3};
-spec(<<"hexpire">>) -> #{keys => first, run => fun nsync_cmd_hash:hexpire/3};
-spec(<<"hpersist">>) -> #{keys => first, run => fun nsync_cmd_hash:hpersist/3};
-spec(<<"hsetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hsetex/3};
-spec(<<"hgetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetex/3};
-spec(<<"hgetdel">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetdel/3};
+spec(<<"hset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3, big => project};
+spec(<<"hmset">>) -> #{keys => first, run => fun nsync_cmd_hash:hset/3, big => project};
+spec(<<"hsetnx">>) -> #{keys => first, run => fun nsync_cmd_hash:hsetnx/3, big => project};
+spec(<<"hdel">>) -> #{keys => first, run => fun nsync_cmd_hash:hdel/3, big => project};
+spec(<<"hincrby">>) -> #{keys => first, run => fun nsync_cmd_hash:hincrby/3, big => project};
+spec(<<"hincrbyfloat">>) -> #{keys => first, run => fun nsync_cmd_hash:hincrbyfloat/3, big => project};
+spec(<<"hpexpireat">>) -> #{keys => first, run => fun nsync_cmd_hash:hpexpireat/3, big => project};
+spec(<<"hexpireat">>) -> #{keys => first, run => fun nsync_cmd_hash:hexpireat/3, big => project};
+spec(<<"hpexpire">>) -> #{keys => first, run => fun nsync_cmd_hash:hpexpire/3, big => project};
+spec(<<"hexpire">>) -> #{keys => first, run => fun nsync_cmd_hash:hexpire/3, big => project};
+spec(<<"hpersist">>) -> #{keys => first, run => fun nsync_cmd_hash:hpersist/3, big => project};
+spec(<<"hsetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hsetex/3, big => project};
+spec(<<"hgetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetex/3, big => project};
+spec(<<"hgetdel">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetdel/3, big => project};
 %% streams
 spec(<<"xadd">>) -> #{keys => first, run => fun nsync_cmd_stream:xadd/3};
 spec(<<"xdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xdel/3};
@@ -186,13 +198,16 @@ spec(<<"xsetid">>) -> #{keys => first, run => fun nsync_cmd_stream:xsetid/3};
 spec(<<"xgroup">>) -> #{keys => xgroup, run => fun nsync_cmd_stream:xgroup/3};
 spec(<<"xack">>) -> #{keys => first, run => fun nsync_cmd_stream:xack/3};
 spec(<<"xclaim">>) -> #{keys => first, run => fun nsync_cmd_stream:xclaim/3};
+spec(<<"xdelex">>) -> #{keys => first, run => fun nsync_cmd_stream:xdelex/3};
+spec(<<"xackdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xackdel/3};
 spec(<<"xautoclaim">>) -> ?UNHANDLED(first);
 spec(<<"xreadgroup">>) -> ?UNHANDLED(none);
-%% HyperLogLog and scripts run verbatim (pre-5.0 masters)
-spec(<<"pfadd">>) -> ?UNHANDLED(first);
-spec(<<"pfmerge">>) -> ?UNHANDLED(all);
-spec(<<"pfcount">>) -> ?UNHANDLED(all);
-spec(<<"pfdebug">>) -> ?UNHANDLED(second);
+%% HyperLogLog
+spec(<<"pfadd">>) -> #{keys => first, run => fun nsync_cmd_hll:pfadd/3, settings => true};
+spec(<<"pfmerge">>) -> #{keys => all, run => fun nsync_cmd_hll:pfmerge/3, settings => true};
+spec(<<"pfcount">>) -> #{keys => all, run => fun nsync_cmd_hll:pfcount/3, settings => true};
+spec(<<"pfdebug">>) -> #{keys => second, run => fun nsync_cmd_hll:pfdebug/3, settings => true};
+%% scripts run verbatim (pre-5.0 masters)
 spec(<<"eval">>) -> ?UNHANDLED(eval);
 spec(<<"evalsha">>) -> ?UNHANDLED(eval);
 spec(<<"eval_ro">>) -> ?IGNORE;
@@ -209,6 +224,8 @@ spec(<<"spublish">>) -> ?IGNORE;
 spec(<<"replconf">>) -> ?IGNORE;
 spec(<<"function">>) -> ?IGNORE;
 spec(<<"script">>) -> ?IGNORE;
+%% Valkey 8.0+ propagates CLUSTER SETSLOT to replicas: cluster state only.
+spec(<<"cluster">>) -> ?IGNORE;
 spec(_) -> undefined.
 
 %% @doc The keys of a command, by key spec.
@@ -226,11 +243,14 @@ keys(from_second, [_ | Ks]) -> Ks;
 keys({numkeys, Skip}, Args) ->
     [N | Rest] = lists:nthtail(Skip, Args),
     lists:sublist(Rest, nsync_cmd_lib:to_int(N));
+keys({numkeys_pairs, Skip}, Args) ->
+    [N | Rest] = lists:nthtail(Skip, Args),
+    nsync_cmd_lib:firsts(lists:sublist(Rest, 2 * nsync_cmd_lib:to_int(N)));
 keys(dest_numkeys, [D, N | Rest]) -> [D | lists:sublist(Rest, nsync_cmd_lib:to_int(N))];
 keys(sort, [K | Rest]) -> [K | sort_store(Rest)];
 keys(eval, [_Script, N | Rest]) -> lists:sublist(Rest, nsync_cmd_lib:to_int(N));
 keys(xgroup, [_Sub, K | _]) -> [K];
-keys(georadius, Args) -> store_args(Args);
+keys(georadius, [Src | Rest]) -> [Src | nsync_cmd_lib:store_targets(Rest)];
 keys(_, _) -> [].
 
 sort_store([O, D | Rest]) ->
@@ -240,12 +260,6 @@ sort_store([O, D | Rest]) ->
     end;
 sort_store(_) -> [].
 
-store_args([O, D | Rest]) ->
-    case nsync_cmd_lib:lower(O) of
-        S when S =:= <<"store">>; S =:= <<"storedist">> -> [D | store_args(Rest)];
-        _ -> store_args([D | Rest])
-    end;
-store_args(_) -> [].
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
@@ -260,7 +274,8 @@ keys_test_() ->
      ?_assertEqual([<<"k">>], keys(sort, [<<"k">>, <<"ALPHA">>])),
      ?_assertEqual([<<"a">>, <<"b">>], keys(all_but_last, [<<"a">>, <<"b">>, <<"0">>])),
      ?_assertEqual([<<"s">>], keys(xgroup, [<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>])),
-     ?_assertEqual([<<"d">>], keys(georadius, [<<"k">>, <<"1">>, <<"2">>, <<"5">>, <<"km">>, <<"STORE">>, <<"d">>]))].
+     ?_assertEqual([<<"k">>, <<"d">>],
+                   keys(georadius, [<<"k">>, <<"1">>, <<"2">>, <<"5">>, <<"km">>, <<"STORE">>, <<"d">>]))].
 
 %% The command names of the table, read from the clauses of spec/1.
 commands() ->
@@ -282,18 +297,26 @@ table_entries_test_() ->
 
 check_entry(C, #{keys := _, run := Run} = S) ->
     ?assertEqual(C, nsync_cmd_lib:lower(C)),
-    ?assertEqual([], maps:keys(maps:without([keys, run, dataset, all_dbs, cross_db, overwrites], S))),
+    ?assertEqual([], maps:keys(maps:without([keys, run, dataset, all_dbs, cross_db, overwrites,
+                                             settings, big], S))),
+    case S of
+        #{big := Big} when is_function(Big) -> check_fun(Big);
+        #{big := Big} -> ?assert(lists:member(Big, [keep, project]));
+        _ -> ok
+    end,
     case Run of
-        F when is_function(F) ->
-            {type, external} = erlang:fun_info(F, type),
-            {module, M} = erlang:fun_info(F, module),
-            {name, N} = erlang:fun_info(F, name),
-            ?assertEqual({arity, 3}, erlang:fun_info(F, arity)),
-            ?assertEqual({module, M}, code:ensure_loaded(M)),
-            ?assert(erlang:function_exported(M, N, 3));
+        F when is_function(F) -> check_fun(F);
         mirror -> ?assert(is_map_key(cross_db, S));
         _ -> ?assert(lists:member(Run, [ignore, unhandled]))
     end.
+
+check_fun(F) ->
+    {type, external} = erlang:fun_info(F, type),
+    {module, M} = erlang:fun_info(F, module),
+    {name, N} = erlang:fun_info(F, name),
+    ?assertEqual({arity, 3}, erlang:fun_info(F, arity)),
+    ?assertEqual({module, M}, code:ensure_loaded(M)),
+    ?assert(erlang:function_exported(M, N, 3)).
 
 flags_test_() ->
     [?_assertEqual([<<"flushall">>, <<"flushdb">>, <<"swapdb">>], with(dataset)),

@@ -107,20 +107,22 @@ hpersist([K | Rest], S, _) ->
         _ -> {ok, S}
     end.
 
-%% @doc HSETEX key [FNX|FXX] [EX|PX|EXAT|PXAT t | KEEPTTL] FIELDS n f v ....
+%% @doc HSETEX key [NX|XX] [FNX|FXX] [EX|PX|EXAT|PXAT t | KEEPTTL] FIELDS n f v ...
+%% (NX/XX, on the key: Valkey 9's form).
 -spec hsetex([binary()], store(), integer()) -> result().
 hsetex([K | Rest], S, Now) ->
     {Opts0, [_Fields, N0 | FVs0]} =
         lists:splitwith(fun(A) -> lower(A) =/= <<"fields">> end, Rest),
     FVs = lists:sublist(FVs0, 2 * to_int(N0)),
     Fds = nsync_cmd_lib:firsts(FVs),
-    {Cond, Ttl} = hsetex_opts([lower(O) || O <- Opts0], Now, none, none),
+    {Cond, Ttl} = hsetex_opts([lower(O) || O <- Opts0], Now, [], none),
     {M, E, F} = get(K, S),
-    Ok = case Cond of
-             none -> true;
-             fnx -> not lists:any(fun(Fd) -> is_map_key(Fd, M) end, Fds);
-             fxx -> lists:all(fun(Fd) -> is_map_key(Fd, M) end, Fds)
-         end,
+    Ok = lists:all(fun(none) -> true;
+                      (nx) -> not is_map_key(K, S);
+                      (xx) -> is_map_key(K, S);
+                      (fnx) -> not lists:any(fun(Fd) -> is_map_key(Fd, M) end, Fds);
+                      (fxx) -> lists:all(fun(Fd) -> is_map_key(Fd, M) end, Fds)
+                   end, Cond),
     case Ok of
         false -> {ok, S};
         true ->
@@ -134,8 +136,9 @@ hsetex([K | Rest], S, Now) ->
     end.
 
 hsetex_opts([], _Now, C, T) -> {C, T};
-hsetex_opts([<<"fnx">> | R], Now, _, T) -> hsetex_opts(R, Now, fnx, T);
-hsetex_opts([<<"fxx">> | R], Now, _, T) -> hsetex_opts(R, Now, fxx, T);
+hsetex_opts([Cond | R], Now, C, T) when Cond =:= <<"nx">>; Cond =:= <<"xx">>;
+                                        Cond =:= <<"fnx">>; Cond =:= <<"fxx">> ->
+    hsetex_opts(R, Now, [binary_to_atom(Cond) | C], T);
 hsetex_opts([<<"keepttl">> | R], Now, C, _) -> hsetex_opts(R, Now, C, keepttl);
 hsetex_opts([O, A | R], Now, C, _) -> hsetex_opts(R, Now, C, nsync_cmd_lib:parse_expire_opt(O, A, Now)).
 
@@ -207,5 +210,10 @@ redis8_test_() ->
                    run(hgetex, [<<"EX">>, <<"2">>, <<"FIELDS">>, <<"2">>, <<"b">>, <<"c">>], ab())),
      ?_assertEqual(h(#{<<"a">> => <<"1">>, <<"b">> => <<"2">>}, #{}),
                    run(hgetex, [<<"PERSIST">>, <<"FIELDS">>, <<"1">>, <<"a">>], ab())),
-     ?_assertEqual(h(#{<<"b">> => <<"2">>}, #{}), run(hgetdel, [<<"FIELDS">>, <<"1">>, <<"a">>], ab()))].
+     ?_assertEqual(h(#{<<"b">> => <<"2">>}, #{}), run(hgetdel, [<<"FIELDS">>, <<"1">>, <<"a">>], ab())),
+     %% Valkey's key conditions
+     ?_assertEqual(ab(), run(hsetex, [<<"NX">>, <<"FIELDS">>, <<"1">>, <<"c">>, <<"y">>], ab())),
+     ?_assertEqual(h(#{<<"c">> => <<"y">>}, #{<<"c">> => 9000}),
+                   run(hsetex, [<<"NX">>, <<"PXAT">>, <<"9000">>, <<"FIELDS">>, <<"1">>, <<"c">>, <<"y">>], #{})),
+     ?_assertEqual(#{}, run(hsetex, [<<"XX">>, <<"FIELDS">>, <<"1">>, <<"c">>, <<"y">>], #{}))].
 -endif.

@@ -3,7 +3,9 @@
 %%% on no other nsync module.
 %%%
 %%% A handler is `fun Mod:Fun/3' listed in `nsync_cmd':
-%%% `Fun(Args, Store, Now) -> {ok, Store2} | unhandled'. `Store' holds the
+%%% `Fun(Args, Store, Now) -> {ok, Store2} | unhandled' (with the `settings'
+%%% flag, `Fun(Args, Store, Settings)': the link's `settings()', `now'
+%%% included). `Store' holds the
 %%% current entries of the keys the command touches (as given by its key
 %%% spec), `Key => {Value, ExpireAt, FieldExpires}'; a key that does not exist
 %%% is absent from the map. The handler returns the new entries of those keys
@@ -20,15 +22,21 @@
 -export([value/2, exp_of/2, put_keep/3, put_new/3, finish/1]).
 %% arguments and numbers
 -export([lower/1, to_int/1, int_bin/1, parse_float/1, format_float/1,
-         parse_expire_opt/3, expire_ok/3, firsts/1, norm_range/3, score_key/1]).
+         parse_expire_opt/3, expire_ok/3, firsts/1, norm_range/3, score_key/1,
+         store_targets/1]).
 
--export_type([store/0, entry/0, expire/0, result/0, handler/0, score/0]).
+-export_type([store/0, entry/0, expire/0, result/0, handler/0, score/0, settings/0]).
 
 -type expire() :: integer() | undefined.
 -type entry() :: {Value :: term(), expire(), FieldExpires :: #{binary() => integer()}}.
 -type store() :: #{binary() => entry()}.
 -type result() :: {ok, store()} | unhandled.
--type handler() :: fun(([binary()], store(), integer()) -> result()).
+-type handler() :: fun(([binary()], store(), integer() | settings()) -> result()).
+%% What a master does differently, for the handlers that depend on it:
+%% its `hll-sparse-max-bytes' and how it computes GEO distances.
+-type settings() :: #{now := integer(),
+                      hll_sparse_max_bytes := non_neg_integer(),
+                      geo_formula := before_7_0 | since_7_0}.
 -type score() :: float() | inf | '-inf'.
 
 %%% ------------------------------------------------------------ the store
@@ -103,6 +111,16 @@ int_bin(I) -> integer_to_binary(I).
 -spec firsts([binary()]) -> [binary()].
 firsts([K, _ | Rest]) -> [K | firsts(Rest)];
 firsts(_) -> [].
+
+%% @doc The keys after each `STORE' or `STOREDIST' option of GEORADIUS and
+%% GEORADIUSBYMEMBER, in order (the last one is where the result goes).
+-spec store_targets([binary()]) -> [binary()].
+store_targets([O, D | Rest]) ->
+    case lower(O) of
+        S when S =:= <<"store">>; S =:= <<"storedist">> -> [D | store_targets(Rest)];
+        _ -> store_targets([D | Rest])
+    end;
+store_targets(_) -> [].
 
 %% @doc Parses an expiry option (`EX'/`PX'/`EXAT'/`PXAT', lowercase) and its
 %% argument into an absolute time in ms.

@@ -5,7 +5,7 @@
 %%% here is exact. An empty stream is kept (Redis keeps it).
 -module(nsync_cmd_stream).
 
--export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3]).
+-export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3, xdelex/3, xackdel/3]).
 -export([parse_id/1]).
 %% parse_id/1 is also how the test workload reads a master's stream ids.
 -ignore_xref([{parse_id, 1}]).
@@ -37,7 +37,8 @@ get(K, S) ->
 
 put(K, E, M, S) -> put_keep(K, {stream, E, M}, S).
 
-%% @doc XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] thr] [LIMIT n] id f v [f v ...].
+%% @doc XADD key [NOMKSTREAM] [KEEPREF|DELREF] [MAXLEN|MINID [=|~] thr] [LIMIT n]
+%% id f v [f v ...].
 -spec xadd([binary()], store(), integer()) -> result().
 xadd([K | Rest], S, Now) ->
     {Opts, [Id0 | FVs]} = xadd_opts(Rest, #{}),
@@ -58,7 +59,8 @@ xadd([K | Rest], S, Now) ->
             %% A stream from a pre-7.0 snapshot or DUMP has no entries_added.
             Added1 = case Added of undefined -> undefined; _ -> Added + 1 end,
             M2 = M#{last_id := Id, length := Len + 1, entries_added := Added1, first_id => First},
-            {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none)),
+            {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none),
+                            maps:get(refs, Opts, keepref)),
             {ok, put(K, E3, M3, S)}
     end.
 
@@ -66,6 +68,8 @@ xadd_opts([A | Rest] = Args, O) ->
     case lower(A) of
         <<"nomkstream">> -> xadd_opts(Rest, O#{nomkstream => true});
         <<"limit">> -> xadd_opts(tl(Rest), O);
+        R when R =:= <<"keepref">>; R =:= <<"delref">>; R =:= <<"acked">> ->
+            xadd_opts(Rest, O#{refs => binary_to_atom(R)});
         S when S =:= <<"maxlen">>; S =:= <<"minid">> ->
             {Thr, Rest1} = case Rest of
                                [X, T | R] when X =:= <<"=">>; X =:= <<"~">> -> {T, R};
@@ -78,14 +82,32 @@ xadd_opts([A | Rest] = Args, O) ->
 trim_spec(<<"maxlen">>, T) -> {maxlen, to_int(T)};
 trim_spec(<<"minid">>, T) -> {minid, parse_id(T)}.
 
-trim(E, M, none) -> {E, M};
-trim(E, M, {maxlen, N}) ->
-    Len = length(E),
-    case Len > N of
-        true -> fix(lists:nthtail(Len - N, E), M);
-        false -> {E, M}
-    end;
-trim(E, M, {minid, Id}) -> fix([X || {I, _} = X <- E, I >= Id], M).
+%% Trims as Redis 8.2's KEEPREF (the default: consumer groups keep their
+%% references to trimmed entries) or DELREF (the references go too). ACKED
+%% (trim only what every group has read and acknowledged) is not mirrored:
+%% it raises, so the command is unhandled, when it would trim anything.
+trim(E, M, Spec, Refs) ->
+    Kept = case Spec of
+               none -> E;
+               {maxlen, N} when length(E) > N -> lists:nthtail(length(E) - N, E);
+               {maxlen, _} -> E;
+               {minid, Id} -> [X || {I, _} = X <- E, I >= Id]
+           end,
+    case length(Kept) =:= length(E) of
+        true -> {E, M};
+        false ->
+            Gone = [I || {I, _} <- lists:sublist(E, length(E) - length(Kept))],
+            deleted(Gone, fix(Kept, M), Refs)
+    end.
+
+%% Drops the group references of deleted entries with DELREF.
+deleted(_Gone, {E, M}, keepref) -> {E, M};
+deleted(Gone, {E, M}, delref) -> {E, M#{groups := [unref(G, Gone) || G <- maps:get(groups, M)]}}.
+
+unref(G, Ids) ->
+    G#{pending => [P || {I, _, _} = P <- maps:get(pending, G, []), not lists:member(I, Ids)],
+       consumers => [C#{pending => [I || I <- maps:get(pending, C, []), not lists:member(I, Ids)]}
+                     || C <- maps:get(consumers, G, [])]}.
 
 %% recompute length and first id after removals
 fix(E, M) ->
@@ -94,28 +116,55 @@ fix(E, M) ->
 
 %% @doc XDEL key id [id ...].
 -spec xdel([binary()], store(), integer()) -> result().
-xdel([K | Ids0], S, _) ->
+xdel([K | Ids], S, _) -> delete_ids(K, Ids, keepref, S).
+
+delete_ids(K, Ids0, Refs, S) ->
     case get(K, S) of
         none -> {ok, S};
         {E, M} ->
             Ids = [parse_id(I) || I <- Ids0],
             Deleted = [I || {I, _} <- E, lists:member(I, Ids)],
             MaxDel = lists:max([maps:get(max_deleted_id, M, {0, 0}) | Deleted]),
-            {E2, M2} = fix([X || {I, _} = X <- E, not lists:member(I, Ids)], M),
+            {E2, M2} = deleted(Ids, fix([X || {I, _} = X <- E, not lists:member(I, Ids)], M), Refs),
             {ok, put(K, E2, M2#{max_deleted_id => MaxDel}, S)}
     end.
 
-%% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n].
+%% @doc XDELEX key [KEEPREF|DELREF] IDS n id [id ...] (Redis 8.2).
+-spec xdelex([binary()], store(), integer()) -> result().
+xdelex([K | Rest], S, _) ->
+    {Refs, Ids} = refs_and_ids(Rest),
+    delete_ids(K, Ids, Refs, S).
+
+%% @doc XACKDEL key group [KEEPREF|DELREF] IDS n id [id ...] (Redis 8.2): the
+%% group acknowledges the entries, which are then deleted.
+-spec xackdel([binary()], store(), integer()) -> result().
+xackdel([K, G | Rest], S, Now) ->
+    {Refs, Ids} = refs_and_ids(Rest),
+    {ok, S2} = xack([K, G | Ids], S, Now),
+    delete_ids(K, Ids, Refs, S2).
+
+%% `[KEEPREF|DELREF] IDS n id ...'; ACKED is not mirrored (raises).
+refs_and_ids(Args) ->
+    {Opts, [_Ids, N | Ids]} = lists:splitwith(fun(A) -> lower(A) =/= <<"ids">> end, Args),
+    Refs = case [lower(O) || O <- Opts] of
+               [] -> keepref;
+               [<<"keepref">>] -> keepref;
+               [<<"delref">>] -> delref
+           end,
+    {Refs, lists:sublist(Ids, to_int(N))}.
+
+%% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n] [KEEPREF|DELREF].
 -spec xtrim([binary()], store(), integer()) -> result().
 xtrim([K, Strategy | Rest], S, _) ->
     case get(K, S) of
         none -> {ok, S};
         {E, M} ->
-            Thr = case Rest of
-                      [X, T | _] when X =:= <<"=">>; X =:= <<"~">> -> T;
-                      [T | _] -> T
-                  end,
-            {E2, M2} = trim(E, M, trim_spec(lower(Strategy), Thr)),
+            {Thr, Opts} = case Rest of
+                              [X, T | O] when X =:= <<"=">>; X =:= <<"~">> -> {T, O};
+                              [T | O] -> {T, O}
+                          end,
+            {#{refs := Refs}, _} = xadd_opts(Opts ++ [<<"end">>], #{refs => keepref}),
+            {E2, M2} = trim(E, M, trim_spec(lower(Strategy), Thr), Refs),
             {ok, put(K, E2, M2, S)}
     end.
 
@@ -348,4 +397,31 @@ group_test_() ->
                    value(<<"s">>, xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>, <<"MKSTREAM">>], #{})))].
 
 xg(Args, S) -> {ok, R} = xgroup(Args, S, 5000), R.
+
+%% Redis 8.2: deleting entries with or without their group references.
+refs_test_() ->
+    Pel = [{{1, 0}, 7, 1}, {{2, 0}, 7, 1}],
+    G = #{name => <<"g">>, last_delivered_id => {2, 0}, entries_read => 2, pending => Pel,
+          consumers => [#{name => <<"c">>, seen_time => 7, active_time => 7,
+                          pending => [{1, 0}, {2, 0}]}]},
+    E = [{{1, 0}, [<<"f">>, <<"a">>]}, {{2, 0}, [<<"f">>, <<"b">>]}, {{3, 0}, [<<"f">>, <<"c">>]}],
+    S = #{<<"s">> => {{stream, E, (empty_meta())#{last_id := {3, 0}, length := 3,
+                                                  first_id := {1, 0}, groups := [G]}},
+                      undefined, #{}}},
+    Run = fun(F, Args) -> {ok, #{<<"s">> := {{stream, E2, M}, _, _}}} = ?MODULE:F([<<"s">> | Args], S, 9),
+                          [#{pending := P, consumers := [#{pending := CP}]}] = maps:get(groups, M),
+                          {[I || {I, _} <- E2], [I || {I, _, _} <- P], CP}
+          end,
+    [?_assertEqual({[{2, 0}, {3, 0}], [{1, 0}, {2, 0}], [{1, 0}, {2, 0}]},
+                   Run(xdelex, [<<"IDS">>, <<"1">>, <<"1-0">>])),
+     ?_assertEqual({[{2, 0}, {3, 0}], [{2, 0}], [{2, 0}]},
+                   Run(xdelex, [<<"DELREF">>, <<"IDS">>, <<"1">>, <<"1-0">>])),
+     ?_assertEqual({[{1, 0}, {3, 0}], [{1, 0}], [{1, 0}]},
+                   Run(xackdel, [<<"g">>, <<"KEEPREF">>, <<"IDS">>, <<"1">>, <<"2-0">>])),
+     ?_assertEqual({[{3, 0}], [], []}, Run(xtrim, [<<"MAXLEN">>, <<"1">>, <<"DELREF">>])),
+     ?_assertEqual({[{2, 0}, {3, 0}], [{1, 0}, {2, 0}], [{1, 0}, {2, 0}]},
+                   Run(xtrim, [<<"MINID">>, <<"=">>, <<"2">>, <<"LIMIT">>, <<"0">>])),
+     ?_assertEqual({[{2, 0}, {3, 0}, {4, 0}], [{2, 0}], [{2, 0}]},
+                   Run(xadd, [<<"DELREF">>, <<"MAXLEN">>, <<"3">>, <<"4-0">>, <<"f">>, <<"d">>])),
+     ?_assertError(_, Run(xdelex, [<<"ACKED">>, <<"IDS">>, <<"1">>, <<"1-0">>]))].
 -endif.

@@ -4,7 +4,7 @@
 
 -export([set/3, setnx/3, setex/3, psetex/3, mset/3, msetnx/3, append/3,
          setrange/3, incr/3, decr/3, incrby/3, decrby/3, incrbyfloat/3,
-         getset/3, getex/3, setbit/3, bitop/3, bitfield/3]).
+         getset/3, getex/3, setbit/3, bitop/3, bitfield/3, msetex/3, delifeq/3, delex/3]).
 -export([set_overwrites/1]).
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, value/2, exp_of/2, put_keep/3, put_new/3]).
@@ -12,15 +12,16 @@
 -type store() :: nsync_cmd_lib:store().
 -type result() :: nsync_cmd_lib:result().
 
-%% @doc SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t | KEEPTTL].
+%% @doc SET key value [NX|XX|IFEQ v|IFNE v] [GET] [EX|PX|EXAT|PXAT t | KEEPTTL]
+%% (IFEQ: Valkey 8.1, Redis 8.4; IFNE: Redis 8.4). A SET with a relative
+%% expiry reaches replicas as `SET key value PXAT t', its condition dropped;
+%% without one, as written.
 -spec set([binary()], store(), integer()) -> result().
 set([K, V | Opts], S, Now) ->
     {Cond, Exp} = set_opts(Opts, Now, none, none),
-    Exists = is_map_key(K, S),
-    case Cond of
-        nx when Exists -> {ok, S};
-        xx when not Exists -> {ok, S};
-        _ ->
+    case holds(Cond, K, S) of
+        false -> {ok, S};
+        true ->
             E = case Exp of
                     none -> undefined;
                     keepttl -> exp_of(K, S);
@@ -34,6 +35,8 @@ set_opts([O | Rest], Now, Cond, Exp) ->
     case lower(O) of
         <<"nx">> -> set_opts(Rest, Now, nx, Exp);
         <<"xx">> -> set_opts(Rest, Now, xx, Exp);
+        <<"ifeq">> -> set_opts(tl(Rest), Now, {ifeq, hd(Rest)}, Exp);
+        <<"ifne">> -> set_opts(tl(Rest), Now, {ifne, hd(Rest)}, Exp);
         <<"get">> -> set_opts(Rest, Now, Cond, Exp);
         <<"keepttl">> -> set_opts(Rest, Now, Cond, keepttl);
         L when L =:= <<"ex">>; L =:= <<"px">>; L =:= <<"exat">>; L =:= <<"pxat">> ->
@@ -41,13 +44,59 @@ set_opts([O | Rest], Now, Cond, Exp) ->
             set_opts(Rest1, Now, Cond, nsync_cmd_lib:parse_expire_opt(L, A, Now))
     end.
 
+%% Whether key `K' meets a write condition: none, NX, XX (none of the
+%% keys exists / all do), or IFEQ / IFNE a value. IFDEQ / IFDNE (Redis 8.4:
+%% a digest of the value) are not mirrored: they raise (unhandled).
+holds(none, _K, _S) -> true;
+holds(nx, K, S) -> not is_map_key(K, S);
+holds(xx, K, S) -> is_map_key(K, S);
+holds({ifeq, V}, K, S) -> value(K, S) =:= V;
+holds({ifne, V}, K, S) -> value(K, S) =/= V.
+
 %% @doc Whether SET with arguments `Args' sets its key whatever it held:
-%% without NX, XX or KEEPTTL the result is the value, with the given expiry
-%% or none (the table's `overwrites' flag of SET).
+%% without NX, XX, IFEQ, IFNE or KEEPTTL the result is the value, with the
+%% given expiry or none (the table's `overwrites' flag of SET).
 -spec set_overwrites([binary()]) -> boolean().
 set_overwrites([_, _ | Opts]) ->
-    not lists:any(fun(O) -> lists:member(lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>]) end, Opts);
+    not lists:any(fun(O) -> lists:member(lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>,
+                                                     <<"ifeq">>, <<"ifne">>]) end, Opts);
 set_overwrites(_) -> false.
+
+%% @doc MSETEX numkeys key value [key value ...] [NX|XX] [EX|PX|EXAT|PXAT t |
+%% KEEPTTL] (Redis 8.4): all keys or none (NX: none of them exists; XX: all do).
+-spec msetex([binary()], store(), integer()) -> result().
+msetex([N | Rest], S, Now) ->
+    {KVs, Opts} = lists:split(2 * to_int(N), Rest),
+    {Cond, Exp} = set_opts(Opts, Now, none, none),
+    Keys = nsync_cmd_lib:firsts(KVs),
+    case lists:all(fun(K) -> holds(Cond, K, S) end, Keys) of
+        false -> {ok, S};
+        true -> {ok, msetex_put(KVs, Exp, S)}
+    end.
+
+msetex_put([K, V | Rest], Exp, S) ->
+    E = case Exp of none -> undefined; keepttl -> exp_of(K, S); T -> T end,
+    msetex_put(Rest, Exp, S#{K => {V, E, #{}}});
+msetex_put([], _Exp, S) -> S.
+
+%% @doc DELIFEQ key value (Valkey 9; its masters propagate DEL).
+-spec delifeq([binary()], store(), integer()) -> result().
+delifeq([K, V], S, _) -> delete_if({ifeq, V}, K, S).
+
+%% @doc DELEX key [IFEQ v | IFNE v] (Redis 8.4).
+-spec delex([binary()], store(), integer()) -> result().
+delex([K], S, _) -> {ok, maps:remove(K, S)};
+delex([K, C, V], S, _) ->
+    case lower(C) of
+        <<"ifeq">> -> delete_if({ifeq, V}, K, S);
+        <<"ifne">> -> delete_if({ifne, V}, K, S)
+    end.
+
+delete_if(Cond, K, S) ->
+    case is_map_key(K, S) andalso holds(Cond, K, S) of
+        true -> {ok, maps:remove(K, S)};
+        false -> {ok, S}
+    end.
 
 %% @doc SETNX key value.
 -spec setnx([binary()], store(), integer()) -> result().
@@ -273,6 +322,27 @@ wrap(T, Bits, signed) ->
 -define(NOW, 1000000).
 s(L) -> maps:from_list([{K, {V, E, #{}}} || {K, V, E} <- L]).
 run(F, Args, S) -> {ok, R} = ?MODULE:F(Args, S, ?NOW), R.
+
+%% Valkey 8.1 / Redis 8.4 conditions, MSETEX, DELIFEQ, DELEX.
+conditional_test_() ->
+    E = s([{<<"k">>, <<"old">>, 5000}]),
+    [?_assertEqual(s([{<<"k">>, <<"v">>, undefined}]), run(set, [<<"k">>, <<"v">>, <<"IFEQ">>, <<"old">>], E)),
+     ?_assertEqual(E, run(set, [<<"k">>, <<"v">>, <<"ifeq">>, <<"other">>], E)),
+     ?_assertEqual(#{}, run(set, [<<"k">>, <<"v">>, <<"IFEQ">>, <<"old">>], #{})),
+     ?_assertEqual(s([{<<"k">>, <<"v">>, 5000}]),
+                   run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"x">>, <<"KEEPTTL">>], E)),
+     ?_assertEqual(s([{<<"k">>, <<"v">>, undefined}]), run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"x">>], #{})),
+     ?_assertEqual(E, run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"old">>], E)),
+     ?_assertError(_, run(set, [<<"k">>, <<"v">>, <<"IFDEQ">>, <<"0123456789abcdef">>], E)),
+     ?_assertEqual(s([{<<"k">>, <<"1">>, 9000}, {<<"n">>, <<"2">>, 9000}]),
+                   run(msetex, [<<"2">>, <<"k">>, <<"1">>, <<"n">>, <<"2">>, <<"PXAT">>, <<"9000">>], E)),
+     ?_assertEqual(E, run(msetex, [<<"2">>, <<"k">>, <<"1">>, <<"n">>, <<"2">>, <<"NX">>], E)),
+     ?_assertEqual(s([{<<"k">>, <<"1">>, 5000}]), run(msetex, [<<"1">>, <<"k">>, <<"1">>, <<"XX">>, <<"KEEPTTL">>], E)),
+     ?_assertEqual(#{}, run(delifeq, [<<"k">>, <<"old">>], E)),
+     ?_assertEqual(E, run(delifeq, [<<"k">>, <<"new">>], E)),
+     ?_assertEqual(#{}, run(delex, [<<"k">>], E)),
+     ?_assertEqual(E, run(delex, [<<"k">>, <<"IFNE">>, <<"old">>], E)),
+     ?_assertEqual(#{}, run(delex, [<<"k">>, <<"IFNE">>, <<"x">>], E))].
 
 set_test_() ->
     E = s([{<<"k">>, <<"old">>, 5000}]),

@@ -48,10 +48,11 @@
 %% @doc The delivery of a link with `Config'; the default mirror's table is
 %% created at once (its name may be taken).
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
-new(#{callback := Callback, name := Name, db := Db, compressed := Compressed}) ->
+new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
+    Settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
     D = #delivery{callback = nsync_callback:new(Callback, Name),
                   default = Callback =:= default, name = Name, db = Db,
-                  tables = nsync_tables:new(Db, Compressed)},
+                  tables = nsync_tables:new(Db, Compressed, Settings)},
     case D#delivery.default of
         true ->
             case nsync_tables:claim(Name, D#delivery.tables) of

@@ -6,32 +6,44 @@
 %%% expiry table with rows `{Key, ExpireAt | undefined, #{Field => ExpireAt}}'
 %%% for keys that have a key or hash-field expiry. The expiry table is found
 %%% from the data table through `persistent_term' (`lookup/2', `ttl/2').
+%%%
+%%% A value bigger than the mirror's threshold is a big value (`nsync_big'):
+%%% its data row is `{Key, Handle}' and its expiry row
+%%% `{Key, ExpireAt | undefined, #{}, Handle}' (a big hash keeps its field
+%%% expiries itself). The expiry row holds the handle because a compressed
+%%% table does not keep a resource alive: it is written after the data row
+%%% and removed after it, so a reader of the data row always finds the
+%%% value alive.
 %%% Tables are `protected' and owned by the process that calls `new/2'.
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
 %%% the entries of the keys a command touches, runs the pure handler, and
 %%% writes back what changed; the commands the table marks `cross_db' (MOVE,
 %%% COPY ... DB, SWAPDB, FLUSHDB, FLUSHALL) it carries out itself. A command
-%%% that cannot be applied faithfully (HyperLogLog, modules, unknown names, a
-%%% value the mirror does not know) returns `{unhandled, Cmd, Mirror}' and
+%%% that cannot be applied faithfully (modules, unknown names, a value the
+%%% mirror does not know) returns `{unhandled, Cmd, Mirror}' and
 %%% the keys it touched are removed and remembered as unknown ("poisoned")
 %%% until a command overwrites them, so readers see such keys as absent, never
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, ttl/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
--export_type([mirror/0]).
+-export_type([mirror/0, settings/0]).
 
 -define(KEY(Tid), {?MODULE, Tid}).
 
 -type db() :: non_neg_integer().
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
+-type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
+                      geo_formula := before_7_0 | since_7_0}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
+                      big := nsync_big:limits(),
+                      settings := settings(),
                       dbs := #{db() => tabs()},
                       poison := #{db() => poison()}}.
 
@@ -50,11 +62,29 @@ new(Name, DbSpec) ->
 %% small values cost the same, and reads of maps of more than 32 fields cost
 %% a few times more (the map is rebuilt on every read).
 -spec new(atom(), db() | all, boolean()) -> mirror().
-new(Name, DbSpec, Compressed)
+new(Name, DbSpec, Compressed) ->
+    new(Name, DbSpec, Compressed, #{}).
+
+%% @doc Creates a mirror as `new/3' does, for a master whose settings differ
+%% from the defaults: `hll_sparse_max_bytes' (its `hll-sparse-max-bytes',
+%% 3000) and `geo_formula' (`before_7_0' for a master older than 7.0,
+%% `since_7_0' by default), which the HyperLogLog and GEO commands follow;
+%% and with `big_threshold' (`nsync_big:default_threshold()'): collections
+%% of more elements (strings of more KiB) become big values (`off': never;
+%% the tests give `nsync_big:limits()').
+-spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
+                                          geo_formula => before_7_0 | since_7_0,
+                                          big_threshold => pos_integer() | off
+                                                         | nsync_big:limits()}) -> mirror().
+new(Name, DbSpec, Compressed, Settings)
   when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_boolean(Compressed) ->
+       is_boolean(Compressed), is_map(Settings) ->
     First = case DbSpec of all -> 0; N -> N end,
-    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{}},
+    Big = nsync_big:limits(maps:get(big_threshold, Settings, nsync_big:default_threshold())),
+    M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
+          big => Big,
+          settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
+                                 maps:without([big_threshold], Settings))},
     {M1, _} = ensure_db(M, First),
     M1.
 
@@ -110,24 +140,36 @@ ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
 
 %% @doc Like `ets:lookup/2' on a mirror table, but hides a key whose expiry
 %% has passed and hash fields whose expiry has passed (even when the master's
-%% DEL/HDEL has not arrived yet).
+%% DEL/HDEL has not arrived yet), and gives the value of a big value
+%% (`nsync_big'), not its handle.
 -spec lookup(ets:tid(), term()) -> [{term(), term()}].
 lookup(Tid, Key) ->
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> [];
+        {V, F} -> visible(Key, V, F, Now)
+    end.
+
+%% @doc The value of `Key' (a big value's handle as it is) and its hash
+%% fields' expiries, `none' if the key is absent or expired at `Now'.
+-spec entry(ets:tid(), term(), integer()) -> {term(), #{binary() => integer()}} | none.
+entry(Tid, Key, Now) ->
     case ets:lookup(Tid, Key) of
-        [] -> [];
-        [{_, V}] = R ->
-            case persistent_term:get(?KEY(Tid), undefined) of
-                undefined -> R;
-                ExpT ->
-                    case ets:lookup(ExpT, Key) of
-                        [] -> R;
-                        [{_, E, F}] -> visible(Key, V, E, F, erlang:system_time(millisecond))
-                    end
+        [] -> none;
+        [{_, V}] ->
+            case exp_row(Tid, Key) of
+                none -> {V, #{}};
+                {E, _} when is_integer(E), Now > E -> none;
+                {_, F} -> {V, F}
             end
     end.
 
-visible(_Key, _V, E, _F, Now) when is_integer(E), Now > E -> [];
-visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
+visible(Key, V, _F, Now) when is_reference(V) ->
+    case nsync_big:value(V, Now) of
+        M when is_map(M), map_size(M) =:= 0 -> [];
+        Value -> [{Key, Value}]
+    end;
+visible(Key, V, F, Now) when is_map(V), map_size(F) > 0 ->
     V2 = maps:filter(fun(Fd, _) ->
                              case F of
                                  #{Fd := FE} -> Now =< FE;
@@ -138,27 +180,49 @@ visible(Key, V, _E, F, Now) when is_map(V), map_size(F) > 0 ->
         0 -> [];
         _ -> [{Key, V2}]
     end;
-visible(Key, V, _E, _F, _Now) -> [{Key, V}].
+visible(Key, V, _F, _Now) -> [{Key, V}].
 
 %% @doc The absolute expiry (ms since the epoch) of `Key', `undefined' if it
 %% has none, `not_found' if the key is absent (or expired).
 -spec ttl(ets:tid(), term()) -> integer() | undefined | not_found.
 ttl(Tid, Key) ->
-    case lookup(Tid, Key) of
-        [] -> not_found;
-        _ ->
-            case exp_row(Tid, Key) of
-                {E, _} -> E;
-                none -> undefined
+    Now = erlang:system_time(millisecond),
+    case entry(Tid, Key, Now) of
+        none -> not_found;
+        {V, F} ->
+            case present(Key, V, F, Now) of
+                false -> not_found;
+                true ->
+                    case exp_row(Tid, Key) of
+                        {E, _} -> E;
+                        none -> undefined
+                    end
             end
     end.
+
+%% Whether a live key has a live field, if it is a hash (without building a
+%% big value).
+present(_Key, H, _F, Now) when is_reference(H) ->
+    nsync_big:kind(H) =/= hash orelse nsync_big:read(H, {live_len, Now}) > 0;
+present(Key, V, F, Now) ->
+    visible(Key, V, F, Now) =/= [].
 
 %% @doc The hash-field expiries of `Key' (`#{}' if none).
 -spec field_ttls(ets:tid(), term()) -> #{binary() => integer()}.
 field_ttls(Tid, Key) ->
-    case exp_row(Tid, Key) of
-        {_, F} -> F;
-        none -> #{}
+    case ets:lookup(Tid, Key) of
+        [{_, H}] when is_reference(H) -> big_field_ttls(H);
+        _ ->
+            case exp_row(Tid, Key) of
+                {_, F} -> F;
+                none -> #{}
+            end
+    end.
+
+big_field_ttls(H) ->
+    case nsync_big:kind(H) of
+        hash -> nsync_big:read(H, field_expires);
+        _ -> #{}
     end.
 
 exp_row(Tid, Key) ->
@@ -167,6 +231,7 @@ exp_row(Tid, Key) ->
         ExpT ->
             case ets:lookup(ExpT, Key) of
                 [{_, E, F}] -> {E, F};
+                [{_, E, F, _Handle}] -> {E, F};
                 [] -> none
             end
     end.
@@ -197,8 +262,9 @@ load(M0, Db, DataRows, ExpiryRows) ->
 
 write({Data, Exp}, Key, {V, E, F}) ->
     ets:insert(Data, {Key, V}),
-    case E =:= undefined andalso map_size(F) =:= 0 of
-        true -> ets:delete(Exp, Key);
+    case is_reference(V) of
+        true -> ets:insert(Exp, {Key, E, F, V});
+        false when E =:= undefined, map_size(F) =:= 0 -> ets:delete(Exp, Key);
         false -> ets:insert(Exp, {Key, E, F})
     end;
 write({Data, Exp}, Key, delete) ->
@@ -211,7 +277,8 @@ read({Data, Exp}, Key) ->
         [{_, V}] ->
             case ets:lookup(Exp, Key) of
                 [] -> {V, undefined, #{}};
-                [{_, E, F}] -> {V, E, F}
+                [{_, E, F}] -> {V, E, F};
+                [{_, E, F, _Handle}] -> {V, E, F}
             end
     end.
 
@@ -259,20 +326,29 @@ local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}) ->
 local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db, P) ->
     %% The commonest command, without options and with nothing unknown in
     %% the db: the value is replaced and any TTL dropped, whatever was there.
-    {M, Tabs} = ensure_db(M0, Db),
-    write(Tabs, K, {V, undefined, #{}}),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
+    write(Tabs, K, {nsync_big:promote(string, V, Limits), undefined, #{}}),
     {ok, M};
 local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
     Keys = lists:usort(nsync_cmd:keys(KS, Args)),
-    {M, Tabs} = ensure_db(M0, Db),
+    {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
     Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
                                       (E = read(Tabs, K)) =/= none]),
-    case Run(Args, Store, erlang:system_time(millisecond)) of
+    Now = erlang:system_time(millisecond),
+    Context = case Spec of
+                  #{settings := true} -> (maps:get(settings, M))#{now => Now};
+                  _ -> Now
+              end,
+    Result = case has_big(Store) of
+                 false -> Run(Args, Store, Context);
+                 true -> nsync_cmd_big:run(Spec, Args, Store, Context)
+             end,
+    case Result of
         unhandled ->
             {unhandled, Cmd, poison(M, Db, Keys)};
         {ok, Store2} ->
-            Changed = commit(Tabs, Store, Store2),
+            Changed = commit(Tabs, Store, Store2, kind_of(Run), Limits),
             case Poisoned of
                 [] -> {ok, M};
                 _ ->
@@ -284,13 +360,29 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
             end
     end.
 
+has_big(Store) ->
+    lists:any(fun({V, _, _}) -> is_reference(V) end, maps:values(Store)).
+
+%% The type of the values a handler writes (for turning a value that grew
+%% past the threshold into a big value); `none' for generic commands, whose
+%% results are kept as they come.
+kind_of(Run) ->
+    case erlang:fun_info(Run, module) of
+        {module, nsync_cmd_string} -> string;
+        {module, nsync_cmd_list} -> list;
+        {module, nsync_cmd_set} -> set;
+        {module, nsync_cmd_zset} -> zset;
+        {module, nsync_cmd_hash} -> hash;
+        _ -> none
+    end.
+
 %% Writes what changed between the two stores; returns the changed keys.
-commit(Tabs, Old, New) ->
+commit(Tabs, Old, New, Kind, Limits) ->
     Keys = lists:usort(maps:keys(Old) ++ maps:keys(New)),
     lists:foldl(fun(K, Acc) ->
                         O = maps:get(K, Old, none),
                         N = case New of
-                                #{K := E} -> nsync_cmd_lib:finish(E);
+                                #{K := E} -> sized(nsync_cmd_lib:finish(E), Kind, Limits);
                                 _ -> delete
                             end,
                         case {O, N} of
@@ -299,6 +391,25 @@ commit(Tabs, Old, New) ->
                             _ -> write(Tabs, K, N), [K | Acc]
                         end
                 end, [], Keys).
+
+%% The entry to store for a value just written: a term over the limits
+%% becomes a big value (a hash's field expiries go into it), a big value
+%% that became empty is deleted, one that shrank becomes a term again.
+sized(delete, _Kind, _Limits) -> delete;
+sized({V, E, _F}, _Kind, Limits) when is_reference(V) ->
+    case nsync_big:demote(V, Limits) of
+        delete -> delete;
+        V -> {V, E, #{}};
+        {Term, FieldExpires} -> {Term, E, FieldExpires}
+    end;
+sized({V, E, F} = Entry, Kind, Limits) when Kind =/= none ->
+    case nsync_big:promote(Kind, V, Limits) of
+        V -> Entry;
+        H ->
+            [nsync_big:write(H, {hexpire, maps:to_list(F)}) || map_size(F) > 0],
+            {H, E, #{}}
+    end;
+sized(Entry, _Kind, _Limits) -> Entry.
 
 %%% ------------------------------------------------------------ poison
 
@@ -414,6 +525,9 @@ copy_across(M0, Cmd, From, To, [Src, Dst | _]) ->
                 false ->
                     case read(FT, Src) of
                         none -> {ok, M};
+                        {V, Exp, F} when is_reference(V) ->
+                            write(TT, Dst, {nsync_big:copy(V), Exp, F}),
+                            {ok, unpoison(M, To, [Dst])};
                         E -> write(TT, Dst, E), {ok, unpoison(M, To, [Dst])}
                     end
             end
@@ -511,6 +625,42 @@ apply_test() ->
     M4 = ap(M3, 0, [<<"flushall">>]),
     ?assertEqual(0, ets:info(T, size)),
     delete(M4).
+
+%% The commands of Redis 8.x and Valkey 8.1-9, in the forms their masters
+%% propagate, through the command table.
+newer_servers_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    Cmds = [[<<"set">>, <<"k">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"v2">>, <<"IFEQ">>, <<"v1">>],
+            [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"v1">>],
+            [<<"msetex">>, <<"2">>, <<"a">>, <<"1">>, <<"b">>, <<"2">>, <<"PXAT">>, <<"99999999999999">>],
+            [<<"delifeq">>, <<"a">>, <<"1">>],
+            [<<"delex">>, <<"b">>, <<"IFEQ">>, <<"other">>],
+            [<<"hsetex">>, <<"h">>, <<"FNX">>, <<"PXAT">>, <<"99999999999999">>, <<"FIELDS">>, <<"2">>,
+             <<"f">>, <<"1">>, <<"g">>, <<"2">>],
+            [<<"hsetex">>, <<"h">>, <<"KEEPTTL">>, <<"FIELDS">>, <<"1">>, <<"f">>, <<"1.5">>],
+            [<<"hpersist">>, <<"h">>, <<"FIELDS">>, <<"1">>, <<"g">>],
+            [<<"hdel">>, <<"h">>, <<"g">>],
+            [<<"setbit">>, <<"x">>, <<"0">>, <<"1">>],
+            [<<"bitop">>, <<"DIFF">>, <<"y">>, <<"x">>, <<"k">>],
+            [<<"xadd">>, <<"s">>, <<"1-0">>, <<"f">>, <<"v">>],
+            [<<"xadd">>, <<"s">>, <<"2-0">>, <<"f">>, <<"v">>],
+            [<<"xdelex">>, <<"s">>, <<"DELREF">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+            [<<"cluster">>, <<"setslot">>, <<"12">>, <<"node">>, <<"abc">>],
+            [<<"pfadd">>, <<"p">>, <<"a">>, <<"b">>],
+            [<<"pfcount">>, <<"p">>]],
+    M = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0, Cmds),
+    ?assertEqual([{<<"k">>, <<"v2">>}], ets:lookup(T, <<"k">>)),
+    ?assertEqual([], ets:lookup(T, <<"a">>)),
+    ?assertEqual([{<<"b">>, <<"2">>}], ets:lookup(T, <<"b">>)),
+    ?assertEqual(99999999999999, ttl(T, <<"b">>)),
+    ?assertEqual([{<<"h">>, #{<<"f">> => <<"1.5">>}}], ets:lookup(T, <<"h">>)),
+    ?assertEqual(#{<<"f">> => 99999999999999}, field_ttls(T, <<"h">>)),
+    ?assertEqual([{<<"y">>, <<128, 0>>}], ets:lookup(T, <<"y">>)),
+    ?assertMatch([{<<"s">>, {stream, [{{2, 0}, _}], _}}], ets:lookup(T, <<"s">>)),
+    ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
+    delete(M).
 
 unhandled_test() ->
     M0 = new(t, 0),

@@ -23,6 +23,10 @@
 -module(nsync_nif).
 
 -export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1, key_slot/1]).
+%% Values the mirror computes as Redis does (nsync_core's hll and geo).
+-export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3]).
+%% big values (see nsync_big)
+-export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
 -on_load(init/0).
 
@@ -34,7 +38,10 @@
                     connect_timeout := pos_integer(),
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
-                    db := db() | all}.
+                    db := db() | all,
+                    %% lists, sets, zsets and hashes of more elements come
+                    %% as big values (nsync_big)
+                    big_threshold := pos_integer() | off}.
 -type master() :: #{host := binary(), port := inet:port_number()}.
 -type replid() :: binary().
 -type offset() :: integer().
@@ -56,9 +63,12 @@
         %% hash-field expiry, in the same order. BigHashes are hashes of
         %% more than 32 live fields, whose maps the caller makes (the pump
         %% cannot build maps that big: the VM builds them with
-        %% scheduler-only memory).
+        %% scheduler-only memory). A collection over big_threshold is a
+        %% big value: its data row is {Key, Handle} and it has an expiry
+        %% row {Key, ExpireAt | undefined, #{}, Handle} (nsync_mirror's).
       | {keys, db(), DataRows :: [{key(), term()}],
-         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}],
+         ExpiryRows :: [{key(), expire_at() | undefined, #{binary() => expire_at()}}
+                        | {key(), expire_at() | undefined, #{}, nsync_big:handle()}],
          BigHashes :: [{key(), [{binary(), binary()}], expire_at() | undefined,
                         [{binary(), expire_at()}]}]}
         %% The snapshot is complete (only now are Replid/Offset the
@@ -170,6 +180,66 @@ close(_Link) -> erlang:nif_error(nif_not_loaded).
 -spec decode_dump(binary()) -> {ok, term(), [{binary(), integer()}]} | {ok, expired}
                                | {error, {rdb, atom(), non_neg_integer()}}.
 decode_dump(_Payload) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc A big value of type `Kind' made from its term (see `nsync_big'):
+%% `{ok, Handle}'; raises `badarg' if the term is not of that type. Runs
+%% on a dirty CPU scheduler.
+-spec big_new(nsync_big:kind(), term()) -> {ok, nsync_big:handle()}.
+big_new(_Kind, _Value) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs read operation `Op' on a big value on this scheduler; `busy'
+%% if that would wait for a writer or take long (then `big_read_dirty/2').
+-spec big_read(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_read(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_read/2' on a dirty CPU scheduler: waits and does any amount.
+-spec big_read_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_read_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Runs write operation `Op' on a big value; `busy' as `big_read/2'.
+-spec big_write(nsync_big:handle(), nsync_big:op()) -> term() | busy.
+big_write(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc `big_write/2' on a dirty CPU scheduler.
+-spec big_write_dirty(nsync_big:handle(), nsync_big:op()) -> term().
+big_write_dirty(_Handle, _Op) -> erlang:nif_error(nif_not_loaded).
+
+%%% ------------------------------------------------------------ computed values
+%%% HyperLogLog strings are Redis's byte for byte (sparse and dense encodings,
+%%% the promotion at `SparseMaxBytes', the cached cardinality). `undefined'
+%%% stands for a key that does not exist. All run on a dirty CPU scheduler.
+
+-type hll_reply() :: {ok, binary()} | unchanged | {error, not_hll | corrupt}.
+
+%% @doc PFADD: the key's new value, or `unchanged' when no register grew.
+-spec hll_pfadd(binary() | undefined, [binary()], non_neg_integer()) -> hll_reply().
+hll_pfadd(_Current, _Elements, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFCOUNT of one key: the value with its cardinality cached (as the
+%% master writes it), or `unchanged' when the cache was valid.
+-spec hll_pfcount(binary()) -> hll_reply().
+hll_pfcount(_Current) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFDEBUG TODENSE (or GETREG): the value in the dense encoding, or
+%% `unchanged' when it was dense.
+-spec hll_todense(binary()) -> hll_reply().
+hll_todense(_Current) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc PFMERGE: the destination's new value from its current value and the
+%% sources' (in command order).
+-spec hll_pfmerge(binary() | undefined, [binary() | undefined], non_neg_integer()) -> hll_reply().
+hll_pfmerge(_Dest, _Sources, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc GEORADIUS / GEORADIUSBYMEMBER ... STORE|STOREDIST and GEOSEARCHSTORE
+%% (`Command', name first) over the source sorted set (`[{Score, Member}]'
+%% in Redis order, `undefined' if absent): the set stored at the destination,
+%% in Redis order (`[]': the destination is deleted). `Formula' is
+%% `before_7_0' for masters older than 7.0, whose distances differ in the
+%% last bits, `since_7_0' otherwise.
+-spec geo_store([binary()], [{float() | inf | '-inf', binary()}] | undefined,
+                before_7_0 | since_7_0) ->
+          {ok, [{float(), binary()}]} | {error, no_such_member | badarg | {badarg, string()}}.
+geo_store(_Command, _ZSet, _Formula) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The Redis Cluster hash slot of `Key' (0..16383), as `CLUSTER
 %% KEYSLOT' computes it: CRC16 of the key, or of its hash tag (the bytes

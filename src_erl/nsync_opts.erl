@@ -24,7 +24,10 @@
                     name := atom(),
                     db := non_neg_integer() | all,
                     compressed := boolean(),
+                    big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
+                    hll_sparse_max_bytes := non_neg_integer(),
+                    geo_formula := before_7_0 | since_7_0,
                     %% not an option: set by a layer above links (see
                     %% nsync_link) to pick each session's master
                     next_master => nsync_link:next_master()}.
@@ -39,7 +42,10 @@
                     name => nsync,
                     db => 0,
                     compressed => true,
-                    connect_timeout => 5000}).
+                    big_threshold => 64,
+                    connect_timeout => 5000,
+                    hll_sparse_max_bytes => 3000,
+                    geo_formula => since_7_0}).
 
 %% @doc Checks `Opts' (a proplist as in nsync, or a map) and returns the
 %% complete config. As with proplists, the first occurrence of an option wins.
@@ -66,9 +72,13 @@ validate(Opts) ->
 %% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
 %% key given: the NIF has no defaults of its own.
 -spec nif_config(config()) -> nsync_nif:config().
-nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db}) ->
+nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db,
+             callback := Callback, big_threshold := Big}) ->
+    %% Snapshot values over the threshold come as big values for the
+    %% default mirror; a callback gets every value as a term.
     #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
-      listening_port => 0, db => Db}.
+      listening_port => 0, db => Db,
+      big_threshold => case Callback of default -> Big; _ -> off end}.
 
 %% @doc The master the options name (`nsync_nif:start/2').
 -spec master(config()) -> nsync_nif:master().
@@ -94,6 +104,10 @@ option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
+option({big_threshold, off}, C) -> C#{big_threshold => off};
+option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
+option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
+option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option(Opt, _C) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->

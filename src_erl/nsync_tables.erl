@@ -11,7 +11,7 @@
 %%% refused. No process of its own: the link process owns the tables.
 -module(nsync_tables).
 
--export([new/2, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, retire/2,
+-export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, retire/2,
          live/2, update/4, names/1, delete_all/1]).
 
 -export_type([tables/0]).
@@ -19,6 +19,8 @@
 -record(tables, {
           db :: non_neg_integer() | all,
           compressed :: boolean(),
+          %% the master's settings the mirrors follow (nsync_mirror:new/4)
+          settings :: map(),
           %% what readers see: name => mirror
           live = #{} :: #{atom() => nsync_mirror:mirror()},
           %% being filled by the current full sync, published at its end
@@ -31,10 +33,11 @@
 -type taken() :: {taken, Owner :: pid()}.
 
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
-%% with `compressed' data tables or not.
--spec new(non_neg_integer() | all, boolean()) -> tables().
-new(Db, Compressed) ->
-    #tables{db = Db, compressed = Compressed}.
+%% with `compressed' data tables or not, following the master's `Settings'
+%% (see `nsync_mirror:new/4').
+-spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+new(Db, Compressed, Settings) ->
+    #tables{db = Db, compressed = Compressed, settings = Settings}.
 
 %% @doc Creates the live table `Name' at once (the default mirror, when the
 %% link starts).
@@ -143,8 +146,8 @@ delete_all(#tables{live = Live, loading = Loading, retired = Retired}) ->
 
 %%% ------------------------------------------------------------ internal
 
-new_mirror(Name, #tables{db = Db, compressed = Compressed}) ->
-    nsync_mirror:new(Name, Db, Compressed).
+new_mirror(Name, #tables{db = Db, compressed = Compressed, settings = Settings}) ->
+    nsync_mirror:new(Name, Db, Compressed, Settings).
 
 publish(Name, Mirror) ->
     nsync_registry:publish(Name, nsync_mirror:tid(Mirror), maps:from_list(nsync_mirror:dbs(Mirror))).
@@ -174,7 +177,7 @@ tid(Name) ->
     end.
 
 full_sync_test() ->
-    {ok, T0} = claim(tables_test, new(0, true)),
+    {ok, T0} = claim(tables_test, new(0, true, #{})),
     Old = tid(tables_test),
     ?assertEqual([tables_test], names(T0)),
     %% a full sync loads beside the live table; readers see the live one
@@ -199,7 +202,7 @@ full_sync_test() ->
     ?assertEqual(undefined, tid(tables_test)).
 
 discarded_load_test() ->
-    {ok, T0} = claim(tables_test, new(0, true)),
+    {ok, T0} = claim(tables_test, new(0, true, #{})),
     Live = tid(tables_test),
     {ok, T1} = load(tables_test, 0, [row(<<"a">>)], [], start_load(T0)),
     T2 = discard_load(T1),
@@ -213,13 +216,13 @@ discarded_load_test() ->
 taken_name_test() ->
     Parent = self(),
     Owner = spawn(fun() ->
-                          {ok, T} = claim(tables_taken, new(0, true)),
+                          {ok, T} = claim(tables_taken, new(0, true, #{})),
                           Parent ! {claimed, T},
                           receive stop -> delete_all(T) end
                   end),
     receive {claimed, _} -> ok end,
-    ?assertEqual({error, {already_started, Owner}}, claim(tables_taken, new(0, true))),
-    ?assertEqual({taken, Owner}, live(tables_taken, new(0, true))),
-    ?assertEqual({taken, Owner}, load(tables_taken, 0, [], [], start_load(new(0, true)))),
+    ?assertEqual({error, {already_started, Owner}}, claim(tables_taken, new(0, true, #{}))),
+    ?assertEqual({taken, Owner}, live(tables_taken, new(0, true, #{}))),
+    ?assertEqual({taken, Owner}, load(tables_taken, 0, [], [], start_load(new(0, true, #{})))),
     Owner ! stop.
 -endif.

@@ -44,8 +44,13 @@ init_per_group(valkey_diskless, Config) -> [{version, valkey}, {diskless, true} 
 end_per_group(_, _Config) -> ok.
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(unhandled_command, Config) ->
+    %% A master propagates a renamed command under its new name, which no
+    %% table knows: a command the mirror cannot apply, as a module's is.
+    {ok, S} = start_server(Config, [{"rename-command SADD", "NSYNC-MODULE.ADD"}]),
+    [{server, S} | Config];
 init_per_testcase(_Case, Config) ->
-    {ok, S} = start_server(Config),
+    {ok, S} = start_server(Config, []),
     [{server, S} | Config].
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
@@ -170,8 +175,9 @@ routing_by_return(Config) ->
       fun() -> ets:info(nsync:tid(foo), size) + ets:info(nsync:tid(bar), size) =:= 0 end, ?T),
     ok = nsync:stop(Pid).
 
-%% @doc A command the mirror cannot apply (PFADD) reaches the callback as
-%% {cmd, ...} then {error, {unhandled, Cmd}}, and is counted in status.
+%% @doc A command the mirror cannot apply (one it does not know, as a
+%% module's) reaches the callback as {cmd, ...} then {error, {unhandled,
+%% Cmd}}, and is counted in status.
 -spec unhandled_command(ct_suite:ct_config()) -> ok.
 unhandled_command(Config) ->
     S = ?config(server, Config),
@@ -179,13 +185,13 @@ unhandled_command(Config) ->
     Cb = fun(Event) -> Self ! Event, table end,
     {ok, Pid} = nsync:start_link(opts(Config, [{callback, Cb}, {block, true}, {timeout, ?T}])),
     [] = nsync_test_events:collect_load(?T),
-    1 = nsync_test_redis:cmd(S, [<<"PFADD">>, <<"hll">>, <<"a">>]),
+    1 = nsync_test_redis:cmd(S, [<<"NSYNC-MODULE.ADD">>, <<"m">>, <<"a">>]),
     <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"k">>, <<"v">>]),
-    {cmd, <<"pfadd">>, [<<"hll">>, <<"a">>]} = nsync_test_events:next(?T),
-    {error, {unhandled, <<"pfadd">>}} = nsync_test_events:next(?T),
+    {cmd, <<"nsync-module.add">>, [<<"m">>, <<"a">>]} = nsync_test_events:next(?T),
+    {error, {unhandled, <<"nsync-module.add">>}} = nsync_test_events:next(?T),
     {cmd, <<"set">>, [<<"k">>, <<"v">>]} = nsync_test_events:next(?T),
     #{unhandled := 1} = nsync:status(Pid),
-    [] = nsync:lookup(table, <<"hll">>),
+    [] = nsync:lookup(table, <<"m">>),
     [{<<"k">>, <<"v">>}] = nsync:lookup(table, <<"k">>),
     ok = nsync:stop(Pid).
 
@@ -253,7 +259,7 @@ db_filter(Config) ->
 -spec two_links_two_masters(ct_suite:ct_config()) -> ok.
 two_links_two_masters(Config) ->
     S1 = ?config(server, Config),
-    {ok, S2} = start_server(Config),
+    {ok, S2} = start_server(Config, []),
     try
         <<"OK">> = nsync_test_redis:cmd(S1, [<<"SET">>, <<"k">>, <<"one">>]),
         <<"OK">> = nsync_test_redis:cmd(S2, [<<"SET">>, <<"k">>, <<"two">>]),
@@ -313,9 +319,10 @@ check_callback(Config, Callback) ->
     nsync_test_events:no_event(200),
     ok = nsync:stop(Pid).
 
-start_server(Config) ->
+start_server(Config, ServerConfig) ->
     nsync_test_redis:start(#{version => ?config(version, Config),
-                             diskless => ?config(diskless, Config)}).
+                             diskless => ?config(diskless, Config),
+                             config => ServerConfig}).
 
 opts(Config, Extra) ->
     opts(?config(server, Config), Config, Extra).

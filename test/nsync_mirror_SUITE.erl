@@ -1,6 +1,7 @@
 %%% @doc Differential tests of the ETS mirror: a seeded random workload
 %%% (`nsync_workload') runs against a real master and the mirror must equal
-%%% the master's dataset afterwards (type, value and expiry of every key).
+%%% the master's dataset afterwards (type, value and expiry of every key),
+%%% with no command left unhandled.
 -module(nsync_mirror_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -8,19 +9,21 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
--export([direct_7_0/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+-export([direct_7_0/1, direct_7_0_big/1, stream_7_0/1, stream_6_2/1, stream_valkey/1, link_7_0_disk/1,
+         link_7_0_big/1,
          link_7_0_diskless/1, link_6_2_disk/1, link_6_2_diskless/1, link_valkey_disk/1,
-         link_valkey_diskless/1]).
+         link_valkey_diskless/1, settings_hll_7_0/1, settings_geo_6_2/1]).
 
 -define(COUNT, 10000).
 
 -spec all() -> [atom() | {group, atom()}].
 all() ->
-    [direct_7_0, stream_7_0, stream_6_2, stream_valkey, {group, link}].
+    [direct_7_0, direct_7_0_big, stream_7_0, stream_6_2, stream_valkey, settings_hll_7_0,
+     settings_geo_6_2, {group, link}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
-    [{link, [], [link_7_0_disk, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
+    [{link, [], [link_7_0_disk, link_7_0_big, link_7_0_diskless, link_6_2_disk, link_6_2_diskless,
                   link_valkey_disk, link_valkey_diskless]}].
 
 -spec init_per_suite(list()) -> list().
@@ -35,10 +38,14 @@ end_per_suite(_Config) -> ok.
 init_per_testcase(Case, Config) ->
     {Version, Diskless} = case Case of
                               direct_7_0 -> {'7.0', false};
+                              direct_7_0_big -> {'7.0', false};
                               stream_7_0 -> {'7.0', false};
                               stream_6_2 -> {'6.2', false};
                               stream_valkey -> {valkey, false};
+                              settings_hll_7_0 -> {'7.0', false};
+                              settings_geo_6_2 -> {'6.2', false};
                               link_7_0_disk -> {'7.0', false};
+                              link_7_0_big -> {'7.0', false};
                               link_7_0_diskless -> {'7.0', true};
                               link_6_2_disk -> {'6.2', false};
                               link_6_2_diskless -> {'6.2', true};
@@ -68,9 +75,19 @@ end_per_testcase(_Case, Config) ->
 %% @doc Without the link: every command the workload runs on a 7.0 master is
 %% applied (as the master propagates it) to a local mirror; zero mismatches.
 -spec direct_7_0(list()) -> ok.
-direct_7_0(Config) ->
+direct_7_0(Config) -> direct_case(Config, #{}).
+
+%% @doc As direct_7_0 with a tiny big-value threshold: every collection of
+%% more than 4 elements and string of more than 8 bytes is a big value
+%% (`nsync_big'), so the workload runs through the big paths (in place,
+%% projected, materialised, promoted and demoted); zero mismatches.
+-spec direct_7_0_big(list()) -> ok.
+direct_7_0_big(Config) ->
+    direct_case(Config, #{big_threshold => #{elements => 4, bytes => 8}}).
+
+direct_case(Config, Opts) ->
     Server = ?config(server, Config),
-    Mirror0 = nsync_mirror:new(direct_mirror, 0),
+    Mirror0 = nsync_mirror:new(direct_mirror, 0, true, Opts),
     put(mirror, Mirror0),
     put(unhandled, #{}),
     Hook = fun(Db, [Cmd | Args]) ->
@@ -89,16 +106,25 @@ direct_7_0(Config) ->
                                          mode => direct, hook => Hook}),
     report(Stats),
     ct:pal("unhandled: ~p~nfirst: ~p", [get(unhandled), lists:reverse(get_list(first_unhandled))]),
-    Mis = nsync_workload:compare(Server, nsync_mirror:tid(get(mirror)), #{version => '7.0'}),
+    Tid = nsync_mirror:tid(get(mirror)),
+    Big = length([K || {K, V} <- ets:tab2list(Tid), nsync_big:is_handle(V)]),
+    ct:pal("big values at the end: ~b of ~b keys", [Big, ets:info(Tid, size)]),
+    Mis = nsync_workload:compare(Server, Tid, #{version => '7.0'}),
     report_mismatches(Mis),
     nsync_mirror:delete(get(mirror)),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, get(unhandled)),
     ok.
 
 %% @doc Redis 7.0, disk-based sync: nsync mirrors the workload, link killed
 %% and resumed in the middle; zero mismatches once the link has caught up.
 -spec link_7_0_disk(list()) -> ok.
 link_7_0_disk(Config) -> link_case(Config).
+%% @doc As link_7_0_disk with a tiny big-value threshold (collections of
+%% more than 4 elements): the snapshot's collections come from the pump as
+%% big values, and the stream applies to them in place; zero mismatches.
+-spec link_7_0_big(list()) -> ok.
+link_7_0_big(Config) -> link_case(Config, [{big_threshold, 4}]).
 %% @doc Redis 7.0, diskless sync; as link_7_0_disk.
 -spec link_7_0_diskless(list()) -> ok.
 link_7_0_diskless(Config) -> link_case(Config).
@@ -115,13 +141,18 @@ link_valkey_disk(Config) -> link_case(Config).
 -spec link_valkey_diskless(list()) -> ok.
 link_valkey_diskless(Config) -> link_case(Config).
 
-link_case(Config) ->
+link_case(Config) -> link_case(Config, []).
+
+link_case(Config, Opts) ->
     Server = ?config(server, Config),
     Version = ?config(version, Config),
     Port = nsync_test_redis:port(Server),
     %% some data before the link so the snapshot carries every type
     _ = nsync_workload:run(Server, #{seed => 7, count => 500, version => Version, mode => link}),
-    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}]),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true}, {timeout, 60000}
+                                   | Opts]),
+    Big = fun() -> length([K || {K, V} <- ets:tab2list(nsync:tid()), nsync_big:is_handle(V)]) end,
+    ct:pal("big values after the snapshot: ~b", [Big()]),
     try
         Kill = fun() ->
                        N = nsync_test_redis:cmd(Server, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
@@ -136,9 +167,11 @@ link_case(Config) ->
         ok = wait_acked(Server, 60),
         Status = nsync:status(Link),
         ct:pal("link status: ~p", [Status]),
+        ct:pal("big values at the end: ~b", [Big()]),
         Mis = nsync_workload:compare(Server, nsync:tid(), #{version => Version}),
         report_mismatches(Mis),
-        ?assertEqual([], Mis)
+        ?assertEqual([], Mis),
+        ?assertMatch(#{unhandled := 0}, Status)
     after
         unlink(Link),
         nsync:stop(Link)
@@ -179,6 +212,7 @@ stream_case(Config) ->
     report_mismatches(Mis),
     nsync_mirror_test_replica:stop(Reader),
     ?assertEqual([], Mis),
+    ?assertEqual(#{}, Unhandled),
     ?assert(Resumes >= 1),
     ok.
 
@@ -189,6 +223,59 @@ wait_offset(Server, Reader, N) ->
     case maps:get(offset, nsync_mirror_test_replica:status(Reader)) >= Master of
         true -> ok;
         false -> timer:sleep(500), wait_offset(Server, Reader, N - 1)
+    end.
+
+%% @doc A master with `hll-sparse-max-bytes 500' and a link told so: its
+%% HyperLogLogs turn dense where the master's do, and equal its GET bytes.
+-spec settings_hll_7_0(list()) -> ok.
+settings_hll_7_0(Config) ->
+    Server = ?config(server, Config),
+    <<"OK">> = nsync_test_redis:cmd(Server, [<<"CONFIG">>, <<"SET">>, <<"hll-sparse-max-bytes">>, <<"500">>]),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(Server)},
+                                   {block, true}, {hll_sparse_max_bytes, 500}]),
+    try
+        [begin
+             _ = nsync_test_redis:cmd(Server, [<<"PFADD">>, <<"h">> | [integer_to_binary(I * 97 + J) || J <- lists:seq(1, 40)]]),
+             _ = nsync_test_redis:cmd(Server, [<<"PFCOUNT">>, <<"h">>]),
+             Want = nsync_test_redis:cmd(Server, [<<"GET">>, <<"h">>]),
+             ok = eventually(fun() -> [{<<"h">>, Want}] =:= nsync:lookup(nsync, <<"h">>) end, 100)
+         end || I <- lists:seq(1, 12)],
+        %% it did turn dense on the way
+        <<"HYLL", 0, _/binary>> = nsync_test_redis:cmd(Server, [<<"GET">>, <<"h">>]),
+        ?assertMatch(#{unhandled := 0}, nsync:status(Link))
+    after
+        unlink(Link),
+        nsync:stop(Link)
+    end.
+
+%% @doc A Redis 6.2 master and a link told its distance formula: a stored
+%% search over points that share longitudes (where 7.0's formula differs)
+%% equals the master's, scores as doubles.
+-spec settings_geo_6_2(list()) -> ok.
+settings_geo_6_2(Config) ->
+    Server = ?config(server, Config),
+    {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(Server)},
+                                   {block, true}, {geo_formula, before_7_0}]),
+    try
+        %% one longitude, latitudes 38 to 84.62: the two formulas differ in
+        %% the last bit for some of these distances (73.52 and 84.62 from 38)
+        Points = lists:append([[<<"13.5">>, float_to_binary(38.0 + I * 0.37, [{decimals, 6}]),
+                                <<"p", (integer_to_binary(I))/binary>>] || I <- lists:seq(0, 126)]),
+        _ = nsync_test_redis:cmd(Server, [<<"GEOADD">>, <<"g">> | Points]),
+        Stored = fun(Args) ->
+                         _ = nsync_test_redis:cmd(Server, Args),
+                         Want = nsync_workload:pairs(nsync_test_redis:cmd(
+                                                       Server, [<<"ZRANGE">>, <<"d">>, <<"0">>, <<"-1">>, <<"WITHSCORES">>])),
+                         [_ | _] = Want,
+                         ok = eventually(fun() -> [{<<"d">>, Want}] =:= nsync:lookup(nsync, <<"d">>) end, 100)
+                 end,
+        Stored([<<"GEORADIUSBYMEMBER">>, <<"g">>, <<"p0">>, <<"6000">>, <<"km">>, <<"STOREDIST">>, <<"d">>]),
+        Stored([<<"GEOSEARCHSTORE">>, <<"d">>, <<"g">>, <<"FROMLONLAT">>, <<"13.5">>, <<"38.2">>,
+                <<"BYBOX">>, <<"200">>, <<"300">>, <<"km">>, <<"DESC">>, <<"COUNT">>, <<"7">>, <<"STOREDIST">>]),
+        ?assertMatch(#{unhandled := 0}, nsync:status(Link))
+    after
+        unlink(Link),
+        nsync:stop(Link)
     end.
 
 %%% ------------------------------------------------------------ helpers
@@ -215,6 +302,14 @@ touch_all(Server, Cursor) ->
     end.
 
 %% Waits until the replica has acknowledged the master's offset.
+%% Polls `Check' every 50 ms until it holds.
+eventually(Check, 0) -> {error, Check()};
+eventually(Check, N) ->
+    case Check() of
+        true -> ok;
+        false -> timer:sleep(50), eventually(Check, N - 1)
+    end.
+
 wait_acked(_Server, 0) -> {error, not_acked};
 wait_acked(Server, N) ->
     Info = nsync_test_redis:info(Server, <<"replication">>),

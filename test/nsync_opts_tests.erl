@@ -33,10 +33,16 @@ callback_forms_test() ->
 other_options_test() ->
     {ok, C} = nsync_opts:validate([{port, 7000}, {pass, "pw"}, {user, <<"u">>}, block,
                                    {timeout, 10}, {name, mine}, {db, all},
-                                   {connect_timeout, 200}, {compressed, false}]),
+                                   {connect_timeout, 200}, {compressed, false},
+                                   {hll_sparse_max_bytes, 500}, {geo_formula, before_7_0}]),
     ?assertMatch(#{port := 7000, pass := <<"pw">>, user := <<"u">>, block := true,
                    timeout := 10, name := mine, db := all, connect_timeout := 200,
-                   compressed := false}, C),
+                   compressed := false, hll_sparse_max_bytes := 500,
+                   geo_formula := before_7_0}, C),
+    ?assertMatch(#{hll_sparse_max_bytes := 3000, geo_formula := since_7_0},
+                 element(2, nsync_opts:validate([]))),
+    [?assertEqual({error, {badarg, O}}, nsync_opts:validate([O]))
+     || O <- [{hll_sparse_max_bytes, -1}, {hll_sparse_max_bytes, "1"}, {geo_formula, v6}]],
     {ok, #{block := false, timeout := infinity, db := 3}} =
         nsync_opts:validate(#{block => false, timeout => infinity, db => 3}).
 
@@ -69,5 +75,10 @@ user_needs_pass_test() ->
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
     ?assertEqual(#{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
-                   listening_port => 0, db => 0}, nsync_opts:nif_config(C)),
+                   listening_port => 0, db => 0, big_threshold => 64}, nsync_opts:nif_config(C)),
+    %% a callback gets terms: no big values from the snapshot
+    {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
+    ?assertMatch(#{big_threshold := off}, nsync_opts:nif_config(C2)),
+    ?assertEqual({error, {badarg, {big_threshold, 0}}}, nsync_opts:validate([{big_threshold, 0}])),
+    {ok, #{big_threshold := off}} = nsync_opts:validate([{big_threshold, off}]),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:master(C)).

@@ -22,7 +22,8 @@
 -type version() :: '7.0' | '6.2' | valkey.
 -opaque server() :: #{owner := pid(), port := inet:port_number(),
                       version := version(), dir := file:filename(),
-                      os_pid := integer(), pass := binary() | undefined}.
+                      os_pid := integer(), pass := binary() | undefined,
+                      tls := [ssl:tls_client_option()] | undefined}.
 -type reply() :: binary() | integer() | [reply()] | undefined | {error, binary()}.
 
 -define(START_WAIT_MS, 10000).
@@ -46,8 +47,13 @@
 
 %%% ------------------------------------------------------------------ API
 
-%% @doc Starts a redis-server on a free loopback port (or `port' when the
-%% options give one) in a fresh temp dir and waits until it answers PING.
+%% @doc Starts a redis-server on a free loopback port (or `port') in a fresh
+%% temp dir and waits until it answers PING. Options: `version', `diskless', `pass',
+%% `config' (`[{Name, Value}]', passed as `--Name Value'), and
+%% `tls => #{certs := nsync_test_certs:certs(), auth_clients => yes | no |
+%% optional}': a TLS-only server (`tls-port', `port 0'); the helper's own
+%% connections (cmd/2, connect/1) then use TLS, with the client
+%% certificate.
 -spec start(map()) -> {ok, server()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Version = maps:get(version, Opts, '7.0'),
@@ -92,9 +98,9 @@ cmd(#{owner := Owner}, Args) ->
 
 %% @doc Opens a dedicated client connection owned by the caller (binary,
 %% passive), authenticated when the server has a password.
--spec connect(server()) -> {ok, gen_tcp:socket()} | {error, term()}.
-connect(#{port := Port, pass := Pass}) ->
-    open_client(Port, Pass).
+-spec connect(server()) -> {ok, gen_tcp:socket() | ssl:sslsocket()} | {error, term()}.
+connect(#{port := Port, pass := Pass, tls := Tls}) ->
+    open_client(Port, Pass, Tls).
 
 %% @doc Sends one command on a dedicated connection and reads its reply.
 -spec cmd_sock(gen_tcp:socket(), [iodata() | integer() | atom() | float()]) -> reply().
@@ -108,7 +114,7 @@ cmd_sock(Sock, Args) ->
 -spec send_cmd(gen_tcp:socket(), [iodata() | integer() | atom() | float()]) ->
           ok | {error, term()}.
 send_cmd(Sock, Args) ->
-    gen_tcp:send(Sock, encode(Args)).
+    t_send(Sock, encode(Args)).
 
 %% @doc Pipelined `SET Prefix<I> Value' for I in From..To, on a connection
 %% of its own.
@@ -118,7 +124,7 @@ set_keys(Server, Prefix, From, To, Value) ->
     Keys = [<<Prefix/binary, (integer_to_binary(I))/binary>> || I <- lists:seq(From, To)],
     [ok = send_cmd(Sock, [<<"SET">>, K, Value]) || K <- Keys],
     [<<"OK">> = recv_reply(Sock, ?RECV_TIMEOUT) || _ <- Keys],
-    ok = gen_tcp:close(Sock).
+    close_sock(Sock).
 
 %% @doc Reads one reply. Errors out ({redis_recv, Reason}) on a closed
 %% socket or timeout.
@@ -229,6 +235,7 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
            end,
     Dir = make_temp_dir(),
     TcpPort = maps:get(port, Opts, free_port()),
+    Tls = client_tls(Opts),
     Args = server_args(TcpPort, Dir, Pass, Opts),
     Port = open_port({spawn_executable, "/bin/sh"},
                      [{args, ["-c", ?WRAPPER, Bin | Args]},
@@ -236,10 +243,10 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
     case wait_pid(Port, Dir) of
         {ok, OsPid} ->
             Deadline = erlang:monotonic_time(millisecond) + ?START_WAIT_MS,
-            case wait_ready(Port, TcpPort, Pass, Dir, Deadline) of
+            case wait_ready(Port, {TcpPort, Pass, Tls}, Dir, Deadline) of
                 {ok, Sock} ->
                     Server = #{owner => self(), port => TcpPort, version => Version,
-                               dir => Dir, os_pid => OsPid, pass => Pass},
+                               dir => Dir, os_pid => OsPid, pass => Pass, tls => Tls},
                     Caller ! {Ref, {ok, Server}},
                     owner_loop(#{port => Port, server => Server, sock => Sock});
                 {error, _} = E ->
@@ -257,8 +264,8 @@ server_args(TcpPort, Dir, Pass, Opts) ->
                    true -> "yes";
                    false -> "no"
                end,
-    Base = ["--port", integer_to_list(TcpPort),
-            "--bind", "127.0.0.1",
+    Base = port_args(TcpPort, Opts) ++
+           ["--bind", "127.0.0.1",
             "--daemonize", "no",
             "--dir", Dir,
             "--logfile", filename:join(Dir, "redis.log"),
@@ -275,6 +282,24 @@ server_args(TcpPort, Dir, Pass, Opts) ->
                           || {K, V} <- maps:get(config, Opts, [])]),
     Base ++ PassArgs ++ Extra.
 
+%% A TLS server listens on its TLS port only.
+port_args(TcpPort, #{tls := #{certs := Certs} = Tls}) ->
+    ["--port", "0", "--tls-port", integer_to_list(TcpPort),
+     "--tls-cert-file", maps:get(server_cert, Certs),
+     "--tls-key-file", maps:get(server_key, Certs),
+     "--tls-ca-cert-file", maps:get(ca, Certs),
+     "--tls-auth-clients", atom_to_list(maps:get(auth_clients, Tls, no))];
+port_args(TcpPort, _) ->
+    ["--port", integer_to_list(TcpPort)].
+
+%% What the helper's own TLS connections use: no verification, the client
+%% certificate.
+client_tls(#{tls := #{certs := Certs}}) ->
+    [{verify, verify_none}, {certfile, maps:get(client_cert, Certs)},
+     {keyfile, maps:get(client_key, Certs)}];
+client_tls(_) ->
+    undefined.
+
 wait_pid(Port, Dir) ->
     receive
         {Port, {data, {eol, <<"nsync_test_redis pid ", Pid/binary>>}}} ->
@@ -288,18 +313,18 @@ wait_pid(Port, Dir) ->
         {error, wrapper_timeout}
     end.
 
-wait_ready(Port, TcpPort, Pass, Dir, Deadline) ->
+wait_ready(Port, {TcpPort, Pass, Tls} = Client, Dir, Deadline) ->
     receive
         {Port, {exit_status, S}} -> {error, {exited, S, read_log(Dir)}};
         {Port, {data, Line}} ->
             keep_output(Line),
-            wait_ready(Port, TcpPort, Pass, Dir, Deadline)
+            wait_ready(Port, Client, Dir, Deadline)
     after 0 ->
-        Result = case open_client(TcpPort, Pass) of
+        Result = case open_client(TcpPort, Pass, Tls) of
                      {ok, Sock} ->
                          case catch cmd_sock(Sock, [<<"PING">>]) of
                              <<"PONG">> -> {ok, Sock};
-                             Other -> gen_tcp:close(Sock), {retry, Other}
+                             Other -> close_sock(Sock), {retry, Other}
                          end;
                      {error, R} -> {retry, R}
                  end,
@@ -310,7 +335,7 @@ wait_ready(Port, TcpPort, Pass, Dir, Deadline) ->
                     true -> {error, {not_ready, Why, read_log(Dir)}};
                     false ->
                         timer:sleep(50),
-                        wait_ready(Port, TcpPort, Pass, Dir, Deadline)
+                        wait_ready(Port, Client, Dir, Deadline)
                 end
         end
     end.
@@ -351,10 +376,10 @@ dead_loop(#{dir := Dir} = Server, S) ->
             dead_loop(Server, S)
     end.
 
-owner_cmd(Sock0, #{port := TcpPort, pass := Pass}, Args) ->
+owner_cmd(Sock0, #{port := TcpPort, pass := Pass, tls := Tls} = Server, Args) ->
     Sock = case Sock0 of
                undefined ->
-                   case open_client(TcpPort, Pass) of
+                   case open_client(TcpPort, Pass, Tls) of
                        {ok, S} -> S;
                        {error, _} -> undefined
                    end;
@@ -370,7 +395,7 @@ owner_cmd(Sock0, #{port := TcpPort, pass := Pass}, Args) ->
                 error:{redis_send, _} when Sock0 =/= undefined ->
                     %% Cached connection went away (e.g. CLIENT KILL): retry once.
                     close_sock(Sock),
-                    owner_cmd(undefined, #{port => TcpPort, pass => Pass}, Args);
+                    owner_cmd(undefined, Server, Args);
                 error:Reason ->
                     close_sock(Sock),
                     {{exit, Reason}, undefined}
@@ -402,23 +427,42 @@ call(Owner, Msg) ->
 
 %%% ------------------------------------------------------------------ RESP
 
-open_client(TcpPort, Pass) ->
-    case gen_tcp:connect({127, 0, 0, 1}, TcpPort,
-                         [binary, {active, false}, {packet, line},
-                          {buffer, 1 bsl 20}, {nodelay, true}], 2000) of
+open_client(TcpPort, Pass, Tls) ->
+    SockOpts = [binary, {active, false}, {packet, line}, {buffer, 1 bsl 20}, {nodelay, true}],
+    Connected = case Tls of
+                    undefined ->
+                        gen_tcp:connect({127, 0, 0, 1}, TcpPort, SockOpts, 2000);
+                    _ ->
+                        {ok, _} = application:ensure_all_started(ssl),
+                        ssl:connect({127, 0, 0, 1}, TcpPort, SockOpts ++ Tls, 2000)
+                end,
+    case Connected of
         {ok, Sock} when Pass =:= undefined ->
             {ok, Sock};
         {ok, Sock} ->
             case catch cmd_sock(Sock, [<<"AUTH">>, Pass]) of
                 <<"OK">> -> {ok, Sock};
-                Other -> gen_tcp:close(Sock), {error, {auth, Other}}
+                Other -> close_sock(Sock), {error, {auth, Other}}
             end;
         {error, _} = E ->
             E
     end.
 
 close_sock(undefined) -> ok;
-close_sock(Sock) -> gen_tcp:close(Sock).
+close_sock(Sock) -> t_close(Sock).
+
+%% gen_tcp or ssl, as the socket is.
+t_send(Sock, Data) when is_port(Sock) -> gen_tcp:send(Sock, Data);
+t_send(Sock, Data) -> ssl:send(Sock, Data).
+
+t_recv(Sock, N, T) when is_port(Sock) -> gen_tcp:recv(Sock, N, T);
+t_recv(Sock, N, T) -> ssl:recv(Sock, N, T).
+
+t_setopts(Sock, Opts) when is_port(Sock) -> inet:setopts(Sock, Opts);
+t_setopts(Sock, Opts) -> ssl:setopts(Sock, Opts).
+
+t_close(Sock) when is_port(Sock) -> gen_tcp:close(Sock);
+t_close(Sock) -> ssl:close(Sock).
 
 encode(Args) ->
     Bins = [arg(A) || A <- Args],
@@ -434,7 +478,7 @@ arg(A) when is_list(A) -> iolist_to_binary(A).
 %% The socket is kept in {packet, line} mode; bulk bodies are read in raw
 %% mode with an exact length, so nothing is ever read past the reply.
 read_reply(Sock, Timeout) ->
-    case gen_tcp:recv(Sock, 0, Timeout) of
+    case t_recv(Sock, 0, Timeout) of
         {ok, Line} -> parse_line(Sock, strip_crlf(Line), Timeout);
         {error, _} = E -> E
     end.
@@ -446,12 +490,12 @@ parse_line(Sock, <<$$, N/binary>>, T) ->
     case binary_to_integer(N) of
         -1 -> {ok, undefined};
         Len ->
-            ok = inet:setopts(Sock, [{packet, raw}]),
+            ok = t_setopts(Sock, [{packet, raw}]),
             R = case Len + 2 of
-                    2 -> gen_tcp:recv(Sock, 2, T);
-                    L -> gen_tcp:recv(Sock, L, T)
+                    2 -> t_recv(Sock, 2, T);
+                    L -> t_recv(Sock, L, T)
                 end,
-            ok = inet:setopts(Sock, [{packet, line}]),
+            ok = t_setopts(Sock, [{packet, line}]),
             case R of
                 {ok, <<Body:Len/binary, "\r\n">>} -> {ok, Body};
                 {ok, Bad} -> {error, {bad_bulk, Bad}};

@@ -15,7 +15,7 @@
 %%% mismatches with the mirror's tables.
 -module(nsync_workload).
 
--export([run/2, compare/3, may_be_absent/1]).
+-export([run/2, compare/3, may_be_absent/1, pairs/1]).
 
 -define(WORDS, [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>, <<"foo">>, <<"bar">>, <<"10">>,
                 <<"-3">>, <<"2.5">>, <<>>, <<0, 1, 2>>, <<"\r\n">>, <<255, 254>>]).
@@ -68,12 +68,13 @@ count(Cmds, #{commands := N, names := Names} = S) ->
 
 issue({cmd, Args0}, Sock, Server, Opts, Stats) ->
     Args = with_dumps(Args0, Sock),
+    [_ = nsync_test_redis:cmd_sock(Sock, C) || C <- prelude(Args, Opts)],
     Reply = nsync_test_redis:cmd_sock(Sock, Args),
     direct(0, Args, Reply, Server, Opts),
     note(Args, Reply),
     count([Args], Stats);
 issue({multi, Cmds0}, Sock, Server, Opts, Stats) ->
-    Cmds = [with_dumps(C, Sock) || C <- Cmds0],
+    Cmds = lists:append([prelude(C, Opts) ++ [with_dumps(C, Sock)] || C <- Cmds0]),
     <<"OK">> = nsync_test_redis:cmd_sock(Sock, [<<"MULTI">>]),
     [nsync_test_redis:cmd_sock(Sock, C) || C <- Cmds],
     Replies = nsync_test_redis:cmd_sock(Sock, [<<"EXEC">>]),
@@ -92,6 +93,16 @@ issue({eval, Script, Keys, Argv}, Sock, _Server, _Opts, Stats) ->
     _ = nsync_test_redis:cmd_sock(Sock, [<<"EVAL">>, Script, integer_to_binary(length(Keys))
                                          | Keys ++ Argv]),
     count([[<<"eval">>]], Stats).
+
+%% Commands sent before one: Valkey 8.1 creates the consumer of an
+%% XREADGROUP that reads nothing, or of an XCLAIM that claims nothing,
+%% without propagating it, so that its own replicas lack it; the consumer is
+%% created first, in a way it propagates.
+prelude([<<"XREADGROUP">>, _, G, C, _, _, _, K, _], #{server := valkey}) ->
+    [[<<"XGROUP">>, <<"CREATECONSUMER">>, K, G, C]];
+prelude([<<"XCLAIM">>, K, G, C | _], #{server := valkey}) ->
+    [[<<"XGROUP">>, <<"CREATECONSUMER">>, K, G, C]];
+prelude(_, _) -> [].
 
 %% `{dump, Key}' in a command (RESTORE's payload) becomes the DUMP of Key,
 %% taken before the command (and before MULTI); an absent key gives a
@@ -131,8 +142,7 @@ direct(Db, [Cmd0 | Args] = C, Reply, Server, #{hook := Hook}) ->
                    end;
                {<<"geoadd">>, [GK | Rest]} ->
                    %% propagated as ZADD with the geohash scores
-                   Ms = [M || {M, N} <- lists:zip(Rest, lists:seq(1, length(Rest))), N rem 3 =:= 0],
-                   [[<<"zadd">>, GK | lists:append([[nsync_test_redis:cmd(Server, [<<"ZSCORE">>, GK, M]), M] || M <- Ms])]];
+                   [[<<"zadd">>, GK | geo_scores(Rest)]];
                {<<"incrbyfloat">>, [IK, _]} -> [[<<"set">>, IK, Reply, <<"KEEPTTL">>]];
                {<<"hincrbyfloat">>, [HK, F, _]} -> [[<<"hset">>, HK, F, Reply]];
                {<<"xadd">>, _} when Reply =:= undefined -> [];
@@ -150,6 +160,18 @@ direct(Db, [Cmd0 | Args] = C, Reply, Server, #{hook := Hook}) ->
             end;
         false -> ok
     end.
+
+%% GEOADD's `lon lat member ...' as ZADD's `score member ...': the 52-bit
+%% geohash, 26 bits of each coordinate interleaved (latitude in the even
+%% bits), as Redis computes it.
+geo_scores([Lon, Lat, M | Rest]) ->
+    Cell = fun(X, Min, Max) -> trunc((binary_to_float(X) - Min) / (Max - Min) * (1 bsl 26)) end,
+    Spread = fun(V) -> lists:foldl(fun(B, Acc) -> Acc bor (((V bsr B) band 1) bsl (2 * B)) end, 0,
+                                   lists:seq(0, 25)) end,
+    Score = Spread(Cell(Lat, -85.05112878, 85.05112878))
+        bor (Spread(Cell(Lon, -180.0, 180.0)) bsl 1),
+    [integer_to_binary(Score), M | geo_scores(Rest)];
+geo_scores([]) -> [].
 
 relative(C, [K | Rest]) when C =:= <<"expire">>; C =:= <<"pexpire">>; C =:= <<"setex">>;
                              C =:= <<"psetex">>, Rest =/= [] -> {true, K};
@@ -240,7 +262,8 @@ script() ->
 %% One write command.
 one(V, Mode) ->
     Gens = [{30, fun str/2}, {10, fun generic/2}, {14, fun list/2}, {9, fun set/2},
-            {14, fun zset/2}, {9, fun hash/2}, {8, fun stream/2}, {6, fun vol/2}],
+            {14, fun zset/2}, {9, fun hash/2}, {8, fun stream/2}, {6, fun vol/2},
+            {5, fun hll/2}, {5, fun geo/2}],
     Total = lists:sum([W || {W, _} <- Gens]),
     choose(n(Total), Gens, V, Mode).
 
@@ -261,7 +284,7 @@ vol(_V, _Mode) ->
 expire_opts('7.0') -> pick([[], [], [<<"NX">>], [<<"XX">>], [<<"GT">>], [<<"LT">>], [<<"XX">>, <<"GT">>]]);
 expire_opts(_) -> [].
 
-str(V, Mode) ->
+str(V, _Mode) ->
     K = skey(), N = key(<<"n">>),
     case n(24) of
         1 -> [<<"SET">>, K, val()];
@@ -291,9 +314,58 @@ str(V, Mode) ->
         20 -> [<<"BITOP">>, <<"NOT">>, key(<<"bits">>), key(<<"bits">>)];
         21 -> [<<"BITFIELD">>, key(<<"bits">>) | bitfield_ops()];
         22 -> [<<"INCRBY">>, N, <<"1">>];
-        23 when Mode =:= link -> [<<"PFADD">>, key(<<"hll">>), val(), val()];
         _ -> [<<"SET">>, K, val(), <<"GET">>]
     end ++ case V of _ -> [] end.
+
+%% HyperLogLog: small adds keep keys sparse, big ones (and merges) take them
+%% past hll-sparse-max-bytes to dense.
+hll(_V, _Mode) ->
+    K = key(<<"hll">>),
+    case n(9) of
+        1 -> [<<"PFADD">>, K | [element() || _ <- lists:seq(1, 300 + n(1500))]];
+        2 -> [<<"PFCOUNT">>, K];
+        3 -> [<<"PFCOUNT">>, K, key(<<"hll">>)];
+        4 -> [<<"PFMERGE">>, K | [key(<<"hll">>) || _ <- lists:seq(1, n(3))]];
+        5 -> [<<"PFDEBUG">>, <<"TODENSE">>, K];
+        6 -> [<<"PFADD">>, K];
+        _ -> [<<"PFADD">>, K | [element() || _ <- lists:seq(1, n(8))]]
+    end.
+
+element() -> <<"e", (i(n(100000)))/binary>>.
+
+%% GEO: points around one place, and the searches that store their result
+%% (as sets of their members' scores or of their distances).
+geo(_V, _Mode) ->
+    K = key(<<"geo">>),
+    Dest = pick([key(<<"geo">>), key(<<"near">>)]),
+    case n(8) of
+        N when N =< 3 ->
+            [<<"GEOADD">>, K | lists:append([[coord(13.36, 0.4), coord(38.11, 0.3), place()]
+                                             || _ <- lists:seq(1, 1 + n(6))])];
+        4 ->
+            [<<"GEORADIUS">>, K, coord(13.36, 0.4), coord(38.11, 0.3), distance(), unit()
+             | geo_opts()] ++ [pick([<<"STORE">>, <<"STOREDIST">>]), Dest];
+        5 ->
+            [<<"GEORADIUSBYMEMBER">>, K, place(), distance(), unit() | geo_opts()]
+                ++ [pick([<<"STORE">>, <<"STOREDIST">>]), Dest];
+        _ ->
+            From = pick([[<<"FROMMEMBER">>, place()],
+                         [<<"FROMLONLAT">>, coord(13.36, 0.4), coord(38.11, 0.3)]]),
+            By = pick([[<<"BYRADIUS">>, distance(), unit()],
+                       [<<"BYBOX">>, distance(), distance(), unit()]]),
+            [<<"GEOSEARCHSTORE">>, Dest, K] ++ From ++ By ++ geo_opts()
+                ++ pick([[], [<<"STOREDIST">>]])
+    end.
+
+coord(Centre, Spread) ->
+    float_to_binary(Centre + (rand:uniform() * 2 - 1) * Spread, [{decimals, 6}]).
+place() -> <<"p", (i(n(40)))/binary>>.
+distance() -> pick([i(n(60)), i(n(5000)), <<"0">>, float_to_binary(rand:uniform() * 30, [{decimals, 3}])]).
+%% lowercase: Redis 6.2 takes no other
+unit() -> pick([<<"km">>, <<"m">>, <<"mi">>, <<"ft">>]).
+geo_opts() ->
+    pick([[], [<<"ASC">>], [<<"DESC">>]]) ++
+        pick([[], [<<"COUNT">>, i(n(8))], [<<"COUNT">>, i(n(8)), <<"ANY">>]]).
 
 bitfield_ops() ->
     lists:append([pick([[<<"SET">>, pick([<<"u8">>, <<"i5">>, <<"u1">>, <<"i16">>]), pick([<<"#1">>, <<"3">>, <<"17">>]), i(n(300) - 100)],
@@ -547,6 +619,8 @@ master_value(Sock, K, Type) ->
         _ -> R
     end.
 
+%% @doc ZRANGE ... WITHSCORES's reply as the mirror's `[{Score, Member}]'.
+-spec pairs([binary()]) -> [{nsync_cmd_lib:score(), binary()}].
 pairs([M, S | Rest]) -> [{nsync_cmd_lib:parse_float(S), M} | pairs(Rest)];
 pairs([]) -> [].
 

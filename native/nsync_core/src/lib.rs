@@ -1,5 +1,6 @@
 //! nsync_core: the pure-Rust heart of nsync, usable without a VM.
 //!
+//! - [`big`]: compact values for big keys of a mirror, changed in place.
 //! - [`cluster`]: Redis Cluster's key hash slots (CRC16, hash tags).
 //! - [`geo`]: the GEO searches that store their result, as Redis computes them.
 //! - [`hll`]: Redis's HyperLogLog strings, byte for byte (PFADD, PFMERGE, PFCOUNT).
@@ -7,6 +8,7 @@
 //! - [`resp`]: a streaming parser for the replication command stream.
 //! - [`repl`]: the replica side of the replication protocol, sans I/O.
 
+pub mod big;
 pub mod cluster;
 pub mod geo;
 pub mod hll;

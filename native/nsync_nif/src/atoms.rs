@@ -14,6 +14,8 @@ rustler::atoms! {
     connect_timeout,
     listening_port,
     db,
+    big_threshold,
+    off,
     host,
     port,
     // items

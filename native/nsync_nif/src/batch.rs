@@ -9,14 +9,21 @@
 //! an expiry (a subsequence of `DataRows`), and `BigHashes` the hashes too
 //! big for the pump to make a map of, which come after the item's data rows
 //! (a key after a big hash starts a new item, so snapshot order is kept).
-//! The default mirror inserts both row lists as they are. Function
-//! libraries are not delivered. Everything else is one item per event.
+//! The default mirror inserts both row lists as they are. A list, set, zset
+//! or hash of more elements than the big threshold (a string of more KiB)
+//! is built as a big value
+//! (`big::rows`): its data row is `{Key, Handle}` and it always has an
+//! expiry row `{Key, ExpireAtMs | undefined, #{}, Handle}`, as the mirror
+//! keeps them. Function libraries are not delivered. Everything else is one
+//! item per event.
 
+use nsync_core::big::Big;
 use nsync_core::rdb::{Entry, LiveValue};
 use nsync_core::repl::Event;
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
+use crate::big;
 use crate::config::DbFilter;
 use crate::encode;
 
@@ -36,6 +43,7 @@ struct Keys<'a> {
 pub struct Batch<'a> {
     env: Env<'a>,
     dbs: DbFilter,
+    big_threshold: Option<usize>,
     now_ms: i64,
     items: Vec<Term<'a>>,
     keys: Option<Keys<'a>>,
@@ -48,10 +56,16 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    pub fn new(env: Env<'a>, dbs: DbFilter, now_ms: i64) -> Batch<'a> {
+    pub fn new(
+        env: Env<'a>,
+        dbs: DbFilter,
+        big_threshold: Option<usize>,
+        now_ms: i64,
+    ) -> Batch<'a> {
         Batch {
             env,
             dbs,
+            big_threshold,
             now_ms,
             items: Vec::new(),
             keys: None,
@@ -112,11 +126,19 @@ impl<'a> Batch<'a> {
         };
         self.keys_delivered += 1;
         let env = self.env;
-        if encode::is_big_hash(&live) {
+        // A value too big to build fails here only past 4 GiB a part: it
+        // is then delivered as a term.
+        let big = self
+            .big_threshold
+            .and_then(|threshold| Big::of_live(&live, threshold)?.ok());
+        if big.is_none() && encode::is_big_hash(&live) {
             let term = encode::big_hash(env, entry, &live);
             self.keys_of(entry.db).big_hashes.push(term);
         } else {
-            let (data, expiry) = encode::key_rows(env, entry, &live);
+            let (data, expiry) = match big {
+                Some(big) => big::rows(env, entry, big),
+                None => encode::key_rows(env, entry, &live),
+            };
             if self.keys.as_ref().is_some_and(|k| !k.big_hashes.is_empty()) {
                 // An item's data rows come before its big hashes: a new
                 // item keeps the snapshot's order.

@@ -35,11 +35,13 @@ pub struct LinkConfig {
     pub replica: repl::Config,
     pub connect_timeout: Duration,
     pub dbs: DbFilter,
+    /// Snapshot collections of more elements come as big values.
+    pub big_threshold: Option<usize>,
 }
 
 /// Decodes `#{user := binary() | undefined, pass := binary() | undefined,
 /// connect_timeout := pos_integer() (ms), listening_port := 0..65535,
-/// db := non_neg_integer() | all}`. The error names the offending or
+/// db := non_neg_integer() | all, big_threshold := pos_integer() | off}`. The error names the offending or
 /// missing key (`config` when the term is not a map with atom keys).
 pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut user = None;
@@ -47,6 +49,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
     let mut connect_timeout = None;
     let mut listening_port = None;
     let mut dbs = None;
+    let mut big_threshold = None;
     for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
         if key == atoms::user() {
@@ -60,6 +63,8 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
             listening_port = Some(value.decode::<u16>().map_err(|_| key)?);
         } else if key == atoms::db() {
             dbs = Some(db_filter(value).ok_or(key)?);
+        } else if key == atoms::big_threshold() {
+            big_threshold = Some(threshold(value).ok_or(key)?);
         } else {
             return Err(key);
         }
@@ -77,6 +82,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
         },
         connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
         dbs: dbs.ok_or_else(atoms::db)?,
+        big_threshold: big_threshold.ok_or_else(atoms::big_threshold)?,
     })
 }
 
@@ -110,6 +116,14 @@ fn optional_binary(term: Term) -> Option<Option<Bytes>> {
     }
     let bin: Binary = term.decode().ok()?;
     Some(Some(Bytes::copy_from_slice(bin.as_slice())))
+}
+
+/// A positive count (`Some(Some(n))`) or `off` (`Some(None)`).
+fn threshold(term: Term) -> Option<Option<usize>> {
+    if term.decode::<Atom>().ok() == Some(atoms::off()) {
+        return Some(None);
+    }
+    term.decode::<usize>().ok().filter(|&n| n > 0).map(Some)
 }
 
 fn db_filter(term: Term) -> Option<DbFilter> {

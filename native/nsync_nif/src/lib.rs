@@ -19,11 +19,15 @@ mod atoms;
 #[cfg(not(test))]
 mod batch;
 #[cfg(not(test))]
+mod big;
+#[cfg(not(test))]
 mod config;
 #[cfg(not(test))]
 mod dump;
 #[cfg(not(test))]
 mod encode;
+#[cfg(not(test))]
+mod hll_geo;
 #[cfg(not(test))]
 mod link;
 #[cfg(not(test))]

@@ -162,11 +162,12 @@ impl Pump<'_> {
     /// after what came before it was sent (commands advanced the offset).
     fn send_batch(&mut self, env: &mut OwnedEnv) -> Result<(), LinkError> {
         let dbs = self.shared.config.dbs;
+        let big_threshold = self.shared.config.big_threshold;
         let now_ms = unix_now_ms();
         let (saved, failure) = {
             let env: &OwnedEnv = env;
             env.run(|term_env| {
-                let mut batch = Batch::new(term_env, dbs, now_ms);
+                let mut batch = Batch::new(term_env, dbs, big_threshold, now_ms);
                 let failure = self.fill(&mut batch).err();
                 self.tally.add_batch(
                     batch.full_sync_started,
