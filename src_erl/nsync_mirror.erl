@@ -27,7 +27,8 @@
 %%% with a wrong value.
 -module(nsync_mirror).
 
--export([new/2, new/3, new/4, tid/1, tid/2, load/4, apply_cmd/4, delete/1, lookup/2, entry/3, ttl/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, load/4, fold/4, apply_cmd/4, delete/1, lookup/2,
+         entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
 -export_type([mirror/0, settings/0]).
@@ -280,6 +281,18 @@ read({Data, Exp}, Key) ->
                 [{_, E, F}] -> {V, E, F};
                 [{_, E, F, _Handle}] -> {V, E, F}
             end
+    end.
+
+%% @doc Folds `Fun(DataRow, ExpiryRows, Acc)' over the keys of database
+%% `Db', with each key's expiry row (`[]' if none), as `load/4' takes them.
+-spec fold(fun((tuple(), [tuple()], Acc) -> Acc), Acc, mirror(), db()) -> Acc.
+fold(Fun, Acc0, #{dbs := Dbs}, Db) ->
+    case Dbs of
+        #{Db := {Data, Exp}} ->
+            ets:foldl(fun(Row, Acc) -> Fun(Row, ets:lookup(Exp, element(1, Row)), Acc) end,
+                      Acc0, Data);
+        _ ->
+            Acc0
     end.
 
 %% @doc Applies one command of the stream, run in database `Db'. `Cmd' is

@@ -1,0 +1,194 @@
+%%% @doc A Redis Cluster's topology: its shards (a master, its replicas and
+%%% the slot ranges it serves), read from one node with `CLUSTER SHARDS'
+%%% (Redis 7.0+, Valkey) or, when the node does not know it, `CLUSTER
+%%% SLOTS'; and which shard of an earlier reading each shard of a new one
+%%% continues (a failover promotes a replica: the shard is the same, its
+%%% master changed).
+%%%
+%%% Pure but for `read/2', which asks through an `nsync_client'.
+-module(nsync_cluster_topology).
+
+-export([read/2, from_shards/2, from_slots/2, match/2, slot_masters/1]).
+
+-export_type([topology/0, shard/0, node_addr/0]).
+
+-type node_addr() :: #{id := binary(), host := binary(), port := inet:port_number()}.
+-type shard() :: #{master := node_addr(),
+                   replicas := [node_addr()],
+                   slots := [{0..16383, 0..16383}]}.
+%% The shards that have a master, sorted.
+-type topology() :: [shard()].
+
+%% @doc The topology as the node behind `Client' (reached at `Host') sees
+%% it.
+-spec read(nsync_client:client(), binary()) -> {ok, topology()} | {error, term()}.
+read(Client, Host) ->
+    case nsync_client:command(Client, [<<"CLUSTER">>, <<"SHARDS">>]) of
+        {ok, Reply} ->
+            parsed(fun from_shards/2, Reply, Host);
+        {error, {redis, <<"ERR unknown", _/binary>>}} ->
+            slots(Client, Host);
+        {error, {redis, <<"ERR Unknown", _/binary>>}} ->
+            slots(Client, Host);
+        {error, _} = E ->
+            E
+    end.
+
+slots(Client, Host) ->
+    case nsync_client:command(Client, [<<"CLUSTER">>, <<"SLOTS">>]) of
+        {ok, Reply} -> parsed(fun from_slots/2, Reply, Host);
+        {error, _} = E -> E
+    end.
+
+parsed(Parse, Reply, Host) ->
+    try Parse(Reply, Host) of
+        Topology -> {ok, Topology}
+    catch
+        error:_ -> {error, {bad_topology, Reply}}
+    end.
+
+%% @doc The topology from a `CLUSTER SHARDS' reply; `Host' (the node the
+%% reply came from) stands for a node whose endpoint is unknown (`?').
+%% Failed nodes are left out; a shard whose master failed has no master
+%% until a replica is promoted, and is left out too.
+-spec from_shards(list(), binary()) -> topology().
+from_shards(Reply, Host) ->
+    Shards = [shard_of(props(S), Host) || S <- Reply],
+    lists:sort([S || #{master := M} = S <- Shards, M =/= none]).
+
+shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes}, Host) ->
+    Live = [N || N0 <- Nodes, N <- [props(N0)],
+                 not lists:member(maps:get(<<"health">>, N, <<"online">>),
+                                  [<<"fail">>, <<"failed">>])],
+    Masters = [addr_of(N, Host) || #{<<"role">> := R} = N <- Live,
+                                   R =:= <<"master">> orelse R =:= <<"primary">>],
+    #{master => case Masters of [M | _] -> M; [] -> none end,
+      replicas => lists:sort([addr_of(N, Host) || #{<<"role">> := <<"replica">>} = N <- Live]),
+      slots => pairs(Flat)}.
+
+addr_of(#{<<"id">> := Id, <<"port">> := Port} = N, Host) ->
+    Endpoint = case N of
+                   #{<<"endpoint">> := E} when E =/= <<"?">>, E =/= <<>>, is_binary(E) -> E;
+                   #{<<"ip">> := Ip} when Ip =/= <<"?">>, Ip =/= <<>>, is_binary(Ip) -> Ip;
+                   _ -> Host
+               end,
+    #{id => Id, host => Endpoint, port => Port}.
+
+props([K, V | Rest]) -> (props(Rest))#{K => V};
+props([]) -> #{}.
+
+pairs([A, B | Rest]) -> [{A, B} | pairs(Rest)];
+pairs([]) -> [].
+
+%% @doc The topology from a `CLUSTER SLOTS' reply (ranges with their
+%% master and the replicas that are up), grouped by master.
+-spec from_slots(list(), binary()) -> topology().
+from_slots(Reply, Host) ->
+    ByMaster = lists:foldl(
+                 fun([A, B, Master | Replicas], Acc) ->
+                         #{id := Id} = M = slot_node(Master, Host),
+                         Shard = maps:get(Id, Acc, #{master => M, replicas => [], slots => []}),
+                         #{replicas := Rs, slots := Ss} = Shard,
+                         Acc#{Id => Shard#{replicas := lists:usort(Rs ++ [slot_node(R, Host)
+                                                                         || R <- Replicas]),
+                                           slots := lists:sort([{A, B} | Ss])}}
+                 end, #{}, Reply),
+    lists:sort(maps:values(ByMaster)).
+
+slot_node([Ip, Port, Id | _], Host) ->
+    Endpoint = case Ip of
+                   _ when is_binary(Ip), Ip =/= <<>>, Ip =/= <<"?">> -> Ip;
+                   _ -> Host
+               end,
+    #{id => Id, host => Endpoint, port => Port}.
+
+%% @doc Which known shard each shard of `Topology' continues. `Known' is
+%% `[{Ref, MasterId, NodeIds}]': a shard of an earlier reading (its
+%% master's id and the ids of every node seen in it). A new shard
+%% continues the known shard with the same master, else the one whose
+%% node it promoted, else the one whose master is now its replica. Returns
+%% `{Matched, New, Gone}': `[{Ref, Shard}]', the shards that continue none
+%% (`[Shard]') and the known shards nothing continues (`[Ref]').
+-spec match(topology(), [{Ref, binary(), [binary()]}]) ->
+          {[{Ref, shard()}], [shard()], [Ref]} when Ref :: term().
+match(Topology, Known) ->
+    Rules = [fun(#{master := #{id := M}}, {_, KM, _}) -> M =:= KM end,
+             fun(#{master := #{id := M}}, {_, _, Ids}) -> lists:member(M, Ids) end,
+             fun(#{replicas := Rs}, {_, KM, _}) -> lists:any(fun(#{id := R}) -> R =:= KM end, Rs) end],
+    {Matched, New, Left} = lists:foldl(fun match_by/2, {[], Topology, Known}, Rules),
+    {lists:reverse(Matched), New, [Ref || {Ref, _, _} <- Left]}.
+
+match_by(Rule, {Matched, Shards, Known}) ->
+    lists:foldl(fun(Shard, {M, S, K}) ->
+                        case [Kn || Kn <- K, Rule(Shard, Kn)] of
+                            [{Ref, _, _} = Kn | _] ->
+                                {[{Ref, Shard} | M], S, lists:delete(Kn, K)};
+                            [] ->
+                                {M, S ++ [Shard], K}
+                        end
+                end, {Matched, [], Known}, Shards).
+
+%% @doc The master id serving each slot range.
+-spec slot_masters(topology()) -> [{{0..16383, 0..16383}, binary()}].
+slot_masters(Topology) ->
+    lists:sort([{Range, Id} || #{master := #{id := Id}, slots := Ranges} <- Topology,
+                               Range <- Ranges]).
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+node(Id, Port, Role, Health) ->
+    [<<"id">>, Id, <<"port">>, Port, <<"ip">>, <<"127.0.0.1">>, <<"endpoint">>, <<"127.0.0.1">>,
+     <<"role">>, Role, <<"replication-offset">>, 0, <<"health">>, Health].
+
+%% as Redis 7.0.15 answers after a failover: the promoted replica leads its
+%% shard, the failed master is listed as a failed replica
+shards_reply() ->
+    [[<<"slots">>, [0, 5460], <<"nodes">>,
+      [node(<<"m1">>, 7001, <<"master">>, <<"online">>),
+       node(<<"r1">>, 7004, <<"replica">>, <<"loading">>)]],
+     [<<"slots">>, [5461, 10922, 16000, 16000], <<"nodes">>,
+      [node(<<"r2">>, 7005, <<"master">>, <<"online">>),
+       node(<<"m2">>, 7002, <<"replica">>, <<"failed">>)]],
+     [<<"slots">>, [10923, 15999, 16001, 16383], <<"nodes">>,
+      [node(<<"m3">>, 7003, <<"master">>, <<"online">>)]],
+     [<<"slots">>, [], <<"nodes">>,
+      [node(<<"dead">>, 7009, <<"master">>, <<"failed">>)]]].
+
+addr(Id, Port) -> #{id => Id, host => <<"127.0.0.1">>, port => Port}.
+
+from_shards_test() ->
+    ?assertEqual([#{master => addr(<<"m1">>, 7001), replicas => [addr(<<"r1">>, 7004)],
+                    slots => [{0, 5460}]},
+                  #{master => addr(<<"m3">>, 7003), replicas => [],
+                    slots => [{10923, 15999}, {16001, 16383}]},
+                  #{master => addr(<<"r2">>, 7005), replicas => [],
+                    slots => [{5461, 10922}, {16000, 16000}]}],
+                 from_shards(shards_reply(), <<"h">>)).
+
+%% as Redis 6.2 answers (no CLUSTER SHARDS); an unknown endpoint is the
+%% asked node's host
+from_slots_test() ->
+    Reply = [[0, 5460, [<<"127.0.0.1">>, 7001, <<"m1">>], [<<"127.0.0.1">>, 7004, <<"r1">>]],
+             [5461, 10922, [<<"?">>, 7002, <<"m2">>, []]],
+             [10923, 16383, [<<"127.0.0.1">>, 7001, <<"m1">>]]],
+    ?assertEqual([#{master => addr(<<"m1">>, 7001), replicas => [addr(<<"r1">>, 7004)],
+                    slots => [{0, 5460}, {10923, 16383}]},
+                  #{master => #{id => <<"m2">>, host => <<"seed">>, port => 7002},
+                    replicas => [], slots => [{5461, 10922}]}],
+                 from_slots(Reply, <<"seed">>)).
+
+match_test() ->
+    T = from_shards(shards_reply(), <<"h">>),
+    [S1, S3, S2] = T,
+    %% m1 unchanged, m2's replica r2 promoted, m3 new; a shard of m4 gone
+    Known = [{a, <<"m1">>, [<<"m1">>, <<"r1">>]}, {b, <<"m2">>, [<<"m2">>, <<"r2">>]},
+             {d, <<"m4">>, [<<"m4">>]}],
+    ?assertEqual({[{a, S1}, {b, S2}], [S3], [d]}, match(T, Known)),
+    %% a demoted master (now r9's replica) continues in r9's shard
+    Demoted = [#{master => addr(<<"r9">>, 1), replicas => [addr(<<"m9">>, 2)], slots => []}],
+    ?assertMatch({[{x, _}], [], []}, match(Demoted, [{x, <<"m9">>, [<<"m9">>]}])),
+    ?assertEqual([{{0, 5460}, <<"m1">>}, {{5461, 10922}, <<"r2">>}, {{10923, 15999}, <<"m3">>},
+                  {{16000, 16000}, <<"r2">>}, {{16001, 16383}, <<"m3">>}],
+                 slot_masters(T)).
+-endif.
