@@ -1,7 +1,8 @@
 # Mirrors a Redis/Valkey master into ETS and prints one key.
 #
 #   rebar3 compile
-#   elixir -pa _build/default/lib/nsync/ebin examples/mirror.exs [host] [port] [key]
+#   elixir -pa _build/default/lib/nsync/ebin -pa _build/default/lib/telemetry/ebin \
+#     examples/mirror.exs [host] [port] [key]
 #
 # Defaults: 127.0.0.1 6379 foo.
 {host, port, key} =
@@ -11,6 +12,9 @@
     [host, port] -> {host, String.to_integer(port), "foo"}
     [host, port, key | _] -> {host, String.to_integer(port), key}
   end
+
+# As a project depending on nsync would have it: nsync and telemetry started.
+{:ok, _} = Application.ensure_all_started(:nsync)
 
 case :nsync.start_link(host: host, port: port, block: true, timeout: 60_000) do
   {:ok, pid} ->

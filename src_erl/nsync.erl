@@ -139,14 +139,35 @@
                     master := {binary(), inet:port_number()} | undefined,
                     replid := binary() | undefined,
                     offset := integer() | undefined,
+                    master_offset := integer() | undefined,
+                    lag := non_neg_integer() | undefined,
                     keys_loaded := non_neg_integer(),
                     commands := non_neg_integer(),
+                    bytes := non_neg_integer(),
+                    last_io := integer() | undefined,
+                    connected_since := integer() | undefined,
+                    attempts := non_neg_integer(),
+                    next_retry := integer() | undefined,
+                    last_error := term(),
+                    last_error_at := integer() | undefined,
+                    stale := boolean(),
+                    stale_reason := nsync_status:stale_reason() | undefined,
                     unhandled := non_neg_integer(),
                     reconnects := non_neg_integer(),
                     callback_errors := non_neg_integer(),
                     tables := [atom()]}.
-%% What `status/1' reports. `master' is that of the current or last
-%% session (`undefined' before the first one).
+%% What `status/1' reports (times in ms since the epoch). `master' is that
+%% of the current or last session (`undefined' before the first one);
+%% `offset' the replication offset applied, `master_offset' the master's as
+%% far as received, `lag' the difference in bytes; `bytes' received since
+%% the start, `last_io' when bytes last came; `connected_since' when the
+%% master last answered PSYNC (`undefined' while not connected);
+%% `attempts' the failed attempts in a row, `next_retry' when the next
+%% starts; `last_error' why the last session or attempt failed (an
+%% `nsync_nif:reason()' such as `{connect, econnrefused}', or `undefined'),
+%% kept after a reconnect, `last_error_at' when; `stale' whether the data
+%% may be behind the master, `stale_reason' why (see
+%% {@type nsync_status:stale_reason()}).
 
 -type table() :: atom() | ets:tid().
 %% A table's name (the `name' option, or an atom a callback routed to) or
@@ -191,8 +212,12 @@ stop(Pid) ->
     gen_server:stop(Pid).
 
 %% @doc The link's state (`connecting | syncing | streaming | disconnected'),
-%% master, replid, offset and counters (`keys_loaded', `commands',
-%% `unhandled', `reconnects', `callback_errors'), and its table names.
+%% master, position and lag, counters, I/O, retries, last error, whether
+%% its data may be stale and why, and its table names (see {@type
+%% status()}). Answered at once, whatever the link is doing (a slow
+%% callback does not delay it): it is read from where the facts are kept,
+%% not asked of the link process. Exits with `noproc' if `Pid' is not a
+%% running link.
 -spec status(pid()) -> status().
 status(Pid) ->
     nsync_link:status(Pid).

@@ -12,7 +12,7 @@
 %%% does (snapshot keys reach it as rows, not through here).
 -module(nsync_callback).
 
--include_lib("kernel/include/logger.hrl").
+-include("nsync_log.hrl").
 
 -export([new/2, notify/2, errors/1]).
 
@@ -76,7 +76,7 @@ failed(Event, Class, Reason, Stack,
         true ->
             ?LOG_ERROR(#{what => nsync_callback_failed, event => summary(Event),
                          class => Class, reason => Reason, stacktrace => Stack,
-                         failures_not_logged => Unlogged}),
+                         failures_not_logged => Unlogged}, ?NSYNC_LOG),
             Cb#callback{errors = Errors + 1, logged_at = Now, unlogged = 0};
         false ->
             Cb#callback{errors = Errors + 1, unlogged = Unlogged + 1}

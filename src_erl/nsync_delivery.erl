@@ -17,7 +17,7 @@
 %%% `{nsync_retire, Ref}' and calls `retire/2'.
 -module(nsync_delivery).
 
--include_lib("kernel/include/logger.hrl").
+-include("nsync_log.hrl").
 
 -export([new/1, item/2, closed/1, retire/2, tables/1, unhandled/1, callback_errors/1,
          delete/1]).
@@ -211,7 +211,8 @@ unhandled(Cmd, #delivery{default = Default, unhandled = N} = D) ->
         true ->
             report_once({unhandled, Cmd}, D1,
                         fun() -> ?LOG_WARNING("nsync: the mirror cannot apply ~s; "
-                                              "its keys may differ from the master", [Cmd])
+                                              "its keys may differ from the master", [Cmd],
+                                              ?NSYNC_LOG)
                         end);
         false ->
             notify({error, {unhandled, Cmd}}, D1)
@@ -229,7 +230,8 @@ table_taken(Name, Owner, D) ->
     report_once({table_taken, Name}, D,
                 fun() ->
                         ?LOG_ERROR("nsync: table ~p belongs to link ~p; "
-                                   "events routed to it are not stored", [Name, Owner])
+                                   "events routed to it are not stored", [Name, Owner],
+                                   ?NSYNC_LOG)
                 end).
 
 report_once(Key, #delivery{reported = Reported} = D, Log) ->

@@ -5,10 +5,12 @@
 %%% while this process handles the batches before it; after handling one,
 %%% this process gives the pump a credit back (`nsync_nif:ack/2'), so at
 %%% most a few batches are in flight and a slow consumer slows the socket.
-%%% Batches are plain messages, so calls (status, stop) are served between
-%%% them. What a batch's items become (events for the callback, rows in the
-%%% tables) is `nsync_delivery''s job; this module decides when sessions
-%%% start and what a failure means.
+%%% Batches are plain messages, so calls (stop) are served between them;
+%%% `status/1' does not wait for them (`nsync_status'). What a batch's items
+%%% become (events for the callback, rows in the tables) is
+%%% `nsync_delivery''s job, what the link tells the outside world (telemetry
+%%% events, status facts) `nsync_observe''s; this module decides when
+%%% sessions start and what a failure means.
 %%%
 %%% Connection failures: a session ends with `{closed, Reason}' as its
 %%% pump's last message; the link then starts a new session after a backoff
@@ -28,7 +30,7 @@
 -module(nsync_link).
 -behaviour(gen_server).
 
--include_lib("kernel/include/logger.hrl").
+-include("nsync_log.hrl").
 
 %% API
 -export([start_link/2, status/1, reconnect/1]).
@@ -44,8 +46,6 @@
 %% Where the next session connects; called in the link process before each
 %% session. A fun that raises counts as a failed attempt.
 -type next_master() :: fun(() -> nsync_nif:master()).
--type public_state() :: connecting | syncing | streaming | disconnected.
-
 -define(BACKOFF_START_MS, 100).
 -define(BACKOFF_CAP_MS, 10000).
 
@@ -54,6 +54,7 @@
           config :: nsync_opts:config(),
           waiter :: waiter(),
           delivery :: nsync_delivery:delivery(),
+          observe :: nsync_observe:observe(),
           %% the NIF session running, if any
           session :: nsync_nif:session() | undefined,
           %% the running session reached the master (it answered PSYNC)
@@ -78,10 +79,11 @@
 start_link(Config, Waiter) ->
     proc_lib:start_link(?MODULE, init_it, [Config, Waiter]).
 
-%% @doc The link's state and counters (see `nsync:status/1').
+%% @doc The link's status (see `nsync:status/1'), at once: it is read from
+%% where it is kept (`nsync_status'), not asked of the link process.
 -spec status(pid()) -> nsync:status().
 status(Pid) ->
-    gen_server:call(Pid, status).
+    nsync_status:status(Pid).
 
 %% @doc Ends the current session, if any, and starts the next one at once
 %% (its master asked again from `next_master'), without backoff; a callback
@@ -107,17 +109,17 @@ init_it(Config, Waiter) ->
 %% @private
 -spec init({nsync_opts:config(), waiter()}) -> {ok, #state{}} | {stop, term()}.
 init({Config, Waiter}) ->
-    logger:update_process_metadata(#{domain => [nsync]}),
     %% Trapping exits lets terminate/2 clean the registry and close the socket.
     process_flag(trap_exit, true),
     case nsync_nif:open(nsync_opts:nif_config(Config)) of
         {ok, Nif} ->
             case nsync_delivery:new(Config) of
                 {ok, Delivery} ->
+                    Observe = nsync_observe:new(Config, Nif, Delivery),
                     %% The first attempt is the first message: no call is
                     %% served before it.
                     {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
-                                               delivery = Delivery})};
+                                               delivery = Delivery, observe = Observe})};
                 {error, Reason} ->
                     nsync_nif:close(Nif),
                     {stop, Reason}
@@ -128,8 +130,6 @@ init({Config, Waiter}) ->
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(status, _From, State) ->
-    {reply, status_map(State), State};
 handle_call(reconnect, _From, #state{session = undefined} = State) ->
     {reply, ok, retry_after(0, State)};
 handle_call(reconnect, _From, #state{nif = Nif} = State) ->
@@ -148,9 +148,10 @@ handle_cast(_Msg, State) ->
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({nsync_pump, Session, {batch, Items}},
             #state{session = Session, nif = Nif} = State) ->
-    State1 = lists:foldl(fun item/2, State, Items),
+    Began = erlang:monotonic_time(),
+    #state{delivery = D, observe = Obs} = State1 = lists:foldl(fun item/2, State, Items),
     ok = nsync_nif:ack(Nif, Session),
-    {noreply, State1};
+    {noreply, State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)}};
 handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
     session_lost(Reason, State#state{session = undefined});
 handle_info({nsync_pump, _OlderSession, _}, State) ->
@@ -170,7 +171,8 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{nif = Nif, delivery = D}) ->
+terminate(Reason, #state{nif = Nif, delivery = D, observe = Obs}) ->
+    ok = nsync_observe:stopped(Reason, Obs),
     nsync_nif:close(Nif),
     nsync_delivery:delete(D).
 
@@ -188,22 +190,22 @@ format_status(Status) ->
 %% the master's answer to PSYNC and the end of the first snapshot.
 item({Answer, _Replid, _Offset} = Item, #state{delivery = D} = State)
   when Answer =:= fullresync; Answer =:= continue ->
-    connected(State#state{delivery = nsync_delivery:item(Item, D)});
-item({load_eof, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
-    notify_waiter(loaded, State#state{delivery = nsync_delivery:item(Item, D)});
+    connected(Item, State#state{delivery = nsync_delivery:item(Item, D)});
+item({load_eof, _Replid, _Offset} = Item, #state{delivery = D, observe = Obs} = State) ->
+    notify_waiter(loaded, State#state{delivery = nsync_delivery:item(Item, D),
+                                      observe = nsync_observe:loaded(Obs)});
 item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 
 %%% ------------------------------------------------------------ sessions
 
-start_session(#state{nif = Nif} = State) ->
+start_session(#state{nif = Nif, observe = Obs} = State) ->
     case next_master(State) of
         {ok, Master} ->
             case nsync_nif:start(Nif, Master) of
                 {ok, Session} ->
-                    #{host := Host, port := Port} = Master,
-                    logger:update_process_metadata(#{nsync_master => {Host, Port}}),
-                    {noreply, State#state{session = Session, synced = false}};
+                    {noreply, State#state{session = Session, synced = false,
+                                          observe = nsync_observe:session_started(Master, Obs)}};
                 {error, Reason} ->
                     %% e.g. {badarg, host}: a next_master fun's bad answer
                     session_lost(Reason, State)
@@ -222,19 +224,31 @@ next_master(#state{config = Config}) ->
     {ok, nsync_opts:master(Config)}.
 
 %% The master answered PSYNC: a connection (re)established.
-connected(#state{ever_connected = true, attempts = Attempts} = State) ->
-    ?LOG_NOTICE("nsync: reconnected to ~s after ~b failed attempt(s)", [master(State), Attempts]),
-    State#state{reconnects = State#state.reconnects + 1, attempts = 0,
-                last_error = undefined, synced = true};
-connected(State) ->
-    State#state{ever_connected = true, attempts = 0, last_error = undefined, synced = true}.
+connected(Item, #state{ever_connected = Again, attempts = Attempts, reconnects = N,
+                       observe = Obs} = State) ->
+    Reconnects = case Again of
+                     true ->
+                         ?LOG_NOTICE("nsync: reconnected to ~s after ~b failed attempt(s)",
+                                     [master(State), Attempts], ?NSYNC_LOG),
+                         N + 1;
+                     false ->
+                         N
+                 end,
+    Obs1 = nsync_observe:connected(Item, #{reconnection => Again, reconnects => Reconnects},
+                                   Obs),
+    State#state{ever_connected = true, reconnects = Reconnects, attempts = 0,
+                last_error = undefined, synced = true, observe = Obs1}.
 
 %% A session is over (or could not start).
-session_lost(disconnected, State) ->
+session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs} = State) ->
+    policy(Reason, State#state{observe = nsync_observe:session_lost(Reason, Synced, Attempts + 1,
+                                                                   Obs)}).
+
+policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
-    ?LOG_NOTICE("nsync: reconnecting as asked"),
+    ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
     {noreply, retry_after(0, closed(State))};
-session_lost(Reason, #state{waiter = Waiter, ever_connected = false} = State)
+policy(Reason, #state{waiter = Waiter, ever_connected = false} = State)
   when Waiter =/= undefined ->
     case fails_blocking_start(Reason) of
         true ->
@@ -243,11 +257,11 @@ session_lost(Reason, #state{waiter = Waiter, ever_connected = false} = State)
         false ->
             {noreply, retry_later(Reason, State)}
     end;
-session_lost({auth, Msg} = Reason, State) ->
+policy({auth, Msg} = Reason, State) ->
     ?LOG_ERROR("nsync: ~s refused authentication: ~s; stopping (retrying with "
-               "the same credentials is pointless)", [master(State), Msg]),
+               "the same credentials is pointless)", [master(State), Msg], ?NSYNC_LOG),
     {stop, {shutdown, Reason}, closed(State)};
-session_lost(Reason, State) ->
+policy(Reason, State) ->
     {noreply, retry_later(Reason, closed(State))}.
 
 %% `{error, closed}' tells the callback that an open connection went away
@@ -264,18 +278,20 @@ retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
     case Reason =:= Last of
         true -> ok;
         false -> ?LOG_WARNING("nsync: connection to ~s failed: ~0p; retrying with "
-                              "backoff (next in ~b ms)", [master(State), Reason, Delay])
+                              "backoff (next in ~b ms)", [master(State), Reason, Delay],
+                              ?NSYNC_LOG)
     end,
     retry_after(Delay, State#state{attempts = N + 1, last_error = Reason}).
 
 %% The next attempt, in `Delay' ms (now: the next message); an attempt
 %% pending before is dropped.
-retry_after(Delay, State) ->
+retry_after(Delay, #state{attempts = Attempts, observe = Obs} = State) ->
     Ref = make_ref(),
     case Delay of
         0 -> self() ! {connect, Ref};
         _ -> erlang:send_after(Delay, self(), {connect, Ref})
     end,
+    ok = nsync_observe:retrying(Delay, Attempts, Obs),
     State#state{retry = Ref}.
 
 %% With `{block, true}', failing to reach or log into the master at all is
@@ -290,33 +306,7 @@ notify_waiter(Msg, #state{waiter = {Pid, Ref}} = State) ->
     Pid ! {Ref, Msg},
     State#state{waiter = undefined}.
 
-%%% -------------------------------------------------------------- status
-
-%% Connection facts come from the NIF (as of the last batch handled), the
-%% policy's and the tables' from here.
-status_map(#state{nif = Nif, delivery = D} = State) ->
-    #{state := NifState, master := Master, replid := Replid, offset := Offset,
-      keys_loaded := KeysLoaded, commands := Commands, last_error := LastError} =
-        nsync_nif:info(Nif),
-    #{state => public_state(NifState, LastError),
-      master => Master,
-      replid => Replid,
-      offset => Offset,
-      keys_loaded => KeysLoaded,
-      commands => Commands,
-      unhandled => nsync_delivery:unhandled(D),
-      reconnects => State#state.reconnects,
-      callback_errors => nsync_delivery:callback_errors(D),
-      tables => nsync_delivery:tables(D)}.
-
-%% `connecting' until a first attempt ends; `disconnected' once a connection
-%% was lost or an attempt failed, until the master answers PSYNC again.
--spec public_state(nsync_nif:link_state(), nsync_nif:reason() | undefined) -> public_state().
-public_state(loading, _) -> syncing;
-public_state(streaming, _) -> streaming;
-public_state(NifState, undefined)
-  when NifState =:= idle; NifState =:= connecting; NifState =:= handshake -> connecting;
-public_state(_NifState, _LastError) -> disconnected.
+%%% ---------------------------------------------------------------- misc
 
 %% The master of the current or last session, for logs.
 master(#state{nif = Nif}) ->
@@ -346,13 +336,4 @@ backoff_base_test() ->
 backoff_jitter_test() ->
     [?assert(D > backoff_base(N) div 2 andalso D =< backoff_base(N))
      || N <- lists:seq(1, 12), _ <- lists:seq(1, 50), D <- [backoff(N)]].
-
-public_state_test() ->
-    ?assertEqual(connecting, public_state(idle, undefined)),
-    ?assertEqual(connecting, public_state(handshake, undefined)),
-    ?assertEqual(syncing, public_state(loading, eof)),
-    ?assertEqual(streaming, public_state(streaming, eof)),
-    ?assertEqual(disconnected, public_state(connecting, {connect, econnrefused})),
-    ?assertEqual(disconnected, public_state(disconnected, eof)),
-    ?assertEqual(disconnected, public_state(closed, closed)).
 -endif.

@@ -27,6 +27,8 @@
 %%% with a wrong value.
 -module(nsync_mirror).
 
+-include("nsync_log.hrl").
+
 -export([new/2, new/3, new/4, tid/1, tid/2, load/4, fold/4, apply_cmd/4, delete/1, lookup/2,
          entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
@@ -307,7 +309,7 @@ apply_cmd(M, Db, Cmd0, Args) ->
     catch
         Class:Reason:Stack ->
             logger:debug(#{what => mirror_apply_failed, cmd => Cmd, class => Class,
-                           reason => Reason, stack => Stack}, #{domain => [nsync]}),
+                           reason => Reason, stack => Stack}, ?NSYNC_LOG),
             {unhandled, Cmd, poison(M, Db, safe_keys(Spec, Args))}
     end.
 

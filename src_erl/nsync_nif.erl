@@ -112,10 +112,14 @@
                   master := {binary(), inet:port_number()} | undefined,
                   replid := replid() | undefined,
                   offset := offset() | undefined,
+                  master_offset := offset() | undefined,
                   db := db(),
                   keys_loaded := non_neg_integer(),
+                  snapshot_bytes := non_neg_integer(),
                   commands := non_neg_integer(),
                   bytes := non_neg_integer(),
+                  last_read := integer() | undefined,
+                  credit_exhausted := boolean(),
                   last_error := reason() | undefined}.
 -export_type([link/0, session/0, config/0, master/0, item/0, reason/0, message/0,
               link_state/0, info/0]).
@@ -154,9 +158,13 @@ ack(_Link, _Session) -> erlang:nif_error(nif_not_loaded).
 %% @doc The link's connection facts, at once: the state (`idle' before the
 %% first session, `disconnected' between sessions), the master of the
 %% current or last session, the committed position, the keys delivered
-%% since the last full sync started, the commands delivered and bytes read
-%% since `open/1', and why the last session ended. They describe what the
-%% caller has handled (acked).
+%% and the snapshot's bytes read since the last full sync started, the
+%% commands delivered since `open/1', and why the last session ended.
+%% They describe what the caller has handled (acked). Live instead (as the
+%% pump goes): `master_offset' (the stream's offset as far as parsed),
+%% `bytes' (read since `open/1'), `last_read' (when bytes were last read,
+%% ms since the epoch) and `credit_exhausted' (every batch in flight: the
+%% pump reads nothing until the caller acks one).
 -spec info(link()) -> info().
 info(_Link) -> erlang:nif_error(nif_not_loaded).
 

@@ -30,7 +30,11 @@
                     geo_formula := before_7_0 | since_7_0,
                     %% not an option: set by a layer above links (see
                     %% nsync_link) to pick each session's master
-                    next_master => nsync_link:next_master()}.
+                    next_master => nsync_link:next_master(),
+                    %% not an option: set by a layer above links, added to
+                    %% the metadata of the link's telemetry events (e.g.
+                    %% `shard'; see nsync_observe)
+                    telemetry_metadata => map()}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
                     port => 6379,

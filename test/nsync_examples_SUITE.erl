@@ -53,7 +53,7 @@ example1(Config) ->
     2 = ets:info(nsync:tid(foo), size),
     ok = nsync:stop(Pid).
 
-%% @doc `elixir -pa <ebin> examples/mirror.exs 127.0.0.1 Port greeting'
+%% @doc `elixir -pa <ebins> examples/mirror.exs 127.0.0.1 Port greeting'
 %% prints the key's value. Skipped when elixir is not installed.
 -spec elixir_mirror(ct_suite:ct_config()) -> ok | {skip, term()}.
 elixir_mirror(Config) ->
@@ -65,9 +65,10 @@ elixir_mirror(Config) ->
             <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"greeting">>, <<"hello">>]),
             <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"other">>, <<"1">>]),
             {ok, Root} = nsync_test_redis:project_root(),
-            Ebin = filename:dirname(code:which(nsync)),
+            Ebins = lists:append([["-pa", filename:dirname(code:which(M))]
+                                  || M <- [nsync, telemetry]]),
             {Status, Output} =
-                run(Elixir, ["-pa", Ebin, filename:join([Root, "examples", "mirror.exs"]),
+                run(Elixir, Ebins ++ [filename:join([Root, "examples", "mirror.exs"]),
                              "127.0.0.1", integer_to_list(nsync_test_redis:port(S)),
                              "greeting"]),
             ct:pal("elixir exited ~b:~n~s", [Status, Output]),

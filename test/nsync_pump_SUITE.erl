@@ -237,7 +237,7 @@ pump_threads() ->
 %% logger handler: sends the reason of each "connection failed" warning of
 %% nsync to the test process.
 -spec log(logger:log_event(), logger:handler_config()) -> ok.
-log(#{msg := {Format, [_Master, Reason, _Delay]}, meta := #{domain := [nsync]}},
+log(#{msg := {Format, [_Master, Reason, _Delay]}, meta := #{application := nsync}},
     #{config := #{pid := Pid}}) when is_list(Format) ->
     case string:find(Format, "failed") of
         nomatch -> ok;

@@ -171,6 +171,8 @@ pub struct Replica {
     commands: CommandParser,
     /// Committed position; `None` until the first snapshot is loaded.
     position: Option<Position>,
+    /// Size of the last snapshot loaded, in bytes.
+    snapshot_bytes: u64,
     /// Whether ACKs are sent (not to pre-PSYNC masters).
     acking: bool,
     last_ack: Option<Instant>,
@@ -188,6 +190,7 @@ impl Replica {
             output: Vec::new(),
             commands: CommandParser::new(),
             position: None,
+            snapshot_bytes: 0,
             acking: false,
             last_ack: None,
             early_acks: None,
@@ -243,6 +246,15 @@ impl Replica {
 
     pub fn position(&self) -> Option<&Position> {
         self.position.as_ref()
+    }
+
+    /// Bytes of the snapshot loading, so far; between full syncs, the size
+    /// of the last one loaded (0 before the first).
+    pub fn snapshot_bytes(&self) -> u64 {
+        match &self.phase {
+            Phase::Loading(load) => load.parser.offset(),
+            _ => self.snapshot_bytes,
+        }
     }
 
     pub fn state(&self) -> ReplState {
@@ -618,6 +630,7 @@ impl Replica {
             }
         }
         let (replid, offset) = (load.replid.clone(), load.offset);
+        self.snapshot_bytes = load.parser.offset();
         self.position = Some(Position {
             replid: replid.clone(),
             offset,
@@ -1156,6 +1169,7 @@ mod tests {
         wire.extend_from_slice(&set);
         let events = feed_slowly(&mut replica, &wire).unwrap();
         assert_full_sync(&events, 500);
+        assert_eq!(replica.snapshot_bytes(), SMALL_RDB.len() as u64);
         assert_eq!(
             replica.position().unwrap().offset,
             (500 + select.len() + set.len()) as i64
@@ -1173,8 +1187,10 @@ mod tests {
         let set = cmd(&["SET", "a", "1"]);
         wire.extend_from_slice(&select);
         wire.extend_from_slice(&set);
+        assert_eq!(replica.snapshot_bytes(), 0);
         let events = feed_slowly(&mut replica, &wire).unwrap();
         assert_full_sync(&events, 500);
+        assert_eq!(replica.snapshot_bytes(), SMALL_RDB.len() as u64);
         replica.tick(Instant::now());
         let expected = (500 + select.len() + set.len()).to_string();
         assert_eq!(

@@ -103,6 +103,12 @@ impl Credit {
         }
     }
 
+    /// Whether every credit is out: the pump reads nothing until the link
+    /// process hands one back.
+    pub fn is_exhausted(&self) -> bool {
+        self.lock().blocked()
+    }
+
     /// Wakes a waiting pump: its session must end.
     pub fn stop(&self) {
         self.lock().stopped = true;

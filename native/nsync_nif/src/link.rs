@@ -88,7 +88,8 @@ fn ack(link: ResourceArc<Link>, session: u64) -> Atom {
 
 #[rustler::nif]
 fn info<'a>(env: Env<'a>, link: ResourceArc<Link>) -> Term<'a> {
-    facts_term(env, &link.shared.status.facts())
+    let shared = &link.shared;
+    facts_term(env, &shared.status.facts(), shared.credit.is_exhausted())
 }
 
 #[rustler::nif]
@@ -115,8 +116,9 @@ fn state_atom(state: LinkState) -> Atom {
     }
 }
 
-fn facts_term<'a>(env: Env<'a>, facts: &Facts) -> Term<'a> {
+fn facts_term<'a>(env: Env<'a>, facts: &Facts, credit_exhausted: bool) -> Term<'a> {
     let undefined = || atoms::undefined().encode(env);
+    let optional = |n: Option<i64>| n.map_or_else(undefined, |n| n.encode(env));
     let master = |m: &Master| (binary(env, m.host.as_bytes()), m.port).encode(env);
     let fields = [
         (atoms::state(), state_atom(facts.state).encode(env)),
@@ -131,14 +133,15 @@ fn facts_term<'a>(env: Env<'a>, facts: &Facts) -> Term<'a> {
                 .as_ref()
                 .map_or_else(undefined, |id| binary(env, id)),
         ),
-        (
-            atoms::offset(),
-            facts.offset.map_or_else(undefined, |o| o.encode(env)),
-        ),
+        (atoms::offset(), optional(facts.offset)),
+        (atoms::master_offset(), optional(facts.master_offset)),
         (atoms::db(), facts.db.encode(env)),
         (atoms::keys_loaded(), facts.tally.keys_loaded.encode(env)),
+        (atoms::snapshot_bytes(), facts.snapshot_bytes.encode(env)),
         (atoms::commands(), facts.tally.commands.encode(env)),
-        (atoms::bytes(), facts.tally.bytes.encode(env)),
+        (atoms::bytes(), facts.bytes.encode(env)),
+        (atoms::last_read(), optional(facts.last_read_ms)),
+        (atoms::credit_exhausted(), credit_exhausted.encode(env)),
         (
             atoms::last_error(),
             facts

@@ -239,7 +239,7 @@ impl Pump<'_> {
         match self.conn.receive(wait)? {
             Received::Data { bytes, drained } => {
                 self.replica.feed(bytes);
-                self.tally.bytes += bytes.len() as u64;
+                self.shared.status.read(bytes.len(), unix_now_ms());
                 self.silence = Duration::ZERO;
                 self.drained = drained;
                 Ok(bytes.len())

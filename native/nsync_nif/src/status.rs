@@ -1,14 +1,19 @@
 //! The connection facts `info/1` reports (state, master, replid, offset,
-//! db, counts, last error), read at any time without waiting for the pump.
+//! db, counts, last error; bytes read, last read), read at any time
+//! without waiting for the pump.
 //!
-//! They describe what the link process has handled, not what the pump has
+//! Most describe what the link process has handled, not what the pump has
 //! parsed: the facts a batch brings are published when the link process
 //! gives its credit back (`ack/2`), and facts the pump reaches between
-//! batches (the end of a session, bytes and offsets of pings) only after
-//! the batches sent before them. So once `info/1` says `streaming` after a
-//! full sync, the link process has published the new snapshot's tables.
+//! batches (the end of a session, offsets of pings) only after the batches
+//! sent before them. So once `info/1` says `streaming` after a full sync,
+//! the link process has published the new snapshot's tables. Three are
+//! live instead, for an operator watching a busy or stalled link: the bytes
+//! read and the time of the last read (as the pump reads), and the
+//! master's offset as far as the pump has parsed the stream.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -57,8 +62,6 @@ pub struct Tally {
     pub keys_loaded: u64,
     /// Commands delivered since `open/1`.
     pub commands: u64,
-    /// Bytes read from masters since `open/1`.
-    pub bytes: u64,
 }
 
 impl Tally {
@@ -80,6 +83,8 @@ pub struct Progress {
     /// The committed replication position, if any.
     pub position: Option<Position>,
     pub tally: Tally,
+    /// Bytes of the snapshot loading, or of the last one loaded.
+    pub snapshot_bytes: u64,
     /// Why the session ended (with the session's last progress).
     pub ended_by: Option<LinkError>,
 }
@@ -90,6 +95,7 @@ impl Progress {
             state: LinkState::of(replica.state()),
             position: replica.position().cloned(),
             tally,
+            snapshot_bytes: replica.snapshot_bytes(),
             ended_by: None,
         }
     }
@@ -105,8 +111,16 @@ pub struct Facts {
     pub offset: Option<i64>,
     pub db: u64,
     pub tally: Tally,
+    pub snapshot_bytes: u64,
     /// Why the last session ended.
     pub last_error: Option<LinkError>,
+    /// Live: the master's offset as far as the pump has parsed the stream
+    /// (`offset` is as far as the link process has handled it).
+    pub master_offset: Option<i64>,
+    /// Live: bytes read from masters since `open/1`.
+    pub bytes: u64,
+    /// Live: when bytes were last read (ms since the epoch), if ever.
+    pub last_read_ms: Option<i64>,
 }
 
 impl Default for Facts {
@@ -118,7 +132,11 @@ impl Default for Facts {
             offset: None,
             db: 0,
             tally: Tally::default(),
+            snapshot_bytes: 0,
             last_error: None,
+            master_offset: None,
+            bytes: 0,
+            last_read_ms: None,
         }
     }
 }
@@ -134,6 +152,7 @@ impl Facts {
             self.db = position.db;
         }
         self.tally = progress.tally;
+        self.snapshot_bytes = progress.snapshot_bytes;
         if let Some(err) = progress.ended_by {
             self.last_error = Some(err);
         }
@@ -154,9 +173,18 @@ struct Board {
     /// The session whose batches are counted.
     session: u64,
     pending: VecDeque<Pending>,
+    /// The offset of the last progress the pump reached.
+    parsed_offset: Option<i64>,
 }
 
 impl Board {
+    fn push(&mut self, pending: Pending) {
+        if let Some(position) = &pending.progress.position {
+            self.parsed_offset = Some(position.offset);
+        }
+        self.pending.push_back(pending);
+    }
+
     fn publish_all(&mut self) {
         while let Some(pending) = self.pending.pop_front() {
             self.facts.apply(pending.progress);
@@ -176,6 +204,10 @@ impl Board {
 #[derive(Default)]
 pub struct Status {
     board: Mutex<Board>,
+    /// Bytes read since `open/1`.
+    bytes_read: AtomicU64,
+    /// When bytes were last read, ms since the epoch; 0: never.
+    last_read_ms: AtomicI64,
 }
 
 impl Status {
@@ -194,9 +226,15 @@ impl Status {
         }
     }
 
+    /// `bytes` bytes were read at `now_ms` (ms since the epoch).
+    pub fn read(&self, bytes: usize, now_ms: i64) {
+        self.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.last_read_ms.store(now_ms, Ordering::Relaxed);
+    }
+
     /// A batch carrying `progress` is about to be sent.
     pub fn sent(&self, progress: Progress) {
-        self.board().pending.push_back(Pending {
+        self.board().push(Pending {
             progress,
             by_batch: true,
         });
@@ -205,7 +243,7 @@ impl Status {
     /// The session reached `progress` without sending a batch.
     pub fn reached(&self, progress: Progress) {
         let mut board = self.board();
-        board.pending.push_back(Pending {
+        board.push(Pending {
             progress,
             by_batch: false,
         });
@@ -233,7 +271,14 @@ impl Status {
     }
 
     pub fn facts(&self) -> Facts {
-        self.board().facts.clone()
+        let board = self.board();
+        let last_read_ms = self.last_read_ms.load(Ordering::Relaxed);
+        Facts {
+            master_offset: board.parsed_offset.or(board.facts.offset),
+            bytes: self.bytes_read.load(Ordering::Relaxed),
+            last_read_ms: (last_read_ms != 0).then_some(last_read_ms),
+            ..board.facts.clone()
+        }
     }
 }
 
@@ -260,6 +305,7 @@ mod tests {
                 commands,
                 ..Tally::default()
             },
+            snapshot_bytes: 0,
             ended_by: None,
         }
     }
@@ -321,6 +367,24 @@ mod tests {
         assert_eq!(facts.state, LinkState::Disconnected);
         assert_eq!(facts.offset, Some(12));
         assert_eq!(facts.last_error, Some(LinkError::Eof));
+    }
+
+    #[test]
+    fn live_facts_do_not_wait_for_the_link_process() {
+        let status = Status::default();
+        status.begin(1, master());
+        assert_eq!(status.facts().last_read_ms, None);
+        status.read(100, 1_700_000_000_000);
+        status.read(20, 1_700_000_000_500);
+        status.sent(progress(LinkState::Streaming, 10, 1));
+        status.sent(progress(LinkState::Streaming, 25, 2));
+        let facts = status.facts();
+        assert_eq!(facts.bytes, 120);
+        assert_eq!(facts.last_read_ms, Some(1_700_000_000_500));
+        assert_eq!(facts.master_offset, Some(25));
+        assert_eq!(facts.offset, None, "nothing handled yet");
+        status.handled(1);
+        assert_eq!(status.facts().offset, Some(10));
     }
 
     #[test]
