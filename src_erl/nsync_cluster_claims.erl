@@ -51,7 +51,7 @@
 -module(nsync_cluster_claims).
 
 -export([new/0, decide/4, contested/2, owner_of/2, held_by/3, handover/4, forget/3,
-         slots/1]).
+         drop/2, slots/1]).
 
 -export_type([contests/0, decision/0, shard/0]).
 
@@ -223,6 +223,10 @@ forget(Slot, Keys, Contests) ->
             Contests#{Slot := C#contest{touched = maps:without(Keys, T)}};
         _ -> Contests
     end.
+
+%% @doc `Slot' is no longer contested (its last writer left the cluster).
+-spec drop(slot(), contests()) -> contests().
+drop(Slot, Contests) -> maps:remove(Slot, Contests).
 
 %% @doc The contested slots.
 -spec slots(contests()) -> [slot()].

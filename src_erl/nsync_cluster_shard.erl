@@ -13,8 +13,8 @@
 %%% slot left this shard: it hands the slot over at once.
 -module(nsync_cluster_shard).
 
--export([new/3, start_load/1, load/5, discard_load/1, publish_load/1, apply_cmd/5, names/1,
-         shard/1]).
+-export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, apply_cmd/5,
+         names/1, delete_all/1, shard/1]).
 
 -export_type([shard/0]).
 
@@ -42,6 +42,17 @@
 new(View, Shard, Settings) ->
     #shard{view = View, shard = Shard, settings = Settings}.
 
+%% @doc The view's table `Name' (the default mirror): its name is the
+%% view's, published by the view.
+-spec claim(atom(), shard()) -> {ok, shard()}.
+claim(Name, S) ->
+    {_, S1} = mirror(Name, S),
+    {ok, S1}.
+
+%% @doc The link stops: the view's tables stay with the view.
+-spec delete_all(shard()) -> ok.
+delete_all(_S) -> ok.
+
 %% @doc The shard's number in its cluster.
 -spec shard(shard()) -> nsync_cluster_view:shard().
 shard(#shard{shard = Shard}) -> Shard.
@@ -54,9 +65,9 @@ start_load(S) ->
     (discard_load(S))#shard{loading = #{}}.
 
 %% @doc Snapshot rows of table `Name'.
--spec load(atom(), non_neg_integer(), [tuple()], [tuple()], shard()) -> shard().
+-spec load(atom(), non_neg_integer(), [tuple()], [tuple()], shard()) -> {ok, shard()}.
 load(_Name, _Db, _DataRows, _ExpiryRows, #shard{loading = undefined} = S) ->
-    S;
+    {ok, S};
 load(Name, Db, DataRows, ExpiryRows, #shard{loading = direct, view = View, shard = Me} = S0) ->
     {Mirror, S} = mirror(Name, S0),
     nsync_cluster_view:enter(View, Me),
@@ -67,13 +78,13 @@ load(Name, Db, DataRows, ExpiryRows, #shard{loading = direct, view = View, shard
               end,
     nsync_cluster_view:leave(View, Me),
     [ok = nsync_cluster_view:rows(View, Me, Name, Foreign) || Foreign =/= []],
-    S#shard{mirrors = (S#shard.mirrors)#{Name => Mirror1}, wrote = true};
+    {ok, S#shard{mirrors = (S#shard.mirrors)#{Name => Mirror1}, wrote = true}};
 load(Name, Db, DataRows, ExpiryRows, #shard{loading = Staging, settings = {C, Settings}} = S) ->
     Stage = case Staging of
                 #{Name := M} -> M;
                 _ -> nsync_mirror:new(Name, Db, C, Settings)
             end,
-    S#shard{loading = Staging#{Name => nsync_mirror:load(Stage, Db, DataRows, ExpiryRows)}}.
+    {ok, S#shard{loading = Staging#{Name => nsync_mirror:load(Stage, Db, DataRows, ExpiryRows)}}}.
 
 %% @doc The full sync will not complete: its staging tables go (a first
 %% snapshot cut short stays in the view: the next full sync replaces it).
@@ -86,17 +97,17 @@ discard_load(S) ->
 
 %% @doc The snapshot is complete: the first one is the shard's part of the
 %% view; a later one replaces it.
--spec publish_load(shard()) -> shard().
+-spec publish_load(shard()) -> {none, shard()}.
 publish_load(#shard{loading = direct, view = View, shard = Me} = S) ->
     ok = nsync_cluster_view:loaded(View, Me),
-    S#shard{loading = undefined, loaded = true};
+    {none, S#shard{loading = undefined, loaded = true}};
 publish_load(#shard{loading = Staging, view = View, shard = Me} = S) when is_map(Staging) ->
     ok = nsync_cluster_view:resync(View, Me, Staging),
     lists:foreach(fun nsync_mirror:delete/1, maps:values(Staging)),
     [ok = nsync_cluster_view:loaded(View, Me) || not S#shard.loaded],
-    S#shard{loading = undefined, loaded = true};
+    {none, S#shard{loading = undefined, loaded = true}};
 publish_load(S) ->
-    S.
+    {none, S}.
 
 %% @doc Applies a command of the stream to table `Name'.
 -spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], shard()) ->

@@ -49,21 +49,26 @@ parsed(Parse, Reply, Host) ->
 
 %% @doc The topology from a `CLUSTER SHARDS' reply; `Host' (the node the
 %% reply came from) stands for a node whose endpoint is unknown (`?').
-%% Failed nodes are left out; a shard whose master failed has no master
-%% until a replica is promoted, and is left out too.
+%% A shard's master is its online master, else its failed one (until a
+%% replica is promoted the shard is still that master's); failed
+%% replicas are left out, and so are shards with no master at all.
 -spec from_shards(list(), binary()) -> topology().
 from_shards(Reply, Host) ->
     Shards = [shard_of(props(S), Host) || S <- Reply],
     lists:sort([S || #{master := M} = S <- Shards, M =/= none]).
 
-shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes}, Host) ->
-    Live = [N || N0 <- Nodes, N <- [props(N0)],
-                 not lists:member(maps:get(<<"health">>, N, <<"online">>),
-                                  [<<"fail">>, <<"failed">>])],
-    Masters = [addr_of(N, Host) || #{<<"role">> := R} = N <- Live,
-                                   R =:= <<"master">> orelse R =:= <<"primary">>],
-    #{master => case Masters of [M | _] -> M; [] -> none end,
-      replicas => lists:sort([addr_of(N, Host) || #{<<"role">> := <<"replica">>} = N <- Live]),
+shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes0}, Host) ->
+    Nodes = [props(N) || N <- Nodes0],
+    Failed = fun(N) -> lists:member(maps:get(<<"health">>, N, <<"online">>),
+                                    [<<"fail">>, <<"failed">>])
+             end,
+    IsMaster = fun(#{<<"role">> := R}) -> R =:= <<"master">> orelse R =:= <<"primary">>;
+                  (_) -> false
+               end,
+    Masters = [N || N <- Nodes, IsMaster(N), not Failed(N)]
+        ++ [N || N <- Nodes, IsMaster(N), Failed(N)],
+    #{master => case Masters of [M | _] -> addr_of(M, Host); [] -> none end,
+      replicas => lists:sort([addr_of(N, Host) || N <- Nodes, not IsMaster(N), not Failed(N)]),
       slots => pairs(Flat)}.
 
 addr_of(#{<<"id">> := Id, <<"port">> := Port} = N, Host) ->
@@ -103,25 +108,34 @@ slot_node([Ip, Port, Id | _], Host) ->
     #{id => Id, host => Endpoint, port => Port}.
 
 %% @doc Which known shard each shard of `Topology' continues. `Known' is
-%% `[{Ref, MasterId, NodeIds}]': a shard of an earlier reading (its
-%% master's id and the ids of every node seen in it). A new shard
-%% continues the known shard with the same master, else the one whose
-%% node it promoted, else the one whose master is now its replica. Returns
-%% `{Matched, New, Gone}': `[{Ref, Shard}]', the shards that continue none
-%% (`[Shard]') and the known shards nothing continues (`[Ref]').
--spec match(topology(), [{Ref, binary(), [binary()]}]) ->
+%% `[{Ref, MasterId, NodeIds, Slots}]': a shard of an earlier reading (its
+%% master's id, the ids of every node seen in it, the slot ranges it
+%% served). A new shard continues the known shard with the same master,
+%% else the one whose node it promoted, else the one whose master is now
+%% its replica, else the one that served some of its slots (a promoted
+%% replica never seen before). Returns `{Matched, New, Gone}':
+%% `[{Ref, Shard}]', the shards that continue none (`[Shard]') and the
+%% known shards nothing continues (`[Ref]').
+-spec match(topology(), [{Ref, binary(), [binary()], [{0..16383, 0..16383}]}]) ->
           {[{Ref, shard()}], [shard()], [Ref]} when Ref :: term().
 match(Topology, Known) ->
-    Rules = [fun(#{master := #{id := M}}, {_, KM, _}) -> M =:= KM end,
-             fun(#{master := #{id := M}}, {_, _, Ids}) -> lists:member(M, Ids) end,
-             fun(#{replicas := Rs}, {_, KM, _}) -> lists:any(fun(#{id := R}) -> R =:= KM end, Rs) end],
+    Rules = [fun(#{master := #{id := M}}, {_, KM, _, _}) -> M =:= KM end,
+             fun(#{master := #{id := M}}, {_, _, Ids, _}) -> lists:member(M, Ids) end,
+             fun(#{replicas := Rs}, {_, KM, _, _}) ->
+                     lists:any(fun(#{id := R}) -> R =:= KM end, Rs)
+             end,
+             fun(#{slots := Rs}, {_, _, _, KRs}) -> overlap(Rs, KRs) end],
     {Matched, New, Left} = lists:foldl(fun match_by/2, {[], Topology, Known}, Rules),
-    {lists:reverse(Matched), New, [Ref || {Ref, _, _} <- Left]}.
+    {lists:reverse(Matched), New, [Ref || {Ref, _, _, _} <- Left]}.
+
+overlap(As, Bs) ->
+    lists:any(fun({A1, A2}) -> lists:any(fun({B1, B2}) -> A1 =< B2 andalso B1 =< A2 end, Bs) end,
+              As).
 
 match_by(Rule, {Matched, Shards, Known}) ->
     lists:foldl(fun(Shard, {M, S, K}) ->
                         case [Kn || Kn <- K, Rule(Shard, Kn)] of
-                            [{Ref, _, _} = Kn | _] ->
+                            [{Ref, _, _, _} = Kn | _] ->
                                 {[{Ref, Shard} | M], S, lists:delete(Kn, K)};
                             [] ->
                                 {M, S ++ [Shard], K}
@@ -152,18 +166,20 @@ shards_reply() ->
        node(<<"m2">>, 7002, <<"replica">>, <<"failed">>)]],
      [<<"slots">>, [10923, 15999, 16001, 16383], <<"nodes">>,
       [node(<<"m3">>, 7003, <<"master">>, <<"online">>)]],
-     [<<"slots">>, [], <<"nodes">>,
+     [<<"slots">>, [0, 0], <<"nodes">>,
       [node(<<"dead">>, 7009, <<"master">>, <<"failed">>)]]].
 
 addr(Id, Port) -> #{id => Id, host => <<"127.0.0.1">>, port => Port}.
 
 from_shards_test() ->
-    ?assertEqual([#{master => addr(<<"m1">>, 7001), replicas => [addr(<<"r1">>, 7004)],
+    ?assertEqual(lists:sort([#{master => addr(<<"m1">>, 7001), replicas => [addr(<<"r1">>, 7004)],
                     slots => [{0, 5460}]},
                   #{master => addr(<<"m3">>, 7003), replicas => [],
                     slots => [{10923, 15999}, {16001, 16383}]},
                   #{master => addr(<<"r2">>, 7005), replicas => [],
-                    slots => [{5461, 10922}, {16000, 16000}]}],
+                    slots => [{5461, 10922}, {16000, 16000}]},
+                  %% a failed master not replaced yet still leads its shard
+                  #{master => addr(<<"dead">>, 7009), replicas => [], slots => [{0, 0}]}]),
                  from_shards(shards_reply(), <<"h">>)).
 
 %% as Redis 6.2 answers (no CLUSTER SHARDS); an unknown endpoint is the
@@ -180,15 +196,22 @@ from_slots_test() ->
 
 match_test() ->
     T = from_shards(shards_reply(), <<"h">>),
-    [S1, S3, S2] = T,
-    %% m1 unchanged, m2's replica r2 promoted, m3 new; a shard of m4 gone
-    Known = [{a, <<"m1">>, [<<"m1">>, <<"r1">>]}, {b, <<"m2">>, [<<"m2">>, <<"r2">>]},
-             {d, <<"m4">>, [<<"m4">>]}],
-    ?assertEqual({[{a, S1}, {b, S2}], [S3], [d]}, match(T, Known)),
+    By = fun(Id) -> hd([S || #{master := #{id := M}} = S <- T, M =:= Id]) end,
+    [S1, S2, S3, Dead] = [By(<<"m1">>), By(<<"r2">>), By(<<"m3">>), By(<<"dead">>)],
+    %% m1 unchanged, m2's replica r2 promoted, m3 new, a failed master's
+    %% shard still there; a shard of m4 gone
+    Known = [{a, <<"m1">>, [<<"m1">>, <<"r1">>], []}, {b, <<"m2">>, [<<"m2">>, <<"r2">>], []},
+             {d, <<"m4">>, [<<"m4">>], []}, {e, <<"dead">>, [<<"dead">>], []}],
+    {Matched, New, Gone} = match(T, Known),
+    ?assertEqual({[{a, S1}, {b, S2}, {e, Dead}], [S3], [d]}, {lists:sort(Matched), New, Gone}),
     %% a demoted master (now r9's replica) continues in r9's shard
     Demoted = [#{master => addr(<<"r9">>, 1), replicas => [addr(<<"m9">>, 2)], slots => []}],
-    ?assertMatch({[{x, _}], [], []}, match(Demoted, [{x, <<"m9">>, [<<"m9">>]}])),
-    ?assertEqual([{{0, 5460}, <<"m1">>}, {{5461, 10922}, <<"r2">>}, {{10923, 15999}, <<"m3">>},
+    ?assertMatch({[{x, _}], [], []}, match(Demoted, [{x, <<"m9">>, [<<"m9">>], []}])),
+    %% a promoted replica never seen: the shard that served its slots
+    Promoted = [#{master => addr(<<"p">>, 1), replicas => [], slots => [{5, 9}]}],
+    ?assertMatch({[{y, _}], [], []}, match(Promoted, [{y, <<"m">>, [<<"m">>], [{0, 5}]}])),
+    ?assertEqual([{{0, 0}, <<"dead">>}, {{0, 5460}, <<"m1">>}, {{5461, 10922}, <<"r2">>},
+                  {{10923, 15999}, <<"m3">>},
                   {{16000, 16000}, <<"r2">>}, {{16001, 16383}, <<"m3">>}],
                  slot_masters(T)).
 -endif.

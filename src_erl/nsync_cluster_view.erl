@@ -27,8 +27,8 @@
 -behaviour(gen_server).
 
 %% API
--export([start_link/1, handle/1, stop/1, mirror/2, add_shard/3, shards/1,
-         assign/2, handover/4, loaded/2, published/1, info/1]).
+-export([start_link/1, handle/1, stop/1, mirror/2, add_shard/3, retire/2, shards/1,
+         assign/2, handover/4, loaded/2, published/1, slot_counts/1, contested_count/1]).
 %% the links' side
 -export([enter/2, leave/2, slot_state/2, apply_cmd/3, rows/4, resync/3, flush/2,
          shard_of_node/2]).
@@ -120,9 +120,28 @@ loaded(#{pid := Pid}, Shard) -> gen_server:call(Pid, {loaded, Shard}, infinity).
 -spec published(pid()) -> boolean().
 published(Pid) -> gen_server:call(Pid, published).
 
-%% @doc The view's facts: owned and contested slots per shard, published.
--spec info(pid()) -> map().
-info(Pid) -> gen_server:call(Pid, info).
+%% @doc Shard `Shard' is no longer in the cluster (its link stopped): its
+%% keys leave the view, its slots have no owner until `assign/2'.
+-spec retire(pid(), shard()) -> ok.
+retire(Pid, Shard) -> gen_server:call(Pid, {retire, Shard}, infinity).
+
+%% @doc How many slots each shard owns (`0': none), and how many are
+%% `contested'; read from the slot array, without calling the view.
+-spec slot_counts(view()) -> #{shard() | 0 | contested => non_neg_integer()}.
+slot_counts(#{slots := Slots}) ->
+    lists:foldl(fun(S, Acc) ->
+                        W = atomics:get(Slots, S),
+                        Acc1 = maps:update_with(W bsr 1, fun(N) -> N + 1 end, 1, Acc),
+                        case W band ?CONTESTED of
+                            0 -> Acc1;
+                            _ -> maps:update_with(contested, fun(N) -> N + 1 end, 1, Acc1)
+                        end
+                end, #{}, lists:seq(1, 16384)).
+
+%% @doc How many slots are contested.
+-spec contested_count(view()) -> non_neg_integer().
+contested_count(View) ->
+    maps:get(contested, slot_counts(View), 0).
 
 %%% ----------------------------------------------------- the links' side
 
@@ -212,8 +231,8 @@ handle_call({loaded, Shard}, _From, State) ->
     {reply, ok, maybe_publish(State#state{loaded = lists:usort([Shard | State#state.loaded])})};
 handle_call(published, _From, State) ->
     {reply, State#state.published, State};
-handle_call(info, _From, State) ->
-    {reply, info_map(State), State};
+handle_call({retire, Shard}, _From, State) ->
+    {reply, ok, retire_shard(Shard, State)};
 handle_call({cmd, Shard, Cmd}, _From, State) ->
     {Reply, State1} = referee_cmd(Shard, Cmd, State),
     {reply, Reply, State1};
@@ -271,16 +290,6 @@ maybe_publish(#state{awaited = Awaited, loaded = Loaded, mirrors = Mirrors} = St
             State
     end.
 
-info_map(#state{view = #{slots := Slots}, contests = Contests, published = Published,
-                loaded = Loaded}) ->
-    Owners = lists:foldl(fun(S, Acc) ->
-                                 Owner = atomics:get(Slots, S + 1) bsr 1,
-                                 maps:update_with(Owner, fun(N) -> N + 1 end, 1, Acc)
-                         end, #{}, lists:seq(0, 16383)),
-    #{published => Published, loaded => Loaded,
-      slots => maps:remove(0, Owners), unowned => maps:get(0, Owners, 0),
-      contested => length(nsync_cluster_claims:slots(Contests))}.
-
 %%% ------------------------------------------------------------ slots
 
 owner(#state{view = #{slots := Slots}}, Slot) ->
@@ -316,6 +325,10 @@ spin(S, Shard, N, Link, Tries) ->
 
 handover_slot(Slot, From, To, #state{contests = Contests} = State) ->
     case nsync_cluster_claims:handover(Slot, From, To, Contests) of
+        {_, 0, Contests1} ->
+            %% a retired shard was the last writer: the slot waits for an owner
+            set_slot(Slot, 0, false, State),
+            State#state{contests = nsync_cluster_claims:drop(Slot, Contests1)};
         {contested, Owner, Contests1} ->
             set_slot(Slot, Owner, true, State),
             State#state{contests = Contests1};
@@ -345,6 +358,7 @@ decide(Shard, Slot, Keys, #state{contests = Contests} = State) ->
                 true ->
                     ?LOG_INFO("nsync: cluster slot ~b is written by shard ~b and shard ~b "
                               "(a slot migration)", [Slot, Owner, Shard]),
+                    State#state.notify ! {nsync_cluster_view, self(), contested},
                     set_slot(Slot, Owner, true, State);
                 false ->
                     ok
@@ -436,3 +450,17 @@ is_held(Shard, Slot, Key, #state{contests = Contests} = State) ->
         {importer, Mine} -> lists:member(Key, Mine);
         none -> not nsync_cluster_claims:contested(Slot, Contests) andalso owner(State, Slot) =:= Shard
     end.
+
+%% A shard leaves: its keys go (as for its FLUSHALL), then the slots it
+%% wrote: a contest goes on with the next writer, a slot it owned alone
+%% waits for an owner.
+retire_shard(Shard, State) ->
+    #state{contests = Contests} = State1 = swap(Shard, #{}, State),
+    State2 = lists:foldl(fun(Slot, St) -> handover_slot(Slot, Shard, 0, St) end, State1,
+                         [S || S <- nsync_cluster_claims:slots(Contests),
+                               nsync_cluster_claims:held_by(Shard, S, Contests) =/= none]),
+    [set_slot(S, 0, false, State2) || S <- lists:seq(0, 16383), owner(State2, S) =:= Shard,
+                                      not nsync_cluster_claims:contested(S, State2#state.contests)],
+    State2#state{shards = maps:remove(Shard, State2#state.shards),
+                 loaded = lists:delete(Shard, State2#state.loaded),
+                 awaited = lists:delete(Shard, State2#state.awaited)}.

@@ -14,7 +14,8 @@
 %%% table does not keep a resource alive: it is written after the data row
 %%% and removed after it, so a reader of the data row always finds the
 %%% value alive.
-%%% Tables are `protected' and owned by the process that calls `new/2'.
+%%% Tables are `public' (the link that fills them writes them, whoever owns
+%%% them: see `nsync_owner') and owned by the process that calls `new/2'.
 %%%
 %%% Commands are applied through the table of `nsync_cmd': the mirror reads
 %%% the entries of the keys a command touches, runs the pure handler, and
@@ -92,9 +93,9 @@ new(Name, DbSpec, Compressed, Settings)
     M1.
 
 new_tabs(Name, Compressed) ->
-    Data = ets:new(Name, [set, protected, {read_concurrency, true}
+    Data = ets:new(Name, [set, public, {read_concurrency, true}
                           | [compressed || Compressed]]),
-    Exp = ets:new(nsync_mirror_expires, [set, protected, {read_concurrency, true}]),
+    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 

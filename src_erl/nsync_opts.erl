@@ -34,7 +34,13 @@
                     %% not an option: set by a layer above links, added to
                     %% the metadata of the link's telemetry events (e.g.
                     %% `shard'; see nsync_observe)
-                    telemetry_metadata => map()}.
+                    telemetry_metadata => map(),
+                    %% a Redis Cluster's seed nodes (nsync_cluster)
+                    cluster => [{binary(), inet:port_number()}, ...],
+                    cluster_refresh => pos_integer(),
+                    %% not an option: a cluster shard's link writes its
+                    %% part of the cluster's view (nsync_cluster_shard)
+                    cluster_shard => {nsync_cluster_view:view(), pos_integer()}}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
                     port => 6379,
@@ -112,7 +118,12 @@ option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
 option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
 option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
+option({cluster, [_ | _] = Seeds} = Opt, C) -> C#{cluster => [seed(S, Opt) || S <- Seeds]};
+option({cluster_refresh, T}, C) when is_integer(T), T >= 100 -> C#{cluster_refresh => T};
 option(Opt, _C) -> throw({badarg, Opt}).
+
+seed({H, P}, Opt) when is_integer(P), P > 0, P < 65536 -> {host(H, Opt), P};
+seed(_, Opt) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->
     case inet:is_ip_address(H) of
@@ -146,5 +157,8 @@ is_proper(Tail) -> Tail =:= [].
 %% An ACL user name is sent as `AUTH user pass': it needs a password.
 check_combination(#{user := U, pass := undefined}) when U =/= undefined ->
     {error, {badarg, {user, U}}};
+%% a cluster has database 0 only
+check_combination(#{cluster := _, db := Db}) when Db =/= 0 ->
+    {error, {badarg, {db, Db}}};
 check_combination(Config) ->
     {ok, Config}.

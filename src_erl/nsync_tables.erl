@@ -11,7 +11,7 @@
 %%% refused. No process of its own: the link process owns the tables.
 -module(nsync_tables).
 
--export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, retire/2,
+-export([new/3, claim/2, apply_cmd/5, start_load/1, load/5, discard_load/1, publish_load/1, retire/2,
          live/2, update/4, names/1, delete_all/1]).
 
 -export_type([tables/0]).
@@ -116,6 +116,21 @@ live(Name, #tables{live = Live} = T) ->
                 {false, Owner} ->
                     {taken, Owner}
             end
+    end.
+
+%% @doc Applies a command of the stream to the live table `Name' (created
+%% on demand).
+-spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], tables()) ->
+          {ok, tables()} | {unhandled, binary(), tables()} | taken().
+apply_cmd(Name, Db, Cmd, Args, T) ->
+    case live(Name, T) of
+        {ok, Mirror, T1} ->
+            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
+                {ok, Mirror1} -> {ok, update(Name, Mirror, Mirror1, T1)};
+                {unhandled, What, Mirror1} -> {unhandled, What, update(Name, Mirror, Mirror1, T1)}
+            end;
+        {taken, _} = Taken ->
+            Taken
     end.
 
 %% @doc The live table `Name' changed from `Old' to `New' (a command

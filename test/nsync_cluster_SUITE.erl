@@ -8,8 +8,10 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
-         init_per_group/2, end_per_group/2]).
--export([key_slots/1, client_follows_resharding/1]).
+         init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
+-export([key_slots/1, client_follows_resharding/1, union_of_masters/1,
+         shard_resync_keeps_the_others/1, failover_under_load/1, resharding_under_load/1]).
+-export([handle_event/4]).
 
 -spec suite() -> [tuple()].
 suite() -> [{timetrap, {minutes, 5}}].
@@ -19,11 +21,13 @@ all() -> [{group, redis_70}, {group, valkey}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
-    Cases = [key_slots, client_follows_resharding],
+    Cases = [key_slots, client_follows_resharding, union_of_masters,
+             shard_resync_keeps_the_others, failover_under_load, resharding_under_load],
     [{redis_70, [sequence], Cases}, {valkey, [sequence], Cases}].
 
 -spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(telemetry),
     [{suite_started, erlang:monotonic_time(millisecond)} | Config].
 
 -spec end_per_suite(ct_suite:ct_config()) -> ok.
@@ -40,13 +44,29 @@ init_per_group(Group, Config) ->
               end,
     T0 = erlang:monotonic_time(millisecond),
     {ok, C} = nsync_test_cluster:start(#{version => Version}),
-    ct:pal("~p cluster up in ~b ms: ~p", [Version, erlang:monotonic_time(millisecond) - T0,
-                                         nsync_test_cluster:masters(C)]),
+    ok = preload(C, 20000),
+    ct:pal("~p cluster up and loaded in ~b ms: ~p",
+           [Version, erlang:monotonic_time(millisecond) - T0, nsync_test_cluster:masters(C)]),
     [{cluster, C}, {version, Version} | Config].
 
 -spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
 end_per_group(_Group, Config) ->
     nsync_test_cluster:stop(?config(cluster, Config)).
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(Case, Config) ->
+    Self = self(),
+    erase(nsync_cluster_events),
+    ok = telemetry:attach_many({?MODULE, Case},
+                               [[nsync, connection], [nsync, partial_sync],
+                                [nsync, full_sync, start], [nsync, full_sync, stop]],
+                               fun ?MODULE:handle_event/4, Self),
+    Config.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(Case, _Config) ->
+    telemetry:detach({?MODULE, Case}),
+    ok.
 
 %%% ------------------------------------------------------------ cases
 
@@ -99,4 +119,249 @@ write_keys(Client, I, Acc) ->
         V = integer_to_binary(I),
         {<<"OK">>, Client1} = nsync_test_cluster_client:cmd(Client, K, [<<"SET">>, K, V]),
         write_keys(Client1, I + 1, Acc#{K => V})
+    end.
+
+%% @doc (a) One view of the whole cluster: a mirror started on a loaded
+%% cluster under a write load ends equal to the union of the masters;
+%% every shard has its link (master, state, offset in the status, `shard'
+%% in the telemetry metadata) and the slots are all owned.
+-spec union_of_masters(ct_suite:ct_config()) -> ok.
+union_of_masters(Config) ->
+    C = ?config(cluster, Config),
+    Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 1}),
+    {ok, Pid} = start_mirror(C, union),
+    timer:sleep(2000),
+    Stats = nsync_test_cluster_client:stop_load(Load),
+    settle(C, Pid),
+    #{state := streaming, published := true, shards := Shards,
+      slots := #{unowned := 0, contested := 0}} = nsync:status(Pid),
+    Masters = nsync_test_cluster:masters(C),
+    ?assertEqual(lists:sort([P || #{port := P} <- Masters]),
+                 lists:sort([P || #{master := {_, P}} <- Shards])),
+    ?assertEqual(16384, lists:sum([N || #{slots := N} <- Shards])),
+    ?assertEqual([], [S || #{state := St, offset := O} = S <- Shards,
+                           St =/= streaming orelse not is_integer(O)]),
+    ShardIds = lists:sort([Id || #{shard := Id} <- Shards]),
+    ?assertEqual(ShardIds, lists:usort([Id || {[nsync, connection], #{shard := Id, cluster := union}}
+                                                  <- events()])),
+    ct:pal("load: ~p", [Stats]),
+    no_mismatch(C, Config, union),
+    ok = nsync:stop(Pid),
+    ?assertEqual(undefined, nsync:tid(union)),
+    ok.
+
+%% @doc A full resync of one shard (its master's replication id changed)
+%% replaces that shard's keys in place: the other shards' keys never leave
+%% the view meanwhile, and the view ends equal to the union of masters.
+-spec shard_resync_keeps_the_others(ct_suite:ct_config()) -> ok.
+shard_resync_keeps_the_others(Config) ->
+    C = ?config(cluster, Config),
+    {ok, Pid} = start_mirror(C, resync),
+    [#{port := Port} | Others] = nsync_test_cluster:masters(C),
+    Tid = nsync:tid(resync),
+    %% keys of the other shards the load does not write, read all along
+    Watched = [K || {<<"pre:", _/binary>> = K, _} <- ets:tab2list(Tid),
+                    lists:member(nsync_test_cluster:master_of(C, nsync_nif:key_slot(K)),
+                                 [P || #{port := P} <- Others])],
+    Reader = spawn_link(fun() -> read_loop(Tid, Watched, 0) end),
+    Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 2}),
+    S = nsync_test_cluster:server(C, Port),
+    Loads = fun() -> length([E || {[nsync, full_sync, stop], _} = E <- events()]) end,
+    Before = Loads(),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"DEBUG">>, <<"CHANGE-REPL-ID">>]),
+    kill_replicas(S),
+    wait_for(fun() -> Loads() > Before end, 30000),
+    timer:sleep(500),
+    _ = nsync_test_cluster_client:stop_load(Load),
+    Reader ! {stop, self()},
+    Misses = receive {misses, M} -> M end,
+    ct:pal("~b keys of the other shards watched, ~b misses", [length(Watched), Misses]),
+    ?assertEqual(0, Misses),
+    ?assert(length(Watched) > 1000),
+    settle(C, Pid),
+    no_mismatch(C, Config, resync),
+    nsync:stop(Pid),
+    ok.
+
+%% @doc (b) CLUSTER FAILOVER, then kill -9 of another master (its replica
+%% in sync), under a write load: each shard's link PSYNCs the promoted
+%% replica and continues (no full resync after the first ones), and the
+%% view ends equal to the union of the masters.
+-spec failover_under_load(ct_suite:ct_config()) -> ok.
+failover_under_load(Config) ->
+    C = ?config(cluster, Config),
+    {ok, Pid} = start_mirror(C, failover),
+    Initial = length([E || {[nsync, full_sync, stop], _} = E <- events()]),
+    Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 3}),
+    timer:sleep(1000),
+    [#{port := M1}, #{port := M2} | _] = nsync_test_cluster:masters(C),
+    New1 = nsync_test_cluster:failover(C, M1),
+    ct:pal("CLUSTER FAILOVER: ~p -> ~p", [M1, New1]),
+    timer:sleep(1000),
+    %% kill -9 of a master whose replica is in sync, mid-load
+    ok = nsync_test_cluster_client:pause_load(Load),
+    wait_replicas_in_sync(C, M2),
+    New2 = nsync_test_cluster:kill(C, M2),
+    ok = nsync_test_cluster_client:resume_load(Load),
+    ct:pal("kill -9: ~p -> ~p", [M2, New2]),
+    timer:sleep(2000),
+    Stats = nsync_test_cluster_client:stop_load(Load),
+    ct:pal("load: ~p", [Stats]),
+    settle(C, Pid),
+    Masters = [P || #{port := P} <- nsync_test_cluster:masters(C)],
+    ?assert(lists:member(New1, Masters) andalso lists:member(New2, Masters)),
+    #{shards := Shards} = nsync:status(Pid),
+    ?assertEqual(lists:sort(Masters), lists:sort([P || #{master := {_, P}} <- Shards])),
+    Partial = [Id || {[nsync, partial_sync], #{shard := Id}} <- events()],
+    Full = length([E || {[nsync, full_sync, stop], _} = E <- events()]) - Initial,
+    ct:pal("partial syncs (shards) ~p, full resyncs after the first loads ~b~nevents: ~p",
+           [Partial, Full, [{E, maps:with([shard, master, replid, offset], M)} || {E, M} <- events()]]),
+    ?assertEqual(0, Full),
+    ?assert(length(lists:usort(Partial)) >= 2),
+    no_mismatch(C, Config, failover),
+    nsync:stop(Pid),
+    %% the shard that lost its replica gets a new one, for the next cases
+    _ = nsync_test_cluster:add_replica(C, New2),
+    ok.
+
+%% @doc (c) `--cluster reshard' of 1000 slots, then `--cluster rebalance',
+%% under a write load: the view ends equal to the union of the masters,
+%% with every slot owned and none contested.
+-spec resharding_under_load(ct_suite:ct_config()) -> ok.
+resharding_under_load(Config) ->
+    C = ?config(cluster, Config),
+    {ok, Pid} = start_mirror(C, reshard),
+    Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 4}),
+    [#{port := From}, #{port := To} | _] = nsync_test_cluster:masters(C),
+    T0 = erlang:monotonic_time(millisecond),
+    ok = nsync_test_cluster:reshard(C, From, To, 1000),
+    T1 = erlang:monotonic_time(millisecond),
+    ok = nsync_test_cluster:rebalance(C, []),
+    T2 = erlang:monotonic_time(millisecond),
+    Stats = nsync_test_cluster_client:stop_load(Load),
+    ct:pal("reshard ~b ms, rebalance ~b ms; load: ~p", [T1 - T0, T2 - T1, Stats]),
+    settle(C, Pid),
+    wait_for(fun() -> #{slots := #{contested := 0, unowned := 0}} = nsync:status(Pid), true end,
+             30000),
+    no_mismatch(C, Config, reshard),
+    #{shards := Shards} = nsync:status(Pid),
+    Expected = lists:sort([{P, lists:sum([B - A + 1 || {A, B} <- R])}
+                           || #{port := P, slots := R} <- nsync_test_cluster:masters(C)]),
+    ?assertEqual(Expected, lists:sort([{P, N} || #{master := {_, P}, slots := N} <- Shards])),
+    nsync:stop(Pid).
+
+%%% ------------------------------------------------------------ helpers
+
+%% Keys pre:1..N (32-byte values), each SET on its slot's master.
+preload(C, N) ->
+    Masters = nsync_test_cluster:masters(C),
+    Owner = fun(K) ->
+                    Slot = nsync_nif:key_slot(K),
+                    hd([P || #{port := P, slots := Rs} <- Masters,
+                             lists:any(fun({A, B}) -> Slot >= A andalso Slot =< B end, Rs)])
+            end,
+    ByMaster = lists:foldl(fun(I, Acc) ->
+                                   K = <<"pre:", (integer_to_binary(I))/binary>>,
+                                   maps:update_with(Owner(K), fun(L) -> [K | L] end, [K], Acc)
+                           end, #{}, lists:seq(1, N)),
+    maps:foreach(fun(Port, Keys) ->
+                         {ok, Sock} = nsync_test_redis:connect(nsync_test_cluster:server(C, Port)),
+                         [ok = nsync_test_redis:send_cmd(Sock, [<<"SET">>, K, binary:copy(<<"v">>, 32)])
+                          || K <- Keys],
+                         [<<"OK">> = nsync_test_redis:recv_reply(Sock, 30000) || _ <- Keys],
+                         gen_tcp:close(Sock)
+                 end, ByMaster).
+
+start_mirror(C, Name) ->
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, Pid} = nsync:start_link([{cluster, nsync_test_cluster:seeds(C)}, {name, Name},
+                                  {block, true}, {timeout, 120000}]),
+    ct:pal("~p: every shard loaded in ~b ms", [Name, erlang:monotonic_time(millisecond) - T0]),
+    {ok, Pid}.
+
+%% Waits until the mirror has applied each master's stream up to the
+%% master's offset as read now.
+settle(C, Pid) ->
+    Offsets = [{P, master_offset(nsync_test_cluster:server(C, P))}
+               || #{port := P} <- nsync_test_cluster:masters(C)],
+    wait_for(fun() ->
+                     #{shards := Shards} = nsync:status(Pid),
+                     lists:all(fun({P, O}) ->
+                                       lists:any(fun(#{master := {_, MP}, offset := SO}) ->
+                                                         MP =:= P andalso is_integer(SO) andalso SO >= O;
+                                                    (_) -> false
+                                                 end, Shards)
+                               end, Offsets)
+             end, 60000).
+
+master_offset(S) ->
+    binary_to_integer(maps:get(<<"master_repl_offset">>, nsync_test_redis:info(S, <<"replication">>))).
+
+no_mismatch(C, Config, Name) ->
+    Servers = [nsync_test_cluster:server(C, P) || #{port := P} <- nsync_test_cluster:masters(C)],
+    Mismatches = nsync_workload:compare_union(Servers, nsync:tid(Name),
+                                              #{version => ?config(version, Config)}),
+    ct:pal("~p: ~b keys in the view, ~b mismatches: ~p",
+           [Name, ets:info(nsync:tid(Name), size), length(Mismatches), lists:sublist(Mismatches, 10)]),
+    ?assertEqual([], Mismatches).
+
+wait_for(F, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    wait_for_until(F, Deadline).
+
+wait_for_until(F, Deadline) ->
+    case catch F() of
+        true -> ok;
+        Other ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout, Other});
+                false -> timer:sleep(50), wait_for_until(F, Deadline)
+            end
+    end.
+
+%% The master's replicas (the cluster's) have its offset.
+wait_replicas_in_sync(C, Port) ->
+    S = nsync_test_cluster:server(C, Port),
+    wait_for(fun() ->
+                     Info = nsync_test_redis:info(S, <<"replication">>),
+                     Offset = maps:get(<<"master_repl_offset">>, Info),
+                     Replicas = [V || {<<"slave", _/binary>>, V} <- maps:to_list(Info),
+                                      binary:match(V, <<"port=0,">>) =:= nomatch],
+                     Replicas =/= [] andalso
+                         lists:all(fun(V) -> binary:match(V, <<"offset=", Offset/binary, ",">>) =/= nomatch end,
+                                   Replicas)
+             end, 10000).
+
+%% Drops the master's replication connections (nsync's, and its cluster
+%% replica's, which reconnects by itself).
+kill_replicas(S) ->
+    _ = nsync_test_redis:cmd(S, [<<"CLIENT">>, <<"KILL">>, <<"TYPE">>, <<"replica">>]),
+    ok.
+
+read_loop(Tid, Keys, Misses) ->
+    receive
+        {stop, From} -> From ! {misses, Misses}
+    after 0 ->
+        M = length([K || K <- Keys, ets:lookup(Tid, K) =:= []]),
+        timer:sleep(1),
+        read_loop(Tid, Keys, Misses + M)
+    end.
+
+%% @private
+-spec handle_event([atom()], map(), map(), pid()) -> ok.
+handle_event(Event, _Measurements, Metadata, Pid) ->
+    Pid ! {nsync_cluster_event, Event, Metadata},
+    ok.
+
+%% The events received so far (kept in the process dictionary).
+events() ->
+    New = collect([]),
+    All = case get(nsync_cluster_events) of undefined -> []; L -> L end ++ New,
+    put(nsync_cluster_events, All),
+    All.
+
+collect(Acc) ->
+    receive
+        {nsync_cluster_event, E, M} -> collect([{E, M} | Acc])
+    after 0 -> lists:reverse(Acc)
     end.

@@ -208,10 +208,12 @@ start_node(#{version := V, opts := Opts} = St, Tries) ->
         false ->
             start_node(St, Tries - 1);
         true ->
+            %% DEBUG (CHANGE-REPL-ID) from loopback: an option since 7.0
+            Debug = [{"enable-debug-command", "local"} || V =/= '6.2'],
             Config = [{"cluster-enabled", "yes"},
                       {"cluster-config-file", "nodes.conf"},
                       {"cluster-node-timeout", integer_to_list(maps:get(node_timeout, Opts, 1000))}
-                      | maps:get(config, Opts, [])],
+                      | Debug ++ maps:get(config, Opts, [])],
             case nsync_test_redis:start(#{version => V, port => Port, config => Config}) of
                 {ok, Server} -> {ok, Port, Server};
                 {error, Reason} ->

@@ -252,6 +252,8 @@ step(C, Opts, #{commands := N, errors := Errors} = Stats) ->
                   {error, E} ->
                       [Prefix | _] = binary:split(E, <<" ">>),
                       maps:update_with(Prefix, fun(X) -> X + 1 end, 1, Errors);
+                  {multi, Queued} ->
+                      maps:update_with(multi, fun(X) -> X + 1 end, 1, Errors#{last_multi => Queued});
                   _ -> Errors
               end,
     {C1, Stats#{commands := N + 1, errors := Errors1}}.
