@@ -40,6 +40,23 @@
 %% proc_lib entry point
 -export([init_it/2]).
 
+-export_type([status/0]).
+
+-type status() :: #{state := syncing | streaming | degraded,
+                    published := boolean(),
+                    shards := [map()],
+                    slots := #{unowned := non_neg_integer(), contested := non_neg_integer()},
+                    refreshes := non_neg_integer(),
+                    topology_read_at := integer() | undefined,
+                    last_error := term()}.
+%% What `status/1' reports: `state' is `syncing' until every shard has
+%% loaded (the view is published), then `streaming' while every shard's
+%% link streams, else `degraded'; `shards' has each shard's link status
+%% (`nsync:status/1' of a link) with its `shard' number and the `slots' it
+%% owns in the view; `slots' the slots without an owner and the contested
+%% ones (moving); `refreshes' the topology readings, `topology_read_at'
+%% the last one's time and `last_error' why the last one failed.
+
 -define(FAST_REFRESH_MS, 500).
 -define(SOON_MS, 50).
 -define(BARRIER_CHECK_MS, 100).
@@ -69,6 +86,7 @@
                                   {[{0..16383, 0..16383}], integer() | undefined}},
           refresh :: reference() | undefined,
           refreshes = 0 :: non_neg_integer(),
+          read_at :: integer() | undefined,
           last_error :: term()
          }).
 
@@ -83,7 +101,7 @@ start_link(Config, Waiter) ->
 
 %% @doc The cluster's status: its own facts and each shard's link status
 %% (`nsync:status/1' of the link, with `shard' and `slots').
--spec status(pid()) -> map().
+-spec status(pid()) -> status().
 status(Pid) ->
     case nsync_status:facts(Pid) of
         #{cluster := #{view := Handle} = Facts} ->
@@ -145,6 +163,7 @@ init({Config, Waiter}) ->
             ok = nsync_status:watch(self()),
             case first_topology(State) of
                 {ok, State1} -> {ok, record_facts(schedule(State1))};
+                {error, {shard_link, _} = Reason} -> {stop, Reason};
                 {error, Reason} when Waiter =/= undefined -> {stop, {cluster, Reason}};
                 {error, Reason} -> {ok, record_facts(schedule(State#state{last_error = Reason}))}
             end;
@@ -165,7 +184,11 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({refresh, Ref}, #state{refresh = Ref} = State) ->
-    {noreply, record_facts(schedule(refresh(State#state{refresh = undefined})))};
+    try refresh(State#state{refresh = undefined}) of
+        State1 -> {noreply, record_facts(schedule(State1))}
+    catch
+        throw:{shard_link, _} = Reason -> {stop, Reason, State}
+    end;
 handle_info({refresh, _Old}, State) ->
     {noreply, State};
 handle_info(check_barriers, State) ->
@@ -214,7 +237,11 @@ format_status(Status) ->
 first_topology(State) ->
     case read_topology(State) of
         {ok, Topology, State1} ->
-            {ok, apply_topology(Topology, State1)};
+            try apply_topology(Topology, State1) of
+                State2 -> {ok, State2}
+            catch
+                throw:{shard_link, _} = Reason -> {error, Reason}
+            end;
         {error, Reason, _State1} ->
             {error, Reason}
     end.
@@ -242,7 +269,8 @@ read_from([{Host, Port} | Rest], State, _LastError) ->
         {ok, Client, State1} ->
             case nsync_cluster_topology:read(Client, Host) of
                 {ok, Topology} ->
-                    {ok, Topology, State1#state{refreshes = State1#state.refreshes + 1}};
+                    {ok, Topology, State1#state{refreshes = State1#state.refreshes + 1,
+                                               read_at = erlang:system_time(millisecond)}};
                 {error, Reason} ->
                     read_from(Rest, drop_client(Host, Port, State1), {Host, Port, Reason})
             end;
@@ -321,8 +349,9 @@ new_shard(#{master := Master, replicas := Replicas, slots := Slots},
                         shards = (State#state.shards)#{Id => #shard{link = Link, master = Master,
                                                                     nodes = Nodes, slots = Slots}}};
         {error, Reason} ->
+            %% the view could never be complete
             ?LOG_ERROR("nsync: cluster shard ~s: the link did not start: ~0p", [addr(Master), Reason]),
-            State#state{next_shard = Id + 1}
+            throw({shard_link, Reason})
     end.
 
 %% A shard whose node is no longer a master anywhere: its link stops, its
@@ -425,6 +454,14 @@ check_barriers(#state{barriers = Barriers, shards = Shards, view = View} = State
     end,
     State1.
 
+streaming(Link) ->
+    try nsync_status:status(Link) of
+        #{state := streaming} -> true;
+        _ -> false
+    catch
+        exit:_ -> false
+    end.
+
 applied(Link) ->
     try nsync_status:status(Link) of
         #{offset := Offset} when is_integer(Offset) -> Offset;
@@ -459,7 +496,9 @@ drop_client(Host, Port, #state{clients = Clients} = State) ->
 %% after `cluster_refresh'.
 schedule(#state{config = Config, barriers = Barriers, last_error = Error} = State) ->
     Busy = map_size(Barriers) > 0 orelse Error =/= undefined
-        orelse nsync_cluster_view:contested_count(State#state.handle) > 0,
+        orelse nsync_cluster_view:contested_count(State#state.handle) > 0
+        orelse lists:any(fun(#shard{link = L}) -> not streaming(L) end,
+                         maps:values(State#state.shards)),
     Delay = case Busy of
                 true -> ?FAST_REFRESH_MS;
                 false -> maps:get(cluster_refresh, Config, 5000)
@@ -485,6 +524,6 @@ record_facts(#state{shards = Shards, handle = Handle, view = View} = State) ->
                                                                       Shards),
                                                     published => nsync_cluster_view:published(View),
                                                     refreshes => State#state.refreshes,
-                                                    read_at => erlang:system_time(millisecond),
+                                                    read_at => State#state.read_at,
                                                     last_error => State#state.last_error}}),
     State.

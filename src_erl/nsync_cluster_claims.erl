@@ -59,15 +59,15 @@
 -type key() :: binary().
 -type slot() :: 0..16383.
 %% a shard in one epoch of a contest
--type writer() :: {shard(), non_neg_integer()}.
+-type writer() :: {shard() | 0, non_neg_integer()}.
 -record(contest, {
           %% every writer so far, in rank order, and whether it still
           %% writes (`live') or handed the slot over to a shard
-          order :: [{writer(), live | {gone, shard()}}],
+          order :: [{writer(), live | {gone, shard() | 0}}],
           %% keys an importer touched, and which
           touched = #{} :: #{key() => writer()},
           %% each shard's current epoch
-          epochs = #{} :: #{shard() => non_neg_integer()}
+          epochs = #{} :: #{shard() | 0 => non_neg_integer()}
          }).
 -opaque contests() :: #{slot() => #contest{}}.
 -type decision() :: apply              % apply the command to the view
@@ -186,11 +186,13 @@ held_by(Shard, Slot, Contests) ->
     end.
 
 %% @doc Shard `From''s stream is past the point where `Slot' went to shard
-%% `To': the end of its epoch as a writer of the slot. Returns what the
-%% slot became: `{contested, Owner}' or `{plain, Owner}' (no contest left);
-%% `none' if the slot was not contested (the caller makes `To' its owner).
--spec handover(slot(), shard(), shard(), contests()) ->
-          {contested | plain, shard(), contests()} | none.
+%% `To' (`0': unknown, the shard left the cluster): the end of its epoch as
+%% a writer of the slot. Returns what the slot became: `{contested, Owner}'
+%% or `{plain, Owner}' (no contest left; `Owner' 0 when the last writer
+%% left with `To' unknown); `none' if the slot was not contested (the
+%% caller makes `To' its owner).
+-spec handover(slot(), shard(), shard() | 0, contests()) ->
+          {contested | plain, shard() | 0, contests()} | none.
 handover(Slot, From, To, Contests) ->
     case Contests of
         #{Slot := #contest{epochs = #{From := E}} = C} ->

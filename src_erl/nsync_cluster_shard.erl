@@ -29,7 +29,9 @@
           %% whether the shard's first snapshot is complete
           loaded = false :: boolean(),
           %% whether the first snapshot wrote anything (a cut-short one did)
-          wrote = false :: boolean()
+          wrote = false :: boolean(),
+          %% the slots it writes directly, as of a version of the owners
+          owned :: {non_neg_integer(), binary()} | undefined
          }).
 
 -opaque shard() :: #shard{}.
@@ -71,14 +73,15 @@ load(_Name, _Db, _DataRows, _ExpiryRows, #shard{loading = undefined} = S) ->
 load(Name, Db, DataRows, ExpiryRows, #shard{loading = direct, view = View, shard = Me} = S0) ->
     {Mirror, S} = mirror(Name, S0),
     nsync_cluster_view:enter(View, Me),
-    {Mine, Foreign} = split_rows(View, Me, DataRows, ExpiryRows),
+    {_, Bitmap} = Owned = nsync_cluster_view:owned(View, Me, S#shard.owned),
+    {Mine, Foreign} = split_rows(nsync_nif:foreign_rows(DataRows, Bitmap), DataRows, ExpiryRows),
     Mirror1 = case Mine of
-                  {DataRows, ExpiryRows} -> nsync_mirror:load(Mirror, Db, DataRows, ExpiryRows);
+                  all -> nsync_mirror:load(Mirror, Db, DataRows, ExpiryRows);
                   {D, E} -> nsync_mirror:load(Mirror, Db, D, E)
               end,
     nsync_cluster_view:leave(View, Me),
     [ok = nsync_cluster_view:rows(View, Me, Name, Foreign) || Foreign =/= []],
-    {ok, S#shard{mirrors = (S#shard.mirrors)#{Name => Mirror1}, wrote = true}};
+    {ok, S#shard{mirrors = (S#shard.mirrors)#{Name => Mirror1}, wrote = true, owned = Owned}};
 load(Name, Db, DataRows, ExpiryRows, #shard{loading = Staging, settings = {C, Settings}} = S) ->
     Stage = case Staging of
                 #{Name := M} -> M;
@@ -173,28 +176,27 @@ keys(Cmd, Args) ->
             end
     end.
 
-%% The rows of the slots this shard owns (uncontested), and the others as
+%% The rows of the slots this shard writes directly (`all' when every row
+%% is, as `nsync_nif:foreign_rows/2' found), and the others as
 %% `[{Slot, DataRow, ExpiryRows}]'. Expiry rows are a subsequence of the
 %% data rows, in the same order.
-split_rows(View, Me, DataRows, ExpiryRows) ->
-    split_rows(View, Me, DataRows, ExpiryRows, [], [], [], false).
+split_rows(all, _DataRows, _ExpiryRows) ->
+    {all, []};
+split_rows(Foreign, DataRows, ExpiryRows) ->
+    split_rows(Foreign, 0, DataRows, ExpiryRows, [], [], []).
 
-split_rows(_View, _Me, [], _Exp, MineD, MineE, Foreign, Split) ->
-    case Split of
-        false -> {{lists:reverse(MineD), lists:reverse(MineE)}, []};
-        true -> {{lists:reverse(MineD), lists:reverse(MineE)}, lists:reverse(Foreign)}
-    end;
-split_rows(View, Me, [{Key, _} = Row | Rest], Exp, MineD, MineE, Foreign, Split) ->
+split_rows(_Foreign, _I, [], _Exp, MineD, MineE, Others) ->
+    {{lists:reverse(MineD), lists:reverse(MineE)}, lists:reverse(Others)};
+split_rows(Foreign, I, [{Key, _} = Row | Rest], Exp, MineD, MineE, Others) ->
     {RowExp, ExpRest} = case Exp of
                             [E | ERest] when element(1, E) =:= Key -> {[E], ERest};
                             _ -> {[], Exp}
                         end,
-    Slot = nsync_nif:key_slot(Key),
-    case nsync_cluster_view:slot_state(View, Slot) of
-        {Me, false} ->
-            split_rows(View, Me, Rest, ExpRest, [Row | MineD], RowExp ++ MineE, Foreign, Split);
+    case Foreign of
+        [{I, Slot} | Foreign1] ->
+            split_rows(Foreign1, I + 1, Rest, ExpRest, MineD, MineE, [{Slot, Row, RowExp} | Others]);
         _ ->
-            split_rows(View, Me, Rest, ExpRest, MineD, MineE, [{Slot, Row, RowExp} | Foreign], true)
+            split_rows(Foreign, I + 1, Rest, ExpRest, [Row | MineD], RowExp ++ MineE, Others)
     end.
 
 %% `CLUSTER SETSLOT Slot NODE Id' (Valkey 8+): this shard's stream is past

@@ -30,7 +30,7 @@
 -export([start_link/1, handle/1, stop/1, mirror/2, add_shard/3, retire/2, shards/1,
          assign/2, handover/4, loaded/2, published/1, slot_counts/1, contested_count/1]).
 %% the links' side
--export([enter/2, leave/2, slot_state/2, apply_cmd/3, rows/4, resync/3, flush/2,
+-export([enter/2, leave/2, slot_state/2, owned/3, apply_cmd/3, rows/4, resync/3, flush/2,
          shard_of_node/2]).
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -41,9 +41,10 @@
 
 -type shard() :: nsync_cluster_claims:shard().
 -type slot() :: 0..16383.
-%% What the links hold: the process, the slot owners and the section
-%% counters.
+%% What the links hold: the process, the slot owners, a version of them
+%% (bumped at every change) and the section counters.
 -opaque view() :: #{pid := pid(), slots := atomics:atomics_ref(),
+                    version := atomics:atomics_ref(),
                     sections := atomics:atomics_ref()}.
 
 -define(MAX_SHARDS, 1024).
@@ -159,6 +160,29 @@ slot_state(#{slots := Slots}, Slot) ->
     W = atomics:get(Slots, Slot + 1),
     {W bsr 1, W band ?CONTESTED =:= ?CONTESTED}.
 
+%% @doc The slots `Shard' writes directly (owned, not contested) as a
+%% bitmap (bit `Slot' of byte `Slot div 8', least significant first;
+%% `nsync_nif:foreign_rows/2'), for the version of the slot owners it was
+%% made from: `{Version, Bitmap}'. `Cached' is returned when its version
+%% is still current. Read between `enter/2' and `leave/2'.
+-spec owned(view(), shard(), {non_neg_integer(), binary()} | undefined) ->
+          {non_neg_integer(), binary()}.
+owned(#{version := V, slots := Slots}, Shard, Cached) ->
+    Version = atomics:get(V, 1),
+    case Cached of
+        {Version, _} -> Cached;
+        _ -> {Version, bitmap(Slots, Shard bsl 1)}
+    end.
+
+bitmap(Slots, Word) ->
+    << <<(lists:foldl(fun(J, Acc) ->
+                              case atomics:get(Slots, Byte * 8 + J + 1) of
+                                  Word -> Acc bor (1 bsl J);
+                                  _ -> Acc
+                              end
+                      end, 0, lists:seq(0, 7)))>>
+       || Byte <- lists:seq(0, 2047) >>.
+
 %% @doc Applies a command of shard `Shard' that is not its to write
 %% directly: `{Slot, Keys}' (`Keys' in `Slot'), table `Name', database
 %% `Db'. Returns the mirror's answer.
@@ -194,10 +218,12 @@ init({Config, Notify}) ->
     process_flag(trap_exit, true),
     logger:update_process_metadata(#{domain => [nsync]}),
     View = #{pid => self(), slots => atomics:new(16384, [{signed, false}]),
+             version => atomics:new(1, [{signed, false}]),
              sections => atomics:new(?MAX_SHARDS, [{signed, false}])},
     #{name := Name, compressed := Compressed} = Config,
     State = #state{view = View, name = Name, db = 0, compressed = Compressed,
-                   settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
+                   settings = (maps:with([hll_sparse_max_bytes, geo_formula, big_threshold],
+                                         Config))#{write_concurrency => true},
                    notify = Notify},
     {ok, ensure_mirror(Name, State)}.
 
@@ -220,9 +246,10 @@ handle_call({add_shard, Shard, Link, Nodes}, _From, #state{shards = Shards} = St
                                                maps:from_list([{N, Shard} || N <- Nodes]))}};
 handle_call(shards, _From, State) ->
     {reply, State#state.shards, State};
-handle_call({assign, Ranges}, _From, #state{view = #{slots := Slots}} = State) ->
+handle_call({assign, Ranges}, _From, #state{view = #{slots := Slots, version := V}} = State) ->
     [atomics:compare_exchange(Slots, S + 1, 0, Shard bsl 1)
      || {{A, B}, Shard} <- Ranges, S <- lists:seq(A, B)],
+    atomics:add(V, 1, 1),
     {reply, ok, State};
 handle_call({handover, Ranges, From, To}, _From, State) ->
     {reply, ok, lists:foldl(fun(Slot, St) -> handover_slot(Slot, From, To, St) end, State,
@@ -297,8 +324,9 @@ owner(#state{view = #{slots := Slots}}, Slot) ->
 
 %% Sets a slot's owner and contested bit, after the slot's current
 %% direct writer (if any) is out of its section.
-set_slot(Slot, Owner, Contested, #state{view = #{slots := Slots}} = State) ->
+set_slot(Slot, Owner, Contested, #state{view = #{slots := Slots, version := V}} = State) ->
     Old = atomics:exchange(Slots, Slot + 1, (Owner bsl 1) bor bit(Contested)),
+    atomics:add(V, 1, 1),
     case Old band ?CONTESTED of
         0 -> wait_section(Old bsr 1, State);
         _ -> ok
@@ -464,3 +492,31 @@ retire_shard(Shard, State) ->
     State2#state{shards = maps:remove(Shard, State2#state.shards),
                  loaded = lists:delete(Shard, State2#state.loaded),
                  awaited = lists:delete(Shard, State2#state.awaited)}.
+
+-ifdef(TEST).
+-include_lib("eunit/include/eunit.hrl").
+
+%% The bitmap of a shard's directly written slots, and the NIF that reads
+%% it, agree with key_slot/1.
+owned_test() ->
+    View = #{pid => self(), slots => atomics:new(16384, [{signed, false}]),
+             version => atomics:new(1, [{signed, false}]),
+             sections => atomics:new(4, [{signed, false}])},
+    #{slots := Slots} = View,
+    %% shard 1 owns the even slots, shard 2 the odd ones, 4 is contested
+    [atomics:put(Slots, S + 1, ((S rem 2) + 1) bsl 1) || S <- lists:seq(0, 16383)],
+    atomics:put(Slots, 5, (1 bsl 1) bor ?CONTESTED),
+    {0, Bitmap} = Owned = owned(View, 1, undefined),
+    ?assertEqual(2048, byte_size(Bitmap)),
+    ?assertEqual(Owned, owned(View, 1, Owned)),
+    Rows = [{K, v} || I <- lists:seq(1, 500), K <- [integer_to_binary(I)]],
+    Expected = [{I, Slot} || {I, {K, _}} <- lists:zip(lists:seq(0, 499), Rows),
+                             Slot <- [nsync_nif:key_slot(K)],
+                             Slot rem 2 =:= 1 orelse Slot =:= 4],
+    ?assertEqual(Expected, nsync_nif:foreign_rows(Rows, Bitmap)),
+    ?assertEqual(all, nsync_nif:foreign_rows([], Bitmap)),
+    ?assertError(badarg, nsync_nif:foreign_rows([not_a_row], Bitmap)),
+    %% a change of owners is seen by the next call
+    atomics:add(maps:get(version, View), 1, 1),
+    {1, _} = owned(View, 1, Owned).
+-endif.

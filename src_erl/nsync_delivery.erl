@@ -53,15 +53,16 @@
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
 new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
     Settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
-    D0 = #delivery{callback = nsync_callback:new(Callback, Name),
-                   default = Callback =:= default, name = Name, db = Db},
-    D = case Config of
-            #{cluster_shard := {View, Shard}} ->
-                D0#delivery{tables_mod = nsync_cluster_shard,
-                            tables = nsync_cluster_shard:new(View, Shard, {Compressed, Settings})};
-            _ ->
-                D0#delivery{tables = nsync_tables:new(Db, Compressed, Settings)}
-        end,
+    {Mod0, Tables0} = case Config of
+                         #{cluster_shard := {View, Shard}} ->
+                             {nsync_cluster_shard,
+                              nsync_cluster_shard:new(View, Shard, {Compressed, Settings})};
+                         _ ->
+                             {nsync_tables, nsync_tables:new(Db, Compressed, Settings)}
+                     end,
+    D = #delivery{callback = nsync_callback:new(Callback, Name),
+                  default = Callback =:= default, name = Name, db = Db,
+                  tables_mod = Mod0, tables = Tables0},
     Mod = D#delivery.tables_mod,
     case D#delivery.default orelse Mod =:= nsync_cluster_shard of
         true ->

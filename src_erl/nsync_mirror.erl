@@ -42,7 +42,9 @@
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
 -type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
-                      geo_formula := before_7_0 | since_7_0}.
+                      geo_formula := before_7_0 | since_7_0,
+                      %% several processes write the tables (a cluster's view)
+                      write_concurrency => boolean()}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := db() | all,
                       compressed := boolean(),
@@ -78,6 +80,7 @@ new(Name, DbSpec, Compressed) ->
 %% the tests give `nsync_big:limits()').
 -spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
                                           geo_formula => before_7_0 | since_7_0,
+                                          write_concurrency => boolean(),
                                           big_threshold => pos_integer() | off
                                                          | nsync_big:limits()}) -> mirror().
 new(Name, DbSpec, Compressed, Settings)
@@ -92,10 +95,11 @@ new(Name, DbSpec, Compressed, Settings)
     {M1, _} = ensure_db(M, First),
     M1.
 
-new_tabs(Name, Compressed) ->
+new_tabs(Name, Compressed, Settings) ->
+    Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
     Data = ets:new(Name, [set, public, {read_concurrency, true}
-                          | [compressed || Compressed]]),
-    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
+                          | [compressed || Compressed] ++ Concurrent]),
+    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true} | Concurrent]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 
@@ -134,10 +138,10 @@ delete(#{dbs := Dbs}) ->
 mirrored(#{dbspec := all}, _Db) -> true;
 mirrored(#{dbspec := N}, Db) -> N =:= Db.
 
-ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
+ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed, settings := S} = M, Db) ->
     case Dbs of
         #{Db := T} -> {M, T};
-        _ -> T = new_tabs(Name, Compressed), {M#{dbs := Dbs#{Db => T}}, T}
+        _ -> T = new_tabs(Name, Compressed, S), {M#{dbs := Dbs#{Db => T}}, T}
     end.
 
 %%% ------------------------------------------------------------ reads
