@@ -25,7 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 erlc -o "$work" bench/nsync_bench_big.erl
-vm() { erl -noshell -pa _build/default/lib/nsync/ebin -pa "$work" -run nsync_bench_big main "$@"; }
+# telemetry is in lib/ when fetched from hex, in checkouts/ when linked by setup.sh
+vm() { erl -noshell -pa _build/default/lib/*/ebin _build/default/checkouts/*/ebin -pa "$work" -run nsync_bench_big main "$@"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 server() { # port dir args...

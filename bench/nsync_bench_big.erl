@@ -1,7 +1,7 @@
 %%% @doc Big values (issue 13 item 1, issue 15's "big collections" row).
 %%% bench/big.sh runs, each in a fresh VM:
 %%%
-%%%   erl -noshell -pa _build/default/lib/nsync/ebin -pa DIR \
+%%%   erl -noshell -pa _build/default/{lib,checkouts}/*/ebin -pa DIR \
 %%%       -run nsync_bench_big main threshold
 %%%       -run nsync_bench_big main storm MASTER_PORT REPLICA_PORT
 %%%

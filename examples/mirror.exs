@@ -1,8 +1,10 @@
 # Mirrors a Redis/Valkey master into ETS and prints one key.
 #
 #   rebar3 compile
-#   elixir -pa _build/default/lib/nsync/ebin -pa _build/default/lib/telemetry/ebin \
-#     examples/mirror.exs [host] [port] [key]
+#   ERL_LIBS=_build/default/lib:_build/default/checkouts elixir examples/mirror.exs [host] [port] [key]
+#
+# (nsync and telemetry: telemetry is in checkouts/ when built offline from
+# _checkouts, in lib/ when fetched from hex.)
 #
 # Defaults: 127.0.0.1 6379 foo.
 {host, port, key} =

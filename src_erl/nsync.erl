@@ -210,7 +210,8 @@ child_spec(Opts) ->
       type => worker,
       modules => [?MODULE, nsync_link, nsync_cluster]}.
 
-%% @doc Stops a link; its tables go with it.
+%% @doc Stops a link; its tables go with it. (A link that crashes or is
+%% killed leaves its tables to the next link started with its name.)
 -spec stop(pid()) -> ok.
 stop(Pid) ->
     gen_server:stop(Pid).
@@ -229,31 +230,31 @@ status(Pid) ->
         _ -> nsync_link:status(Pid)
     end.
 
-%% @doc The ETS table of the default mirror (name `nsync').
+%% @doc The ETS table of the default mirror (name `nsync'), `undefined'
+%% until its first snapshot is loaded.
 -spec tid() -> ets:tid() | undefined.
 tid() ->
     tid(nsync).
 
 %% @doc The ETS table named `Name' (the default mirror's `name', or an atom a
-%% callback routed events to), or `undefined'. Rows are `{Key, Value}'; the
-%% table is replaced by a new one after a full resync, so look it up again
-%% rather than keeping it for long.
+%% callback routed events to), or `undefined': no such table, or its first
+%% snapshot is not loaded yet. Rows are `{Key, Value}'; the table is
+%% replaced by a new one after a full resync, so look it up again rather
+%% than keeping it for long. If its link crashes, the table stays until
+%% the restarted link's snapshot replaces it (`status/1' says `stale').
 -spec tid(atom()) -> ets:tid() | undefined.
 tid(Name) when is_atom(Name) ->
-    case nsync_registry:lookup(Name) of
-        {_Owner, Tid} -> Tid;
-        undefined -> undefined
-    end.
+    nsync_registry:tid(Name).
 
 %% @doc The ETS table of database `Db' in mirror `Name': with `{db, all}'
 %% every database has its own table (`tid/1' gives db 0's); with `{db, N}'
 %% only `tid(Name, N)' exists (the same as `tid(Name)'). `undefined' if there is none (yet).
 -spec tid(atom(), non_neg_integer()) -> ets:tid() | undefined.
 tid(Name, Db) when is_atom(Name), is_integer(Db), Db >= 0 ->
-    nsync_registry:lookup(Name, Db).
+    nsync_registry:tid(Name, Db).
 
 %% @doc `[{Key, Value}]' for `Key' in a table (name or tid), `[]' if absent
-%% or expired.
+%% or expired. Raises `badarg' for a name without a table (yet).
 -spec lookup(table(), binary()) -> [{binary(), value()}].
 lookup(Table, Key) ->
     nsync_mirror:lookup(resolve(Table), Key).

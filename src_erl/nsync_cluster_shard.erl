@@ -14,7 +14,7 @@
 -module(nsync_cluster_shard).
 
 -export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, apply_cmd/5,
-         names/1, delete_all/1, shard/1]).
+         names/1, stale/1, delete_all/1, release/1, shard/1]).
 
 -export_type([shard/0]).
 
@@ -51,9 +51,18 @@ claim(Name, S) ->
     {_, S1} = mirror(Name, S),
     {ok, S1}.
 
+%% @doc Whether readers see tables a dead link loaded: never for a shard
+%% (the view's tables live with the cluster).
+-spec stale(shard()) -> false.
+stale(_S) -> false.
+
 %% @doc The link stops: the view's tables stay with the view.
 -spec delete_all(shard()) -> ok.
 delete_all(_S) -> ok.
+
+%% @doc The link dies: the view's tables stay with the view.
+-spec release(shard()) -> ok.
+release(_S) -> ok.
 
 %% @doc The shard's number in its cluster.
 -spec shard(shard()) -> nsync_cluster_view:shard().
@@ -100,17 +109,17 @@ discard_load(S) ->
 
 %% @doc The snapshot is complete: the first one is the shard's part of the
 %% view; a later one replaces it.
--spec publish_load(shard()) -> {none, shard()}.
+-spec publish_load(shard()) -> shard().
 publish_load(#shard{loading = direct, view = View, shard = Me} = S) ->
     ok = nsync_cluster_view:loaded(View, Me),
-    {none, S#shard{loading = undefined, loaded = true}};
+    S#shard{loading = undefined, loaded = true};
 publish_load(#shard{loading = Staging, view = View, shard = Me} = S) when is_map(Staging) ->
     ok = nsync_cluster_view:resync(View, Me, Staging),
     lists:foreach(fun nsync_mirror:delete/1, maps:values(Staging)),
     [ok = nsync_cluster_view:loaded(View, Me) || not S#shard.loaded],
-    {none, S#shard{loading = undefined, loaded = true}};
+    S#shard{loading = undefined, loaded = true};
 publish_load(S) ->
-    {none, S}.
+    S.
 
 %% @doc Applies a command of the stream to table `Name'.
 -spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], shard()) ->

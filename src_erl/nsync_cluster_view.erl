@@ -213,7 +213,7 @@ shard_of_node(#{pid := Pid}, NodeId) -> gen_server:call(Pid, {shard_of_node, Nod
 %%% ========================================================== callbacks
 
 %% @private
--spec init({map(), pid()}) -> {ok, #state{}}.
+-spec init({map(), pid()}) -> {ok, #state{}} | {stop, {already_started, pid()}}.
 init({Config, Notify}) ->
     process_flag(trap_exit, true),
     logger:update_process_metadata(#{domain => [nsync]}),
@@ -225,7 +225,14 @@ init({Config, Notify}) ->
                    settings = (maps:with([hll_sparse_max_bytes, geo_formula, big_threshold],
                                          Config))#{write_concurrency => true},
                    notify = Notify},
-    {ok, ensure_mirror(Name, State)}.
+    %% the name is the cluster's: readers get `undefined' until published
+    case nsync_registry:claimable(Name) of
+        true ->
+            ok = nsync_registry:claim(Name, Name),
+            {ok, ensure_mirror(Name, State)};
+        {false, Holder} ->
+            {stop, {already_started, Holder}}
+    end.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
@@ -299,11 +306,11 @@ ensure_mirror(Name, #state{mirrors = Mirrors} = State) when is_map_key(Name, Mir
     State;
 ensure_mirror(Name, #state{mirrors = Mirrors, db = Db, compressed = C, settings = S} = State) ->
     Mirror = nsync_mirror:new(Name, Db, C, S),
-    [publish(Name, Mirror) || State#state.published],
+    [ok = publish(Name, Mirror) || State#state.published],
     State#state{mirrors = Mirrors#{Name => Mirror}}.
 
 publish(Name, Mirror) ->
-    nsync_registry:publish(Name, nsync_mirror:tid(Mirror), maps:from_list(nsync_mirror:dbs(Mirror))).
+    nsync_registry:publish(Name, Name, Mirror).
 
 maybe_publish(#state{published = true} = State) ->
     State;

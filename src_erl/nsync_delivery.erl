@@ -12,21 +12,16 @@
 %%% callback, then applied to the table it names; FLUSHALL, FLUSHDB and
 %%% SWAPDB to every table of the link.
 %%%
-%%% Runs in the link process, which owns the tables. After a full sync the
-%%% replaced tables are deleted a little later: the link process gets
-%%% `{nsync_retire, Ref}' and calls `retire/2'.
+%%% Runs in the link process, which writes the tables (their life cycle,
+%%% and who owns them, is `nsync_tables''s).
 -module(nsync_delivery).
 
 -include("nsync_log.hrl").
 
--export([new/1, item/2, closed/1, retire/2, tables/1, unhandled/1, callback_errors/1,
-         delete/1]).
+-export([new/1, item/2, closed/1, tables/1, stale/1, unhandled/1, callback_errors/1,
+         delete/1, release/1]).
 
 -export_type([delivery/0]).
-
-%% Tables replaced by a full resync stay this long, so that a reader that
-%% looked a table up just before the switch can still use it.
--define(RETIRED_GRACE_MS, 2000).
 
 -record(delivery, {
           callback :: nsync_callback:callback(),
@@ -48,22 +43,24 @@
 -type key() :: binary().
 -type rows() :: {[{key(), term()}], [{key(), integer() | undefined, map()}]}.
 
-%% @doc The delivery of a link with `Config'; the default mirror's table is
-%% created at once (its name may be taken).
+%% @doc The delivery of a link with `Config'; it takes over the tables a
+%% dead link of its name left, and the default mirror's name is held at
+%% once (it may be taken).
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
 new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
     Settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
-    {Mod0, Tables0} = case Config of
+    {Mod, Tables0} = case Config of
                          #{cluster_shard := {View, Shard}} ->
                              {nsync_cluster_shard,
                               nsync_cluster_shard:new(View, Shard, {Compressed, Settings})};
                          _ ->
-                             {nsync_tables, nsync_tables:new(Db, Compressed, Settings)}
+                             {nsync_tables,
+                              nsync_tables:adopt(Name, nsync_tables:new(Db, Compressed, Settings))}
                      end,
     D = #delivery{callback = nsync_callback:new(Callback, Name),
                   default = Callback =:= default, name = Name, db = Db,
-                  tables_mod = Mod0, tables = Tables0},
-    Mod = D#delivery.tables_mod,
+                  tables_mod = Mod, tables = Tables0},
+    %% a cluster's view has the default table whatever the callback
     case D#delivery.default orelse Mod =:= nsync_cluster_shard of
         true ->
             case Mod:claim(Name, D#delivery.tables) of
@@ -93,25 +90,23 @@ item({continue, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) 
     %% the backlog are the dataset, a half-loaded snapshot is not.
     D#delivery{tables = Mod:discard_load(T)};
 item({load_eof, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
-    {Retired, T1} = Mod:publish_load(T),
-    _ = [erlang:send_after(?RETIRED_GRACE_MS, self(), {nsync_retire, Retired})
-         || Retired =/= none],
-    notify({load, eof}, D#delivery{tables = T1}).
+    notify({load, eof}, D#delivery{tables = Mod:publish_load(T)}).
 
 %% @doc The connection of a session that had reached the master went away.
 -spec closed(delivery()) -> delivery().
 closed(D) ->
     notify({error, closed}, D).
 
-%% @doc The grace period of the tables retired under `Ref' is over.
--spec retire(reference(), delivery()) -> delivery().
-retire(Ref, #delivery{tables = T} = D) ->
-    D#delivery{tables = nsync_tables:retire(Ref, T)}.
-
 %% @doc The names of the link's tables.
 -spec tables(delivery()) -> [atom()].
 tables(#delivery{tables_mod = Mod, tables = T}) ->
     Mod:names(T).
+
+%% @doc Whether readers see tables a dead link of this name loaded (taken
+%% over, until this link's first snapshot is complete).
+-spec stale(delivery()) -> boolean().
+stale(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:stale(T).
 
 %% @doc Commands the mirror could not apply.
 -spec unhandled(delivery()) -> non_neg_integer().
@@ -127,6 +122,12 @@ callback_errors(#delivery{callback = Cb}) ->
 -spec delete(delivery()) -> ok.
 delete(#delivery{tables_mod = Mod, tables = T}) ->
     Mod:delete_all(T).
+
+%% @doc The link dies without being stopped: its published tables stay for
+%% the next link of its name (see `nsync_tables').
+-spec release(delivery()) -> ok.
+release(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:release(T).
 
 %%% ------------------------------------------------------- snapshot keys
 

@@ -111,21 +111,11 @@ init_it(Config, Waiter) ->
 init({Config, Waiter}) ->
     %% Trapping exits lets terminate/2 clean the registry and close the socket.
     process_flag(trap_exit, true),
-    case nsync_nif:open(nsync_opts:nif_config(Config)) of
-        {ok, Nif} ->
-            case nsync_delivery:new(Config) of
-                {ok, Delivery} ->
-                    Observe = nsync_observe:new(Config, Nif, Delivery),
-                    %% The first attempt is the first message: no call is
-                    %% served before it.
-                    {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
-                                               delivery = Delivery, observe = Observe})};
-                {error, Reason} ->
-                    nsync_nif:close(Nif),
-                    {stop, Reason}
-            end;
-        {error, Reason} ->
-            {stop, Reason}
+    %% The node's table owner keeps the published tables if this process
+    %% dies: it runs before any table is made.
+    case nsync_owner:ensure_started() of
+        ok -> open(Config, Waiter);
+        {error, Reason} -> {stop, Reason}
     end.
 
 %% @private
@@ -160,8 +150,6 @@ handle_info({connect, Ref}, #state{retry = Ref} = State) ->
     start_session(State#state{retry = undefined});
 handle_info({connect, _Cancelled}, State) ->
     {noreply, State};
-handle_info({nsync_retire, Ref}, #state{delivery = D} = State) ->
-    {noreply, State#state{delivery = nsync_delivery:retire(Ref, D)}};
 handle_info({'EXIT', _From, normal}, State) ->
     {noreply, State};
 handle_info({'EXIT', _From, Reason}, State) ->
@@ -169,12 +157,18 @@ handle_info({'EXIT', _From, Reason}, State) ->
 handle_info(_Msg, State) ->
     {noreply, State}.
 
-%% @private
+%% @private A link that is stopped (or stops by itself) deletes its
+%% tables; one that crashes leaves its published tables to the next link
+%% of its name, which readers keep seeing until then (a killed link runs no
+%% terminate/2: the same).
 -spec terminate(term(), #state{}) -> ok.
 terminate(Reason, #state{nif = Nif, delivery = D, observe = Obs}) ->
     ok = nsync_observe:stopped(Reason, Obs),
     nsync_nif:close(Nif),
-    nsync_delivery:delete(D).
+    case stopped(Reason) of
+        true -> nsync_delivery:delete(D);
+        false -> nsync_delivery:release(D)
+    end.
 
 %% @private Keeps the password out of crash reports and sys:get_status/1.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
@@ -192,12 +186,48 @@ item({Answer, _Replid, _Offset} = Item, #state{delivery = D} = State)
   when Answer =:= fullresync; Answer =:= continue ->
     connected(Item, State#state{delivery = nsync_delivery:item(Item, D)});
 item({load_eof, _Replid, _Offset} = Item, #state{delivery = D, observe = Obs} = State) ->
-    notify_waiter(loaded, State#state{delivery = nsync_delivery:item(Item, D),
-                                      observe = nsync_observe:loaded(Obs)});
+    D1 = nsync_delivery:item(Item, D),
+    ok = kept_tables_replaced(D, D1),
+    notify_waiter(loaded, State#state{delivery = D1, observe = nsync_observe:loaded(Obs)});
 item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 
+%% Readers see the tables a crashed link of this name left (taken over by
+%% the delivery) until this link's first snapshot is complete: a reason
+%% for the data to be stale, recorded for status/1.
+kept_tables(D) ->
+    case nsync_delivery:stale(D) of
+        true -> nsync_status:record(self(), #{stale => crashed_link});
+        false -> ok
+    end.
+
+kept_tables_replaced(Before, After) ->
+    case nsync_delivery:stale(Before) andalso not nsync_delivery:stale(After) of
+        true -> nsync_status:record(self(), #{stale => undefined});
+        false -> ok
+    end.
+
 %%% ------------------------------------------------------------ sessions
+
+%% The link's NIF resource and delivery (which holds its table names).
+open(Config, Waiter) ->
+    case nsync_nif:open(nsync_opts:nif_config(Config)) of
+        {ok, Nif} ->
+            case nsync_delivery:new(Config) of
+                {ok, Delivery} ->
+                    Observe = nsync_observe:new(Config, Nif, Delivery),
+                    ok = kept_tables(Delivery),
+                    %% The first attempt is the first message: no call is
+                    %% served before it.
+                    {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
+                                               delivery = Delivery, observe = Observe})};
+                {error, Reason} ->
+                    nsync_nif:close(Nif),
+                    {stop, Reason}
+            end;
+        {error, Reason} ->
+            {stop, Reason}
+    end.
 
 start_session(#state{nif = Nif, observe = Obs} = State) ->
     case next_master(State) of
@@ -244,6 +274,7 @@ session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs}
     policy(Reason, State#state{observe = nsync_observe:session_lost(Reason, Synced, Attempts + 1,
                                                                    Obs)}).
 
+%% What the session policy makes of it: the next attempt, or the end.
 policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
     ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
@@ -293,6 +324,14 @@ retry_after(Delay, #state{attempts = Attempts, observe = Obs} = State) ->
     end,
     ok = nsync_observe:retrying(Delay, Attempts, Obs),
     State#state{retry = Ref}.
+
+%% Whether a link ending with `Reason' was stopped (by nsync:stop/1, its
+%% supervisor, a blocking start's failure) or stopped by itself (a refused
+%% password), rather than crashed.
+stopped(normal) -> true;
+stopped(shutdown) -> true;
+stopped({shutdown, _}) -> true;
+stopped(_) -> false.
 
 %% With `{block, true}', failing to reach or log into the master at all is
 %% reported to the caller rather than retried until the timeout.

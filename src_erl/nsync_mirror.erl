@@ -30,7 +30,8 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, load/4, fold/4, apply_cmd/4, delete/1, lookup/2,
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, fold/4, apply_cmd/4, delete/1,
+         lookup/2,
          entry/3, ttl/2,
          field_ttls/2, dbs/1, same_dbs/2]).
 
@@ -115,6 +116,10 @@ tid(#{dbs := Dbs}, Db) ->
         #{Db := {Data, _}} -> Data;
         _ -> undefined
     end.
+
+%% @doc Every table of the mirror (data and expiry tables).
+-spec tables(mirror()) -> [ets:tid()].
+tables(#{dbs := Dbs}) -> lists:append([[D, E] || {D, E} <- maps:values(Dbs)]).
 
 %% @doc The databases that have tables, with their data tables.
 -spec dbs(mirror()) -> [{db(), ets:tid()}].

@@ -60,10 +60,14 @@
 
 %%% ================================================================ API
 
-%% @doc Starts the process that owns the status table (for a supervisor).
--spec start_link() -> {ok, pid()} | {error, term()}.
+%% @doc Starts the process that owns the status table (for a supervisor);
+%% `ignore' if it runs already (a link started it first).
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+    case gen_server:start_link({local, ?MODULE}, ?MODULE, [], []) of
+        {error, {already_started, _}} -> ignore;
+        Started -> Started
+    end.
 
 %% @doc Starts the owner of the status table unless it runs.
 -spec ensure_started() -> ok.
@@ -267,6 +271,10 @@ lag_test() ->
     ?assertEqual(5, lag(15, 10)),
     ?assertEqual(undefined, lag(15, undefined)),
     ?assertEqual(undefined, lag(undefined, undefined)).
+
+start_link_after_a_link_test() ->
+    ok = ensure_started(),
+    ?assertEqual(ignore, start_link()).
 
 record_and_forget_test() ->
     Link = spawn(fun() -> receive stop -> ok end end),
