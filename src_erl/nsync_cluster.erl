@@ -52,17 +52,24 @@
 %% What `status/1' reports: `state' is `syncing' until every shard has
 %% loaded (the view is published), then `streaming' while every shard's
 %% link streams, else `degraded'; `shards' has each shard's link status
-%% (`nsync:status/1' of a link) with its `shard' number and the `slots' it
-%% owns in the view; `slots' the slots without an owner and the contested
+%% (`nsync:status/1' of a link) with its `shard' number, its `link' pid
+%% (`undefined' while a crashed link waits to start again) and the `slots'
+%% it owns in the view; `slots' the slots without an owner and the contested
 %% ones (moving); `refreshes' the topology readings, `topology_read_at'
 %% the last one's time and `last_error' why the last one failed.
 
 -define(FAST_REFRESH_MS, 500).
+%% a shard link that crashed starts again after this; more than
+%% MAX_RESTARTS crashes in RESTART_WINDOW_MS stop the cluster
+-define(RESTART_DELAY_MS, 1000).
+-define(MAX_RESTARTS, 10).
+-define(RESTART_WINDOW_MS, 60000).
 -define(SOON_MS, 50).
 -define(BARRIER_CHECK_MS, 100).
 
 -record(shard, {
-          link :: pid(),
+          %% undefined between a crash and the restart
+          link :: pid() | undefined,
           %% the master it follows, and every node id seen in the shard
           master :: nsync_cluster_topology:node_addr() | none,
           nodes = [] :: [binary()],
@@ -85,6 +92,8 @@
           barriers = #{} :: #{{nsync_cluster_view:shard(), nsync_cluster_view:shard()} =>
                                   {[{0..16383, 0..16383}], integer() | undefined}},
           refresh :: reference() | undefined,
+          %% when shard links crashed lately (monotonic ms)
+          crashes = [] :: [integer()],
           refreshes = 0 :: non_neg_integer(),
           read_at :: integer() | undefined,
           last_error :: term()
@@ -123,9 +132,9 @@ status(Pid) ->
 
 shard_status(Shard, Link, Slots) ->
     Status = try nsync_status:status(Link)
-             catch exit:{noproc, _} -> #{state => disconnected}
+             catch exit:{noproc, _} -> #{state => disconnected, master => undefined}
              end,
-    Status#{shard => Shard, slots => maps:get(Shard, Slots, 0)}.
+    Status#{shard => Shard, link => Link, slots => maps:get(Shard, Slots, 0)}.
 
 cluster_state(_, false) -> syncing;
 cluster_state(States, true) ->
@@ -210,6 +219,20 @@ handle_info({'EXIT', Pid, Reason}, #state{shards = Shards} = State) ->
         [] when Reason =:= normal -> {noreply, State};
         [] -> {stop, Reason, State};
         [Shard] -> shard_died(Shard, Reason, State)
+    end;
+handle_info({restart, Shard}, #state{shards = Shards} = State) ->
+    case Shards of
+        #{Shard := #shard{link = undefined, master = Master} = S} ->
+            case start_link_for(Shard, Master, State) of
+                {ok, Link} ->
+                    ok = nsync_cluster_view:add_shard(State#state.view, Shard,
+                                                      {Link, S#shard.nodes}),
+                    {noreply, record_facts(State#state{shards = Shards#{Shard := S#shard{link = Link}}})};
+                {error, Reason} ->
+                    {stop, {shard_link, Reason}, State}
+            end;
+        _ ->
+            {noreply, State}
     end;
 handle_info(_Msg, State) ->
     {noreply, State}.
@@ -303,20 +326,27 @@ follow({Id, #{master := Master, replicas := Replicas, slots := Slots}},
     #shard{link = Link, master = Old, nodes = Nodes} = Shard0 = maps:get(Id, Shards),
     Nodes1 = lists:usort(Nodes ++ [N || #{id := N} <- [Master | Replicas]]),
     Shard = Shard0#shard{nodes = Nodes1, slots = Slots},
-    ok = nsync_cluster_view:add_shard(State#state.view, Id, {Link, Nodes1}),
+    %% (no link between a crash and its restart)
+    [ok = nsync_cluster_view:add_shard(State#state.view, Id, {Link, Nodes1}) || is_pid(Link)],
     case same_node(Old, Master) of
         true ->
             State#state{shards = Shards#{Id := Shard}};
         false ->
             ?LOG_NOTICE("nsync: cluster shard ~b: master ~s:~b (was ~s)",
                         [Id, maps:get(host, Master), maps:get(port, Master), addr(Old)]),
+            nsync_telemetry:event([cluster, failover], #{system_time => erlang:system_time()},
+                                  #{cluster => maps:get(name, State#state.config), shard => Id,
+                                    master => host_port(Master), previous => host_port(Old)}),
             true = ets:insert(State#state.targets, {Id, target(Master)}),
-            ok = nsync_link:reconnect(Link),
+            [ok = nsync_link:reconnect(Link) || Link =/= undefined],
             State#state{shards = Shards#{Id := Shard#shard{master = Master}}}
     end.
 
 same_node(#{id := A, host := H, port := P}, #{id := A, host := H, port := P}) -> true;
 same_node(_, _) -> false.
+
+host_port(#{host := H, port := P}) -> {H, P};
+host_port(none) -> undefined.
 
 addr(#{host := H, port := P}) -> io_lib:format("~s:~b", [H, P]);
 addr(none) -> "none".
@@ -325,23 +355,10 @@ target(#{host := Host, port := Port}) -> #{host => Host, port => Port}.
 
 %% A shard nobody followed: a link of its own.
 new_shard(#{master := Master, replicas := Replicas, slots := Slots},
-          #state{next_shard = Id, config = Config,
-                                                            targets = Targets} = State) ->
+          #state{next_shard = Id, targets = Targets} = State) ->
     true = ets:insert(Targets, {Id, target(Master)}),
-    Self = self(),
-    Next = fun() ->
-                   Self ! {reconnecting, Id},
-                   case ets:lookup(Targets, Id) of
-                       [{Id, #{} = T}] -> T;
-                       _ -> error(no_master)
-                   end
-           end,
-    LinkConfig = Config#{host => maps:get(host, Master), port => maps:get(port, Master),
-                         next_master => Next, block => false,
-                         cluster_shard => {State#state.handle, Id},
-                         telemetry_metadata => #{cluster => maps:get(name, Config), shard => Id}},
     Nodes = lists:usort([N || #{id := N} <- [Master | Replicas]]),
-    case nsync_link:start_link(maps:remove(cluster, LinkConfig), undefined) of
+    case start_link_for(Id, Master, State) of
         {ok, Link} ->
             ok = nsync_cluster_view:add_shard(State#state.view, Id, {Link, Nodes}),
             ?LOG_INFO("nsync: cluster shard ~b: master ~s", [Id, addr(Master)]),
@@ -366,14 +383,53 @@ leave(Id, #state{shards = Shards, targets = Targets} = State) ->
                 barriers = maps:filter(fun({From, To}, _) -> From =/= Id andalso To =/= Id end,
                                        State#state.barriers)}.
 
+%% Shard `Id''s link: a link of the cluster's options, following the
+%% shard's master, writing its part of the view.
+start_link_for(Id, Master, #state{config = Config, targets = Targets} = State) ->
+    Self = self(),
+    Next = fun() ->
+                   Self ! {reconnecting, Id},
+                   case ets:lookup(Targets, Id) of
+                       [{Id, #{} = T}] -> T;
+                       _ -> error(no_master)
+                   end
+           end,
+    LinkConfig = Config#{host => maps:get(host, Master), port => maps:get(port, Master),
+                         next_master => Next, block => false,
+                         cluster_shard => {State#state.handle, Id},
+                         telemetry_metadata => #{cluster => maps:get(name, Config), shard => Id}},
+    nsync_link:start_link(maps:remove(cluster, LinkConfig), undefined).
+
+stop_link(undefined) ->
+    ok;
 stop_link(Link) ->
     unlink(Link),
     catch gen_server:stop(Link, shutdown, 5000),
     ok.
 
-shard_died(Shard, Reason, #state{shards = Shards} = State) ->
+%% A shard's link that stopped by itself (a refused password: the same for
+%% every node) stops the cluster; one that crashed starts again (its part
+%% of the view stays; the new link's full sync replaces it), unless links
+%% crash too often.
+shard_died(Shard, {shutdown, _} = Reason, State) ->
     ?LOG_ERROR("nsync: cluster shard ~b: its link stopped: ~0p", [Shard, Reason]),
-    {stop, {shard, Shard, Reason}, State#state{shards = maps:remove(Shard, Shards)}}.
+    {stop, {shard, Shard, Reason}, State};
+shard_died(Shard, Reason, #state{shards = Shards, crashes = Crashes} = State) ->
+    Now = erlang:monotonic_time(millisecond),
+    Recent = [T || T <- [Now | Crashes], Now - T < ?RESTART_WINDOW_MS],
+    case length(Recent) > ?MAX_RESTARTS of
+        true ->
+            ?LOG_ERROR("nsync: cluster shard ~b: its link crashed (~0p), ~b crashes in ~b s: "
+                       "stopping", [Shard, Reason, length(Recent), ?RESTART_WINDOW_MS div 1000]),
+            {stop, {shard, Shard, Reason}, State};
+        false ->
+            ?LOG_ERROR("nsync: cluster shard ~b: its link crashed: ~0p; starting it again",
+                       [Shard, Reason]),
+            erlang:send_after(?RESTART_DELAY_MS, self(), {restart, Shard}),
+            #{Shard := S} = Shards,
+            {noreply, State#state{shards = Shards#{Shard := S#shard{link = undefined}},
+                                  crashes = Recent}}
+    end.
 
 %%% ------------------------------------------------------------ slot moves
 

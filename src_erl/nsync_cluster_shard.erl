@@ -44,12 +44,14 @@
 new(View, Shard, Settings) ->
     #shard{view = View, shard = Shard, settings = Settings}.
 
-%% @doc The view's table `Name' (the default mirror): its name is the
-%% view's, published by the view.
+%% @doc The view's table `Name' (the default mirror; called once, as the
+%% link starts): its name is the view's, published by the view.
 -spec claim(atom(), shard()) -> {ok, shard()}.
-claim(Name, S) ->
+claim(Name, #shard{view = View, shard = Me} = S) ->
     {_, S1} = mirror(Name, S),
-    {ok, S1}.
+    %% a link started again after a crash: the shard's keys are in the view
+    %% already, its first full sync replaces them
+    {ok, S1#shard{loaded = nsync_cluster_view:has_loaded(View, Me)}}.
 
 %% @doc Whether readers see tables a dead link loaded: never for a shard
 %% (the view's tables live with the cluster).

@@ -28,7 +28,8 @@
 
 %% API
 -export([start_link/1, handle/1, stop/1, mirror/2, add_shard/3, retire/2, shards/1,
-         assign/2, handover/4, loaded/2, published/1, slot_counts/1, contested_count/1]).
+         assign/2, handover/4, loaded/2, has_loaded/2, published/1, slot_counts/1,
+         contested_count/1]).
 %% the links' side
 -export([enter/2, leave/2, slot_state/2, owned/3, apply_cmd/3, rows/4, resync/3, flush/2,
          shard_of_node/2]).
@@ -116,6 +117,11 @@ handover(Pid, Ranges, From, To) -> gen_server:call(Pid, {handover, Ranges, From,
 %% @doc Shard `Shard' has loaded its first snapshot.
 -spec loaded(view(), shard()) -> ok.
 loaded(#{pid := Pid}, Shard) -> gen_server:call(Pid, {loaded, Shard}, infinity).
+
+%% @doc Whether shard `Shard''s first snapshot is in the view (a link
+%% started again after a crash finds its part there).
+-spec has_loaded(view(), shard()) -> boolean().
+has_loaded(#{pid := Pid}, Shard) -> gen_server:call(Pid, {has_loaded, Shard}, infinity).
 
 %% @doc Whether readers see the view.
 -spec published(pid()) -> boolean().
@@ -242,7 +248,7 @@ handle_call({mirror, Name}, _From, State) ->
     State1 = ensure_mirror(Name, State),
     {reply, maps:get(Name, State1#state.mirrors), State1};
 handle_call({add_shard, Shard, Link, Nodes}, _From, #state{shards = Shards} = State)
-  when Shard >= 1, Shard =< ?MAX_SHARDS ->
+  when Shard >= 1, Shard =< ?MAX_SHARDS, is_pid(Link) ->
     link(Link),
     Awaited = case State#state.published of
                   false -> lists:usort([Shard | State#state.awaited]);
@@ -258,11 +264,16 @@ handle_call({assign, Ranges}, _From, #state{view = #{slots := Slots, version := 
      || {{A, B}, Shard} <- Ranges, S <- lists:seq(A, B)],
     atomics:add(V, 1, 1),
     {reply, ok, State};
-handle_call({handover, Ranges, From, To}, _From, State) ->
-    {reply, ok, lists:foldl(fun(Slot, St) -> handover_slot(Slot, From, To, St) end, State,
-                            [S || {A, B} <- Ranges, S <- lists:seq(A, B)])};
+handle_call({handover, Ranges, From, To}, _From, #state{name = Name} = State) ->
+    Slots = [S || {A, B} <- Ranges, S <- lists:seq(A, B)],
+    nsync_telemetry:event([cluster, slots_moved],
+                          #{system_time => erlang:system_time(), slots => length(Slots)},
+                          #{cluster => Name, from => From, to => To}),
+    {reply, ok, lists:foldl(fun(Slot, St) -> handover_slot(Slot, From, To, St) end, State, Slots)};
 handle_call({loaded, Shard}, _From, State) ->
     {reply, ok, maybe_publish(State#state{loaded = lists:usort([Shard | State#state.loaded])})};
+handle_call({has_loaded, Shard}, _From, State) ->
+    {reply, lists:member(Shard, State#state.loaded), State};
 handle_call(published, _From, State) ->
     {reply, State#state.published, State};
 handle_call({retire, Shard}, _From, State) ->

@@ -10,7 +10,8 @@
 -export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([key_slots/1, client_follows_resharding/1, union_of_masters/1,
-         shard_resync_keeps_the_others/1, failover_under_load/1, resharding_under_load/1]).
+         shard_resync_keeps_the_others/1, shard_link_restarts/1, failover_under_load/1,
+         resharding_under_load/1]).
 -export([handle_event/4]).
 
 -spec suite() -> [tuple()].
@@ -22,7 +23,8 @@ all() -> [{group, redis_70}, {group, valkey}, {group, redis_62}].
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
     Cases = [key_slots, client_follows_resharding, union_of_masters,
-             shard_resync_keeps_the_others, failover_under_load, resharding_under_load],
+             shard_resync_keeps_the_others, shard_link_restarts, failover_under_load,
+             resharding_under_load],
     %% 6.2 has no CLUSTER SHARDS: the topology comes from CLUSTER SLOTS
     [{redis_70, [sequence], Cases}, {valkey, [sequence], Cases},
      {redis_62, [sequence], [union_of_masters, failover_under_load]}].
@@ -62,7 +64,8 @@ init_per_testcase(Case, Config) ->
     erase(nsync_cluster_events),
     ok = telemetry:attach_many({?MODULE, Case},
                                [[nsync, connection], [nsync, partial_sync],
-                                [nsync, full_sync, start], [nsync, full_sync, stop]],
+                                [nsync, full_sync, start], [nsync, full_sync, stop],
+                                [nsync, cluster, failover], [nsync, cluster, slots_moved]],
                                fun ?MODULE:handle_event/4, Self),
     Config.
 
@@ -186,6 +189,33 @@ shard_resync_keeps_the_others(Config) ->
     nsync:stop(Pid),
     ok.
 
+%% @doc A shard's link that crashes starts again: the shard's keys stay in
+%% the view meanwhile, the new link's full sync replaces them, and the
+%% view ends equal to the union of the masters.
+-spec shard_link_restarts(ct_suite:ct_config()) -> ok.
+shard_link_restarts(Config) ->
+    C = ?config(cluster, Config),
+    {ok, Pid} = start_mirror(C, restart),
+    #{shards := [#{shard := Shard, link := Link} | _]} = nsync:status(Pid),
+    Size = ets:info(nsync:tid(restart), size),
+    Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 5}),
+    exit(Link, kill),
+    timer:sleep(100),
+    %% the view keeps the shard's keys while its link is down
+    ?assert(ets:info(nsync:tid(restart), size) >= Size - 100),
+    wait_for(fun() ->
+                     #{shards := Shards} = nsync:status(Pid),
+                     [#{link := New, state := streaming}] = [S || #{shard := I} = S <- Shards,
+                                                                  I =:= Shard],
+                     New =/= Link
+             end, 30000),
+    _ = nsync_test_cluster_client:stop_load(Load),
+    ?assertEqual(2, length([E || {[nsync, full_sync, start], #{shard := I}} = E <- events(),
+                                 I =:= Shard])),
+    settle(C, Pid),
+    no_mismatch(C, Config, restart),
+    nsync:stop(Pid).
+
 %% @doc (b) CLUSTER FAILOVER, then kill -9 of another master (its replica
 %% in sync), under a write load: each shard's link PSYNCs the promoted
 %% replica and continues (no full resync after the first ones), and the
@@ -223,6 +253,11 @@ failover_under_load(Config) ->
            [Partial, Full, [{E, maps:with([shard, master, replid, offset], M)} || {E, M} <- events()]]),
     ?assertEqual(0, Full),
     ?assert(length(lists:usort(Partial)) >= 2),
+    Failovers = [{maps:get(shard, M), maps:get(master, M)}
+                 || {[nsync, cluster, failover], M} <- events()],
+    ct:pal("[nsync, cluster, failover] events: ~p", [Failovers]),
+    ?assert(lists:member(New1, [P || {_, {_, P}} <- Failovers])),
+    ?assert(lists:member(New2, [P || {_, {_, P}} <- Failovers])),
     no_mismatch(C, Config, failover),
     nsync:stop(Pid),
     %% the shard that lost its replica gets a new one, for the next cases
@@ -250,6 +285,9 @@ resharding_under_load(Config) ->
     T2 = erlang:monotonic_time(millisecond),
     Stats = nsync_test_cluster_client:stop_load(Load),
     ct:pal("reshard ~b ms, rebalance ~b ms; load: ~p", [T1 - T0, T2 - T1, Stats]),
+    Moved = lists:sum([N || {[nsync, cluster, slots_moved], #{slots := N}} <- events()]),
+    ct:pal("slots moved in the view (telemetry): ~b", [Moved]),
+    ?assert(Moved >= Slots),
     settle(C, Pid),
     wait_for(fun() -> #{slots := #{contested := 0, unowned := 0}} = nsync:status(Pid), true end,
              30000),
@@ -359,8 +397,8 @@ read_loop(Tid, Keys, Misses) ->
 
 %% @private
 -spec handle_event([atom()], map(), map(), pid()) -> ok.
-handle_event(Event, _Measurements, Metadata, Pid) ->
-    Pid ! {nsync_cluster_event, Event, Metadata},
+handle_event(Event, Measurements, Metadata, Pid) ->
+    Pid ! {nsync_cluster_event, Event, maps:merge(Measurements, Metadata)},
     ok.
 
 %% The events received so far (kept in the process dictionary).
