@@ -15,9 +15,10 @@
 %%% <li>`dataset => true': applies to every table of a link (`spans_dataset/1');</li>
 %%% <li>`all_dbs => true': seen by a `{db, N}' callback whatever database it
 %%%   runs in (`all_dbs/1');</li>
-%%% <li>`cross_db => Op': may touch another database, so the mirror carries
-%%%   it out with its operation `Op' (COPY only when its DB option names
-%%%   another database: otherwise its handler runs);</li>
+%%% <li>`cross_db => Op': may touch another database, or keys its
+%%%   arguments do not name (TRIMSLOTS), so the mirror carries it out with
+%%%   its operation `Op' (COPY only when its DB option names another
+%%%   database: otherwise its handler runs);</li>
 %%% <li>`overwrites => true | fun((Args) -> boolean())': the result does not
 %%%   depend on what its keys held (with these arguments), so it makes keys
 %%%   the mirror lost track of known again (`overwrites/2');</li>
@@ -39,7 +40,7 @@
 -type keyspec() :: none | first | two | all | pairs | all_but_last | second
                  | from_second | {numkeys, non_neg_integer()} | dest_numkeys
                  | sort | eval | xgroup | georadius | {numkeys_pairs, non_neg_integer()}.
--type cross_op() :: move | copy | swapdb | flushdb | flushall.
+-type cross_op() :: move | copy | swapdb | flushdb | flushall | trim_slots | cluster.
 -type spec() :: #{keys := keyspec(),
                   run := nsync_cmd_lib:handler() | ignore | unhandled | mirror,
                   dataset => true,
@@ -83,7 +84,7 @@ overwrites(_, _) -> false.
 %% hashing it for a map lookup.
 -spec spec(binary()) -> spec() | undefined.
 %% strings
-spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3, big => keep,
+spec(<<"set">>) -> #{keys => first, run => fun nsync_cmd_string:set/3, big => fun nsync_cmd_big:set/3,
                      overwrites => fun nsync_cmd_string:set_overwrites/1};
 spec(<<"setnx">>) -> #{keys => first, run => fun nsync_cmd_string:setnx/3, big => keep};
 spec(<<"setex">>) -> #{keys => first, run => fun nsync_cmd_string:setex/3, big => keep, overwrites => true};
@@ -224,8 +225,13 @@ spec(<<"spublish">>) -> ?IGNORE;
 spec(<<"replconf">>) -> ?IGNORE;
 spec(<<"function">>) -> ?IGNORE;
 spec(<<"script">>) -> ?IGNORE;
-%% Valkey 8.0+ propagates CLUSTER SETSLOT to replicas: cluster state only.
-spec(<<"cluster">>) -> ?IGNORE;
+%% Redis 8.4's atomic slot migration: the keys of whole slots go (db 0).
+spec(<<"trimslots">>) -> #{keys => none, run => mirror, cross_db => trim_slots,
+                           dataset => true, all_dbs => true};
+%% Valkey 8.0+ propagates CLUSTER SETSLOT to replicas (cluster state only);
+%% CLUSTER FLUSHSLOT (Valkey 9) empties a slot.
+spec(<<"cluster">>) -> #{keys => none, run => mirror, cross_db => cluster,
+                         dataset => true, all_dbs => true};
 spec(_) -> undefined.
 
 %% @doc The keys of a command, by key spec.
@@ -319,9 +325,10 @@ check_fun(F) ->
     ?assert(erlang:function_exported(M, N, 3)).
 
 flags_test_() ->
-    [?_assertEqual([<<"flushall">>, <<"flushdb">>, <<"swapdb">>], with(dataset)),
-     ?_assertEqual([<<"flushall">>, <<"swapdb">>], with(all_dbs)),
-     ?_assertEqual([<<"copy">>, <<"flushall">>, <<"flushdb">>, <<"move">>, <<"swapdb">>], with(cross_db)),
+    [?_assertEqual([<<"cluster">>, <<"flushall">>, <<"flushdb">>, <<"swapdb">>, <<"trimslots">>], with(dataset)),
+     ?_assertEqual([<<"cluster">>, <<"flushall">>, <<"swapdb">>, <<"trimslots">>], with(all_dbs)),
+     ?_assertEqual([<<"cluster">>, <<"copy">>, <<"flushall">>, <<"flushdb">>, <<"move">>, <<"swapdb">>,
+                    <<"trimslots">>], with(cross_db)),
      ?_assertEqual([<<"del">>, <<"getdel">>, <<"getset">>, <<"mset">>, <<"psetex">>, <<"set">>,
                     <<"setex">>, <<"unlink">>], with(overwrites)),
      ?_assertEqual([true, true, true, false, false],

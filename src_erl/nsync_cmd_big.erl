@@ -3,7 +3,7 @@
 %%% command table's `big' flag says how:
 %%% <ul>
 %%% <li>`keep': the handler never looks at values (DEL, RENAME, EXPIRE,
-%%%   SET, ...): it runs as it is, moving handles like any value;</li>
+%%%   SETEX, ...): it runs as it is, moving handles like any value;</li>
 %%% <li>`project': the command touches only the fields or members named in
 %%%   its arguments (HSET and every hash command, SADD/SREM/SMOVE,
 %%%   ZADD/ZINCRBY/ZREM): the handler runs on each big value's projection
@@ -27,7 +27,7 @@
          ltrim/3, lmove/3, rpoplpush/3, lmpop/3, blmpop/3, blpop/3, brpop/3,
          zpopmin/3, zpopmax/3, bzpopmin/3, bzpopmax/3, zmpop/3, bzmpop/3,
          zremrangebyrank/3, zremrangebyscore/3, zremrangebylex/3,
-         append/3, setrange/3, setbit/3, copy/3]).
+         append/3, setrange/3, setbit/3, copy/3, set/3]).
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, parse_float/1]).
 
@@ -57,6 +57,16 @@ field_expires(H, F) ->
     case nsync_big:kind(H) of
         hash -> nsync_big:read(H, field_expires);
         _ -> F
+    end.
+
+%% @doc SET over a big string: as it is (the handle is replaced), but with
+%% a condition on the value it replaces (IFEQ, IFDEQ, ...) that value is
+%% read whole, as Redis reads it.
+-spec set([binary()], store(), integer()) -> result().
+set(Args, S, Now) ->
+    case nsync_cmd_string:set_compares(Args) of
+        true -> nsync_cmd_string:set(Args, materialise(S), Now);
+        false -> nsync_cmd_string:set(Args, S, Now)
     end.
 
 %%% ------------------------------------------------------------ projection

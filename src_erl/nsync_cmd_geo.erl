@@ -23,7 +23,9 @@ georadius([Src | _] = Args, S, Set) -> search(<<"georadius">>, Src, Args, S, Set
 -spec georadiusbymember([binary()], store(), settings()) -> result().
 georadiusbymember([Src | _] = Args, S, Set) -> search(<<"georadiusbymember">>, Src, Args, S, Set).
 
-%% @doc GEOSEARCHSTORE dest src FROMMEMBER|FROMLONLAT ... BYRADIUS|BYBOX ... [options].
+%% @doc GEOSEARCHSTORE dest src FROMMEMBER|FROMLONLAT ... BYRADIUS|BYBOX ...
+%% [options], or (Valkey 9) GEOSEARCHSTORE dest src BYPOLYGON n lon lat ...
+%% [options], searched around the polygon's centroid.
 -spec geosearchstore([binary()], store(), settings()) -> result().
 geosearchstore([_Dest, Src | _] = Args, S, Set) -> search(<<"geosearchstore">>, Src, Args, S, Set).
 
@@ -73,6 +75,15 @@ geo_test_() ->
      ?_assertEqual({ok, maps:remove(<<"dst">>, sicily())},
                    Run(geosearchstore, [<<"dst">>, <<"nope">>, <<"FROMMEMBER">>, <<"x">>,
                                         <<"BYRADIUS">>, <<"10">>, <<"km">>])),
+     %% Valkey 9: a polygon around Catania only, stored with distances from
+     %% its centroid in meters
+     ?_assertMatch({ok, #{<<"dst">> := {[{D, <<"Catania">>}], undefined, #{}}}} when D > 0,
+                   Run(geosearchstore, [<<"dst">>, <<"Sicily">>, <<"BYPOLYGON">>, <<"3">>,
+                                        <<"14.5">>, <<"37">>, <<"15.5">>, <<"37">>, <<"15">>, <<"38">>,
+                                        <<"STOREDIST">>])),
+     ?_assertEqual(unhandled, Run(geosearchstore, [<<"dst">>, <<"Sicily">>, <<"FROMLONLAT">>, <<"15">>,
+                                                   <<"37">>, <<"BYPOLYGON">>, <<"3">>, <<"14.5">>, <<"37">>,
+                                                   <<"15.5">>, <<"37">>, <<"15">>, <<"38">>])),
      %% a member the set lacks: the master refused it, the mirror cannot apply it
      ?_assertEqual(unhandled, Run(georadiusbymember, [<<"Sicily">>, <<"Rome">>, <<"1">>, <<"km">>,
                                                       <<"STORE">>, <<"dst">>]))].

@@ -23,7 +23,7 @@
 %% arguments and numbers
 -export([lower/1, to_int/1, int_bin/1, parse_float/1, format_float/1,
          parse_expire_opt/3, expire_ok/3, firsts/1, norm_range/3, score_key/1,
-         store_targets/1]).
+         store_targets/1, key_slot/1]).
 
 -export_type([store/0, entry/0, expire/0, result/0, handler/0, score/0, settings/0]).
 
@@ -153,6 +153,29 @@ norm_range(St0, En0, Len) ->
         false -> {St, En}
     end.
 
+%% @doc The cluster hash slot of a key (Redis's `keyHashSlot'): CRC16
+%% (XMODEM) of the key, or of its hash tag, the part between the first `{'
+%% and the next `}' when that part is not empty, modulo 16384.
+-spec key_slot(binary()) -> 0..16383.
+key_slot(Key) ->
+    Hashed = case binary:match(Key, <<"{">>) of
+                 {Open, 1} ->
+                     Rest = binary:part(Key, Open + 1, byte_size(Key) - Open - 1),
+                     case binary:match(Rest, <<"}">>) of
+                         {Close, 1} when Close > 0 -> binary:part(Rest, 0, Close);
+                         _ -> Key
+                     end;
+                 nomatch -> Key
+             end,
+    crc16(Hashed, 0) band 16383.
+
+crc16(<<B, Rest/binary>>, Crc) -> crc16(Rest, crc16_byte(8, Crc bxor (B bsl 8)));
+crc16(<<>>, Crc) -> Crc.
+
+crc16_byte(0, Crc) -> Crc;
+crc16_byte(N, Crc) when Crc band 16#8000 =/= 0 -> crc16_byte(N - 1, ((Crc bsl 1) bxor 16#1021) band 16#FFFF);
+crc16_byte(N, Crc) -> crc16_byte(N - 1, (Crc bsl 1) band 16#FFFF).
+
 %%% ------------------------------------------------------------ numbers
 
 %% @doc Parses a Redis double (strtod-like: "1e3", "+inf", "-inf", ".5",
@@ -269,6 +292,17 @@ finish_test_() ->
 norm_range_test_() ->
     [?_assertEqual(empty, norm_range(0, -4, 3)),
      ?_assertEqual({0, 2}, norm_range(0, -1, 3))].
+
+key_slot_test_() ->
+    [%% CRC-16/XMODEM's check value, and CLUSTER KEYSLOT examples
+     ?_assertEqual(16#31C3 band 16383, key_slot(<<"123456789">>)),
+     ?_assertEqual(12182, key_slot(<<"foo">>)),
+     ?_assertEqual(11058, key_slot(<<"somekey">>)),
+     ?_assertEqual(key_slot(<<"foo">>), key_slot(<<"{foo}.bar">>)),
+     ?_assertEqual(key_slot(<<"a{foo}b{c}">>), key_slot(<<"foo">>)),
+     %% an empty tag hashes the whole key
+     ?_assertNotEqual(key_slot(<<"">>), key_slot(<<"{}foo">>)),
+     ?_assertEqual(key_slot(<<"{}foo">>), crc16(<<"{}foo">>, 0) band 16383)].
 
 firsts_test_() ->
     [?_assertEqual([<<"a">>, <<"c">>], firsts([<<"a">>, <<"1">>, <<"c">>, <<"2">>])),

@@ -82,32 +82,66 @@ xadd_opts([A | Rest] = Args, O) ->
 trim_spec(<<"maxlen">>, T) -> {maxlen, to_int(T)};
 trim_spec(<<"minid">>, T) -> {minid, parse_id(T)}.
 
-%% Trims as Redis 8.2's KEEPREF (the default: consumer groups keep their
-%% references to trimmed entries) or DELREF (the references go too). ACKED
-%% (trim only what every group has read and acknowledged) is not mirrored:
-%% it raises, so the command is unhandled, when it would trim anything.
+%% Trims as Redis 8.2 does with KEEPREF (the default: consumer groups keep
+%% their references to trimmed entries), DELREF (the references go too) or
+%% ACKED (only entries no group still references are trimmed: see
+%% `referenced/2'). Masters propagate exact trims (`~' is rewritten to `='
+%% with the length or first id it reached), which a replica runs again.
+trim(E, M, none, _Refs) -> {E, M};
 trim(E, M, Spec, Refs) ->
-    Kept = case Spec of
-               none -> E;
-               {maxlen, N} when length(E) > N -> lists:nthtail(length(E) - N, E);
-               {maxlen, _} -> E;
-               {minid, Id} -> [X || {I, _} = X <- E, I >= Id]
-           end,
-    case length(Kept) =:= length(E) of
-        true -> {E, M};
-        false ->
-            Gone = [I || {I, _} <- lists:sublist(E, length(E) - length(Kept))],
-            deleted(Gone, fix(Kept, M), Refs)
+    {Gone, Kept} = case Spec of
+                       {maxlen, N} -> trim_maxlen(E, length(E), N, M, Refs, false, [], []);
+                       {minid, Id} -> trim_minid(E, Id, M, Refs, [], [])
+                   end,
+    case Gone of
+        [] -> {E, M};
+        _ -> deleted(Gone, fix(Kept, M), Refs)
+    end.
+
+%% Oldest first, until `N' entries are left. With ACKED an entry still
+%% referenced is kept and the walk goes on, but Redis walks the stream's
+%% nodes (listpacks of up to 100 entries by default) and stops at the end of
+%% the first node that could not be emptied to reach `N': where it stops
+%% then depends on a node layout the mirror does not have. That happens only
+%% when an entry would be trimmed after one that was kept: the trim raises
+%% (unhandled, the key is dropped) rather than guess.
+trim_maxlen([{I, _} = X | Rest], Len, N, M, Refs, Skipped, Gone, Kept) when Len > N ->
+    case {trimmable(I, M, Refs), Skipped} of
+        {true, true} -> error({trim_depends_on_node_layout, I});
+        {true, false} -> trim_maxlen(Rest, Len - 1, N, M, Refs, false, [I | Gone], Kept);
+        {false, _} -> trim_maxlen(Rest, Len, N, M, Refs, true, Gone, [X | Kept])
+    end;
+trim_maxlen(Rest, _Len, _N, _M, _Refs, _Skipped, Gone, Kept) ->
+    {lists:reverse(Gone), lists:reverse(Kept, Rest)}.
+
+%% Every entry below `Id' (that ACKED allows).
+trim_minid([{I, _} = X | Rest], Id, M, Refs, Gone, Kept) when I < Id ->
+    case trimmable(I, M, Refs) of
+        true -> trim_minid(Rest, Id, M, Refs, [I | Gone], Kept);
+        false -> trim_minid(Rest, Id, M, Refs, Gone, [X | Kept])
+    end;
+trim_minid(Rest, _Id, _M, _Refs, Gone, Kept) ->
+    {lists:reverse(Gone), lists:reverse(Kept, Rest)}.
+
+trimmable(I, M, acked) -> not referenced(I, M);
+trimmable(_I, _M, _Refs) -> true.
+
+%% Whether a consumer group still references entry `I' (Redis 8.2's
+%% `streamEntryIsReferenced'): some group has not read it yet (its last
+%% delivered id is below `I') or it is pending in some group. A stream
+%% without groups references nothing.
+referenced(I, M) ->
+    case maps:get(groups, M, []) of
+        [] -> false;
+        Gs ->
+            lists:any(fun(G) -> maps:get(last_delivered_id, G) < I
+                                    orelse lists:keymember(I, 1, maps:get(pending, G, []))
+                      end, Gs)
     end.
 
 %% Drops the group references of deleted entries with DELREF.
-deleted(_Gone, {E, M}, keepref) -> {E, M};
-deleted(Gone, {E, M}, delref) -> {E, M#{groups := [unref(G, Gone) || G <- maps:get(groups, M)]}}.
-
-unref(G, Ids) ->
-    G#{pending => [P || {I, _, _} = P <- maps:get(pending, G, []), not lists:member(I, Ids)],
-       consumers => [C#{pending => [I || I <- maps:get(pending, C, []), not lists:member(I, Ids)]}
-                     || C <- maps:get(consumers, G, [])]}.
+deleted(_Gone, {E, M}, Refs) when Refs =:= keepref; Refs =:= acked -> {E, M};
+deleted(Gone, {E, M}, delref) -> {E, M#{groups := [unpend(G, Gone) || G <- maps:get(groups, M)]}}.
 
 %% recompute length and first id after removals
 fix(E, M) ->
@@ -116,42 +150,62 @@ fix(E, M) ->
 
 %% @doc XDEL key id [id ...].
 -spec xdel([binary()], store(), integer()) -> result().
-xdel([K | Ids], S, _) -> delete_ids(K, Ids, keepref, S).
-
-delete_ids(K, Ids0, Refs, S) ->
+xdel([K | Ids], S, _) ->
     case get(K, S) of
         none -> {ok, S};
-        {E, M} ->
-            Ids = [parse_id(I) || I <- Ids0],
-            Deleted = [I || {I, _} <- E, lists:member(I, Ids)],
-            MaxDel = lists:max([maps:get(max_deleted_id, M, {0, 0}) | Deleted]),
-            {E2, M2} = deleted(Ids, fix([X || {I, _} = X <- E, not lists:member(I, Ids)], M), Refs),
-            {ok, put(K, E2, M2#{max_deleted_id => MaxDel}, S)}
+        Stream -> {ok, delete_ids(K, [parse_id(I) || I <- Ids], keepref, Stream, S)}
     end.
 
-%% @doc XDELEX key [KEEPREF|DELREF] IDS n id [id ...] (Redis 8.2).
+%% Deletes entries `Ids' (those that exist, and with ACKED those no group
+%% references); with DELREF the groups drop their references to all of
+%% `Ids', as Redis does even for an id the stream does not hold.
+delete_ids(K, Ids, Refs, {E, M}, S) ->
+    Deletable = [I || I <- Ids, trimmable(I, M, Refs)],
+    Deleted = [I || {I, _} <- E, lists:member(I, Deletable)],
+    MaxDel = lists:max([maps:get(max_deleted_id, M, {0, 0}) | Deleted]),
+    {E2, M2} = deleted(Ids, fix([X || {I, _} = X <- E, not lists:member(I, Deletable)], M), Refs),
+    put(K, E2, M2#{max_deleted_id => MaxDel}, S).
+
+%% @doc XDELEX key [KEEPREF|DELREF|ACKED] IDS n id [id ...] (Redis 8.2;
+%% propagated as written when it deleted something).
 -spec xdelex([binary()], store(), integer()) -> result().
 xdelex([K | Rest], S, _) ->
     {Refs, Ids} = refs_and_ids(Rest),
-    delete_ids(K, Ids, Refs, S).
+    case get(K, S) of
+        none -> {ok, S};
+        Stream -> {ok, delete_ids(K, Ids, Refs, Stream, S)}
+    end.
 
-%% @doc XACKDEL key group [KEEPREF|DELREF] IDS n id [id ...] (Redis 8.2): the
-%% group acknowledges the entries, which are then deleted.
+%% @doc XACKDEL key group [KEEPREF|DELREF|ACKED] IDS n id [id ...] (Redis
+%% 8.2; propagated as written when it acknowledged something): the ids
+%% pending in the group are acknowledged, then deleted as XDELEX deletes
+%% them (with ACKED, those no group references any more); ids not pending
+%% in the group are left alone.
 -spec xackdel([binary()], store(), integer()) -> result().
-xackdel([K, G | Rest], S, Now) ->
+xackdel([K, G | Rest], S, _) ->
     {Refs, Ids} = refs_and_ids(Rest),
-    {ok, S2} = xack([K, G | Ids], S, Now),
-    delete_ids(K, Ids, Refs, S2).
+    case get(K, S) of
+        none -> {ok, S};
+        {E, M} ->
+            case [X || X <- maps:get(groups, M, []), maps:get(name, X) =:= G] of
+                [] -> {ok, S};
+                [Group] ->
+                    Pending = [I || I <- lists:usort(Ids), lists:keymember(I, 1, maps:get(pending, Group, []))],
+                    M2 = update_group(G, M, fun(X) -> unpend(X, Pending) end),
+                    {ok, delete_ids(K, Pending, Refs, {E, M2}, S)}
+            end
+    end.
 
-%% `[KEEPREF|DELREF] IDS n id ...'; ACKED is not mirrored (raises).
+%% `[KEEPREF|DELREF|ACKED] IDS n id ...': the strategy and the parsed ids.
 refs_and_ids(Args) ->
     {Opts, [_Ids, N | Ids]} = lists:splitwith(fun(A) -> lower(A) =/= <<"ids">> end, Args),
     Refs = case [lower(O) || O <- Opts] of
                [] -> keepref;
                [<<"keepref">>] -> keepref;
-               [<<"delref">>] -> delref
+               [<<"delref">>] -> delref;
+               [<<"acked">>] -> acked
            end,
-    {Refs, lists:sublist(Ids, to_int(N))}.
+    {Refs, [parse_id(I) || I <- lists:sublist(Ids, to_int(N))]}.
 
 %% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n] [KEEPREF|DELREF].
 -spec xtrim([binary()], store(), integer()) -> result().
@@ -262,6 +316,8 @@ xack([K, G | Ids0], S, _) ->
             {ok, put(K, E, update_group(G, M, fun(X) -> unpend(X, Ids) end), S)}
     end.
 
+%% The group without the pending entries `Ids' (acknowledged, or their
+%% references dropped).
 unpend(G, Ids) ->
     G#{pending => [P || {I, _, _} = P <- maps:get(pending, G, []), not lists:member(I, Ids)],
        consumers => [C#{pending => [I || I <- maps:get(pending, C, []), not lists:member(I, Ids)]}
@@ -423,5 +479,58 @@ refs_test_() ->
                    Run(xtrim, [<<"MINID">>, <<"=">>, <<"2">>, <<"LIMIT">>, <<"0">>])),
      ?_assertEqual({[{2, 0}, {3, 0}, {4, 0}], [{2, 0}], [{2, 0}]},
                    Run(xadd, [<<"DELREF">>, <<"MAXLEN">>, <<"3">>, <<"4-0">>, <<"f">>, <<"d">>])),
-     ?_assertError(_, Run(xdelex, [<<"ACKED">>, <<"IDS">>, <<"1">>, <<"1-0">>]))].
+     %% XACKDEL deletes only what was pending in the group
+     ?_assertEqual({[{1, 0}, {3, 0}], [{1, 0}], [{1, 0}]},
+                   Run(xackdel, [<<"g">>, <<"IDS">>, <<"2">>, <<"3-0">>, <<"2-0">>])),
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}], [{1, 0}, {2, 0}], [{1, 0}, {2, 0}]},
+                   Run(xackdel, [<<"nogroup">>, <<"IDS">>, <<"1">>, <<"1-0">>]))].
+
+%% Redis 8.2's ACKED: an entry is deleted only when no group references it
+%% (every group has read it and none has it pending).
+acked_test_() ->
+    G = fun(Name, Last, Pel) ->
+                #{name => Name, last_delivered_id => Last, entries_read => 2,
+                  pending => [{I, 7, 1} || I <- Pel],
+                  consumers => [#{name => <<"c">>, seen_time => 7, active_time => 7, pending => Pel}]}
+        end,
+    E = [{{N, 0}, [<<"f">>, <<"v">>]} || N <- [1, 2, 3]],
+    S = fun(Groups) ->
+                #{<<"s">> => {{stream, E, (empty_meta())#{last_id := {3, 0}, length := 3,
+                                                          first_id := {1, 0}, groups := Groups}},
+                              undefined, #{}}}
+        end,
+    One = S([G(<<"g">>, {2, 0}, [{1, 0}, {2, 0}])]),
+    Ids = fun(F, Args, St) -> {ok, #{<<"s">> := {{stream, E2, M}, _, _}}} = ?MODULE:F([<<"s">> | Args], St, 9),
+                              {[I || {I, _} <- E2], [[I || {I, _, _} <- maps:get(pending, X)]
+                                                     || X <- maps:get(groups, M)]}
+          end,
+    [%% pending, then unread: both referenced
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}], [[{1, 0}, {2, 0}]]},
+                   Ids(xdelex, [<<"ACKED">>, <<"IDS">>, <<"2">>, <<"1-0">>, <<"3-0">>], One)),
+     %% no group: nothing is referenced
+     ?_assertEqual({[{2, 0}, {3, 0}], []}, Ids(xdelex, [<<"acked">>, <<"IDS">>, <<"1">>, <<"1-0">>], S([]))),
+     %% acknowledged, read by every group: deleted
+     ?_assertEqual({[{2, 0}, {3, 0}], [[{2, 0}]]},
+                   Ids(xackdel, [<<"g">>, <<"ACKED">>, <<"IDS">>, <<"1">>, <<"1-0">>], One)),
+     %% another group has not read it: acknowledged here, kept
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}], [[{2, 0}], []]},
+                   Ids(xackdel, [<<"g">>, <<"ACKED">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+                       S([G(<<"g">>, {2, 0}, [{1, 0}, {2, 0}]), G(<<"h">>, {0, 0}, [])]))),
+     %% ... or has it pending
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}], [[{2, 0}], [{1, 0}]]},
+                   Ids(xackdel, [<<"g">>, <<"ACKED">>, <<"IDS">>, <<"1">>, <<"1-0">>],
+                       S([G(<<"g">>, {2, 0}, [{1, 0}, {2, 0}]), G(<<"h">>, {3, 0}, [{1, 0}])]))),
+     %% trims skip what is referenced
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}], [[{1, 0}, {2, 0}]]},
+                   Ids(xtrim, [<<"MINID">>, <<"=">>, <<"3-0">>, <<"ACKED">>], One)),
+     ?_assertEqual({[{1, 0}, {3, 0}], [[{1, 0}]]},
+                   Ids(xtrim, [<<"MINID">>, <<"3-0">>, <<"ACKED">>], S([G(<<"g">>, {3, 0}, [{1, 0}])]))),
+     ?_assertEqual({[{2, 0}, {3, 0}], [[{2, 0}]]},
+                   Ids(xtrim, [<<"MAXLEN">>, <<"=">>, <<"1">>, <<"ACKED">>], S([G(<<"g">>, {2, 0}, [{2, 0}])]))),
+     ?_assertEqual({[{1, 0}, {2, 0}, {3, 0}, {4, 0}], [[{1, 0}, {2, 0}]]},
+                   Ids(xadd, [<<"ACKED">>, <<"MAXLEN">>, <<"3">>, <<"4-0">>, <<"f">>, <<"v">>], One)),
+     %% a MAXLEN trim that would delete past a kept entry depends on the
+     %% master's node layout: unhandled
+     ?_assertError({trim_depends_on_node_layout, {2, 0}},
+                   Ids(xtrim, [<<"MAXLEN">>, <<"1">>, <<"ACKED">>], S([G(<<"g">>, {3, 0}, [{1, 0}])])))].
 -endif.

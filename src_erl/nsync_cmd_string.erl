@@ -5,17 +5,21 @@
 -export([set/3, setnx/3, setex/3, psetex/3, mset/3, msetnx/3, append/3,
          setrange/3, incr/3, decr/3, incrby/3, decrby/3, incrbyfloat/3,
          getset/3, getex/3, setbit/3, bitop/3, bitfield/3, msetex/3, delifeq/3, delex/3]).
--export([set_overwrites/1]).
+-export([set_overwrites/1, set_compares/1]).
+
+%% SET's conditions that compare the value it replaces.
+-define(COMPARES, [<<"ifeq">>, <<"ifne">>, <<"ifdeq">>, <<"ifdne">>]).
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, value/2, exp_of/2, put_keep/3, put_new/3]).
 
 -type store() :: nsync_cmd_lib:store().
 -type result() :: nsync_cmd_lib:result().
 
-%% @doc SET key value [NX|XX|IFEQ v|IFNE v] [GET] [EX|PX|EXAT|PXAT t | KEEPTTL]
-%% (IFEQ: Valkey 8.1, Redis 8.4; IFNE: Redis 8.4). A SET with a relative
-%% expiry reaches replicas as `SET key value PXAT t', its condition dropped;
-%% without one, as written.
+%% @doc SET key value [NX|XX|IFEQ v|IFNE v|IFDEQ d|IFDNE d] [GET]
+%% [EX|PX|EXAT|PXAT t | KEEPTTL] (IFEQ: Valkey 8.1, Redis 8.4; IFNE, IFDEQ,
+%% IFDNE: Redis 8.4). A SET with a relative expiry reaches replicas as
+%% `SET key value PXAT t', its condition dropped; without one (or with
+%% PXAT), as written, its condition included: the mirror checks it too.
 -spec set([binary()], store(), integer()) -> result().
 set([K, V | Opts], S, Now) ->
     {Cond, Exp} = set_opts(Opts, Now, none, none),
@@ -37,6 +41,8 @@ set_opts([O | Rest], Now, Cond, Exp) ->
         <<"xx">> -> set_opts(Rest, Now, xx, Exp);
         <<"ifeq">> -> set_opts(tl(Rest), Now, {ifeq, hd(Rest)}, Exp);
         <<"ifne">> -> set_opts(tl(Rest), Now, {ifne, hd(Rest)}, Exp);
+        <<"ifdeq">> -> set_opts(tl(Rest), Now, {ifdeq, hd(Rest)}, Exp);
+        <<"ifdne">> -> set_opts(tl(Rest), Now, {ifdne, hd(Rest)}, Exp);
         <<"get">> -> set_opts(Rest, Now, Cond, Exp);
         <<"keepttl">> -> set_opts(Rest, Now, Cond, keepttl);
         L when L =:= <<"ex">>; L =:= <<"px">>; L =:= <<"exat">>; L =:= <<"pxat">> ->
@@ -45,22 +51,37 @@ set_opts([O | Rest], Now, Cond, Exp) ->
     end.
 
 %% Whether key `K' meets a write condition: none, NX, XX (none of the
-%% keys exists / all do), or IFEQ / IFNE a value. IFDEQ / IFDNE (Redis 8.4:
-%% a digest of the value) are not mirrored: they raise (unhandled).
+%% keys exists / all do), IFEQ / IFNE a value, or IFDEQ / IFDNE a digest of
+%% the value (Redis 8.4). A missing key fails IFEQ and IFDEQ and meets IFNE
+%% and IFDNE, as in Redis.
 holds(none, _K, _S) -> true;
 holds(nx, K, S) -> not is_map_key(K, S);
 holds(xx, K, S) -> is_map_key(K, S);
 holds({ifeq, V}, K, S) -> value(K, S) =:= V;
-holds({ifne, V}, K, S) -> value(K, S) =/= V.
+holds({ifne, V}, K, S) -> value(K, S) =/= V;
+holds({ifdeq, D}, K, S) -> is_map_key(K, S) andalso digest_is(value(K, S), D);
+holds({ifdne, D}, K, S) -> not (is_map_key(K, S) andalso digest_is(value(K, S), D)).
+
+%% Whether the digest of string `V' is `D', compared as Redis compares them
+%% (case-insensitively; a master refuses a digest of another length).
+digest_is(V, D) when is_binary(V), byte_size(D) =:= 16 ->
+    nsync_nif:string_digest(V) =:= lower(D);
+digest_is(V, _D) when is_binary(V) -> false.
 
 %% @doc Whether SET with arguments `Args' sets its key whatever it held:
-%% without NX, XX, IFEQ, IFNE or KEEPTTL the result is the value, with the
-%% given expiry or none (the table's `overwrites' flag of SET).
+%% without a condition or KEEPTTL the result is the value, with the given
+%% expiry or none (the table's `overwrites' flag of SET).
 -spec set_overwrites([binary()]) -> boolean().
 set_overwrites([_, _ | Opts]) ->
-    not lists:any(fun(O) -> lists:member(lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">>,
-                                                     <<"ifeq">>, <<"ifne">>]) end, Opts);
+    not lists:any(fun(O) -> lists:member(lower(O), [<<"nx">>, <<"xx">>, <<"keepttl">> | ?COMPARES]) end, Opts);
 set_overwrites(_) -> false.
+
+%% @doc Whether SET with arguments `Args' reads the value it replaces (a
+%% value or digest condition), so a big value must be materialised first.
+-spec set_compares([binary()]) -> boolean().
+set_compares([_, _ | Opts]) ->
+    lists:any(fun(O) -> lists:member(lower(O), ?COMPARES) end, Opts);
+set_compares(_) -> false.
 
 %% @doc MSETEX numkeys key value [key value ...] [NX|XX] [EX|PX|EXAT|PXAT t |
 %% KEEPTTL] (Redis 8.4): all keys or none (NX: none of them exists; XX: all do).
@@ -83,13 +104,17 @@ msetex_put([], _Exp, S) -> S.
 -spec delifeq([binary()], store(), integer()) -> result().
 delifeq([K, V], S, _) -> delete_if({ifeq, V}, K, S).
 
-%% @doc DELEX key [IFEQ v | IFNE v] (Redis 8.4).
+%% @doc DELEX key [IFEQ v | IFNE v | IFDEQ d | IFDNE d] (Redis 8.4, which
+%% propagates a conditional DELEX that deleted as `DEL key' and one that did
+%% not not at all; the conditions are checked here all the same).
 -spec delex([binary()], store(), integer()) -> result().
 delex([K], S, _) -> {ok, maps:remove(K, S)};
 delex([K, C, V], S, _) ->
     case lower(C) of
         <<"ifeq">> -> delete_if({ifeq, V}, K, S);
-        <<"ifne">> -> delete_if({ifne, V}, K, S)
+        <<"ifne">> -> delete_if({ifne, V}, K, S);
+        <<"ifdeq">> -> delete_if({ifdeq, V}, K, S);
+        <<"ifdne">> -> delete_if({ifdne, V}, K, S)
     end.
 
 delete_if(Cond, K, S) ->
@@ -333,7 +358,6 @@ conditional_test_() ->
                    run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"x">>, <<"KEEPTTL">>], E)),
      ?_assertEqual(s([{<<"k">>, <<"v">>, undefined}]), run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"x">>], #{})),
      ?_assertEqual(E, run(set, [<<"k">>, <<"v">>, <<"IFNE">>, <<"old">>], E)),
-     ?_assertError(_, run(set, [<<"k">>, <<"v">>, <<"IFDEQ">>, <<"0123456789abcdef">>], E)),
      ?_assertEqual(s([{<<"k">>, <<"1">>, 9000}, {<<"n">>, <<"2">>, 9000}]),
                    run(msetex, [<<"2">>, <<"k">>, <<"1">>, <<"n">>, <<"2">>, <<"PXAT">>, <<"9000">>], E)),
      ?_assertEqual(E, run(msetex, [<<"2">>, <<"k">>, <<"1">>, <<"n">>, <<"2">>, <<"NX">>], E)),
@@ -343,6 +367,32 @@ conditional_test_() ->
      ?_assertEqual(#{}, run(delex, [<<"k">>], E)),
      ?_assertEqual(E, run(delex, [<<"k">>, <<"IFNE">>, <<"old">>], E)),
      ?_assertEqual(#{}, run(delex, [<<"k">>, <<"IFNE">>, <<"x">>], E))].
+
+%% Redis 8.4's digest conditions, in the forms a master propagates: SET
+%% without an expiry or with PXAT keeps its condition (the digest of "old"
+%% is 0f3ca07a8cc8bf40, XXH3-64 as Redis's DIGEST writes it).
+digest_test_() ->
+    E = s([{<<"k">>, <<"old">>, 5000}]),
+    D = <<"0f3ca07a8cc8bf40">>,
+    [?_assertEqual(D, nsync_nif:string_digest(<<"old">>)),
+     ?_assertEqual(s([{<<"k">>, <<"v">>, undefined}]), run(set, [<<"k">>, <<"v">>, <<"IFDEQ">>, D], E)),
+     %% compared case-insensitively
+     ?_assertEqual(s([{<<"k">>, <<"v">>, 77}]),
+                   run(set, [<<"k">>, <<"v">>, <<"ifdeq">>, <<"0F3CA07A8CC8BF40">>, <<"PXAT">>, <<"77">>], E)),
+     ?_assertEqual(E, run(set, [<<"k">>, <<"v">>, <<"IFDEQ">>, <<"0f3ca07a8cc8bf41">>], E)),
+     ?_assertEqual(#{}, run(set, [<<"k">>, <<"v">>, <<"IFDEQ">>, D], #{})),
+     ?_assertEqual(E, run(set, [<<"k">>, <<"v">>, <<"IFDNE">>, D, <<"GET">>], E)),
+     ?_assertEqual(s([{<<"k">>, <<"v">>, 5000}]),
+                   run(set, [<<"k">>, <<"v">>, <<"IFDNE">>, <<"ffffffffffffffff">>, <<"KEEPTTL">>], E)),
+     %% a missing key meets IFDNE
+     ?_assertEqual(s([{<<"k">>, <<"v">>, undefined}]), run(set, [<<"k">>, <<"v">>, <<"IFDNE">>, D], #{})),
+     ?_assertEqual(#{}, run(delex, [<<"k">>, <<"IFDEQ">>, D], E)),
+     ?_assertEqual(E, run(delex, [<<"k">>, <<"IFDEQ">>, <<"0000000000000000">>], E)),
+     ?_assertEqual(E, run(delex, [<<"k">>, <<"IFDNE">>, D], E)),
+     ?_assertEqual(#{}, run(delex, [<<"k">>, <<"ifdne">>, <<"0000000000000000">>], E)),
+     ?_assertNot(set_overwrites([<<"k">>, <<"v">>, <<"IFDNE">>, D])),
+     ?_assert(set_compares([<<"k">>, <<"v">>, <<"NX">>, <<"IfDeq">>, D])),
+     ?_assertNot(set_compares([<<"k">>, <<"v">>, <<"NX">>, <<"PX">>, <<"5">>]))].
 
 set_test_() ->
     E = s([{<<"k">>, <<"old">>, 5000}]),

@@ -483,6 +483,18 @@ cross(move, M, Db, Cmd, [Key, T0], _Spec) ->
     move(M, Cmd, Db, binary_to_integer(T0), Key);
 cross(swapdb, M, _Db, Cmd, [A0, B0], _Spec) ->
     swapdb(M, Cmd, binary_to_integer(A0), binary_to_integer(B0));
+cross(trim_slots, M, _Db, _Cmd, [_Ranges, N | Bounds], _Spec) ->
+    %% TRIMSLOTS RANGES n start end ...: Redis 8.4 trims db 0
+    Ranges = slot_ranges(lists:sublist(Bounds, 2 * binary_to_integer(N))),
+    {ok, drop_slots(M, [0], fun(Slot) -> lists:any(fun({A, B}) -> Slot >= A andalso Slot =< B end, Ranges) end)};
+cross(cluster, #{dbs := Dbs} = M, _Db, _Cmd, [Sub, Slot0 | _], _Spec) ->
+    case nsync_cmd_lib:lower(Sub) of
+        <<"flushslot">> ->
+            Slot = binary_to_integer(Slot0),
+            {ok, drop_slots(M, maps:keys(Dbs), fun(S) -> S =:= Slot end)};
+        _ -> {ok, M}
+    end;
+cross(cluster, M, _Db, _Cmd, _Args, _Spec) -> {ok, M};
 cross(copy, M, Db, Cmd, Args, Spec) ->
     %% across databases only with a DB option naming another one
     case copy_db(Args) of
@@ -490,6 +502,32 @@ cross(copy, M, Db, Cmd, Args, Spec) ->
         {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec);
         none -> dispatch_local(M, Db, Cmd, Args, Spec)
     end.
+
+slot_ranges([A, B | Rest]) -> [{binary_to_integer(A), binary_to_integer(B)} | slot_ranges(Rest)];
+slot_ranges([]) -> [].
+
+%% Deletes the keys of databases `Dbs' whose hash slot `InSlots' accepts;
+%% unknown keys there are known (absent) from then on.
+drop_slots(#{dbs := Tables} = M, Dbs, InSlots) ->
+    In = fun(K) -> InSlots(nsync_cmd_lib:key_slot(K)) end,
+    lists:foldl(fun(Db, #{poison := P} = Acc) ->
+                        case Tables of
+                            #{Db := {Data, _} = Tabs} ->
+                                Gone = ets:foldl(fun({K, _}, Ks) ->
+                                                         case In(K) of
+                                                             true -> [K | Ks];
+                                                             false -> Ks
+                                                         end
+                                                 end, [], Data),
+                                lists:foreach(fun(K) -> write(Tabs, K, delete) end, Gone),
+                                case P of
+                                    #{Db := Unknown} when is_map(Unknown) ->
+                                        unpoison(Acc, Db, [K || K <- maps:keys(Unknown), In(K)]);
+                                    _ -> Acc
+                                end;
+                            _ -> Acc
+                        end
+                end, M, Dbs).
 
 clear({Data, Exp}) ->
     ets:delete_all_objects(Data),
@@ -686,6 +724,44 @@ newer_servers_test() ->
     ?assertMatch([{<<"s">>, {stream, [{{2, 0}, _}], _}}], ets:lookup(T, <<"s">>)),
     ?assertMatch([{<<"p">>, <<"HYLL", 1, 0, 0, 0, 2, _/binary>>}], ets:lookup(T, <<"p">>)),
     delete(M).
+
+%% SET and DELEX with value and digest conditions (Redis 8.4) on a big
+%% string: the condition reads the value the handle holds.
+conditions_on_big_strings_test() ->
+    M0 = new(t, 0, true, #{big_threshold => 1}),
+    T = tid(M0),
+    Big = binary:copy(<<"x">>, 200000),
+    Digest = nsync_nif:string_digest(Big),
+    M1 = ap(M0, 0, [<<"set">>, <<"k">>, Big]),
+    ?assertMatch([{<<"k">>, H}] when is_reference(H), ets:lookup(T, <<"k">>)),
+    M2 = ap(M1, 0, [<<"set">>, <<"k">>, <<"no">>, <<"IFDNE">>, Digest]),
+    M3 = ap(M2, 0, [<<"set">>, <<"k">>, <<"no">>, <<"IFEQ">>, <<"other">>]),
+    ?assertEqual(Big, nsync_big:value(element(2, hd(ets:lookup(T, <<"k">>))), undefined)),
+    M4 = ap(M3, 0, [<<"set">>, <<"k">>, <<"yes">>, <<"IFDEQ">>, Digest]),
+    ?assertEqual([{<<"k">>, <<"yes">>}], ets:lookup(T, <<"k">>)),
+    M5 = ap(M4, 0, [<<"set">>, <<"j">>, Big]),
+    M6 = ap(M5, 0, [<<"delex">>, <<"j">>, <<"IFEQ">>, Big]),
+    ?assertEqual([], ets:lookup(T, <<"j">>)),
+    delete(M6).
+
+%% Redis 8.4's TRIMSLOTS and Valkey 9's CLUSTER FLUSHSLOT delete the keys
+%% of whole hash slots (foo and {foo}x are in slot 12182, somekey in 11058).
+slots_test() ->
+    M0 = new(t, all),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                     [[<<"set">>, K, <<"v">>] || K <- [<<"foo">>, <<"{foo}x">>, <<"somekey">>, <<"bar">>]]),
+    M2 = ap(M1, 3, [<<"set">>, <<"somekey">>, <<"v">>]),
+    {unhandled, _, M3} = apply_cmd(M2, 0, <<"frobnicate">>, [<<"{foo}unknown">>]),
+    T0 = tid(M3, 0),
+    M4 = ap(M3, 5, [<<"trimslots">>, <<"RANGES">>, <<"2">>, <<"0">>, <<"10">>, <<"12000">>, <<"12182">>]),
+    ?assertEqual([<<"bar">>, <<"somekey">>], lists:sort([K || {K, _} <- ets:tab2list(T0)])),
+    ?assertEqual(#{0 => #{}}, maps:get(poison, M4)),
+    M5 = ap(M4, 0, [<<"CLUSTER">>, <<"FLUSHSLOT">>, <<"11058">>]),
+    ?assertEqual([<<"bar">>], [K || {K, _} <- ets:tab2list(T0)]),
+    ?assertEqual([], ets:tab2list(tid(M5, 3))),
+    M6 = ap(M5, 0, [<<"cluster">>, <<"setslot">>, <<"5061">>, <<"node">>, <<"abc">>]),
+    ?assertEqual([<<"bar">>], [K || {K, _} <- ets:tab2list(T0)]),
+    delete(M6).
 
 unhandled_test() ->
     M0 = new(t, 0),

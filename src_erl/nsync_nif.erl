@@ -24,8 +24,9 @@
 
 -export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1, key_slot/1,
          foreign_rows/2]).
-%% Values the mirror computes as Redis does (nsync_core's hll and geo).
--export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3]).
+%% Values the mirror computes as Redis does (nsync_core's hll, geo, digest).
+-export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3,
+         string_digest/1]).
 %% big values (see nsync_big)
 -export([big_new/2, big_read/2, big_read_dirty/2, big_write/2, big_write_dirty/2]).
 
@@ -249,6 +250,12 @@ hll_pfmerge(_Dest, _Sources, _SparseMaxBytes) -> erlang:nif_error(nif_not_loaded
                 before_7_0 | since_7_0) ->
           {ok, [{float(), binary()}]} | {error, no_such_member | badarg | {badarg, string()}}.
 geo_store(_Command, _ZSet, _Formula) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The digest of a string value that Redis 8.4's `DIGEST' returns and
+%% `SET'/`DELEX' `IFDEQ|IFDNE' compare: its XXH3-64 hash as 16 lowercase
+%% hexadecimal digits.
+-spec string_digest(binary()) -> <<_:128>>.
+string_digest(_Value) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The Redis Cluster hash slot of `Key' (0..16383), as `CLUSTER
 %% KEYSLOT' computes it: CRC16 of the key, or of its hash tag (the bytes

@@ -19,6 +19,16 @@
 //!
 //! Distances differ slightly between Redis before and since 7.0 (7.0 takes
 //! a shortcut when two points share a longitude): see [`Formula`].
+//!
+//! Valkey 9's `GEOSEARCHSTORE ... BYPOLYGON n lon lat ...` searches around
+//! the polygon's centroid (the mean of its vertices as points on a sphere),
+//! with the polygon's longitude/latitude bounding box and, as radius, the
+//! farthest corner of that box; a candidate is inside by the even-odd ray
+//! casting rule (PNPOLY) over longitude and latitude, and its distance is
+//! the one from the centroid. This follows the BYPOLYGON source of Valkey's
+//! `geo.c` and `geohash_helper.c` as stored here (its pull request's
+//! version; the 9.0.0 tag itself could not be read), and it is computed
+//! only without `FROMMEMBER`/`FROMLONLAT`, the form that version accepts.
 
 use thiserror::Error;
 
@@ -62,7 +72,8 @@ pub struct GeoStore<'a> {
     pub source: &'a [u8],
     /// The key the result is stored at (deleted when nothing is found).
     pub dest: &'a [u8],
-    center: Center<'a>,
+    /// `None` for a polygon, searched around its centroid.
+    center: Option<Center<'a>>,
     shape: Shape,
     /// The unit's size in meters.
     conversion: f64,
@@ -78,10 +89,15 @@ enum Center<'a> {
     Member(&'a [u8]),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Shape {
     Radius(f64),
-    Box { width: f64, height: f64 },
+    Box {
+        width: f64,
+        height: f64,
+    },
+    /// The vertices, `[longitude, latitude]` each.
+    Polygon(Vec<[f64; 2]>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +201,25 @@ impl<'a> GeoStore<'a> {
                     conversion = unit(arg(i + 3)?)?;
                     i += 3;
                 }
+                b"bypolygon" if search && left >= 2 && shape.is_none() && center.is_none() => {
+                    let n = parse_i64(arg(i + 1)?)?;
+                    let n = usize::try_from(n)
+                        .ok()
+                        .filter(|&n| n >= 3 && n <= (left - 1) / 2)
+                        .ok_or(GeoError::BadCommand("BYPOLYGON needs at least 3 vertices"))?;
+                    let mut vertices = Vec::with_capacity(n);
+                    for v in 0..n {
+                        let (lon, lat) = (
+                            parse_double(arg(i + 2 + 2 * v)?)?,
+                            parse_double(arg(i + 3 + 2 * v)?)?,
+                        );
+                        check_lon_lat(lon, lat)?;
+                        vertices.push([lon, lat]);
+                    }
+                    shape = Some(Shape::Polygon(vertices));
+                    conversion = 1.0;
+                    i += 1 + 2 * n;
+                }
                 _ => return Err(GeoError::BadCommand("option")),
             }
             i += 1;
@@ -192,19 +227,21 @@ impl<'a> GeoStore<'a> {
         if any && count.is_none() {
             return Err(GeoError::BadCommand("ANY without COUNT"));
         }
-        let center = center.ok_or(GeoError::BadCommand("no FROMMEMBER or FROMLONLAT"))?;
-        if let Center::LonLat(lon, lat) = center {
-            if !(GEO_LONG_MIN..=GEO_LONG_MAX).contains(&lon)
-                || !(GEO_LAT_MIN..=GEO_LAT_MAX).contains(&lat)
-            {
-                return Err(GeoError::BadCommand("invalid longitude,latitude pair"));
+        let shape = shape.ok_or(GeoError::BadCommand("no BYRADIUS, BYBOX or BYPOLYGON"))?;
+        match (&shape, center) {
+            (Shape::Polygon(_), None) => {}
+            (Shape::Polygon(_), Some(_)) => {
+                return Err(GeoError::BadCommand("BYPOLYGON with a FROM option"))
             }
+            (_, None) => return Err(GeoError::BadCommand("no FROMMEMBER or FROMLONLAT")),
+            (_, Some(Center::LonLat(lon, lat))) => check_lon_lat(lon, lat)?,
+            (_, Some(Center::Member(_))) => {}
         }
         Ok(GeoStore {
             source,
             dest: dest.ok_or(GeoError::BadCommand("no STORE"))?,
             center,
-            shape: shape.ok_or(GeoError::BadCommand("no BYRADIUS or BYBOX"))?,
+            shape,
             conversion,
             sort,
             count,
@@ -224,9 +261,9 @@ impl<'a> GeoStore<'a> {
         let Some(zset) = zset else {
             return Ok(Vec::new());
         };
-        let (lon, lat) = match self.center {
-            Center::LonLat(lon, lat) => (lon, lat),
-            Center::Member(member) => {
+        let (lon, lat) = match (self.center, &self.shape) {
+            (Some(Center::LonLat(lon, lat)), _) => (lon, lat),
+            (Some(Center::Member(member)), _) => {
                 let score = zset
                     .iter()
                     .find(|(_, m)| *m == member)
@@ -234,11 +271,13 @@ impl<'a> GeoStore<'a> {
                     .ok_or(GeoError::NoSuchMember)?;
                 decode_score(score)
             }
+            (None, Shape::Polygon(vertices)) => centroid(vertices),
+            (None, _) => return Err(GeoError::BadCommand("no FROMMEMBER or FROMLONLAT")),
         };
         let search = Search {
             lon,
             lat,
-            shape: self.shape,
+            shape: &self.shape,
             conversion: self.conversion,
             formula,
         };
@@ -289,15 +328,15 @@ fn sort_gp_asc(a: f64, b: f64) -> std::cmp::Ordering {
 }
 
 /// A search area: `GeoShape`.
-struct Search {
+struct Search<'s> {
     lon: f64,
     lat: f64,
-    shape: Shape,
+    shape: &'s Shape,
     conversion: f64,
     formula: Formula,
 }
 
-impl Search {
+impl Search<'_> {
     /// `membersOfAllNeighbors`: the candidates of the centre cell and its
     /// neighbours that lie in the shape, in the order Redis finds them;
     /// with `limit` (`COUNT n ANY`), the first n.
@@ -342,7 +381,9 @@ impl Search {
     /// `geoWithinShape`: the point's distance from the centre, if inside.
     fn distance_if_within(&self, score: f64) -> Option<f64> {
         let (x, y) = decode_score(score);
-        match self.shape {
+        match *self.shape {
+            Shape::Polygon(ref vertices) => in_polygon(vertices, x, y)
+                .then(|| distance_between(self.formula, self.lon, self.lat, x, y)),
             Shape::Radius(radius) => {
                 let d = distance_between(self.formula, self.lon, self.lat, x, y);
                 // Redis rejects `d > radius` only: a NaN distance is inside.
@@ -370,12 +411,13 @@ impl Search {
 
     /// `geohashBoundingBox`: (min lon, min lat, max lon, max lat).
     fn bounding_box(&self) -> [f64; 4] {
-        let (height, width) = match self.shape {
+        let (height, width) = match *self.shape {
             Shape::Radius(r) => (self.conversion * r, self.conversion * r),
             Shape::Box { width, height } => (
                 self.conversion * (height / 2.0),
                 self.conversion * (width / 2.0),
             ),
+            Shape::Polygon(ref vertices) => return polygon_box(vertices),
         };
         let lat_delta = rad_deg(height / EARTH_RADIUS_IN_METERS);
         let long_delta_top =
@@ -400,10 +442,25 @@ impl Search {
     fn cells(&self) -> [Option<HashBits>; 9] {
         let [min_lon, min_lat, max_lon, max_lat] = self.bounding_box();
         let radius_meters = self.conversion
-            * match self.shape {
+            * match *self.shape {
                 Shape::Radius(r) => r,
                 Shape::Box { width, height } => {
                     ((width / 2.0) * (width / 2.0) + (height / 2.0) * (height / 2.0)).sqrt()
+                }
+                // the farthest corner of the bounding box from the centroid
+                Shape::Polygon(_) => {
+                    let corner = |x, y| distance_between(self.formula, self.lon, self.lat, x, y);
+                    let mut radius = corner(min_lon, max_lat);
+                    for d in [
+                        corner(max_lon, max_lat),
+                        corner(min_lon, min_lat),
+                        corner(max_lon, min_lat),
+                    ] {
+                        if d > radius {
+                            radius = d;
+                        }
+                    }
+                    radius
                 }
             };
         let mut steps = estimate_steps(radius_meters, self.lat);
@@ -439,6 +496,71 @@ impl Search {
             }
         }
         cells
+    }
+}
+
+/// The centroid of a polygon's vertices (`geohashBoundingBox`): their mean
+/// as points on a sphere of Earth's radius, back in degrees.
+fn centroid(vertices: &[[f64; 2]]) -> (f64, f64) {
+    let (mut x, mut y, mut z) = (0.0, 0.0, 0.0);
+    for &[lon, lat] in vertices {
+        let (lon_rad, lat_rad) = (deg_rad(lon), deg_rad(lat));
+        x += EARTH_RADIUS_IN_METERS * lat_rad.cos() * lon_rad.cos();
+        y += EARTH_RADIUS_IN_METERS * lat_rad.cos() * lon_rad.sin();
+        z += EARTH_RADIUS_IN_METERS * lat_rad.sin();
+    }
+    // C divides by the int count, converted to a double
+    let n = vertices.len() as f64;
+    let (x, y, z) = (x / n, y / n, z / n);
+    let central_lon = y.atan2(x);
+    let central_lat = z.atan2((x * x + y * y).sqrt());
+    (rad_deg(central_lon), rad_deg(central_lat))
+}
+
+/// A polygon's bounding box in degrees: (min lon, min lat, max lon, max lat).
+fn polygon_box(vertices: &[[f64; 2]]) -> [f64; 4] {
+    let mut b = [GEO_LONG_MAX, GEO_LAT_MAX, GEO_LONG_MIN, GEO_LAT_MIN];
+    for &[lon, lat] in vertices {
+        if lon < b[0] {
+            b[0] = lon;
+        }
+        if lon > b[2] {
+            b[2] = lon;
+        }
+        if lat < b[1] {
+            b[1] = lat;
+        }
+        if lat > b[3] {
+            b[3] = lat;
+        }
+    }
+    b
+}
+
+/// PNPOLY (W. R. Franklin) as Valkey runs it: a ray from the point crosses
+/// the edges an odd number of times when the point is inside.
+fn in_polygon(vertices: &[[f64; 2]], lon: f64, lat: f64) -> bool {
+    let mut inside = false;
+    let mut j = vertices.len().wrapping_sub(1);
+    for (i, a) in vertices.iter().enumerate() {
+        if let Some(b) = vertices.get(j) {
+            if (a[1] > lat) != (b[1] > lat)
+                && lon < (b[0] - a[0]) * (lat - a[1]) / (b[1] - a[1]) + a[0]
+            {
+                inside = !inside;
+            }
+        }
+        j = i;
+    }
+    inside
+}
+
+/// `extractLongLatOrReply`'s range check.
+fn check_lon_lat(lon: f64, lat: f64) -> Result<(), GeoError> {
+    if (GEO_LONG_MIN..=GEO_LONG_MAX).contains(&lon) && (GEO_LAT_MIN..=GEO_LAT_MAX).contains(&lat) {
+        Ok(())
+    } else {
+        Err(GeoError::BadCommand("invalid longitude,latitude pair"))
     }
 }
 
@@ -843,6 +965,87 @@ fn parse_i64(text: &[u8]) -> Result<i64, GeoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store<'z>(
+        command: &str,
+        zset: &[(f64, &'z [u8])],
+    ) -> Result<Vec<(f64, &'z [u8])>, GeoError> {
+        let args: Vec<&[u8]> = command.split(' ').map(str::as_bytes).collect();
+        GeoStore::parse(&args)?.run(Some(zset), Formula::Since70)
+    }
+
+    /// Valkey 9's BYPOLYGON in the forms a master propagates: members in
+    /// the polygon by the even-odd rule, scored by geohash or (STOREDIST)
+    /// by their distance in meters from the vertices' centroid.
+    #[test]
+    fn polygon_searches() {
+        let places: Vec<(f64, &[u8])> = {
+            let mut p: Vec<(f64, &[u8])> = [
+                (13.361389, 38.115556, &b"Palermo"[..]),
+                (15.087269, 37.502669, b"Catania"),
+                (12.758489, 38.788135, b"edge1"),
+                (17.241510, 38.788135, b"edge2"),
+                (14.0, 37.8, b"notch"),
+            ]
+            .iter()
+            .map(|&(lon, lat, m)| (encode_score(lon, lat), m))
+            .collect();
+            p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+            p
+        };
+        let square = "GEOSEARCHSTORE d s BYPOLYGON 4 12.5 37 16 37 16 38.5 12.5 38.5";
+        let names = |stored: Vec<(f64, &[u8])>| {
+            let mut n: Vec<Vec<u8>> = stored.iter().map(|(_, m)| m.to_vec()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names(store(square, &places).unwrap()),
+            [&b"Catania"[..], b"Palermo", b"notch"]
+        );
+        // a notch cut out of the square leaves Palermo and notch out (concave)
+        let notched =
+            "GEOSEARCHSTORE d s BYPOLYGON 6 12.5 37 16 37 16 38.5 14.2 38.5 14.2 37.5 12.5 37.5";
+        assert_eq!(names(store(notched, &places).unwrap()), [&b"Catania"[..]]);
+        // STOREDIST: meters from the centroid, in distance order with COUNT
+        let (clon, clat) = centroid(&[[12.5, 37.0], [16.0, 37.0], [16.0, 38.5], [12.5, 38.5]]);
+        assert!((clon - 14.25).abs() < 1e-9 && (clat - 37.763).abs() < 0.001);
+        let nearest = store(&format!("{square} ASC COUNT 1 STOREDIST"), &places).unwrap();
+        let (lon, lat) = decode_score(encode_score(14.0, 37.8));
+        assert_eq!(
+            nearest,
+            [(
+                distance_between(Formula::Since70, clon, clat, lon, lat),
+                &b"notch"[..]
+            )]
+        );
+        // what a master refuses (so never propagates), or a FROM option the
+        // stored source does not accept with BYPOLYGON, is not computed
+        for bad in [
+            "GEOSEARCHSTORE d s BYPOLYGON 2 1 1 2 2",
+            "GEOSEARCHSTORE d s BYPOLYGON 3 1 1 2 2 3",
+            "GEOSEARCHSTORE d s BYPOLYGON 3 1 1 2 2 3 90",
+            "GEOSEARCHSTORE d s FROMLONLAT 1 1 BYPOLYGON 3 1 1 2 2 3 3",
+            "GEOSEARCHSTORE d s BYPOLYGON 3 1 1 2 2 3 3 BYRADIUS 1 m",
+            "GEOSEARCH s BYPOLYGON 3 1 1 2 2 3 3",
+        ] {
+            let args: Vec<&[u8]> = bad.split(' ').map(str::as_bytes).collect();
+            assert!(GeoStore::parse(&args).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pnpoly_is_even_odd() {
+        let square = [[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]];
+        assert!(in_polygon(&square, 1.0, 1.0));
+        assert!(!in_polygon(&square, 3.0, 1.0));
+        assert!(!in_polygon(&square, 1.0, -0.5));
+        // a self-crossing bow tie: its two triangles are inside
+        let bow = [[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]];
+        assert!(in_polygon(&bow, 0.2, 1.0));
+        assert!(!in_polygon(&bow, 1.0, 1.8));
+        assert!(!in_polygon(&[], 1.0, 1.0));
+    }
 
     #[test]
     fn interleaving_round_trips() {

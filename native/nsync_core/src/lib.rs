@@ -2,6 +2,7 @@
 //!
 //! - [`big`]: compact values for big keys of a mirror, changed in place.
 //! - [`cluster`]: Redis Cluster's key hash slots (CRC16, hash tags).
+//! - [`digest`]: the XXH3 digest of a string value (Redis 8.4's DIGEST, IFDEQ).
 //! - [`geo`]: the GEO searches that store their result, as Redis computes them.
 //! - [`hll`]: Redis's HyperLogLog strings, byte for byte (PFADD, PFMERGE, PFCOUNT).
 //! - [`rdb`]: a streaming RDB (snapshot) parser for Redis 2.x–8.x and Valkey.
@@ -10,6 +11,7 @@
 
 pub mod big;
 pub mod cluster;
+pub mod digest;
 pub mod geo;
 pub mod hll;
 pub mod rdb;

@@ -1,7 +1,9 @@
 //! The values of the commands the mirror cannot compute in Erlang without
-//! redoing Redis's arithmetic: HyperLogLog strings (`nsync_core::hll`) and
-//! the sorted sets GEO searches store (`nsync_core::geo`).
+//! redoing Redis's arithmetic: HyperLogLog strings (`nsync_core::hll`),
+//! the sorted sets GEO searches store (`nsync_core::geo`) and the digest
+//! string conditions compare (`nsync_core::digest`).
 
+use nsync_core::digest;
 use nsync_core::geo::{Formula, GeoError, GeoStore};
 use nsync_core::hll::{self, Hll, HllError};
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
@@ -152,4 +154,11 @@ fn geo_error(env: Env, err: GeoError) -> Term {
         GeoError::NoSuchMember => (atoms::error(), names::no_such_member()).encode(env),
         GeoError::BadCommand(what) => (atoms::error(), (atoms::badarg(), what)).encode(env),
     }
+}
+
+/// The digest of a string value as Redis 8.4's `DIGEST` writes it: 16
+/// lowercase hexadecimal digits of its XXH3-64 hash.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn string_digest<'a>(env: Env<'a>, value: Binary<'a>) -> Term<'a> {
+    binary(env, &digest::string_digest_hex(value.as_slice()))
 }
