@@ -3,11 +3,12 @@
 %%% temp dir and runs each measurement in a fresh VM:
 %%%
 %%%   erl -noshell -pa _build/default/lib/nsync/ebin -pa DIR \
-%%%       -run nsync_bench main fullsync ets|noop PORT
+%%%       -run nsync_bench main fullsync ets|noop PORT [CAFILE]
 %%%       -run nsync_bench main serve PORT
 %%%       -run nsync_bench main clustersync PORT
 %%%
-%%% `fullsync' starts a link to 127.0.0.1:PORT, waits for `{load, eof}' and
+%%% `fullsync' starts a link to 127.0.0.1:PORT (over TLS, verified against
+%%% CAFILE, when one is given), waits for `{load, eof}' and
 %%% prints one line `RESULT {json}' (time, ETS memory, VmHWM/VmRSS, CPU),
 %%% then halts; `clustersync' does the same for a Redis Cluster reached
 %%% through the seed 127.0.0.1:PORT (one view for every shard). `serve' starts a link with the default ETS mirror, prints
@@ -25,7 +26,10 @@
 -export([main/1]).
 
 main(["fullsync", Mode, Port]) ->
-    run(fun() -> fullsync(list_to_atom(Mode), list_to_integer(Port)) end);
+    run(fun() -> fullsync(list_to_atom(Mode), list_to_integer(Port), []) end);
+main(["fullsync", Mode, Port, CaFile]) ->
+    run(fun() -> fullsync(list_to_atom(Mode), list_to_integer(Port),
+                          [{tls, [{cacertfile, CaFile}]}]) end);
 main(["serve", Port]) ->
     run(fun() -> serve(list_to_integer(Port)) end);
 main(["clustersync", Port]) ->
@@ -43,7 +47,7 @@ run(F) ->
 
 %%% ------------------------------------------------------------ full sync
 
-fullsync(Mode, Port) ->
+fullsync(Mode, Port, Extra) ->
     _ = code:ensure_loaded(nsync_nif),
     Self = self(),
     Cb = case Mode of
@@ -56,7 +60,7 @@ fullsync(Mode, Port) ->
     Cpu0 = cpu_s(),
     T0 = now_us(),
     {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true},
-                                  {timeout, 900000} | Cb]),
+                                  {timeout, 900000} | Cb ++ Extra]),
     T1 = now_us(),
     Teof = case Mode of
                noop -> receive {eof, T} -> T after 5000 -> T1 end;

@@ -9,8 +9,9 @@ contenders are interleaved (run 1 of each, then run 2 of each, ...), and each
 ratio is taken within one run, so a load spike hits both sides of a ratio.
 
 usage: report.py [--write RESULTS.md] [PART...]
-  PART: sync (full sync + memory), live (live stream), apply (apply rate);
-        default all three.
+  PART: sync (full sync + memory), live (live stream), apply (apply rate),
+        tls (full sync over TLS beside a replica with tls-replication yes);
+        default all four.
 env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       MODES (diskless,disk), LIVE_N (1000000), APPLY_N (1000000, the SET
       workload; the mixed one sends the same total), REDIS_SERVER,
@@ -18,7 +19,8 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       nsync VMs, e.g. "+sbwt none +sbwtdcpu none +sbwtdio none"),
       NSYNC_BENCH_EPROF=FILE (eprof the link while it applies, see
       nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
-      each run, wait up to 10 min until the CPUs are 90% idle).
+      each run, wait up to 10 min until the CPUs are 90% idle), TLS_SETS
+      (s1_1m), TLS_MODES (diskless,disk).
 """
 
 import json
@@ -246,9 +248,11 @@ def parse_result(text):
     raise RuntimeError("no RESULT in:\n" + text[-3000:])
 
 
-def nsync_fullsync(master, mode):
-    p = subprocess.run(erl_cmd("fullsync", mode, str(master.port)), capture_output=True,
-                       text=True, timeout=1800)
+def nsync_fullsync(master, mode, tls=None):
+    """`tls`: (port, CA file) of the master's TLS port."""
+    args = ("fullsync", mode, str(master.port)) if tls is None else \
+        ("fullsync", mode, str(tls[0]), tls[1])
+    p = subprocess.run(erl_cmd(*args), capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         raise RuntimeError("nsync fullsync failed:\n" + p.stdout + p.stderr)
     return parse_result(p.stdout)
@@ -315,14 +319,16 @@ def transfer_only(master):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def replica_fullsync(master):
-    r = Server()
+def replica_fullsync(master, tls=None):
+    """`tls`: (master's TLS port, the replica's TLS config): replicate over
+    TLS (`tls-replication yes`)."""
+    r = Server(config=tls[1] if tls else ())
     try:
         c = r.conn
         base = int(c.info("memory")["used_memory"])
         cpu0 = proc_cpu_s(r.pid)
         t0 = time.perf_counter()
-        c.cmd("REPLICAOF", "127.0.0.1", master.port)
+        c.cmd("REPLICAOF", "127.0.0.1", tls[0] if tls else master.port)
         while True:
             d = c.info("replication", "persistence")
             if d.get("master_link_status") == "up" and d.get("loading") == "0" \
@@ -547,6 +553,103 @@ def sync_tables(rows, goals):
         goals.append(("BEAM peak RSS - RSS after, ETS mirror, %s (worst run)" % s, "<= 64 MiB",
                       max(dpe) / MiB, mib(max(dpe)) + " MiB", max(dpe) <= 64 * MiB))
     return "\n".join(out) + "\n", "\n".join(mem) + "\n"
+
+
+# ------------------------------------------------------------------ TLS
+
+TLS_SETS = env_list("TLS_SETS", "s1_1m")
+TLS_MODES = env_list("TLS_MODES", "diskless disk")
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certs():
+    """A CA and a server certificate for 127.0.0.1 (EC P-256), in a temp dir."""
+    d = tempfile.mkdtemp(prefix="benchtls_")
+    p = lambda n: os.path.join(d, n)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "2",
+            "-subj", "/CN=nsync bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", p("server.key"), "-out", p("server.csr"),
+            "-subj", "/CN=localhost")
+    with open(p("ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"),
+            "-CAcreateserial", "-out", p("server.crt"), "-days", "2", "-extfile", p("ext"))
+    return d
+
+
+def tls_config(certs, port):
+    """A TLS port beside the plain one (which the bench's own INFO polling
+    uses); replication over TLS."""
+    p = lambda n: os.path.join(certs, n)
+    return [("tls-port", port), ("tls-cert-file", p("server.crt")),
+            ("tls-key-file", p("server.key")), ("tls-ca-cert-file", p("ca.crt")),
+            ("tls-auth-clients", "no"), ("tls-replication", "yes")]
+
+
+def run_tls(goals):
+    rows = []
+    certs = make_certs()
+    try:
+        for s in TLS_SETS:
+            rdb = os.path.join(DATA, s + ".rdb")
+            if not os.path.exists(rdb):
+                log("skip %s: %s missing" % (s, rdb))
+                continue
+            for mode in TLS_MODES:
+                log("tls: %s %s, %d runs, load %s" % (s, mode, RUNS, loadavg()))
+                port = free_port()
+                master = Server(master_config(mode) + tls_config(certs, port), rdb=rdb)
+                tls = (port, os.path.join(certs, "ca.crt"))
+                try:
+                    res = {"replica_tls": [], "ets_tls": [], "replica": [], "ets": []}
+                    for i in range(RUNS):
+                        wait_quiet()
+                        res["replica_tls"].append(replica_fullsync(
+                            master, (port, tls_config(certs, free_port()))))
+                        res["ets_tls"].append(nsync_fullsync(master, "ets", tls))
+                        res["replica"].append(replica_fullsync(master))
+                        res["ets"].append(nsync_fullsync(master, "ets"))
+                        log("  run %d: over TLS replica %.3fs nsync %.3fs; plain replica "
+                            "%.3fs nsync %.3fs" % (i + 1, *(res[k][-1]["seconds"] for k in (
+                                "replica_tls", "ets_tls", "replica", "ets"))))
+                    for r in res["ets_tls"]:
+                        if r["keys"] != res["replica_tls"][0]["keys"]:
+                            raise RuntimeError("key count differs: %r" % r)
+                finally:
+                    master.stop()
+                rows.append((s, mode, res))
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+    return rows
+
+
+def tls_table(rows, goals):
+    out = ["### Full sync over TLS: nsync (rustls) beside a replica with "
+           "`tls-replication yes`\n",
+           "%d runs per row, each contender in each run from the same master (its TLS "
+           "port; plain: its TCP port). Seconds, median (min-max); ratio = nsync / "
+           "replica within each run, median (min-max) of the per-run ratios. The plain "
+           "columns show what TLS costs each side.\n" % RUNS,
+           "| set | keys | master | replica TLS s | nsync TLS s | TLS: nsync / replica "
+           "| replica plain s | nsync plain s | plain: nsync / replica | nsync CPU s TLS / plain |",
+           "|---|---:|---|---|---|---|---|---|---|---|"]
+    for s, mode, res in rows:
+        sec = {k: [r["seconds"] for r in v] for k, v in res.items()}
+        rt = ratios(sec["ets_tls"], sec["replica_tls"])
+        rp = ratios(sec["ets"], sec["replica"])
+        out.append("| %s | %d | %s | %s | %s | **%s** | %s | %s | %s | %.2f / %.2f |" % (
+            s, res["replica_tls"][0]["keys"], mode, fmt_range(sec["replica_tls"], s3),
+            fmt_range(sec["ets_tls"], s3), fmt_range(rt, x2), fmt_range(sec["replica"], s3),
+            fmt_range(sec["ets"], s3), fmt_range(rp, x2),
+            med([r["cpu_s"] for r in res["ets_tls"]]), med([r["cpu_s"] for r in res["ets"]])))
+        goals.append(("full sync over TLS into ETS / replica (tls-replication yes), %s, %s"
+                      % (s, mode), "<= 0.90x", med(rt), x2(med(rt)), med(rt) <= 0.9))
+    return "\n".join(out) + "\n"
 
 
 # ------------------------------------------------------------------ live stream
@@ -858,7 +961,7 @@ def main():
     write = None
     if args[:1] == ["--write"]:
         write, args = args[1], args[2:]
-    parts = args or ["sync", "live", "apply"]
+    parts = args or ["sync", "live", "apply", "tls"]
     compile_bench()
     head = machine_line()
     log(head)
@@ -876,6 +979,10 @@ def main():
         if "apply" in parts:
             at = apply_table(run_apply(), goals)
             sections.append(("apply", "Stream apply rate", at))
+        if "tls" in parts:
+            rows = run_tls(goals)
+            if rows:
+                sections.append(("tls", "Full sync over TLS", tls_table(rows, goals)))
     finally:
         shutil.rmtree(BEAM_DIR, ignore_errors=True)
     tail = "load average at the end %s\n" % loadavg()

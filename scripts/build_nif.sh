@@ -22,10 +22,12 @@ fi
 "$cargo" build --profile "$profile" --locked -p nsync_nif
 mkdir -p priv
 target="${CARGO_TARGET_DIR:-target}/$profile"
+# Copied beside and renamed over: a VM that has the old library loaded
+# keeps its file (a copy in place rewrote it under the VM: a segfault).
 if [ -f "$target/libnsync_nif.so" ]; then
-    cp "$target/libnsync_nif.so" priv/nsync_nif.so
+    cp "$target/libnsync_nif.so" priv/nsync_nif.so.new && mv -f priv/nsync_nif.so.new priv/nsync_nif.so
 elif [ -f "$target/libnsync_nif.dylib" ]; then
-    cp "$target/libnsync_nif.dylib" priv/nsync_nif.so
+    cp "$target/libnsync_nif.dylib" priv/nsync_nif.so.new && mv -f priv/nsync_nif.so.new priv/nsync_nif.so
 else
     echo "build_nif.sh: no library found in $target" >&2
     exit 1

@@ -24,7 +24,21 @@
 %%% <li>`{db, N | all}': the database mirrored (0). A user callback sees
 %%%     only the events of that database (and FLUSHALL, SWAPDB); with `all'
 %%%     every database has its own table (`tid/2').</li>
-%%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout.</li>
+%%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout (and the TLS
+%%%     handshake's).</li>
+%%% <li>`{master_timeout, Ms}' (60000): a master that sends nothing for
+%%%     this long is gone (as a replica's `repl-timeout'; masters PING every
+%%%     10 s): the link drops it and reconnects, resuming with PSYNC.</li>
+%%% <li>`{tls, true | TlsOpts}': TLS to the master (rustls), `true'
+%%%     verifying it against well-known roots; TlsOpts `cacertfile' /
+%%%     `cacerts' (PEM), `certfile' + `keyfile' / `cert' + `key' (mutual
+%%%     TLS), `server_name' (SNI, default the host), `{verify, none}' (tests
+%%%     only). See `nsync_tls'.</li>
+%%% <li>`{sentinel, #{sentinels := [{Host, Port}], master := Name}}' (plus
+%%%     `user', `pass', `tls' for the sentinels): the master is found
+%%%     through Redis Sentinel and followed through failovers (with PSYNC:
+%%%     no full resync when the promoted replica has what nsync has);
+%%%     `host' and `port' are not used. See `nsync_sentinel'.</li>
 %%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
 %%%     `compressed' (less memory for large values, slower reads).</li>
 %%% <li>`{big_threshold, N | off}' (64): a list, set, zset or hash of more
@@ -48,11 +62,14 @@
 %%% and `false' store nothing.
 %%%
 %%% Errors: a bad option (or options that are not a list or map) gives
-%%% `{error, {badarg, Opt}}'. With `{block, true}', an unreachable master or
-%%% a refused password gives `{error, Reason}' (e.g. `{connect,
-%%% econnrefused}', `{auth, Msg}'). Without it the link retries with
-%%% backoff, except after an authentication failure, which is fatal: the
-%%% link stops with `{shutdown, {auth, Msg}}'.
+%%% `{error, {badarg, Opt}}'. With `{block, true}', what retrying cannot fix
+%%% gives `{error, Reason}' at once (e.g. `{connect, econnrefused}',
+%%% `{tls, unknown_ca}', `{auth, Msg}', `{noperm, Msg}', `{protocol, Msg}'
+%%% for a peer that is not a Redis master, `{rdb, Kind, Offset}'). Otherwise
+%%% every failure is retried with backoff (capped at 1 s once the link has
+%%% data, 10 s before): a link never stops because of its master, and while
+%%% it is not streaming its tables keep the last data, `status/1' saying
+%%% `stale => true' and `last_error'.
 -module(nsync).
 
 -export([start_link/0, start_link/1, child_spec/1, stop/1, status/1,
@@ -61,7 +78,7 @@
 -export([hget/3, hmget/3, hlen/2, sismember/3, scard/2, zscore/3, zrange/4,
          zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4]).
 
--export_type([option/0, options/0, callback/0, event/0, value/0, score/0,
+-export_type([option/0, options/0, tls_option/0, callback/0, event/0, value/0, score/0,
               stream/0, stream_id/0, stream_meta/0, stream_group/0,
               stream_consumer/0, module_value/0, status/0, table/0]).
 
@@ -76,12 +93,26 @@
                 | {name, atom()}
                 | {db, non_neg_integer() | all}
                 | {connect_timeout, pos_integer()}
+                | {master_timeout, pos_integer()}
+                | {tls, true | [tls_option()] | #{atom() => term()}}
+                | {sentinel, #{sentinels := [{string() | binary() | inet:ip_address(),
+                                              inet:port_number()}],
+                               master := string() | binary(),
+                               user => string() | binary(),
+                               pass => string() | binary(),
+                               tls => true | [tls_option()] | #{atom() => term()}}}
                 | {compressed, boolean()}
                 | {big_threshold, pos_integer() | off}
 
                 | {hll_sparse_max_bytes, non_neg_integer()}
                 | {geo_formula, before_7_0 | since_7_0}.
 %% One option of `start_link/1'.
+
+-type tls_option() :: {cacertfile | certfile | keyfile, file:filename_all()}
+                    | {cacerts | cert | key, binary()}
+                    | {server_name, string() | binary()}
+                    | {verify, none | peer}.
+%% One TLS option (see `nsync_tls'); PEMs as binaries.
 
 -type options() :: [option()] | #{atom() => term()}.
 %% A proplist (the first occurrence of an option wins) or a map of them.

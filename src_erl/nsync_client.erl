@@ -39,8 +39,9 @@
                      port := inet:port_number(),
                      user => binary() | undefined,
                      pass => binary() | undefined,
-                     %% `false' (the default), `true' or TLS options (see nsync_tls)
-                     tls => term(),
+                     %% `false' (the default) or a validated `tls' option
+                     %% (nsync_tls:validate/1)
+                     tls => nsync_tls:tls() | false,
                      connect_timeout => pos_integer(),
                      %% for AUTH during open/1
                      timeout => pos_integer()}.
@@ -237,16 +238,12 @@ connect(Opts) ->
 host(Host) when is_binary(Host) -> binary_to_list(Host);
 host(Host) -> Host.
 
+tls_options(false, _Host) ->
+    none;
 tls_options(Tls, Host) ->
-    case nsync_tls:validate(Tls) of
-        {ok, false} -> none;
-        {ok, Valid} ->
-            case nsync_tls:load(Valid) of
-                {ok, Loaded} -> nsync_tls:ssl_options(Loaded, host_text(Host));
-                {error, _} = Error -> Error
-            end;
-        {error, _} = Error ->
-            Error
+    case nsync_tls:load(Tls) of
+        {ok, Loaded} -> nsync_tls:ssl_options(Loaded, host_text(Host));
+        {error, _} = Error -> Error
     end.
 
 host_text(Host) when is_tuple(Host) -> inet:ntoa(Host);

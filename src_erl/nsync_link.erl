@@ -15,11 +15,25 @@
 %%% Connection failures: a session ends with `{closed, Reason}' as its
 %%% pump's last message; the link then starts a new session after a backoff
 %%% (exponential, with jitter; the NIF resumes with PSYNC). Messages carry
-%%% their session's id: those of an older session are ignored. An
-%%% authentication failure is fatal: retrying with the same credentials is
-%%% pointless, so the link stops with reason `{shutdown, {auth, Msg}}'. With
-%%% `{block, true}', a start that cannot connect or authenticate at all
-%%% returns `{error, Reason}' instead.
+%%% their session's id: those of an older session are ignored. The policy:
+%%% <ul>
+%%% <li>A blocking start (`{block, true}') returns `{error, Reason}' at
+%%%     once for what retrying cannot fix (`fails_blocking_start/1': no
+%%%     connection, TLS, auth, NOPERM, not a Redis server, a snapshot
+%%%     nsync cannot read).</li>
+%%% <li>Otherwise every failure is retried, whatever the master's state: a
+%%%     link never stops on its own, so a supervisor is never taken down by
+%%%     a master (a rotated password, an ACL change).</li>
+%%% <li>Backoff: 100 ms doubling, with jitter, up to 1 s once the link has
+%%%     data (as a Redis replica retries every second), and up to 10 s
+%%%     before it has any or after a full sync that failed (each costs the
+%%%     master a fork).</li>
+%%% <li>The backoff starts over only once a session has streamed for
+%%%     ?STABLE_MS (5 s), not when the master merely answers PSYNC: a
+%%%     snapshot that fails every time backs off to the cap.</li>
+%%% <li>While a link with data is not streaming its tables stay readable
+%%%     (`status/1': `stale', with `last_error').</li>
+%%% </ul>
 %%%
 %%% The seam for a layer above links (Sentinel, Cluster): each session's
 %%% master comes from the config's `next_master' fun when it has one (else
@@ -44,10 +58,16 @@
 
 -type waiter() :: {pid(), reference()} | undefined.
 %% Where the next session connects; called in the link process before each
-%% session. A fun that raises counts as a failed attempt.
--type next_master() :: fun(() -> nsync_nif:master()).
+%% session. `{error, Reason}', or a fun that raises, is a failed attempt.
+-type next_master() :: fun(() -> nsync_nif:master() | {error, term()}).
+
 -define(BACKOFF_START_MS, 100).
+%% The cap once the link has data (a Redis replica retries every second).
+-define(BACKOFF_CAP_DATA_MS, 1000).
+%% The cap before the first snapshot, and after a failed full sync.
 -define(BACKOFF_CAP_MS, 10000).
+%% A session streaming this long resets the backoff.
+-define(STABLE_MS, 5000).
 
 -record(state, {
           nif :: nsync_nif:link(),
@@ -59,6 +79,15 @@
           session :: nsync_nif:session() | undefined,
           %% the running session reached the master (it answered PSYNC)
           synced = false :: boolean(),
+          %% the running session got FULLRESYNC and its snapshot is not
+          %% loaded yet
+          full_sync = false :: boolean(),
+          %% when the running session started streaming (monotonic ms)
+          streaming_since :: integer() | undefined,
+          %% a snapshot was loaded: the tables hold data readers use
+          has_data = false :: boolean(),
+          %% this link loaded a snapshot (a blocking start returns then)
+          loaded = false :: boolean(),
           %% the pending attempt's timer message, if any
           retry :: reference() | undefined,
           reconnects = 0 :: non_neg_integer(),
@@ -87,10 +116,11 @@ status(Pid) ->
 
 %% @doc Ends the current session, if any, and starts the next one at once
 %% (its master asked again from `next_master'), without backoff; a callback
-%% that had the stream gets `{error, closed}'.
+%% that had the stream gets `{error, closed}'. Asynchronous (a cast), so
+%% that a layer the link calls (`next_master') may call it too.
 -spec reconnect(pid()) -> ok.
 reconnect(Pid) ->
-    gen_server:call(Pid, reconnect).
+    gen_server:cast(Pid, reconnect).
 
 %% @private proc_lib entry: runs init/1 and acks `{error, Reason}' with a
 %% normal exit on failure, so that a failed start never kills the caller.
@@ -120,17 +150,17 @@ init({Config, Waiter}) ->
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(reconnect, _From, #state{session = undefined} = State) ->
-    {reply, ok, retry_after(0, State)};
-handle_call(reconnect, _From, #state{nif = Nif} = State) ->
-    %% The pump answers {closed, disconnected}: the next session starts then.
-    ok = nsync_nif:disconnect(Nif),
-    {reply, ok, State};
 handle_call(Request, _From, State) ->
     {reply, {error, {unknown_call, Request}}, State}.
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(reconnect, #state{session = undefined} = State) ->
+    {noreply, retry_after(0, State)};
+handle_cast(reconnect, #state{nif = Nif} = State) ->
+    %% The pump answers {closed, disconnected}: the next session starts then.
+    ok = nsync_nif:disconnect(Nif),
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
@@ -141,7 +171,13 @@ handle_info({nsync_pump, Session, {batch, Items}},
     Began = erlang:monotonic_time(),
     #state{delivery = D, observe = Obs} = State1 = lists:foldl(fun item/2, State, Items),
     ok = nsync_nif:ack(Nif, Session),
-    {noreply, State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)}};
+    State2 = State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)},
+    %% A blocking start returns once the batch that completed the snapshot
+    %% is acked and its facts recorded: status/1 then says so.
+    {noreply, case State2 of
+                  #state{loaded = true} -> notify_waiter(loaded, State2);
+                  _ -> State2
+              end};
 handle_info({nsync_pump, Session, {closed, Reason}}, #state{session = Session} = State) ->
     session_lost(Reason, State#state{session = undefined});
 handle_info({nsync_pump, _OlderSession, _}, State) ->
@@ -181,14 +217,16 @@ format_status(Status) ->
 %%% ============================================================ internal
 
 %% The items of a batch: the delivery handles them all; the policy watches
-%% the master's answer to PSYNC and the end of the first snapshot.
-item({Answer, _Replid, _Offset} = Item, #state{delivery = D} = State)
-  when Answer =:= fullresync; Answer =:= continue ->
-    connected(Item, State#state{delivery = nsync_delivery:item(Item, D)});
+%% the master's answer to PSYNC and the end of each snapshot.
+item({fullresync, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
+    connected(Item, State#state{delivery = nsync_delivery:item(Item, D), full_sync = true});
+item({continue, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
+    streaming(connected(Item, State#state{delivery = nsync_delivery:item(Item, D)}));
 item({load_eof, _Replid, _Offset} = Item, #state{delivery = D, observe = Obs} = State) ->
     D1 = nsync_delivery:item(Item, D),
     ok = kept_tables_replaced(D, D1),
-    notify_waiter(loaded, State#state{delivery = D1, observe = nsync_observe:loaded(Obs)});
+    streaming(State#state{delivery = D1, full_sync = false, has_data = true, loaded = true,
+                          observe = nsync_observe:loaded(Obs)});
 item(Item, #state{delivery = D} = State) ->
     State#state{delivery = nsync_delivery:item(Item, D)}.
 
@@ -211,16 +249,19 @@ kept_tables_replaced(Before, After) ->
 
 %% The link's NIF resource and delivery (which holds its table names).
 open(Config, Waiter) ->
-    case nsync_nif:open(nsync_opts:nif_config(Config)) of
+    case open_nif(Config) of
         {ok, Nif} ->
             case nsync_delivery:new(Config) of
                 {ok, Delivery} ->
                     Observe = nsync_observe:new(Config, Nif, Delivery),
                     ok = kept_tables(Delivery),
                     %% The first attempt is the first message: no call is
-                    %% served before it.
-                    {ok, retry_after(0, #state{nif = Nif, config = Config, waiter = Waiter,
-                                               delivery = Delivery, observe = Observe})};
+                    %% served before it. Tables a crashed link left are
+                    %% data readers use.
+                    {ok, retry_after(0, #state{nif = Nif, config = with_layer(Config),
+                                               waiter = Waiter, delivery = Delivery,
+                                               observe = Observe,
+                                               has_data = nsync_delivery:stale(Delivery)})};
                 {error, Reason} ->
                     nsync_nif:close(Nif),
                     {stop, Reason}
@@ -235,6 +276,7 @@ start_session(#state{nif = Nif, observe = Obs} = State) ->
             case nsync_nif:start(Nif, Master) of
                 {ok, Session} ->
                     {noreply, State#state{session = Session, synced = false,
+                                          full_sync = false, streaming_since = undefined,
                                           observe = nsync_observe:session_started(Master, Obs)}};
                 {error, Reason} ->
                     %% e.g. {badarg, host}: a next_master fun's bad answer
@@ -245,15 +287,31 @@ start_session(#state{nif = Nif, observe = Obs} = State) ->
     end.
 
 next_master(#state{config = #{next_master := Next}}) ->
-    try
-        {ok, Next()}
+    try Next() of
+        {error, _} = Error -> Error;
+        Master -> {ok, Master}
     catch
         Class:Reason -> {error, {next_master, {Class, Reason}}}
     end;
 next_master(#state{config = Config}) ->
     {ok, nsync_opts:master(Config)}.
 
-%% The master answered PSYNC: a connection (re)established.
+%% A layer above the link that picks its masters: Sentinel.
+with_layer(#{sentinel := Sentinel} = Config) ->
+    Auth = maps:with([user, pass, tls, connect_timeout, name], Config),
+    {ok, Layer} = nsync_sentinel:start_link(Sentinel, Auth),
+    Config#{next_master => fun() -> nsync_sentinel:master(Layer) end};
+with_layer(Config) ->
+    Config.
+
+open_nif(Config) ->
+    case nsync_opts:nif_config(Config) of
+        {ok, NifConfig} -> nsync_nif:open(NifConfig);
+        {error, _} = Error -> Error
+    end.
+
+%% The master answered PSYNC: a connection (re)established. The backoff
+%% is not reset here (see after_session/1).
 connected(Item, #state{ever_connected = Again, attempts = Attempts, reconnects = N,
                        observe = Obs} = State) ->
     Reconnects = case Again of
@@ -266,8 +324,12 @@ connected(Item, #state{ever_connected = Again, attempts = Attempts, reconnects =
                  end,
     Obs1 = nsync_observe:connected(Item, #{reconnection => Again, reconnects => Reconnects},
                                    Obs),
-    State#state{ever_connected = true, reconnects = Reconnects, attempts = 0,
-                last_error = undefined, synced = true, observe = Obs1}.
+    State#state{ever_connected = true, reconnects = Reconnects, synced = true,
+                observe = Obs1}.
+
+%% The stream runs (after a snapshot, or resumed): the mirror is current.
+streaming(State) ->
+    State#state{streaming_since = erlang:monotonic_time(millisecond), last_error = undefined}.
 
 %% A session is over (or could not start).
 session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs} = State) ->
@@ -279,21 +341,28 @@ policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
     ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
     {noreply, retry_after(0, closed(State))};
-policy(Reason, #state{waiter = Waiter, ever_connected = false} = State)
-  when Waiter =/= undefined ->
+policy(Reason, #state{waiter = Waiter} = State) when Waiter =/= undefined ->
+    %% A blocking start: the first snapshot is not loaded yet.
     case fails_blocking_start(Reason) of
         true ->
             %% The caller gets the reason as `{error, Reason}'.
             {stop, normal, notify_waiter({error, Reason}, State)};
         false ->
-            {noreply, retry_later(Reason, State)}
+            {noreply, retry_later(Reason, after_session(State))}
     end;
-policy({auth, Msg} = Reason, State) ->
-    ?LOG_ERROR("nsync: ~s refused authentication: ~s; stopping (retrying with "
-               "the same credentials is pointless)", [master(State), Msg], ?NSYNC_LOG),
-    {stop, {shutdown, Reason}, closed(State)};
 policy(Reason, State) ->
-    {noreply, retry_later(Reason, closed(State))}.
+    {noreply, retry_later(Reason, after_session(closed(State)))}.
+
+%% What a lost session leaves to the policy: a session that streamed long
+%% enough ends the series of failures.
+after_session(#state{streaming_since = Since} = State) ->
+    Stable = Since =/= undefined andalso
+        erlang:monotonic_time(millisecond) - Since >= ?STABLE_MS,
+    Attempts = case Stable of
+                   true -> 0;
+                   false -> State#state.attempts
+               end,
+    State#state{attempts = Attempts, streaming_since = undefined}.
 
 %% `{error, closed}' tells the callback that an open connection went away
 %% (not that a reconnect attempt failed).
@@ -303,16 +372,28 @@ closed(State) ->
     State.
 
 %% Logs the first failure of a series (and any change of reason), not every
-%% retry.
+%% retry; a failure retrying may not fix as an error.
 retry_later(Reason, #state{attempts = N, last_error = Last} = State) ->
-    Delay = backoff(N + 1),
+    Delay = backoff(N + 1, backoff_cap(State)),
     case Reason =:= Last of
         true -> ok;
-        false -> ?LOG_WARNING("nsync: connection to ~s failed: ~0p; retrying with "
-                              "backoff (next in ~b ms)", [master(State), Reason, Delay],
-                              ?NSYNC_LOG)
+        false ->
+            Level = case fails_blocking_start(Reason) of
+                        true -> error;
+                        false -> warning
+                    end,
+            ?LOG(Level, "nsync: connection to ~s failed: ~0p; retrying with backoff "
+                        "(next in ~b ms)~s",
+                 [master(State), Reason, Delay, stale_note(State)], ?NSYNC_LOG)
     end,
-    retry_after(Delay, State#state{attempts = N + 1, last_error = Reason}).
+    retry_after(Delay, State#state{attempts = N + 1, last_error = Reason, full_sync = false}).
+
+%% A failed full sync (each costs the master a fork) backs off further.
+backoff_cap(#state{has_data = true, full_sync = false}) -> ?BACKOFF_CAP_DATA_MS;
+backoff_cap(_State) -> ?BACKOFF_CAP_MS.
+
+stale_note(#state{has_data = true}) -> "; the mirror keeps its data, marked stale";
+stale_note(_State) -> "".
 
 %% The next attempt, in `Delay' ms (now: the next message); an attempt
 %% pending before is dropped.
@@ -326,17 +407,23 @@ retry_after(Delay, #state{attempts = Attempts, observe = Obs} = State) ->
     State#state{retry = Ref}.
 
 %% Whether a link ending with `Reason' was stopped (by nsync:stop/1, its
-%% supervisor, a blocking start's failure) or stopped by itself (a refused
-%% password), rather than crashed.
+%% supervisor, a blocking start's failure) rather than crashed.
 stopped(normal) -> true;
 stopped(shutdown) -> true;
 stopped({shutdown, _}) -> true;
 stopped(_) -> false.
 
-%% With `{block, true}', failing to reach or log into the master at all is
-%% reported to the caller rather than retried until the timeout.
+%% With `{block, true}', what retrying cannot fix is reported to the caller
+%% at once rather than retried until the timeout: no connection, TLS, a
+%% refused password, a user without +psync, a peer that is not a Redis
+%% master, a snapshot nsync cannot read.
 fails_blocking_start({connect, _}) -> true;
 fails_blocking_start({auth, _}) -> true;
+fails_blocking_start({noperm, _}) -> true;
+fails_blocking_start({tls, _}) -> true;
+fails_blocking_start({no_answer, _}) -> true;
+fails_blocking_start({protocol, _}) -> true;
+fails_blocking_start({rdb, _, _}) -> true;
 fails_blocking_start(_) -> false.
 
 notify_waiter(_Msg, #state{waiter = undefined} = State) ->
@@ -354,25 +441,41 @@ master(#state{nif = Nif}) ->
         #{master := undefined} -> "the master"
     end.
 
-%% Delay before attempt N (1-based): 100 ms doubling up to 10 s, with jitter
+%% Delay before attempt N (1-based): 100 ms doubling up to Cap, with jitter
 %% in the upper half so that links dropped together do not retry together.
--spec backoff(pos_integer()) -> pos_integer().
-backoff(Attempt) ->
-    Base = backoff_base(Attempt),
+-spec backoff(pos_integer(), pos_integer()) -> pos_integer().
+backoff(Attempt, Cap) ->
+    Base = backoff_base(Attempt, Cap),
     Base div 2 + rand:uniform(Base - Base div 2).
 
-backoff_base(Attempt) ->
-    min(?BACKOFF_CAP_MS, ?BACKOFF_START_MS bsl min(Attempt - 1, 16)).
+backoff_base(Attempt, Cap) ->
+    min(Cap, ?BACKOFF_START_MS bsl min(Attempt - 1, 16)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
 
 backoff_base_test() ->
     ?assertEqual([100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000],
-                 [backoff_base(N) || N <- lists:seq(1, 9)]),
-    ?assertEqual(10000, backoff_base(1000)).
+                 [backoff_base(N, ?BACKOFF_CAP_MS) || N <- lists:seq(1, 9)]),
+    ?assertEqual([100, 200, 400, 800, 1000, 1000],
+                 [backoff_base(N, ?BACKOFF_CAP_DATA_MS) || N <- lists:seq(1, 6)]),
+    ?assertEqual(10000, backoff_base(1000, ?BACKOFF_CAP_MS)).
 
 backoff_jitter_test() ->
-    [?assert(D > backoff_base(N) div 2 andalso D =< backoff_base(N))
-     || N <- lists:seq(1, 12), _ <- lists:seq(1, 50), D <- [backoff(N)]].
+    [?assert(D > backoff_base(N, Cap) div 2 andalso D =< backoff_base(N, Cap))
+     || Cap <- [?BACKOFF_CAP_MS, ?BACKOFF_CAP_DATA_MS], N <- lists:seq(1, 12),
+        _ <- lists:seq(1, 50), D <- [backoff(N, Cap)]].
+
+backoff_cap_test() ->
+    ?assertEqual(?BACKOFF_CAP_MS, backoff_cap(#state{has_data = false})),
+    ?assertEqual(?BACKOFF_CAP_DATA_MS, backoff_cap(#state{has_data = true})),
+    ?assertEqual(?BACKOFF_CAP_MS, backoff_cap(#state{has_data = true, full_sync = true})).
+
+stable_session_resets_the_backoff_test() ->
+    Now = erlang:monotonic_time(millisecond),
+    Long = after_session(#state{attempts = 7, streaming_since = Now - ?STABLE_MS}),
+    ?assertEqual({0, undefined}, {Long#state.attempts, Long#state.streaming_since}),
+    Short = after_session(#state{attempts = 7, streaming_since = Now - 100}),
+    ?assertEqual(7, Short#state.attempts),
+    ?assertEqual(7, (after_session(#state{attempts = 7}))#state.attempts).
 -endif.

@@ -38,12 +38,17 @@
 -type config() :: #{user := binary() | undefined,
                     pass := binary() | undefined,
                     connect_timeout := pos_integer(),
+                    %% no byte for this long (ms): the master is gone
+                    master_timeout := pos_integer(),
+                    tls := tls_config() | undefined,
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
                     db := db() | all,
                     %% lists, sets, zsets and hashes of more elements come
                     %% as big values (nsync_big)
                     big_threshold := pos_integer() | off}.
+%% TLS settings with PEM bytes (`system': the roots built in).
+-type tls_config() :: nsync_tls:loaded().
 -type master() :: #{host := binary(), port := inet:port_number()}.
 -type replid() :: binary().
 -type offset() :: integer().
@@ -92,14 +97,22 @@
 %% Why a session ended:
 -type reason() ::
         {connect, posix() | nxdomain}
+        %% TLS failed: unknown_ca, certificate_expired, hostname_mismatch,
+        %% timeout (handshake), eof, {alert, Name}, {bad_certificate, Msg}, ...
+      | {tls, term()}
+        %% the connection ended before the master sent a byte (Why: eof,
+        %% {recv, Posix}): not a Redis server, or a TLS port without TLS
+      | {no_answer, eof | {recv, posix() | timeout}}
         %% wrong or missing password: retrying will not help
       | {auth, binary()}
+        %% the user may not replicate (-NOPERM to PSYNC, no +psync)
+      | {noperm, binary()}
         %% an error line, e.g. `<<"-LOADING ...">>': retry later
       | {master, binary()}
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
       | {protocol, binary()}
       | eof
-        %% timeout: 60 s of silence
+        %% timeout: master_timeout of silence
       | {recv, posix() | timeout}
       | {send, posix()}
         %% a bug; the next session starts over with a full sync
@@ -123,7 +136,7 @@
                   last_read := integer() | undefined,
                   credit_exhausted := boolean(),
                   last_error := reason() | undefined}.
--export_type([link/0, session/0, config/0, master/0, item/0, reason/0, message/0,
+-export_type([link/0, session/0, config/0, tls_config/0, master/0, item/0, reason/0, message/0,
               link_state/0, info/0]).
 
 init() ->
@@ -138,8 +151,10 @@ init() ->
 %% @doc Creates a link; it connects when a session starts (`start/2').
 %% Every key of the config is required (nsync_opts fills in the defaults);
 %% `{error, {badarg, Key}}' names a bad, unknown or missing key,
-%% `{error, {badarg, config}}' a term that is not a map.
--spec open(config()) -> {ok, link()} | {error, {badarg, atom()}}.
+%% `{error, {badarg, config}}' a term that is not a map, `{error, {tls,
+%% Reason}}' TLS settings rustls cannot use (e.g. `{no_certificates,
+%% cacerts}', `{bad_pem, cert}', `{no_private_key, key}').
+-spec open(config()) -> {ok, link()} | {error, {badarg, atom()} | {tls, term()}}.
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Starts a session: a pump thread resolves and connects to `Master'

@@ -26,6 +26,10 @@
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
+                    master_timeout := pos_integer(),
+                    tls := nsync_tls:tls() | false,
+                    %% the master is found through these sentinels
+                    sentinel => nsync_sentinel:options(),
                     hll_sparse_max_bytes := non_neg_integer(),
                     geo_formula := before_7_0 | since_7_0,
                     %% not an option: set by a layer above links (see
@@ -54,6 +58,8 @@
                     compressed => true,
                     big_threshold => 64,
                     connect_timeout => 5000,
+                    master_timeout => 60000,
+                    tls => false,
                     hll_sparse_max_bytes => 3000,
                     geo_formula => since_7_0}).
 
@@ -80,15 +86,27 @@ validate(Opts) ->
     {error, {badarg, Opts}}.
 
 %% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
-%% key given: the NIF has no defaults of its own.
--spec nif_config(config()) -> nsync_nif:config().
-nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout, db := Db,
+%% key given: the NIF has no defaults of its own. The TLS files are read
+%% here: `{error, {tls, {Opt, Posix}}}' when one cannot be.
+-spec nif_config(config()) -> {ok, nsync_nif:config()} | {error, {tls, term()}}.
+nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
+             master_timeout := MasterTimeout, db := Db, tls := Tls,
              callback := Callback, big_threshold := Big}) ->
-    %% Snapshot values over the threshold come as big values for the
-    %% default mirror; a callback gets every value as a term.
-    #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
-      listening_port => 0, db => Db,
-      big_threshold => case Callback of default -> Big; _ -> off end}.
+    Loaded = case Tls of
+                 false -> {ok, undefined};
+                 _ -> nsync_tls:load(Tls)
+             end,
+    case Loaded of
+        {ok, NifTls} ->
+            %% Snapshot values over the threshold come as big values for
+            %% the default mirror; a callback gets every value as a term.
+            {ok, #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
+                   master_timeout => MasterTimeout, listening_port => 0, db => Db,
+                   big_threshold => case Callback of default -> Big; _ -> off end,
+                   tls => NifTls}};
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc The master the options name (`nsync_nif:start/2').
 -spec master(config()) -> nsync_nif:master().
@@ -113,6 +131,17 @@ option({name, N}, C) when is_atom(N), N =/= undefined -> C#{name => N};
 option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
+option({master_timeout, T}, C) when is_integer(T), T > 0 -> C#{master_timeout => T};
+option({sentinel, S}, C) ->
+    case nsync_sentinel:validate(S) of
+        {ok, Sentinel} -> C#{sentinel => Sentinel};
+        {error, Bad} -> throw(Bad)
+    end;
+option({tls, T}, C) ->
+    case nsync_tls:validate(T) of
+        {ok, Tls} -> C#{tls => Tls};
+        {error, Bad} -> throw(Bad)
+    end;
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};

@@ -53,7 +53,10 @@
 %% `tls => #{certs := nsync_test_certs:certs(), auth_clients => yes | no |
 %% optional}': a TLS-only server (`tls-port', `port 0'); the helper's own
 %% connections (cmd/2, connect/1) then use TLS, with the client
-%% certificate.
+%% certificate. `sentinel => #{master := Name, port := MasterPort}' (and
+%% `quorum' (2), `down_after' (1000 ms), `failover_timeout' (10000 ms)):
+%% a Sentinel (`redis-server sentinel.conf --sentinel') monitoring that
+%% master on 127.0.0.1.
 -spec start(map()) -> {ok, server()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Version = maps:get(version, Opts, '7.0'),
@@ -236,7 +239,10 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
     Dir = make_temp_dir(),
     TcpPort = maps:get(port, Opts, free_port()),
     Tls = client_tls(Opts),
-    Args = server_args(TcpPort, Dir, Pass, Opts),
+    Args = case Opts of
+               #{sentinel := _} -> sentinel_args(TcpPort, Dir, Opts);
+               _ -> server_args(TcpPort, Dir, Pass, Opts)
+           end,
     Port = open_port({spawn_executable, "/bin/sh"},
                      [{args, ["-c", ?WRAPPER, Bin | Args]},
                       {line, 4096}, exit_status, use_stdio, stderr_to_stdout, binary]),
@@ -281,6 +287,29 @@ server_args(TcpPort, Dir, Pass, Opts) ->
     Extra = lists:append([["--" ++ to_list(K), to_list(V)]
                           || {K, V} <- maps:get(config, Opts, [])]),
     Base ++ PassArgs ++ Extra.
+
+%% Sentinel reads (and rewrites) a config file; with `tls' it listens on its
+%% TLS port only (and talks to the master in plain TCP).
+sentinel_args(TcpPort, Dir, #{sentinel := #{master := Name, port := MasterPort} = S} = Opts) ->
+    Conf = filename:join(Dir, "sentinel.conf"),
+    Listen = conf_lines(port_args(TcpPort, Opts)),
+    ok = file:write_file(
+           Conf,
+           io_lib:format(
+             "~sbind 127.0.0.1~ndaemonize no~ndir ~s~nlogfile ~s~n"
+             "sentinel monitor ~s 127.0.0.1 ~b ~b~n"
+             "sentinel down-after-milliseconds ~s ~b~n"
+             "sentinel failover-timeout ~s ~b~n"
+             "sentinel parallel-syncs ~s 1~n",
+             [Listen, Dir, filename:join(Dir, "redis.log"),
+              Name, MasterPort, maps:get(quorum, S, 2),
+              Name, maps:get(down_after, S, 1000),
+              Name, maps:get(failover_timeout, S, 10000), Name])),
+    [Conf, "--sentinel"].
+
+%% Command line options as config file lines.
+conf_lines(["--" ++ Name, Value | Rest]) -> [Name, $\s, Value, $\n | conf_lines(Rest)];
+conf_lines([]) -> [].
 
 %% A TLS server listens on its TLS port only.
 port_args(TcpPort, #{tls := #{certs := Certs} = Tls}) ->
@@ -392,8 +421,10 @@ owner_cmd(Sock0, #{port := TcpPort, pass := Pass, tls := Tls} = Server, Args) ->
             try cmd_sock(Sock, Args) of
                 R -> {{ok, R}, Sock}
             catch
-                error:{redis_send, _} when Sock0 =/= undefined ->
-                    %% Cached connection went away (e.g. CLIENT KILL): retry once.
+                error:{Failed, _} when Sock0 =/= undefined, (Failed =:= redis_send orelse
+                                                             Failed =:= redis_recv) ->
+                    %% Cached connection went away (e.g. CLIENT KILL, which
+                    %% Sentinel sends in a failover): retry once.
                     close_sock(Sock),
                     owner_cmd(undefined, Server, Args);
                 error:Reason ->

@@ -33,6 +33,9 @@ pub const EARLY_ACK_INTERVAL: Duration = Duration::from_millis(10);
 pub const EARLY_ACK_WINDOW: Duration = Duration::from_secs(2);
 /// Length of the diskless end-of-snapshot mark.
 const EOF_MARK_LEN: usize = 40;
+/// How far back PSYNC may ask, over bytes that delivered nothing (PINGs,
+/// GETACKs, Sentinel hellos): at most Redis's smallest backlog.
+pub const MAX_REWIND: i64 = 16 * 1024;
 
 /// What the replica tells the master about itself.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +93,10 @@ pub enum ReplError {
     /// The master refused us: a wrong password, or one that is missing.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The master's ACL does not let this user replicate (`-NOPERM` to
+    /// PSYNC: the user lacks `+psync`): retrying will not help.
+    #[error("not permitted: {0}")]
+    NoPerm(String),
     /// An error line from the master (the whole line, `-` included):
     /// `-LOADING`/`-NOMASTERLINK` to PSYNC (retry later), or an aborted sync.
     #[error("master said: {0}")]
@@ -179,6 +186,16 @@ pub struct Replica {
     /// Set by a full sync, cleared by the stream's first byte: ACK every
     /// `EARLY_ACK_INTERVAL` meanwhile. The instant is the first such ACK.
     early_acks: Option<Option<Instant>>,
+    /// Where the stream may be resumed from as well as from the position
+    /// (offset, and the db selected there): the end of the last event
+    /// delivered, when only bytes that repeat harmlessly came after it
+    /// (PINGs, GETACKs, Sentinel hellos, which deliver nothing, and
+    /// SELECTs; at most [`MAX_REWIND`] of them). A promoted replica may lack
+    /// the old master's last such bytes (the old master took them after the
+    /// promotion; a SELECT goes out before the first command after a
+    /// replica attached); asking from here, PSYNC continues where it would
+    /// have to resync.
+    rewind_to: Option<(i64, u64)>,
 }
 
 impl Replica {
@@ -194,6 +211,7 @@ impl Replica {
             acking: false,
             last_ack: None,
             early_acks: None,
+            rewind_to: None,
         }
     }
 
@@ -430,11 +448,17 @@ impl Replica {
     }
 
     fn send_psync(&mut self) {
-        match self
-            .position
-            .as_ref()
-            .and_then(|p| p.replid.clone().map(|id| (id, p.offset)))
-        {
+        let rewind_to = self.rewind_to;
+        match self.position.as_mut().and_then(|p| {
+            // The bytes in between repeat harmlessly: they may come again.
+            if let Some((to, db)) = rewind_to
+                .filter(|&(to, _)| to <= p.offset && p.offset.saturating_sub(to) <= MAX_REWIND)
+            {
+                p.offset = to;
+                p.db = db;
+            }
+            p.replid.clone().map(|id| (id, p.offset))
+        }) {
             Some((replid, offset)) => {
                 let next = offset.saturating_add(1).to_string();
                 self.send(&[&b"PSYNC"[..], &replid, next.as_bytes()]);
@@ -472,13 +496,11 @@ impl Replica {
                     ))),
                 }
             }
-            Reply::Error(msg)
-                if msg.starts_with(b"LOADING") || msg.starts_with(b"NOMASTERLINK") =>
-            {
-                Err(ReplError::Master(format!("-{}", lossy(&msg))))
+            Reply::Error(msg) if msg.starts_with(b"NOPERM") => {
+                Err(ReplError::NoPerm(format!("-{}", lossy(&msg))))
             }
             // A master older than 2.8: no PSYNC, so the inline SYNC of old.
-            Reply::Error(_) => {
+            Reply::Error(msg) if msg.starts_with(b"ERR unknown command") => {
                 self.output.extend_from_slice(b"SYNC\r\n");
                 self.phase = Phase::AwaitPayload {
                     replid: None,
@@ -489,6 +511,8 @@ impl Replica {
                     offset: 0,
                 }))
             }
+            // -LOADING, -NOMASTERLINK, ...: retry later
+            Reply::Error(msg) => Err(ReplError::Master(format!("-{}", lossy(&msg)))),
             other => Err(protocol(format!("unexpected PSYNC reply: {other:?}"))),
         }
     }
@@ -507,6 +531,7 @@ impl Replica {
             return Err(protocol("CONTINUE after a legacy SYNC".into()));
         };
         let offset = position.offset;
+        self.rewind_to = Some((offset, position.db));
         self.start_streaming(true);
         Ok(Progress::Event(Event::Continue { replid, offset }))
     }
@@ -636,6 +661,7 @@ impl Replica {
             offset,
             db: 0,
         });
+        self.rewind_to = Some((offset, 0));
         // A master before 2.8 (no replid) knows no REPLCONF ACK.
         self.start_streaming(replid.is_some());
         self.early_acks = Some(None);
@@ -658,16 +684,12 @@ impl Replica {
         position.offset = position
             .offset
             .saturating_add(i64::try_from(command.wire_len).unwrap_or(i64::MAX));
-        if command.args.is_empty() || command.arg_is(0, b"ping") {
-            return Ok(Progress::Again);
-        }
-        if command.arg_is(0, b"replconf") {
-            if command.arg_is(1, b"getack") && self.acking {
-                self.send_ack(offset_before);
-            }
-            return Ok(Progress::Again);
-        }
-        if command.arg_is(0, b"select") {
+        let quiet = command.args.is_empty()
+            || command.arg_is(0, b"ping")
+            || command.arg_is(0, b"replconf")
+            || (command.arg_is(0, b"publish") && command.arg_is(1, b"__sentinel__:hello"));
+        let select = command.arg_is(0, b"select");
+        if select {
             let db = command
                 .args
                 .get(1)
@@ -675,6 +697,23 @@ impl Replica {
                 .and_then(|db| u64::try_from(db).ok())
                 .ok_or_else(|| protocol("bad SELECT".into()))?;
             position.db = db;
+        }
+        // Anything else is resumed after, never asked again.
+        if !(quiet || select)
+            || self
+                .rewind_to
+                .is_none_or(|(to, _)| position.offset.saturating_sub(to) > MAX_REWIND)
+        {
+            self.rewind_to = Some((position.offset, position.db));
+        }
+        if command.arg_is(0, b"replconf") {
+            if command.arg_is(1, b"getack") && self.acking {
+                self.send_ack(offset_before);
+            }
+            return Ok(Progress::Again);
+        }
+        if quiet {
+            return Ok(Progress::Again);
         }
         Ok(Progress::Event(Event::Command {
             db: position.db,
@@ -888,6 +927,95 @@ mod tests {
         assert!(
             matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK"))
         );
+    }
+
+    /// The next PSYNC of a replica that streamed `bytes` after `replica`'s
+    /// position, then reconnected.
+    fn psync_after(replica: &mut Replica, bytes: &[u8]) -> (Vec<Event<'static>>, String) {
+        replica.feed(bytes);
+        let mut events = Vec::new();
+        while let Some(event) = replica.next_event().unwrap() {
+            events.push(event);
+        }
+        replica.disconnected();
+        (events, handshake(replica))
+    }
+
+    #[test]
+    fn psync_asks_again_for_bytes_that_delivered_nothing() {
+        let mut replica = resumed_at(100, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        assert!(matches!(
+            replica.next_event().unwrap(),
+            Some(Event::Continue { offset: 100, .. })
+        ));
+        let set = cmd(&["SET", "k", "v"]);
+        let hello = cmd(&["PUBLISH", "__sentinel__:hello", "127.0.0.1,26379,id,1,m"]);
+        let mut quiet = cmd(&["PING"]);
+        quiet.extend_from_slice(&cmd(&["SELECT", "3"]));
+        quiet.extend_from_slice(&hello);
+        quiet.extend_from_slice(GETACK);
+        let mut stream = set.clone();
+        stream.extend_from_slice(&quiet);
+        let (events, psync) = psync_after(&mut replica, &stream);
+        // The hello is not delivered (the SELECT is); PSYNC asks from the
+        // end of the SET, in the db selected there.
+        assert_eq!(events.len(), 2);
+        let after_set = 100 + set.len() as i64;
+        assert_eq!(
+            psync,
+            String::from_utf8(cmd(&["PSYNC", REPLID, &(after_set + 1).to_string()])).unwrap()
+        );
+        assert_eq!(
+            replica.position().map(|p| (p.offset, p.db)),
+            Some((after_set, 0))
+        );
+        // Other PUBLISHes are data: delivered, and never asked again.
+        let mut replica = resumed_at(100, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        replica.next_event().unwrap();
+        let publish = cmd(&["PUBLISH", "news", "x"]);
+        let (events, psync) = psync_after(&mut replica, &publish);
+        assert_eq!(events.len(), 1);
+        let next = (100 + publish.len() as i64 + 1).to_string();
+        assert_eq!(
+            psync,
+            String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap()
+        );
+    }
+
+    #[test]
+    fn psync_asks_again_for_at_most_max_rewind_bytes() {
+        let mut replica = resumed_at(0, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        replica.next_event().unwrap();
+        let ping = cmd(&["PING"]);
+        let pings = ping.repeat(MAX_REWIND as usize / ping.len() + 10);
+        let (_, psync) = psync_after(&mut replica, &pings);
+        let asked: i64 = psync.rsplit("\r\n").nth(1).unwrap().parse().unwrap();
+        let offset = pings.len() as i64;
+        assert!(
+            asked <= offset + 1 && offset + 1 - asked <= MAX_REWIND,
+            "{asked} {offset}"
+        );
+        assert!(asked > 1);
+    }
+
+    #[test]
+    fn noperm_is_not_an_old_master() {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-NOPERM this user has no permissions to run the 'psync' command\r\n");
+        assert!(
+            matches!(replica.next_event(), Err(ReplError::NoPerm(m)) if m.starts_with("-NOPERM"))
+        );
+        assert!(!sent(&mut replica).contains("SYNC"));
+        // Other errors are the master's, to retry: never SYNC.
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica.feed(b"-ERR Can't SYNC while not connected with my master\r\n");
+        assert!(matches!(replica.next_event(), Err(ReplError::Master(_))));
+        assert!(!sent(&mut replica).contains("SYNC"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rustler::{Atom, Binary, Term};
 
 use crate::atoms;
 use crate::conn::Master;
+use crate::tls::{Tls, TlsOptions, TlsSetupError, Trust};
 
 /// The databases whose snapshot keys are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,22 +35,44 @@ pub struct LinkConfig {
     /// Credentials and listening port, for the handshake.
     pub replica: repl::Config,
     pub connect_timeout: Duration,
+    /// A master silent this long is gone.
+    pub master_timeout: Duration,
     pub dbs: DbFilter,
     /// Snapshot collections of more elements come as big values.
     pub big_threshold: Option<usize>,
+    /// TLS settings; `None`: plain TCP.
+    pub tls: Option<Tls>,
+}
+
+/// Why `open/1`'s config is refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// This key is bad, unknown or missing (`config`: not a map).
+    BadKey(Atom),
+    /// The TLS settings cannot be used.
+    Tls(TlsSetupError),
+}
+
+impl From<Atom> for ConfigError {
+    fn from(key: Atom) -> ConfigError {
+        ConfigError::BadKey(key)
+    }
 }
 
 /// Decodes `#{user := binary() | undefined, pass := binary() | undefined,
-/// connect_timeout := pos_integer() (ms), listening_port := 0..65535,
-/// db := non_neg_integer() | all, big_threshold := pos_integer() | off}`. The error names the offending or
-/// missing key (`config` when the term is not a map with atom keys).
-pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
+/// connect_timeout := pos_integer() (ms), master_timeout := pos_integer()
+/// (ms), listening_port := 0..65535, db := non_neg_integer() | all,
+/// big_threshold := pos_integer() | off, tls := undefined | TlsMap}` (see
+/// [`decode_tls`]).
+pub fn decode(term: Term) -> Result<LinkConfig, ConfigError> {
     let mut user = None;
     let mut pass = None;
     let mut connect_timeout = None;
+    let mut master_timeout = None;
     let mut listening_port = None;
     let mut dbs = None;
     let mut big_threshold = None;
+    let mut tls = None;
     for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
         if key == atoms::user() {
@@ -59,6 +82,14 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
         } else if key == atoms::connect_timeout() {
             let ms = value.decode::<u64>().ok().filter(|&ms| ms > 0).ok_or(key)?;
             connect_timeout = Some(Duration::from_millis(ms));
+        } else if key == atoms::master_timeout() {
+            let ms = value.decode::<u64>().ok().filter(|&ms| ms > 0).ok_or(key)?;
+            master_timeout = Some(Duration::from_millis(ms));
+        } else if key == atoms::tls() {
+            tls = Some(match decode_tls(value)? {
+                None => None,
+                Some(options) => Some(Tls::new(options).map_err(ConfigError::Tls)?),
+            });
         } else if key == atoms::listening_port() {
             listening_port = Some(value.decode::<u16>().map_err(|_| key)?);
         } else if key == atoms::db() {
@@ -66,13 +97,13 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
         } else if key == atoms::big_threshold() {
             big_threshold = Some(threshold(value).ok_or(key)?);
         } else {
-            return Err(key);
+            return Err(key.into());
         }
     }
     let user = user.ok_or_else(atoms::user)?;
     let pass = pass.ok_or_else(atoms::pass)?;
     if user.is_some() && pass.is_none() {
-        return Err(atoms::pass());
+        return Err(atoms::pass().into());
     }
     Ok(LinkConfig {
         replica: repl::Config {
@@ -81,9 +112,82 @@ pub fn decode(term: Term) -> Result<LinkConfig, Atom> {
             listening_port: listening_port.ok_or_else(atoms::listening_port)?,
         },
         connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
+        master_timeout: master_timeout.ok_or_else(atoms::master_timeout)?,
         dbs: dbs.ok_or_else(atoms::db)?,
         big_threshold: big_threshold.ok_or_else(atoms::big_threshold)?,
+        tls: tls.ok_or_else(atoms::tls)?,
     })
+}
+
+/// Decodes `undefined` (plain TCP) or `#{verify := peer | none, cacerts :=
+/// system | Pem, cert := Pem | undefined, key := Pem | undefined,
+/// server_name := binary() | undefined}` (nsync_tls:loaded()); an error
+/// names the offending key (`tls` when it is neither).
+fn decode_tls(term: Term) -> Result<Option<TlsOptions>, Atom> {
+    if term.decode::<Atom>().ok() == Some(atoms::undefined()) {
+        return Ok(None);
+    }
+    let mut verify = None;
+    let mut cacerts = None;
+    let mut cert = None;
+    let mut key_pem = None;
+    let mut server_name = None;
+    for (key, value) in MapIterator::new(term).ok_or_else(atoms::tls)? {
+        let key: Atom = key.decode().map_err(|_| atoms::tls())?;
+        if key == atoms::verify() {
+            let v: Atom = value.decode().map_err(|_| key)?;
+            verify = Some(match v {
+                v if v == atoms::peer() => true,
+                v if v == atoms::none() => false,
+                _ => return Err(key),
+            });
+        } else if key == atoms::cacerts() {
+            cacerts = Some(match value.decode::<Atom>() {
+                Ok(system) if system == atoms::system() => None,
+                _ => Some(
+                    value
+                        .decode::<Binary>()
+                        .map_err(|_| key)?
+                        .as_slice()
+                        .to_vec(),
+                ),
+            });
+        } else if key == atoms::cert() {
+            cert = Some(optional_binary(value).ok_or(key)?);
+        } else if key == atoms::key() {
+            key_pem = Some(optional_binary(value).ok_or(key)?);
+        } else if key == atoms::server_name() {
+            let name = optional_binary(value).ok_or(key)?;
+            server_name = Some(match name {
+                None => None,
+                Some(bytes) => Some(String::from_utf8(bytes.to_vec()).map_err(|_| key)?),
+            });
+        } else {
+            return Err(key);
+        }
+    }
+    let trust = match (
+        verify.ok_or_else(atoms::verify)?,
+        cacerts.ok_or_else(atoms::cacerts)?,
+    ) {
+        (false, _) => Trust::Nothing,
+        (true, None) => Trust::WellKnown,
+        (true, Some(pem)) => Trust::Pem(pem),
+    };
+    let client_auth = match (
+        cert.ok_or_else(atoms::cert)?,
+        key_pem.ok_or_else(atoms::key)?,
+    ) {
+        (Some(cert), Some(key)) => Some((cert.to_vec(), key.to_vec())),
+        (None, None) => None,
+        (Some(_), None) => return Err(atoms::key()),
+        (None, Some(_)) => return Err(atoms::cert()),
+    };
+    Ok(Some(TlsOptions {
+        trust,
+        client_auth,
+        server_name: server_name.ok_or_else(atoms::server_name)?,
+    }))
 }
 
 /// Decodes `#{host := binary(), port := 1..65535}`; the error names the

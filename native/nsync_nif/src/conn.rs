@@ -1,14 +1,19 @@
 //! A session's connection to the master, and nothing else: connect with a
 //! timeout, read into a buffer, write, and a second handle that shuts the
 //! socket down from another thread (waking a blocked read). No parsing,
-//! batching or status. The transport is an enum so that another stream
-//! (TLS over the same TCP socket) slots in here without touching the pump.
+//! batching or status. The transport is plain TCP or a TLS session
+//! (rustls) over the TCP socket: the pump sees the same bytes either way,
+//! and reads nothing while it has no credit, so back-pressure is the same.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::ClientConnection;
 
 use crate::error::{LinkError, Posix};
+use crate::tls::{Tls, TlsError};
 
 /// Bytes read at most by one [`Conn::receive`].
 pub const READ_CHUNK: usize = 128 * 1024;
@@ -25,25 +30,169 @@ pub struct Master {
 /// The byte stream to the master.
 enum Transport {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Transport {
     fn tcp(&self) -> &TcpStream {
         match self {
             Transport::Tcp(socket) => socket,
+            Transport::Tls(tls) => &tls.socket,
+        }
+    }
+}
+
+/// A TLS session over the TCP socket. Ciphertext is read from the socket
+/// in big chunks into `staged`, then handed to rustls as it can take it;
+/// the plaintext is read out before any more is handed over (rustls
+/// bounds what it holds decrypted).
+struct TlsStream {
+    socket: TcpStream,
+    session: ClientConnection,
+    staged: Box<[u8]>,
+    /// `staged[start..end]` is still to be handed to rustls.
+    start: usize,
+    end: usize,
+    /// The last socket read filled `staged`: the socket may hold more.
+    socket_full: bool,
+}
+
+/// What one read of a TLS stream got: plaintext bytes (and whether that
+/// is all there is for now), or nothing within the wait.
+enum TlsRead {
+    Data { len: usize, drained: bool },
+    Nothing,
+}
+
+impl TlsStream {
+    /// The handshake, within `deadline`.
+    fn handshake(&mut self, deadline: Instant) -> Result<(), LinkError> {
+        while self.session.is_handshaking() {
+            self.flush()?;
+            if !self.session.is_handshaking() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LinkError::Tls(TlsError::Timeout));
+            }
+            self.socket
+                .set_read_timeout(Some(left))
+                .map_err(|err| LinkError::Connect(Posix::from(&err)))?;
+            match self.socket.read(&mut self.staged) {
+                Ok(0) => return Err(LinkError::Tls(TlsError::Eof)),
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    while self.start < self.end && self.session.is_handshaking() {
+                        self.hand_over()?;
+                    }
+                }
+                Err(err) if is_no_data(&err) => return Err(LinkError::Tls(TlsError::Timeout)),
+                Err(err) => return Err(LinkError::Recv(Posix::from(&err))),
+            }
+        }
+        self.flush()
+    }
+
+    /// Plaintext into `out`: what rustls has decrypted, then what the staged
+    /// ciphertext gives, then (only if still nothing) one socket read.
+    fn read(&mut self, out: &mut [u8]) -> Result<TlsRead, LinkError> {
+        let mut filled = 0;
+        loop {
+            if let Some(rest) = out.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+                match self.session.reader().read(rest) {
+                    Ok(0) => return end_of_stream(filled),
+                    Ok(n) => {
+                        filled += n;
+                        continue;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                        return end_of_stream(filled)
+                    }
+                    Err(err) => return Err(LinkError::Recv(Posix::from(&err))),
+                }
+            } else {
+                return Ok(TlsRead::Data {
+                    len: filled,
+                    drained: false,
+                });
+            }
+            if self.start < self.end {
+                self.hand_over()?;
+                continue;
+            }
+            if filled > 0 {
+                return Ok(TlsRead::Data {
+                    len: filled,
+                    drained: !self.socket_full,
+                });
+            }
+            match self.socket.read(&mut self.staged) {
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    self.socket_full = n == self.staged.len();
+                    if n == 0 {
+                        // rustls learns of the end; its reader then says
+                        // whether the master closed cleanly.
+                        self.session
+                            .read_tls(&mut io::empty())
+                            .map_err(|err| LinkError::Recv(Posix::from(&err)))?;
+                    }
+                }
+                Err(err) if is_no_data(&err) => return Ok(TlsRead::Nothing),
+                Err(err) => return Err(LinkError::Recv(Posix::from(&err))),
+            }
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Tcp(socket) => socket.read(buf),
+    /// Hands rustls what of the staged ciphertext it takes, and lets it
+    /// decrypt; its answers (alerts, key updates) go out at once.
+    fn hand_over(&mut self) -> Result<(), LinkError> {
+        let mut ciphertext = self.staged.get(self.start..self.end).unwrap_or_default();
+        let taken = self
+            .session
+            .read_tls(&mut ciphertext)
+            .map_err(|err| LinkError::Recv(Posix::from(&err)))?;
+        self.start += taken;
+        if let Err(err) = self.session.process_new_packets() {
+            // Tell the master why (an alert), if it still listens.
+            let _ = self.session.write_tls(&mut self.socket);
+            return Err(LinkError::Tls(TlsError::from(err)));
         }
+        self.flush()
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Transport::Tcp(socket) => socket.write_all(bytes),
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.session
+            .writer()
+            .write_all(bytes)
+            .map_err(|err| LinkError::Send(Posix::from(&err)))?;
+        self.flush()
+    }
+
+    /// Writes what rustls has to send.
+    fn flush(&mut self) -> Result<(), LinkError> {
+        while self.session.wants_write() {
+            self.session
+                .write_tls(&mut self.socket)
+                .map_err(|err| LinkError::Send(Posix::from(&err)))?;
         }
+        Ok(())
+    }
+}
+
+/// The master closed: what was read before still counts.
+fn end_of_stream(filled: usize) -> Result<TlsRead, LinkError> {
+    if filled > 0 {
+        Ok(TlsRead::Data {
+            len: filled,
+            drained: true,
+        })
+    } else {
+        Err(LinkError::Eof)
     }
 }
 
@@ -76,18 +225,28 @@ pub struct Conn {
 
 impl Conn {
     /// Resolves the master's host and tries each address in turn, each for
-    /// at most `timeout`.
+    /// at most `timeout`; with `tls`, then makes the TLS handshake, within
+    /// the same `timeout`.
     pub fn connect(
         master: &Master,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> Result<(Conn, ShutdownHandle), LinkError> {
+        let started = Instant::now();
         let addrs = (master.host.as_str(), master.port)
             .to_socket_addrs()
             .map_err(|_| LinkError::Nxdomain)?;
         let mut failure = LinkError::Nxdomain;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(socket) => return Conn::over_tcp(socket),
+                Ok(socket) => {
+                    let (conn, handle) = Conn::over_tcp(socket)?;
+                    let conn = match tls {
+                        None => conn,
+                        Some(tls) => conn.into_tls(tls, &master.host, started + timeout)?,
+                    };
+                    return Ok((conn, handle));
+                }
                 Err(err) => failure = LinkError::Connect(Posix::from(&err)),
             }
         }
@@ -109,6 +268,31 @@ impl Conn {
         Ok((conn, handle))
     }
 
+    /// The same connection as a TLS session to `host`, once the handshake
+    /// is done (by `deadline`).
+    fn into_tls(self, tls: &Tls, host: &str, deadline: Instant) -> Result<Conn, LinkError> {
+        let Transport::Tcp(socket) = self.transport else {
+            return Ok(self);
+        };
+        let name = tls.server_name(host).map_err(LinkError::Tls)?;
+        let session = ClientConnection::new(Arc::clone(&tls.config), name)
+            .map_err(|err| LinkError::Tls(TlsError::from(err)))?;
+        let mut stream = Box::new(TlsStream {
+            socket,
+            session,
+            staged: vec![0; READ_CHUNK].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            socket_full: false,
+        });
+        stream.handshake(deadline)?;
+        Ok(Conn {
+            transport: Transport::Tls(stream),
+            read_timeout: None,
+            ..self
+        })
+    }
+
     /// The same connection reading at most `chunk` bytes at a time.
     #[cfg(test)]
     fn with_read_chunk(self, chunk: usize) -> Conn {
@@ -128,21 +312,31 @@ impl Conn {
                 .map_err(|err| LinkError::Recv(Posix::from(&err)))?;
             self.read_timeout = Some(wait);
         }
-        match self.transport.read(&mut self.buf) {
-            Ok(0) => Err(LinkError::Eof),
-            Ok(n) => Ok(Received::Data {
-                bytes: self.buf.get(..n).unwrap_or_default(),
-                drained: n < self.buf.len(),
-            }),
-            Err(err) if is_no_data(&err) => Ok(Received::Nothing),
-            Err(err) => Err(LinkError::Recv(Posix::from(&err))),
-        }
+        let (len, drained) = match &mut self.transport {
+            Transport::Tcp(socket) => match socket.read(&mut self.buf) {
+                Ok(0) => return Err(LinkError::Eof),
+                Ok(n) => (n, n < self.buf.len()),
+                Err(err) if is_no_data(&err) => return Ok(Received::Nothing),
+                Err(err) => return Err(LinkError::Recv(Posix::from(&err))),
+            },
+            Transport::Tls(tls) => match tls.read(&mut self.buf)? {
+                TlsRead::Data { len, drained } => (len, drained),
+                TlsRead::Nothing => return Ok(Received::Nothing),
+            },
+        };
+        Ok(Received::Data {
+            bytes: self.buf.get(..len).unwrap_or_default(),
+            drained,
+        })
     }
 
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        self.transport
-            .write_all(bytes)
-            .map_err(|err| LinkError::Send(Posix::from(&err)))
+        match &mut self.transport {
+            Transport::Tcp(socket) => socket
+                .write_all(bytes)
+                .map_err(|err| LinkError::Send(Posix::from(&err))),
+            Transport::Tls(tls) => tls.write_all(bytes),
+        }
     }
 }
 
@@ -170,7 +364,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: listener.local_addr().unwrap().port(),
         };
-        let (conn, handle) = Conn::connect(&master, WAIT).unwrap();
+        let (conn, handle) = Conn::connect(&master, WAIT, None).unwrap();
         let (peer, _) = listener.accept().unwrap();
         (conn, handle, peer)
     }
@@ -258,7 +452,7 @@ mod tests {
             port,
         };
         assert_eq!(
-            Conn::connect(&refused, WAIT).err(),
+            Conn::connect(&refused, WAIT, None).err(),
             Some(LinkError::Connect(Posix::Atom("econnrefused")))
         );
         let unknown = Master {
@@ -266,7 +460,7 @@ mod tests {
             port: 6379,
         };
         assert_eq!(
-            Conn::connect(&unknown, WAIT).err(),
+            Conn::connect(&unknown, WAIT, None).err(),
             Some(LinkError::Nxdomain)
         );
     }

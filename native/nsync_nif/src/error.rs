@@ -5,6 +5,8 @@ use std::io;
 use nsync_core::repl::ReplError;
 use thiserror::Error;
 
+use crate::tls::TlsError;
+
 /// An I/O error as Erlang names it: a POSIX atom, or the OS's message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Posix {
@@ -55,6 +57,12 @@ pub enum LinkError {
     Recv(Posix),
     #[error("the master closed the connection")]
     Eof,
+    #[error("TLS: {0}")]
+    Tls(TlsError),
+    /// The master ended the connection before sending a byte: not a Redis
+    /// server, or a TLS port reached without TLS (Redis resets those).
+    #[error("the master closed the connection before answering: {0}")]
+    NoAnswer(Box<LinkError>),
     #[error(transparent)]
     Repl(#[from] ReplError),
     /// `disconnect/1` ended the session (the link reconnects at once).

@@ -13,6 +13,7 @@ mod credit;
 mod error;
 mod locks;
 mod status;
+mod tls;
 
 #[cfg(not(test))]
 mod atoms;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
-use crate::config;
+use crate::config::{self, ConfigError};
 use crate::conn::Master;
 use crate::encode::{atom_map, binary};
 use crate::error::LinkError;
@@ -51,7 +51,11 @@ fn open<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             };
             (atoms::ok(), ResourceArc::new(link)).encode(env)
         }
-        Err(key) => (atoms::error(), (atoms::badarg(), key)).encode(env),
+        Err(ConfigError::BadKey(key)) => (atoms::error(), (atoms::badarg(), key)).encode(env),
+        Err(ConfigError::Tls(err)) => {
+            let reason = (atoms::tls(), reason::tls_setup_error(env, &err)).encode(env);
+            (atoms::error(), reason).encode(env)
+        }
     }
 }
 

@@ -39,9 +39,6 @@ use crate::reason;
 use crate::shared::{Resumable, Shared};
 use crate::status::{Progress, Tally};
 
-/// A master silent for this long is gone (Redis's `repl-timeout`; masters
-/// send a PING every 10 s, and newlines while they prepare a snapshot).
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest wait (for bytes or credit) before the pump looks at the
 /// clock again; ACKs due sooner shorten it.
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -89,7 +86,9 @@ fn connect_and_pump(
     env: &mut OwnedEnv,
     resumable: &mut Resumable,
 ) -> LinkError {
-    let (conn, shutdown) = match Conn::connect(master, shared.config.connect_timeout) {
+    let config = &shared.config;
+    let (conn, shutdown) = match Conn::connect(master, config.connect_timeout, config.tls.as_ref())
+    {
         Ok(connected) => connected,
         Err(err) => return err,
     };
@@ -105,8 +104,13 @@ fn connect_and_pump(
         tally: &mut resumable.tally,
         silence: Duration::ZERO,
         drained: false,
+        heard: false,
     };
     match pump.run(env) {
+        // Not a byte from the master: a peer that is not one.
+        Err(err @ (LinkError::Eof | LinkError::Recv(_))) if !pump.heard => {
+            LinkError::NoAnswer(Box::new(err))
+        }
         Err(err) => err,
         Ok(never) => match never {},
     }
@@ -139,6 +143,8 @@ struct Pump<'s> {
     silence: Duration,
     /// The last read emptied the socket: nothing more right now.
     drained: bool,
+    /// The master sent something in this session.
+    heard: bool,
 }
 
 impl Pump<'_> {
@@ -239,6 +245,7 @@ impl Pump<'_> {
         match self.conn.receive(wait)? {
             Received::Data { bytes, drained } => {
                 self.replica.feed(bytes);
+                self.heard = true;
                 self.shared.status.read(bytes.len(), unix_now_ms());
                 self.silence = Duration::ZERO;
                 self.drained = drained;
@@ -246,7 +253,10 @@ impl Pump<'_> {
             }
             Received::Nothing => {
                 self.silence += started.elapsed();
-                if self.silence >= SILENCE_TIMEOUT {
+                // A master silent for `master_timeout` is gone (as for a
+                // replica's `repl-timeout`: masters PING every 10 s, and
+                // send newlines while they prepare a snapshot).
+                if self.silence >= self.shared.config.master_timeout {
                     return Err(LinkError::Recv(Posix::Atom("timeout")));
                 }
                 self.drained = true;
