@@ -13,7 +13,8 @@
 %%% Following the cluster: the topology is read again every
 %%% `cluster_refresh' ms (5000), every 500 ms while slots move or a shard
 %%% reconnects, and soon after a link asks for its master again (its
-%%% connection closed) or a slot becomes contested in the view. A shard's
+%%% connection closed), a slot becomes contested in the view, or a
+%%% `CLUSTER SETSLOT' comes in a shard's stream (Valkey 8+). A shard's
 %%% master that changed (a failover promoted a replica) becomes the
 %%% link's next master at once (`nsync_link:reconnect/1'): its PSYNC
 %%% continues there (the promoted replica kept the old master's replication
@@ -205,7 +206,8 @@ handle_info(check_barriers, State) ->
 handle_info({reconnecting, _Shard}, State) ->
     %% a link's connection closed: its master may have changed
     {noreply, soon(State)};
-handle_info({nsync_cluster_view, View, contested}, #state{view = View} = State) ->
+handle_info({nsync_cluster_view, View, Why}, #state{view = View} = State)
+  when Why =:= contested; Why =:= topology_changed ->
     {noreply, soon(State)};
 handle_info({nsync_cluster_view, View, published}, #state{view = View, waiter = W} = State) ->
     ?LOG_NOTICE("nsync: cluster ~p: every shard has loaded (~b shards)",

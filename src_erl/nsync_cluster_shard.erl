@@ -210,21 +210,37 @@ split_rows(Foreign, I, [{Key, _} = Row | Rest], Exp, MineD, MineE, Others) ->
             split_rows(Foreign, I + 1, Rest, ExpRest, [Row | MineD], RowExp ++ MineE, Others)
     end.
 
-%% `CLUSTER SETSLOT Slot NODE Id' (Valkey 8+): this shard's stream is past
-%% the point where the slot left it, when it went to another shard.
-cluster_cmd([Sub, SlotBin, How, NodeId | _], #shard{view = View, shard = Me} = S) ->
-    case {string:lowercase(Sub), string:lowercase(How)} of
-        {<<"setslot">>, <<"node">>} ->
-            Slot = binary_to_integer(SlotBin),
-            case nsync_cluster_view:shard_of_node(View, NodeId) of
-                To when is_integer(To), To =/= Me ->
-                    ok = nsync_cluster_view:handover(View, [{Slot, Slot}], Me, To);
-                _ ->
+%% `CLUSTER SETSLOT' in the stream (Valkey 8+ propagates it): slots are
+%% moving, so the manager reads the topology soon; `SETSLOT Slot NODE Id'
+%% is the point where this shard's stream is past the slot's move, when it
+%% went to another shard.
+cluster_cmd([Sub | Rest], #shard{view = View, shard = Me} = S) ->
+    case string:lowercase(Sub) of
+        <<"setslot">> ->
+            ok = nsync_cluster_view:topology_changed(View),
+            case setslot_node(Rest) of
+                {Slot, NodeId} ->
+                    case nsync_cluster_view:shard_of_node(View, NodeId) of
+                        To when is_integer(To), To =/= Me ->
+                            ok = nsync_cluster_view:handover(View, [{Slot, Slot}], Me, To);
+                        _ ->
+                            ok
+                    end;
+                none ->
                     ok
-            end,
-            S;
+            end;
         _ ->
-            S
-    end;
-cluster_cmd(_Args, S) ->
+            ok
+    end,
+    S;
+cluster_cmd([], S) ->
     S.
+
+%% `Slot NODE Id' as `{Slot, Id}', else `none' (other SETSLOT forms).
+setslot_node([SlotBin, How, NodeId | _]) ->
+    case {string:lowercase(How), string:to_integer(SlotBin)} of
+        {<<"node">>, {Slot, <<>>}} when Slot >= 0, Slot =< 16383 -> {Slot, NodeId};
+        _ -> none
+    end;
+setslot_node(_) ->
+    none.

@@ -32,7 +32,7 @@
          contested_count/1]).
 %% the links' side
 -export([enter/2, leave/2, slot_state/2, owned/3, apply_cmd/3, rows/4, resync/3, flush/2,
-         shard_of_node/2]).
+         shard_of_node/2, topology_changed/1]).
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -216,6 +216,11 @@ flush(#{pid := Pid}, Shard) -> gen_server:call(Pid, {resync, Shard, #{}}, infini
 -spec shard_of_node(view(), binary()) -> shard() | undefined.
 shard_of_node(#{pid := Pid}, NodeId) -> gen_server:call(Pid, {shard_of_node, NodeId}).
 
+%% @doc A shard's stream says slots are moving (`CLUSTER SETSLOT'): the
+%% manager reads the topology soon.
+-spec topology_changed(view()) -> ok.
+topology_changed(#{pid := Pid}) -> gen_server:cast(Pid, topology_changed).
+
 %%% ========================================================== callbacks
 
 %% @private
@@ -292,6 +297,9 @@ handle_call(Request, _From, State) ->
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(topology_changed, #state{notify = Notify} = State) ->
+    Notify ! {nsync_cluster_view, self(), topology_changed},
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
