@@ -4,14 +4,20 @@
 %%%
 %%%   erl -noshell -pa _build/default/lib/nsync/ebin -pa DIR \
 %%%       -run nsync_bench main fullsync ets|noop PORT [CAFILE]
+%%%       -run nsync_bench main fullsync_keys ets|noop PORT KEYS
+%%%       -run nsync_bench main loadfile ets|noop FILE [KEYS]
 %%%       -run nsync_bench main serve PORT
 %%%       -run nsync_bench main clustersync PORT
 %%%
 %%% `fullsync' starts a link to 127.0.0.1:PORT (over TLS, verified against
 %%% CAFILE, when one is given), waits for `{load, eof}' and
 %%% prints one line `RESULT {json}' (time, ETS memory, VmHWM/VmRSS, CPU),
-%%% then halts; `clustersync' does the same for a Redis Cluster reached
-%%% through the seed 127.0.0.1:PORT (one view for every shard). `serve' starts a link with the default ETS mirror, prints
+%%% then halts. `fullsync_keys': the same with KEYS, an Erlang term
+%%% (`[{match, <<"*0">>}]'), as the link's `keys' option. `loadfile'
+%%% measures `nsync:load_file/2' of FILE alike. `clustersync' does what
+%%% `fullsync' does for a Redis Cluster reached through the seed
+%%% 127.0.0.1:PORT (one view for every shard). `serve' starts a link with
+%%% the default ETS mirror, prints
 %%% `READY', then answers commands read from stdin, one a line:
 %%%   `suspend'         suspends the link process (sys:suspend/1) (the stream backs up in the
 %%%                     socket and the master's output buffer) -> `SUSPENDED'
@@ -26,10 +32,16 @@
 -export([main/1]).
 
 main(["fullsync", Mode, Port]) ->
-    run(fun() -> fullsync(list_to_atom(Mode), list_to_integer(Port), []) end);
+    run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)}, []) end);
 main(["fullsync", Mode, Port, CaFile]) ->
-    run(fun() -> fullsync(list_to_atom(Mode), list_to_integer(Port),
+    run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)},
                           [{tls, [{cacertfile, CaFile}]}]) end);
+main(["fullsync_keys", Mode, Port, Keys]) ->
+    run(fun() -> fullsync(list_to_atom(Mode), {port, list_to_integer(Port)}, [{keys, term(Keys)}]) end);
+main(["loadfile", Mode, File]) ->
+    run(fun() -> fullsync(list_to_atom(Mode), {file, File}, []) end);
+main(["loadfile", Mode, File, Keys]) ->
+    run(fun() -> fullsync(list_to_atom(Mode), {file, File}, [{keys, term(Keys)}]) end);
 main(["serve", Port]) ->
     run(fun() -> serve(list_to_integer(Port)) end);
 main(["clustersync", Port]) ->
@@ -47,7 +59,12 @@ run(F) ->
 
 %%% ------------------------------------------------------------ full sync
 
-fullsync(Mode, Port, Extra) ->
+term(Text) ->
+    {ok, Tokens, _} = erl_scan:string(Text ++ "."),
+    {ok, Term} = erl_parse:parse_term(Tokens),
+    Term.
+
+fullsync(Mode, Source, Opts) ->
     _ = code:ensure_loaded(nsync_nif),
     Self = self(),
     Cb = case Mode of
@@ -59,8 +76,13 @@ fullsync(Mode, Port, Extra) ->
     RssBefore = proc_status("VmRSS"),
     Cpu0 = cpu_s(),
     T0 = now_us(),
-    {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true},
-                                  {timeout, 900000} | Cb ++ Extra]),
+    {ok, Pid} = case Source of
+                    {port, Port} ->
+                        nsync:start_link([{host, "127.0.0.1"}, {port, Port}, {block, true},
+                                          {timeout, 900000} | Cb ++ Opts]);
+                    {file, File} ->
+                        nsync:load_file(File, Cb ++ Opts)
+                end,
     T1 = now_us(),
     Teof = case Mode of
                noop -> receive {eof, T} -> T after 5000 -> T1 end;

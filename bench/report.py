@@ -10,8 +10,9 @@ ratio is taken within one run, so a load spike hits both sides of a ratio.
 
 usage: report.py [--write RESULTS.md] [PART...]
   PART: sync (full sync + memory), live (live stream), apply (apply rate),
-        tls (full sync over TLS beside a replica with tls-replication yes);
-        default all four.
+        tls (full sync over TLS beside a replica with tls-replication yes),
+        filter (S1 with a key filter keeping 10% of the keys, and
+        nsync:load_file/2 of the snapshots); default all five.
 env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       MODES (diskless,disk), LIVE_N (1000000), APPLY_N (1000000, the SET
       workload; the mixed one sends the same total), REDIS_SERVER,
@@ -248,10 +249,15 @@ def parse_result(text):
     raise RuntimeError("no RESULT in:\n" + text[-3000:])
 
 
-def nsync_fullsync(master, mode, tls=None):
-    """`tls`: (port, CA file) of the master's TLS port."""
-    args = ("fullsync", mode, str(master.port)) if tls is None else \
-        ("fullsync", mode, str(tls[0]), tls[1])
+def nsync_fullsync(master, mode, tls=None, keys=None):
+    """`tls`: (port, CA file) of the master's TLS port; `keys`: a `keys`
+    option (an Erlang term)."""
+    if tls is not None:
+        args = ("fullsync", mode, str(tls[0]), tls[1])
+    elif keys is not None:
+        args = ("fullsync_keys", mode, str(master.port), keys)
+    else:
+        args = ("fullsync", mode, str(master.port))
     p = subprocess.run(erl_cmd(*args), capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         raise RuntimeError("nsync fullsync failed:\n" + p.stdout + p.stderr)
@@ -555,6 +561,129 @@ def sync_tables(rows, goals):
     return "\n".join(out) + "\n", "\n".join(mem) + "\n"
 
 
+# ------------------------------------------------------------------ key filter
+
+S1_KEYS = {"s1_100k": 100_000, "s1_1m": 1_000_000, "s1_5m": 5_000_000}
+
+
+def tenth_filters(n):
+    """Two `keys` options keeping the first tenth of S1's key:%07d: by
+    prefixes, and the glob `*0` (every tenth key)."""
+    tenth = n // 10
+    d = len(str(tenth)) - 1
+    while tenth % (10 ** d):
+        d -= 1
+    prefixes = ",".join('{prefix,<<"key:%s">>}' % str(i).zfill(7 - d)
+                        for i in range(tenth // 10 ** d))
+    return {"prefix": "[%s]" % prefixes, "glob": '[{match,<<"*0">>}]'}
+
+
+def nsync_loadfile(path, mode, keys=None):
+    extra = [keys] if keys else []
+    p = subprocess.run(erl_cmd("loadfile", mode, path, *extra), capture_output=True, text=True,
+                       timeout=3600)
+    if p.returncode != 0:
+        raise RuntimeError("nsync loadfile failed:\n" + p.stdout + p.stderr)
+    return parse_result(p.stdout)
+
+
+def run_filter():
+    """Per S1 set and master mode, per run: a real replica, the unfiltered
+    ETS mirror and the mirror with each 10% filter, against one master;
+    then load_file of each snapshot (and big_1g's, if built)."""
+    rows = []
+    for s in [x for x in SETS if x in S1_KEYS]:
+        rdb = os.path.join(DATA, s + ".rdb")
+        if not os.path.exists(rdb):
+            log("skip %s: %s missing" % (s, rdb))
+            continue
+        filters = tenth_filters(S1_KEYS[s])
+        runs = RUNS_5M if s == "s1_5m" else RUNS
+        for mode in MODES:
+            log("filter: %s %s, %d runs, load %s" % (s, mode, runs, loadavg()))
+            master = Server(master_config(mode), rdb=rdb)
+            try:
+                res = {"replica": [], "ets": [], "prefix": [], "glob": []}
+                for i in range(runs):
+                    wait_quiet()
+                    res["replica"].append(replica_fullsync(master))
+                    res["ets"].append(nsync_fullsync(master, "ets"))
+                    for name, keys in filters.items():
+                        res[name].append(nsync_fullsync(master, "ets", keys=keys))
+                    log("  run %d: replica %.3fs ets %.3fs prefix %.3fs glob %.3fs" % (
+                        i + 1, res["replica"][-1]["seconds"], res["ets"][-1]["seconds"],
+                        res["prefix"][-1]["seconds"], res["glob"][-1]["seconds"]))
+                for name in filters:
+                    for r in res[name]:
+                        if r["keys"] != S1_KEYS[s] // 10:
+                            raise RuntimeError("%s kept %r keys" % (name, r["keys"]))
+            finally:
+                master.stop()
+            rows.append((s, mode, res))
+    files = []
+    for s in [x for x in SETS + ["big_1g"] if x in S1_KEYS or x == "big_1g"]:
+        rdb = os.path.join(DATA, s + ".rdb")
+        if not os.path.exists(rdb):
+            continue
+        log("load_file: %s (%d MiB)" % (s, os.path.getsize(rdb) // MiB))
+        res = {"noop": [], "ets": [], "glob": []}
+        for i in range(RUNS_5M if s in ("s1_5m", "big_1g") else RUNS):
+            wait_quiet()
+            res["noop"].append(nsync_loadfile(rdb, "noop"))
+            if s != "big_1g":
+                res["ets"].append(nsync_loadfile(rdb, "ets"))
+            res["glob"].append(nsync_loadfile(rdb, "ets", '[{match,<<"*0">>}]'))
+        files.append((s, os.path.getsize(rdb), res))
+    return rows, files
+
+
+def filter_tables(data, goals):
+    rows, files = data
+    out = ["### Key filter: S1 keeping 10% of the keys\n",
+           "%d runs per row (s1_5m: %d), one master per row; every run syncs a real replica, "
+           "the unfiltered ETS mirror and the mirror with each filter, in turn. Prefix: the "
+           "`{prefix, P}` filters of the first tenth of `key:%%07d`; glob: `{match, \"*0\"}`. "
+           "Seconds and ratios to the replica as in Full sync; memory as in Memory (ETS: the "
+           "mirror's tables; BEAM peak: VmHWM of the fresh VM).\n" % (RUNS, RUNS_5M),
+           "| set | master | replica s | ETS s | ETS / replica | prefix 10% s | prefix / replica "
+           "| glob 10% s | glob / replica | ETS MiB | prefix MiB | glob MiB | replica used_memory "
+           "| BEAM peak ETS | BEAM peak prefix | BEAM peak glob |",
+           "|---|---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s, mode, res in rows:
+        rep = [r["seconds"] for r in res["replica"]]
+        cols = []
+        for name in ("ets", "prefix", "glob"):
+            t = [r["seconds"] for r in res[name]]
+            cols += [fmt_range(t, s3), "**%s**" % fmt_range(ratios(t, rep), x2)]
+        cells = ([s, mode, fmt_range(rep, s3)] + cols
+                 + [mib(med([r["ets_bytes"] for r in res[n]])) for n in ("ets", "prefix", "glob")]
+                 + [mib(med([r["used_memory"] for r in res["replica"]]))]
+                 + [mib(med([r["hwm"] for r in res[n]])) for n in ("ets", "prefix", "glob")])
+        out.append("| " + " | ".join(cells) + " |")
+        glob = ratios([r["seconds"] for r in res["glob"]], [r["seconds"] for r in res["ets"]])
+        goals.append(("S1 sync keeping 10%% / unfiltered, %s, %s (glob)" % (s, mode), "report",
+                      med(glob), x2(med(glob)), None))
+    out.append("\n### load_file\n")
+    out.append("`nsync:load_file/2` of the snapshot files (page cache warm): a no-op "
+               "callback (parse and terms only), the ETS mirror, and the mirror with the glob "
+               "filter. BEAM peak - before: VmHWM of the fresh VM less its RSS before the "
+               "load: what reading the file costs beyond the tables. Seconds and MiB, "
+               "medians.\n")
+    out.append("| file | MiB | no-op s | no-op peak - before | ETS s | ETS MiB | glob 10% s "
+               "| glob peak - before |")
+    out.append("|---|---:|---|---:|---|---:|---|---:|")
+    for s, size, res in files:
+        def peak(rs):
+            return mib(max(r["hwm"] - r["rss_before"] for r in rs)) if rs else "-"
+        ets = res["ets"]
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            s, size // MiB, fmt_range([r["seconds"] for r in res["noop"]], s3), peak(res["noop"]),
+            fmt_range([r["seconds"] for r in ets], s3) if ets else "-",
+            mib(med([r["ets_bytes"] for r in ets])) if ets else "-",
+            fmt_range([r["seconds"] for r in res["glob"]], s3), peak(res["glob"])))
+        worst = max(r["hwm"] - r["rss_before"] for r in res["noop"])
+        goals.append(("load_file %s, no-op: BEAM peak - before (flat memory)" % s, "<= 64 MiB",
+                      worst / MiB, mib(worst) + " MiB", worst <= 64 * MiB))
 # ------------------------------------------------------------------ TLS
 
 TLS_SETS = env_list("TLS_SETS", "s1_1m")
@@ -961,7 +1090,7 @@ def main():
     write = None
     if args[:1] == ["--write"]:
         write, args = args[1], args[2:]
-    parts = args or ["sync", "live", "apply", "tls"]
+    parts = args or ["sync", "live", "apply", "tls", "filter"]
     compile_bench()
     head = machine_line()
     log(head)
@@ -979,6 +1108,9 @@ def main():
         if "apply" in parts:
             at = apply_table(run_apply(), goals)
             sections.append(("apply", "Stream apply rate", at))
+        if "filter" in parts:
+            ft = filter_tables(run_filter(), goals)
+            sections.append(("filter", "Key filters and load_file", ft))
         if "tls" in parts:
             rows = run_tls(goals)
             if rows:

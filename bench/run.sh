@@ -7,12 +7,13 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply big tls cluster"   what to run (default:
-#                           all; big is bench/big.sh, big values: needs no data
-#                           set; tls: S1 full sync over TLS beside a replica with
-#                           tls-replication yes, TLS_SETS / TLS_MODES; cluster is
-#                           bench/cluster.py, a 3-shard cluster's S1 full sync
-#                           into one view)
+#   PARTS="parse sync live apply filter big tls cluster"   what to run
+#                           (default: all; filter = S1 with a 10% key filter,
+#                           and load_file; big is bench/big.sh, big values:
+#                           needs no data set; tls: S1 full sync over TLS beside
+#                           a replica with tls-replication yes, TLS_SETS /
+#                           TLS_MODES; cluster is bench/cluster.py, a 3-shard
+#                           cluster's S1 full sync into one view)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
@@ -27,10 +28,10 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply big tls cluster}
+PARTS=${PARTS:-parse sync live apply filter big tls cluster}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
-if has parse || has sync || has live || has apply || has tls; then
+if has parse || has sync || has live || has apply || has filter || has tls; then
 
 sets=(s1_100k s1_1m s1_5m s2)
 [ "${BIG:-0}" = 1 ] && sets+=(big_1g)
@@ -79,7 +80,7 @@ fi
 # Full sync, memory, live stream, apply rate: nsync (built by rebar3, cargo
 # via its hook) against redis-server replicas on the same masters.
 rest=()
-for p in sync live apply tls; do has "$p" && rest+=("$p"); done
+for p in sync live apply tls filter; do has "$p" && rest+=("$p"); done
 if [ ${#rest[@]} -gt 0 ]; then
     rebar3 compile
     python3 bench/report.py --write bench/RESULTS.md "${rest[@]}"

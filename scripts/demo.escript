@@ -2,10 +2,12 @@
 %%! -pa _build/default/lib/nsync/ebin
 %% The Erlang half of `make demo' (scripts/demo.sh starts the master and
 %% writes the first keys): mirror the master, print the mirror, then write
-%% more keys over a plain client socket and show each arriving in ETS.
+%% more keys over a plain client socket and show each arriving in ETS;
+%% last, have the master SAVE and load its dump.rdb with nsync:load_file/2,
+%% keeping only some keys (a key filter).
 -mode(compile).
 
-main([PortText]) ->
+main([PortText, Dir]) ->
     Port = list_to_integer(PortText),
     T0 = erlang:monotonic_time(microsecond),
     {ok, Link} = nsync:start_link([{host, "127.0.0.1"}, {port, Port},
@@ -29,10 +31,28 @@ main([PortText]) ->
     io:format("~nnsync:status/1: ~p~n", [maps:with([state, replid, offset, keys_loaded, commands], Status)]),
     io:format("nsync:ttl(nsync, <<\"short-lived\">>) = ~p (ms since the epoch)~n",
               [nsync:ttl(nsync, <<"short-lived">>)]),
-    ok = nsync:stop(Link);
+    ok = nsync:stop(Link),
+    load_backup(Port, filename:join(Dir, "dump.rdb"));
 main(_) ->
-    io:format(standard_error, "usage: demo.escript PORT~n", []),
+    io:format(standard_error, "usage: demo.escript PORT DIR~n", []),
     halt(2).
+
+%% The master saves its dataset; nsync loads the file (as a backup would be
+%% inspected, or a node warm-started) with a key filter.
+load_backup(Port, Dump) ->
+    {ok, Sock} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {packet, line}]),
+    ok = gen_tcp:send(Sock, resp([<<"SAVE">>])),
+    {ok, <<"+OK\r\n">>} = gen_tcp:recv(Sock, 0, 30000),
+    gen_tcp:close(Sock),
+    Filter = [{prefix, "user:"}, {match, "q*"}],
+    T0 = erlang:monotonic_time(microsecond),
+    {ok, Backup} = nsync:load_file(Dump, [{name, backup}, {keys, Filter}]),
+    Micros = erlang:monotonic_time(microsecond) - T0,
+    io:format("~nnsync:load_file(~s, [{name, backup}, {keys, ~0p}]) in ~.1f ms:~n",
+              [Dump, Filter, Micros / 1000]),
+    [io:format("  ~-12s ~p~n", [K, V]) || {K, V} <- lists:sort(ets:tab2list(nsync:tid(backup)))],
+    io:format("nsync:status/1: ~p~n", [maps:with([state, keys_loaded], nsync:status(Backup))]),
+    ok = nsync:stop(Backup).
 
 write_and_watch(Sock, [_, Key | _] = Cmd) ->
     Before = nsync:lookup(nsync, Key),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Demo: starts a throwaway redis-server on a free loopback port, writes a few
 # keys of every type, then (scripts/demo.escript) mirrors it with nsync,
-# prints the ETS mirror, writes more keys and shows each one arrive.
+# prints the ETS mirror, writes more keys and shows each one arrive, then
+# loads the master's dump.rdb with nsync:load_file/2 and a key filter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +45,4 @@ echo "demo: redis-server $(cli info server | sed -n 's/^redis_version:\(.*\)\r$/
 echo "demo: wrote $(cli dbsize) keys in db 0 (+1 in db 1, not mirrored: nsync mirrors db 0 by default)"
 echo "demo: building nsync (rebar3 compile)"
 rebar3 compile >"$dir/compile.log" 2>&1 || { cat "$dir/compile.log" >&2; exit 1; }
-escript scripts/demo.escript "$port"
+escript scripts/demo.escript "$port" "$dir"

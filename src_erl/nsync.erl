@@ -24,6 +24,14 @@
 %%% <li>`{db, N | all}': the database mirrored (0). A user callback sees
 %%%     only the events of that database (and FLUSHALL, SWAPDB); with `all'
 %%%     every database has its own table (`tid/2').</li>
+%%% <li>`{keys, Filters}': mirror only some keys: `{prefix, P}' (keys
+%%%     starting with `P'), `{match, Pattern}' (Redis `MATCH' glob syntax:
+%%%     `*', `?', `[a-z]', `[^...]', `\' escapes), `{db, N | [N]}' (those
+%%%     databases, each in its own table; with `{db, N}' it must hold N). A
+%%%     key is kept when its name starts with a prefix or matches a pattern
+%%%     (any name if none is given) and it is in one of the databases.
+%%%     Filtered-out keys are skipped in the NIF, snapshot and stream; see
+%%%     the README for commands whose keys straddle the filter.</li>
 %%% <li>`{connect_timeout, Ms}' (5000): TCP connect timeout (and the TLS
 %%%     handshake's).</li>
 %%% <li>`{master_timeout, Ms}' (60000): a master that sends nothing for
@@ -72,13 +80,14 @@
 %%% `stale => true' and `last_error'.
 -module(nsync).
 
--export([start_link/0, start_link/1, child_spec/1, stop/1, status/1,
+-export([start_link/0, start_link/1, load_file/2, child_spec/1, stop/1, status/1,
          tid/0, tid/1, tid/2, lookup/2, ttl/2]).
 %% element reads
 -export([hget/3, hmget/3, hlen/2, sismember/3, scard/2, zscore/3, zrange/4,
          zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4]).
 
--export_type([option/0, options/0, tls_option/0, callback/0, event/0, value/0, score/0,
+-export_type([option/0, options/0, key_filter/0, file_option/0, tls_option/0, callback/0,
+              event/0, value/0, score/0,
               stream/0, stream_id/0, stream_meta/0, stream_group/0,
               stream_consumer/0, module_value/0, status/0, table/0]).
 
@@ -92,6 +101,7 @@
                 | {timeout, timeout()}
                 | {name, atom()}
                 | {db, non_neg_integer() | all}
+                | {keys, [key_filter()]}
                 | {connect_timeout, pos_integer()}
                 | {master_timeout, pos_integer()}
                 | {tls, true | [tls_option()] | #{atom() => term()}}
@@ -116,6 +126,25 @@
 
 -type options() :: [option()] | #{atom() => term()}.
 %% A proplist (the first occurrence of an option wins) or a map of them.
+
+-type key_filter() :: {prefix, string() | binary()}
+                    | {match, string() | binary()}
+                    | {db, non_neg_integer() | [non_neg_integer(), ...]}.
+%% One element of the `keys' option: a key name prefix, a glob pattern
+%% (Redis `MATCH' syntax), or databases.
+
+-type file_option() :: {key, string() | binary()}
+                     | {callback, callback() | undefined}
+                     | {timeout, timeout()}
+                     | {name, atom()}
+                     | {db, non_neg_integer() | all}
+                     | {keys, [key_filter()]}
+                     | {compressed, boolean()}
+                     | {big_threshold, pos_integer() | off}
+                     | {hll_sparse_max_bytes, non_neg_integer()}
+                     | {geo_formula, before_7_0 | since_7_0}.
+%% One option of `load_file/2': `{key, Key}' says the file is the DUMP
+%% payload of `Key'; the others are those of `start_link/1'.
 
 -type callback() :: {module(), atom()} | {module(), atom(), list()}
                   | fun((event()) -> term()) | pid().
@@ -166,7 +195,7 @@
 %% A module type's value, undecoded: `{module, TypeName, EncVersion,
 %% RawPayload}'.
 
--type status() :: #{state := connecting | syncing | streaming | disconnected,
+-type status() :: #{state := connecting | syncing | streaming | disconnected | loaded,
                     master := {binary(), inet:port_number()} | undefined,
                     replid := binary() | undefined,
                     offset := integer() | undefined,
@@ -188,7 +217,8 @@
                     callback_errors := non_neg_integer(),
                     tables := [atom()]}.
 %% What `status/1' reports (times in ms since the epoch). `master' is that
-%% of the current or last session (`undefined' before the first one);
+%% of the current or last session (`undefined' before the first one, and
+%% for a loaded file, whose state is `loaded');
 %% `offset' the replication offset applied, `master_offset' the master's as
 %% far as received, `lag' the difference in bytes; `bytes' received since
 %% the start, `last_io' when bytes last came; `connected_since' when the
@@ -216,6 +246,30 @@ start_link(Opts) ->
     case nsync_opts:validate(Opts) of
         {ok, #{block := true} = Config} -> start_blocking(Config);
         {ok, Config} -> (starter(Config))(Config, undefined);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Loads an RDB file (a `dump.rdb' or a `BGSAVE' of any Redis 2.x-8.x
+%% or Valkey) into the tables a link would make of it: the same values,
+%% callback, routing, `db' and `keys' filters. With `{key, Key}', the file
+%% is instead the `DUMP' payload of one key, loaded as `Key'. Returns once
+%% the file is loaded: `{ok, Pid}', a process linked to the caller that
+%% keeps the tables (`tid/1', `lookup/2' ..., `status/1' says `loaded')
+%% until `stop/1'. The file is read as it is loaded, a chunk at a time,
+%% so memory does not grow with its size. Keys whose expiry has passed are
+%% not loaded.
+%%
+%% Errors: `{error, {file, Posix}}' (cannot open or read it), `{error,
+%% {rdb, Kind, Offset}}' (not a valid snapshot or payload; `truncated' if
+%% it ends inside one), `{error, {badarg, Opt}}', `{error,
+%% {already_started, Pid}}' when the table name belongs to a running link
+%% or loaded file (names are node-wide: give the file another `name'), and
+%% `{error, timeout}' past `{timeout, Ms}' (`infinity' by default).
+-spec load_file(file:filename_all(), [file_option()] | #{atom() => term()}) ->
+          {ok, pid()} | {error, term()}.
+load_file(Path, Opts) ->
+    case nsync_opts:validate_file(Path, Opts) of
+        {ok, Config} -> start_blocking(Config);
         {error, _} = Error -> Error
     end.
 

@@ -13,7 +13,7 @@
 %%% slot left this shard: it hands the slot over at once.
 -module(nsync_cluster_shard).
 
--export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, apply_cmd/5,
+-export([new/3, claim/2, start_load/1, load/5, discard_load/1, publish_load/1, apply_cmd/6,
          names/1, stale/1, delete_all/1, release/1, shard/1]).
 
 -export_type([shard/0]).
@@ -123,12 +123,13 @@ publish_load(#shard{loading = Staging, view = View, shard = Me} = S) when is_map
 publish_load(S) ->
     S.
 
-%% @doc Applies a command of the stream to table `Name'.
--spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], shard()) ->
+%% @doc Applies a command of the stream to table `Name'. (A cluster has no
+%% key filter, `nsync_opts' refuses one: no key of a command is filtered.)
+-spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], [], shard()) ->
           {ok, shard()} | {unhandled, binary(), shard()}.
-apply_cmd(_Name, _Db, <<"cluster">>, Args, S) ->
+apply_cmd(_Name, _Db, <<"cluster">>, Args, [], S) ->
     {ok, cluster_cmd(Args, S)};
-apply_cmd(Name, Db, Cmd, Args, #shard{view = View, shard = Me} = S0) ->
+apply_cmd(Name, Db, Cmd, Args, [], #shard{view = View, shard = Me} = S0) ->
     {Mirror, S} = mirror(Name, S0),
     case keys(Cmd, Args) of
         [] when Cmd =:= <<"flushall">>; Cmd =:= <<"flushdb">> ->

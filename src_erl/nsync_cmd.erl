@@ -33,9 +33,10 @@
 %%% `nsync_cmd_lib'; the tests below check every clause.
 -module(nsync_cmd).
 
--export([spec/1, keys/2, overwrites/2, spans_dataset/1, all_dbs/1]).
+-export([spec/1, keys/2, overwrites/2, spans_dataset/1, all_dbs/1, names/0, roles/1,
+         filter_table/0]).
 
--export_type([spec/0, keyspec/0, cross_op/0]).
+-export_type([spec/0, keyspec/0, cross_op/0, roles/0]).
 
 -type keyspec() :: none | first | two | all | pairs | all_but_last | second
                  | from_second | {numkeys, non_neg_integer()} | dest_numkeys
@@ -50,6 +51,8 @@
                   big => keep | project | nsync_cmd_lib:handler(),
 
                   settings => true}.
+
+-type roles() :: per_key | {reads, first | second | rest | all} | moves | none.
 
 -define(IGNORE, #{keys => none, run => ignore}).
 -define(UNHANDLED(KeySpec), #{keys => KeySpec, run => unhandled}).
@@ -234,6 +237,99 @@ spec(<<"cluster">>) -> #{keys => none, run => mirror, cross_db => cluster,
                          dataset => true, all_dbs => true};
 spec(_) -> undefined.
 
+% @doc Every command of the table (the test below checks it against the
+% clauses of `spec/1').
+-spec names() -> [binary()].
+names() ->
+    [<<"set">>, <<"setnx">>, <<"setex">>, <<"psetex">>, <<"mset">>, <<"msetex">>,
+     <<"delifeq">>, <<"delex">>, <<"msetnx">>, <<"append">>, <<"setrange">>, <<"incr">>,
+     <<"decr">>, <<"incrby">>, <<"decrby">>, <<"incrbyfloat">>, <<"getset">>, <<"getdel">>,
+     <<"getex">>, <<"setbit">>, <<"bitop">>, <<"bitfield">>, <<"del">>, <<"unlink">>,
+     <<"rename">>, <<"renamenx">>, <<"copy">>, <<"expire">>, <<"pexpire">>, <<"expireat">>,
+     <<"pexpireat">>, <<"persist">>, <<"sort">>, <<"restore">>, <<"restore-asking">>,
+     <<"move">>, <<"swapdb">>, <<"flushdb">>, <<"flushall">>, <<"lpush">>, <<"rpush">>,
+     <<"lpushx">>, <<"rpushx">>, <<"lpop">>, <<"rpop">>, <<"linsert">>, <<"lset">>, <<"lrem">>,
+     <<"ltrim">>, <<"lmove">>, <<"blmove">>, <<"rpoplpush">>, <<"brpoplpush">>, <<"lmpop">>,
+     <<"blmpop">>, <<"blpop">>, <<"brpop">>, <<"sadd">>, <<"srem">>, <<"smove">>, <<"spop">>,
+     <<"sinterstore">>, <<"sunionstore">>, <<"sdiffstore">>, <<"zadd">>, <<"zincrby">>,
+     <<"zrem">>, <<"zremrangebyscore">>, <<"zremrangebyrank">>, <<"zremrangebylex">>,
+     <<"zpopmin">>, <<"zpopmax">>, <<"bzpopmin">>, <<"bzpopmax">>, <<"zmpop">>, <<"bzmpop">>,
+     <<"zunionstore">>, <<"zinterstore">>, <<"zdiffstore">>, <<"zrangestore">>,
+     <<"georadius">>, <<"georadiusbymember">>, <<"geosearchstore">>, <<"hset">>, <<"hmset">>,
+     <<"hsetnx">>, <<"hdel">>, <<"hincrby">>, <<"hincrbyfloat">>, <<"hpexpireat">>,
+     <<"hexpireat">>, <<"hpexpire">>, <<"hexpire">>, <<"hpersist">>, <<"hsetex">>,
+     <<"hgetex">>, <<"hgetdel">>, <<"xadd">>, <<"xdel">>, <<"xtrim">>, <<"xsetid">>,
+     <<"xgroup">>, <<"xack">>, <<"xclaim">>, <<"xdelex">>, <<"xackdel">>, <<"xautoclaim">>,
+     <<"xreadgroup">>, <<"pfadd">>, <<"pfmerge">>, <<"pfcount">>, <<"pfdebug">>, <<"eval">>,
+     <<"evalsha">>, <<"eval_ro">>, <<"evalsha_ro">>, <<"fcall">>, <<"select">>, <<"multi">>,
+     <<"exec">>, <<"discard">>, <<"ping">>, <<"publish">>, <<"spublish">>, <<"replconf">>,
+     <<"function">>, <<"script">>, <<"trimslots">>, <<"cluster">>].
+
+%% @doc How the keys of a command that has several relate, for keys the
+%% mirror does not know (`nsync_mirror') and for a key filter
+%% (`filter_table/0'):
+%% <ul>
+%% <li>`per_key': each key is written on its own (a filter may keep some
+%%   of them; MSETNX too, as masters propagate it only when it set every
+%%   key);</li>
+%% <li>`{reads, Which}': the keys `Which' (`first', `second', `rest' after
+%%   the first, or `all') of the list `keys/2' gives are only read;</li>
+%% <li>`moves': the first key's new value depends on that key alone (it
+%%   loses what goes to the second; RENAMENX is propagated only when it
+%%   succeeded);</li>
+%% <li>`none': any key may depend on any other.</li>
+%% </ul>
+-spec roles(binary()) -> roles().
+roles(<<"del">>) -> per_key;
+roles(<<"unlink">>) -> per_key;
+roles(<<"mset">>) -> per_key;
+roles(<<"msetnx">>) -> per_key;
+roles(<<"msetex">>) -> per_key;
+roles(<<"copy">>) -> {reads, first};
+roles(<<"sort">>) -> {reads, first};
+roles(<<"georadius">>) -> {reads, first};
+roles(<<"georadiusbymember">>) -> {reads, first};
+roles(<<"zrangestore">>) -> {reads, second};
+roles(<<"geosearchstore">>) -> {reads, second};
+roles(<<"bitop">>) -> {reads, rest};
+roles(<<"sinterstore">>) -> {reads, rest};
+roles(<<"sunionstore">>) -> {reads, rest};
+roles(<<"sdiffstore">>) -> {reads, rest};
+roles(<<"zunionstore">>) -> {reads, rest};
+roles(<<"zinterstore">>) -> {reads, rest};
+roles(<<"zdiffstore">>) -> {reads, rest};
+roles(<<"pfmerge">>) -> {reads, rest};
+%% several keys: none written (one key: its cached count, no other key)
+roles(<<"pfcount">>) -> {reads, all};
+roles(<<"rename">>) -> moves;
+roles(<<"renamenx">>) -> moves;
+roles(<<"smove">>) -> moves;
+roles(<<"lmove">>) -> moves;
+roles(<<"blmove">>) -> moves;
+roles(<<"rpoplpush">>) -> moves;
+roles(<<"brpoplpush">>) -> moves;
+roles(_) -> none.
+
+%% @doc The command table as the NIF's key filter reads it
+%% (`nsync_nif:open/1'): for each command whose keys are not just its first
+%% argument, or that the filter treats apart, its key spec and `per_key'
+%% (see `roles/1'), `move' (MOVE: the key lands in another database), `copy'
+%% (COPY ... DB) or `plain'. A command absent from it has its first
+%% argument as its key.
+-spec filter_table() -> #{binary() => {keyspec(), per_key | move | copy | plain}}.
+filter_table() ->
+    maps:from_list([{Name, Rule} || Name <- names(),
+                                    Rule <- [filter_rule(Name, spec(Name))],
+                                    Rule =/= {first, plain}]).
+
+filter_rule(_Name, #{keys := Keys, cross_db := move}) -> {Keys, move};
+filter_rule(_Name, #{keys := Keys, cross_db := copy}) -> {Keys, copy};
+filter_rule(Name, #{keys := Keys}) ->
+    case roles(Name) of
+        per_key -> {Keys, per_key};
+        _ -> {Keys, plain}
+    end.
+
 %% @doc The keys of a command, by key spec.
 -spec keys(keyspec(), [binary()]) -> [binary()].
 keys(none, _) -> [];
@@ -298,7 +394,9 @@ with(Flag) -> lists:sort([C || C <- commands(), is_map_key(Flag, spec(C))]).
 table_entries_test_() ->
     Cs = commands(),
     [?_assert(length(Cs) > 100),
-     ?_assertEqual(length(Cs), length(lists:usort(Cs)))
+     ?_assertEqual(length(Cs), length(lists:usort(Cs))),
+     %% a command added to spec/1 goes in names/0 too
+     ?_assertEqual({[], []}, {Cs -- names(), names() -- Cs})
      | [{C, fun() -> check_entry(C, spec(C)) end} || C <- Cs]].
 
 check_entry(C, #{keys := _, run := Run} = S) ->
@@ -336,6 +434,22 @@ flags_test_() ->
      ?_assertEqual([true, false, true, false, false],
                    [all_dbs(C) || C <- [<<"flushall">>, <<"flushdb">>, <<"swapdb">>, <<"copy">>, <<"nope">>]]),
      ?_assertEqual(undefined, spec(<<"frobnicate">>))].
+
+%% Roles name commands of the table that have several keys; the filter's
+%% table leaves out exactly the commands whose key is their first argument.
+roles_test_() ->
+    Multi = [C || C <- commands(), roles(C) =/= none],
+    Table = filter_table(),
+    [?_assertEqual([], [C || C <- Multi, maps:get(keys, spec(C)) =:= first]),
+     ?_assertEqual({all, per_key}, maps:get(<<"del">>, Table)),
+     ?_assertEqual({first, move}, maps:get(<<"move">>, Table)),
+     ?_assertEqual({two, copy}, maps:get(<<"copy">>, Table)),
+     ?_assertEqual({two, plain}, maps:get(<<"rename">>, Table)),
+     ?_assertEqual({none, plain}, maps:get(<<"select">>, Table)),
+     ?_assertNot(is_map_key(<<"set">>, Table)),
+     ?_assertEqual(lists:sort([C || C <- commands(), maps:get(keys, spec(C)) =/= first]
+                              ++ [<<"move">>]),
+                   lists:sort(maps:keys(Table)))].
 
 overwrites_test_() ->
     O = fun(C, Args) -> overwrites(spec(C), Args) end,

@@ -10,7 +10,9 @@
 %%% snapshot order, and each key goes to the table its return value names,
 %%% again with one insert per table per item. Commands are given to the
 %%% callback, then applied to the table it names; FLUSHALL, FLUSHDB and
-%%% SWAPDB to every table of the link.
+%%% SWAPDB to every table of the link. A command that also names keys a key
+%%% filter leaves out (`{cmd, Db, Cmd, Args, Filtered}') reaches the
+%%% callback as any other; the mirror is told which keys it does not keep.
 %%%
 %%% Runs in the link process, which writes the tables (their life cycle,
 %%% and who owns them, is `nsync_tables''s).
@@ -29,7 +31,7 @@
           default :: boolean(),
           name :: atom(),
           %% the database(s) a user callback sees
-          db :: non_neg_integer() | all,
+          db :: nsync_mirror:dbspec(),
           %% where the tables are: a link's own (nsync_tables), or a
           %% cluster's view (nsync_cluster_shard, for a shard's link)
           tables_mod = nsync_tables :: nsync_tables | nsync_cluster_shard,
@@ -76,13 +78,9 @@ new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = 
 item({keys, Db, DataRows, ExpiryRows, BigHashes}, D) ->
     keys(Db, DataRows, ExpiryRows, BigHashes, D);
 item({cmd, Db, Cmd, Args}, D) ->
-    case visible(Db, Cmd, D) of
-        true ->
-            {Route, Cb} = nsync_callback:notify({cmd, Cmd, Args}, D#delivery.callback),
-            apply_cmd(Route, Db, Cmd, Args, D#delivery{callback = Cb});
-        false ->
-            D
-    end;
+    command(Db, Cmd, Args, [], D);
+item({cmd, Db, Cmd, Args, Filtered}, D) ->
+    command(Db, Cmd, Args, Filtered, D);
 item({fullresync, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
     D#delivery{tables = Mod:start_load(T)};
 item({continue, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
@@ -182,29 +180,41 @@ load(Name, Db, {DataRows, ExpiryRows}, #delivery{tables_mod = Mod, tables = T} =
 
 %%% ------------------------------------------------------------ commands
 
+command(Db, Cmd, Args, Filtered, D) ->
+    case visible(Db, Cmd, D) of
+        true ->
+            {Route, Cb} = nsync_callback:notify({cmd, Cmd, Args}, D#delivery.callback),
+            apply_cmd(Route, Db, Cmd, Args, Filtered, D#delivery{callback = Cb});
+        false ->
+            D
+    end.
+
 %% With `{db, N}' a user callback sees only db N, plus the commands that
 %% concern every db (`nsync_cmd:all_dbs/1'), and no SELECT (noise when
 %% everything is db N); with `{db, all}' it sees everything, SELECT
-%% included, to follow the dbs. The default mirror gets everything and
-%% filters by itself, since it must follow keys moved into its db.
+%% included, to follow the dbs, and with a list of dbs those dbs' commands
+%% and the SELECTs. The default mirror gets everything and filters by
+%% itself, since it must follow keys moved into its db.
 visible(_Db, _Cmd, #delivery{default = true}) -> true;
 visible(_Db, _Cmd, #delivery{db = all}) -> true;
-visible(_Db, <<"select">>, _D) -> false;
+visible(_Db, <<"select">>, #delivery{db = Dbs}) -> is_list(Dbs);
+visible(Db, Cmd, #delivery{db = Dbs}) when is_list(Dbs) ->
+    lists:member(Db, Dbs) orelse nsync_cmd:all_dbs(Cmd);
 visible(Db, Cmd, #delivery{db = Wanted}) ->
     Db =:= Wanted orelse nsync_cmd:all_dbs(Cmd).
 
 %% A command that spans the dataset (`nsync_cmd:spans_dataset/1') goes to
 %% every table of the link, any other to the table the callback named.
-apply_cmd(Route, Db, Cmd, Args, #delivery{tables_mod = Mod, tables = T} = D) ->
+apply_cmd(Route, Db, Cmd, Args, Filtered, #delivery{tables_mod = Mod, tables = T} = D) ->
     case nsync_cmd:spans_dataset(Cmd) of
-        true -> lists:foldl(fun(Name, Acc) -> apply_to(Name, Db, Cmd, Args, Acc) end,
+        true -> lists:foldl(fun(Name, Acc) -> apply_to(Name, Db, Cmd, Args, Filtered, Acc) end,
                             D, Mod:names(T));
         false when Route =:= none -> D;
-        false -> apply_to(Route, Db, Cmd, Args, D)
+        false -> apply_to(Route, Db, Cmd, Args, Filtered, D)
     end.
 
-apply_to(Name, Db, Cmd, Args, #delivery{tables_mod = Mod, tables = T} = D) ->
-    case Mod:apply_cmd(Name, Db, Cmd, Args, T) of
+apply_to(Name, Db, Cmd, Args, Filtered, #delivery{tables_mod = Mod, tables = T} = D) ->
+    case Mod:apply_cmd(Name, Db, Cmd, Args, Filtered, T) of
         {ok, T1} -> D#delivery{tables = T1};
         {unhandled, What, T1} -> unhandled(What, D#delivery{tables = T1});
         {taken, Owner} -> table_taken(Name, Owner, D)

@@ -41,6 +41,11 @@
 %%% `reconnect/1' ends the current session and starts the next one at once.
 %%% The replication position stays in the NIF, so the next session resumes
 %%% with PSYNC at whichever master it reaches.
+%%%
+%%% A link of `nsync:load_file/2' (a `file' in its config) has one session,
+%%% which reads the file instead of a master: once it is loaded the link
+%%% keeps its tables and starts no other; if it fails, the link stops and
+%%% the waiter gets the reason.
 -module(nsync_link).
 -behaviour(gen_server).
 
@@ -217,7 +222,10 @@ format_status(Status) ->
 %%% ============================================================ internal
 
 %% The items of a batch: the delivery handles them all; the policy watches
-%% the master's answer to PSYNC and the end of each snapshot.
+%% the master's answer to PSYNC and the end of each snapshot. A file's
+%% session connects to no master.
+item({fullresync, _Replid, _Offset} = Item, #state{config = #{file := _}, delivery = D} = State) ->
+    State#state{delivery = nsync_delivery:item(Item, D)};
 item({fullresync, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
     connected(Item, State#state{delivery = nsync_delivery:item(Item, D), full_sync = true});
 item({continue, _Replid, _Offset} = Item, #state{delivery = D} = State) ->
@@ -272,12 +280,12 @@ open(Config, Waiter) ->
 
 start_session(#state{nif = Nif, observe = Obs} = State) ->
     case next_master(State) of
-        {ok, Master} ->
-            case nsync_nif:start(Nif, Master) of
+        {ok, Source} ->
+            case nsync_nif:start(Nif, Source) of
                 {ok, Session} ->
                     {noreply, State#state{session = Session, synced = false,
                                           full_sync = false, streaming_since = undefined,
-                                          observe = nsync_observe:session_started(Master, Obs)}};
+                                          observe = nsync_observe:session_started(Source, Obs)}};
                 {error, Reason} ->
                     %% e.g. {badarg, host}: a next_master fun's bad answer
                     session_lost(Reason, State)
@@ -294,7 +302,7 @@ next_master(#state{config = #{next_master := Next}}) ->
         Class:Reason -> {error, {next_master, {Class, Reason}}}
     end;
 next_master(#state{config = Config}) ->
-    {ok, nsync_opts:master(Config)}.
+    {ok, nsync_opts:source(Config)}.
 
 %% A layer above the link that picks its masters: Sentinel.
 with_layer(#{sentinel := Sentinel} = Config) ->
@@ -332,11 +340,16 @@ streaming(State) ->
     State#state{streaming_since = erlang:monotonic_time(millisecond), last_error = undefined}.
 
 %% A session is over (or could not start).
+session_lost(_Reason, #state{config = #{file := _}, waiter = undefined} = State) ->
+    %% the loaded file's session is over: the link keeps its tables
+    {noreply, State};
 session_lost(Reason, #state{synced = Synced, attempts = Attempts, observe = Obs} = State) ->
     policy(Reason, State#state{observe = nsync_observe:session_lost(Reason, Synced, Attempts + 1,
                                                                    Obs)}).
 
 %% What the session policy makes of it: the next attempt, or the end.
+policy(Reason, #state{config = #{file := _}} = State) ->
+    file_failed(Reason, State);
 policy(disconnected, State) ->
     %% reconnect/1 asked for it: no failure, no backoff
     ?LOG_NOTICE("nsync: reconnecting as asked", ?NSYNC_LOG),
@@ -363,6 +376,12 @@ after_session(#state{streaming_since = Since} = State) ->
                    false -> State#state.attempts
                end,
     State#state{attempts = Attempts, streaming_since = undefined}.
+
+%% The file's session ended before the file was loaded: the waiter gets
+%% the reason and the link stops.
+file_failed(Reason, State) ->
+    ?LOG_WARNING("nsync: cannot load ~s: ~0p", [master(State), Reason], ?NSYNC_LOG),
+    {stop, normal, notify_waiter({error, Reason}, State)}.
 
 %% `{error, closed}' tells the callback that an open connection went away
 %% (not that a reconnect attempt failed).
@@ -434,7 +453,9 @@ notify_waiter(Msg, #state{waiter = {Pid, Ref}} = State) ->
 
 %%% ---------------------------------------------------------------- misc
 
-%% The master of the current or last session, for logs.
+%% The master (or file) of the current or last session, for logs.
+master(#state{config = #{file := File}}) ->
+    File;
 master(#state{nif = Nif}) ->
     case nsync_nif:info(Nif) of
         #{master := {Host, Port}} -> io_lib:format("~s:~b", [Host, Port]);

@@ -26,20 +26,28 @@
 %%% the keys it touched are removed and remembered as unknown ("poisoned")
 %%% until a command overwrites them, so readers see such keys as absent, never
 %%% with a wrong value.
+%%%
+%%% With a key filter, a command may also name keys the mirror leaves out
+%%% (`apply_cmd/5'): their values are unknown too, but they are never
+%%% stored nor remembered. A command with unknown keys sets what it can
+%%% still compute: keys it only reads keep their values, the source of a
+%%% move (RENAME, SMOVE, LMOVE ...) its own new value when it is known; any
+%%% other key it writes becomes unknown (`nsync_cmd:roles/1').
 -module(nsync_mirror).
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, fold/4, apply_cmd/4, delete/1,
-         lookup/2,
-         entry/3, ttl/2,
-         field_ttls/2, dbs/1, same_dbs/2]).
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, fold/4, apply_cmd/4, apply_cmd/5,
+         delete/1, lookup/2, entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 
--export_type([mirror/0, settings/0]).
+-export_type([mirror/0, settings/0, dbspec/0]).
 
 -define(KEY(Tid), {?MODULE, Tid}).
 
 -type db() :: non_neg_integer().
+%% The database mirrored, every database, or some of them (each database
+%% in its own table but for `N').
+-type dbspec() :: db() | all | [db(), ...].
 -type tabs() :: {ets:tid(), ets:tid()}.
 -type poison() :: #{binary() => true} | {all, #{binary() => true}}.
 -type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
@@ -47,7 +55,7 @@
                       %% several processes write the tables (a cluster's view)
                       write_concurrency => boolean()}.
 -opaque mirror() :: #{name := atom(),
-                      dbspec := db() | all,
+                      dbspec := dbspec(),
                       compressed := boolean(),
                       big := nsync_big:limits(),
                       settings := settings(),
@@ -58,17 +66,18 @@
 
 %% @doc Creates a mirror of database `DbSpec' with compressed data tables
 %% (see `new/3').
--spec new(atom(), db() | all) -> mirror().
+-spec new(atom(), dbspec()) -> mirror().
 new(Name, DbSpec) ->
     new(Name, DbSpec, true).
 
 %% @doc Creates a mirror of database `DbSpec' (or of every database, each in
-%% its own table, with `all'). The tables are owned by the caller. With
+%% its own table, with `all', or of those listed). The tables are owned by
+%% the caller. With
 %% `Compressed', data tables are ETS `compressed': collections take about
 %% half the memory (values are kept in the external term format), reads of
 %% small values cost the same, and reads of maps of more than 32 fields cost
 %% a few times more (the map is rebuilt on every read).
--spec new(atom(), db() | all, boolean()) -> mirror().
+-spec new(atom(), dbspec(), boolean()) -> mirror().
 new(Name, DbSpec, Compressed) ->
     new(Name, DbSpec, Compressed, #{}).
 
@@ -79,22 +88,32 @@ new(Name, DbSpec, Compressed) ->
 %% and with `big_threshold' (`nsync_big:default_threshold()'): collections
 %% of more elements (strings of more KiB) become big values (`off': never;
 %% the tests give `nsync_big:limits()').
--spec new(atom(), db() | all, boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
-                                          geo_formula => before_7_0 | since_7_0,
-                                          write_concurrency => boolean(),
-                                          big_threshold => pos_integer() | off
-                                                         | nsync_big:limits()}) -> mirror().
-new(Name, DbSpec, Compressed, Settings)
-  when is_atom(Name), (DbSpec =:= all orelse (is_integer(DbSpec) andalso DbSpec >= 0)),
-       is_boolean(Compressed), is_map(Settings) ->
-    First = case DbSpec of all -> 0; N -> N end,
+-spec new(atom(), dbspec(), boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
+                                        geo_formula => before_7_0 | since_7_0,
+                                        write_concurrency => boolean(),
+                                        big_threshold => pos_integer() | off
+                                                       | nsync_big:limits()}) -> mirror().
+new(Name, DbSpec0, Compressed, Settings)
+  when is_atom(Name), is_boolean(Compressed), is_map(Settings) ->
+    DbSpec = dbspec(DbSpec0),
     Big = nsync_big:limits(maps:get(big_threshold, Settings, nsync_big:default_threshold())),
     M = #{name => Name, dbspec => DbSpec, compressed => Compressed, dbs => #{}, poison => #{},
           big => Big,
           settings => maps:merge(#{hll_sparse_max_bytes => 3000, geo_formula => since_7_0},
                                  maps:without([big_threshold], Settings))},
-    {M1, _} = ensure_db(M, First),
+    {M1, _} = ensure_db(M, first_db(DbSpec)),
     M1.
+
+dbspec(all) -> all;
+dbspec(N) when is_integer(N), N >= 0 -> N;
+dbspec([_ | _] = Dbs) ->
+    true = lists:all(fun(N) -> is_integer(N) andalso N >= 0 end, Dbs),
+    lists:usort(Dbs).
+
+%% The database whose table `tid/1' gives.
+first_db(all) -> 0;
+first_db([First | _]) -> First;
+first_db(N) -> N.
 
 new_tabs(Name, Compressed, Settings) ->
     Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
@@ -104,10 +123,10 @@ new_tabs(Name, Compressed, Settings) ->
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 
-%% @doc The data table of the mirrored database (db 0 with `all').
+%% @doc The data table of the mirrored database (db 0 with `all', the
+%% first one with a list).
 -spec tid(mirror()) -> ets:tid().
-tid(#{dbspec := all} = M) -> tid(M, 0);
-tid(#{dbspec := N} = M) -> tid(M, N).
+tid(#{dbspec := DbSpec} = M) -> tid(M, first_db(DbSpec)).
 
 %% @doc The data table of database `Db', or `undefined' if not (yet) there.
 -spec tid(mirror(), db()) -> ets:tid() | undefined.
@@ -141,6 +160,7 @@ delete(#{dbs := Dbs}) ->
     ok.
 
 mirrored(#{dbspec := all}, _Db) -> true;
+mirrored(#{dbspec := Dbs}, Db) when is_list(Dbs) -> lists:member(Db, Dbs);
 mirrored(#{dbspec := N}, Db) -> N =:= Db.
 
 ensure_db(#{dbs := Dbs, name := Name, compressed := Compressed, settings := S} = M, Db) ->
@@ -311,16 +331,25 @@ fold(Fun, Acc0, #{dbs := Dbs}, Db) ->
 %% the command name (any case), `Args' its arguments.
 -spec apply_cmd(mirror(), db(), binary(), [binary()]) ->
           {ok, mirror()} | {unhandled, binary(), mirror()}.
-apply_cmd(M, Db, Cmd0, Args) ->
+apply_cmd(M, Db, Cmd, Args) ->
+    apply_cmd(M, Db, Cmd, Args, []).
+
+%% @doc Applies a command some of whose keys, `Filtered', a key filter
+%% leaves out of the mirror: their values are unknown, and they are never
+%% stored (see the module doc). `{unhandled, Cmd, Mirror}' when a key the
+%% mirror keeps became unknown.
+-spec apply_cmd(mirror(), db(), binary(), [binary()], [binary()]) ->
+          {ok, mirror()} | {unhandled, binary(), mirror()}.
+apply_cmd(M, Db, Cmd0, Args, Filtered) ->
     Cmd = nsync_cmd_lib:lower(Cmd0),
     Spec = nsync_cmd:spec(Cmd),
     try
-        dispatch(M, Db, Cmd, Args, Spec)
+        dispatch(M, Db, Cmd, Args, Spec, Filtered)
     catch
         Class:Reason:Stack ->
             logger:debug(#{what => mirror_apply_failed, cmd => Cmd, class => Class,
                            reason => Reason, stack => Stack}, ?NSYNC_LOG),
-            {unhandled, Cmd, poison(M, Db, safe_keys(Spec, Args))}
+            {unhandled, Cmd, poison(M, Db, safe_keys(Spec, Args) -- Filtered)}
     end.
 
 %% The keys to drop when a command failed: by its key spec if that can be
@@ -334,31 +363,32 @@ safe_keys(undefined, Args) -> first_arg(Args).
 first_arg([K | _]) -> [K];
 first_arg([]) -> [].
 
-dispatch(M, _Db, _Cmd, _Args, #{run := ignore}) -> {ok, M};
-dispatch(M, Db, Cmd, Args, #{cross_db := Op} = Spec) -> cross(Op, M, Db, Cmd, Args, Spec);
-dispatch(M, Db, Cmd, Args, Spec) -> dispatch_local(M, Db, Cmd, Args, Spec).
+dispatch(M, _Db, _Cmd, _Args, #{run := ignore}, _Out) -> {ok, M};
+dispatch(M, Db, Cmd, Args, #{cross_db := Op} = Spec, Out) -> cross(Op, M, Db, Cmd, Args, Spec, Out);
+dispatch(M, Db, Cmd, Args, Spec, Out) -> dispatch_local(M, Db, Cmd, Args, Spec, Out).
 
-dispatch_local(M, Db, Cmd, Args, Spec) ->
+dispatch_local(M, Db, Cmd, Args, Spec, Out) ->
     case mirrored(M, Db) of
         false -> {ok, M};
-        true -> local(M, Db, Cmd, Args, Spec)
+        true -> local(M, Db, Cmd, Args, Spec, Out)
     end.
 
-local(M, Db, Cmd, Args, undefined) ->
-    {unhandled, Cmd, poison(M, Db, first_arg(Args))};
-local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}) ->
-    {unhandled, Cmd, poison(M, Db, nsync_cmd:keys(KS, Args))};
-local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec) when not is_map_key(Db, P) ->
+local(M, Db, Cmd, Args, undefined, Out) ->
+    {unhandled, Cmd, poison(M, Db, first_arg(Args) -- Out)};
+local(M, Db, Cmd, Args, #{run := unhandled, keys := KS}, Out) ->
+    {unhandled, Cmd, poison(M, Db, nsync_cmd:keys(KS, Args) -- Out)};
+local(#{poison := P} = M0, Db, <<"set">>, [K, V], _Spec, []) when not is_map_key(Db, P) ->
     %% The commonest command, without options and with nothing unknown in
     %% the db: the value is replaced and any TTL dropped, whatever was there.
     {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
     write(Tabs, K, {nsync_big:promote(string, V, Limits), undefined, #{}}),
     {ok, M};
-local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
-    Keys = lists:usort(nsync_cmd:keys(KS, Args)),
+local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec, Out) ->
+    Named = nsync_cmd:keys(KS, Args),
+    Keys = lists:usort(Named),
     {#{big := Limits} = M, Tabs} = ensure_db(M0, Db),
-    Poisoned = [K || K <- Keys, is_poisoned(M, Db, Tabs, K)],
-    Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Poisoned),
+    Unknown = [K || K <- Keys, lists:member(K, Out) orelse is_poisoned(M, Db, Tabs, K)],
+    Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Unknown),
                                       (E = read(Tabs, K)) =/= none]),
     Now = erlang:system_time(millisecond),
     Context = case Spec of
@@ -371,19 +401,52 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec) ->
              end,
     case Result of
         unhandled ->
-            {unhandled, Cmd, poison(M, Db, Keys)};
+            {unhandled, Cmd, poison(M, Db, Keys -- Out)};
+        {ok, Store2} when Unknown =:= [] ->
+            _ = commit(Tabs, Store, Store2, kind_of(Run), Limits),
+            {ok, M};
         {ok, Store2} ->
-            Changed = commit(Tabs, Store, Store2, kind_of(Run), Limits),
-            case Poisoned of
-                [] -> {ok, M};
-                _ ->
-                    %% a command that overwrites its keys makes them known
-                    case nsync_cmd:overwrites(Spec, Args) of
-                        true -> {ok, unpoison(M, Db, Poisoned)};
-                        false -> {unhandled, Cmd, poison(M, Db, lists:usort(Poisoned ++ Changed))}
-                    end
+            case nsync_cmd:overwrites(Spec, Args) of
+                true ->
+                    %% it sets its keys whatever they held: they are known now
+                    _ = commit(Tabs, Store, maps:without(Out, Store2), kind_of(Run), Limits),
+                    {ok, unpoison(M, Db, Unknown -- Out)};
+                false ->
+                    Commit = fun(Known) -> commit(Tabs, maps:with(Known, Store),
+                                                  maps:with(Known, Store2), kind_of(Run), Limits)
+                             end,
+                    partly_known(M, Db, Cmd, Named, Unknown, Out, Commit)
             end
     end.
+
+%% A command some of whose keys are unknown: only what does not depend on
+%% them is written (see the module doc); the other keys it may write
+%% become unknown.
+partly_known(M, Db, Cmd, Named, Unknown, Out, Commit) ->
+    Roles = nsync_cmd:roles(Cmd),
+    Known = case {Roles, Named} of
+                {moves, [Source | _]} -> [Source || not lists:member(Source, Unknown)];
+                _ -> []
+            end,
+    Uncertain = lists:usort(Named) -- (read_only(Roles, Named) ++ Known ++ Out),
+    _ = Commit(Known),
+    case Uncertain of
+        [] -> {ok, M};
+        _ -> {unhandled, Cmd, poison(M, Db, Uncertain)}
+    end.
+
+%% The keys a command only reads (a key it also writes is not one).
+read_only({reads, Which}, Named) ->
+    Read = case {Which, Named} of
+               {first, [K | _]} -> [K];
+               {second, [_, K | _]} -> [K];
+               {rest, [_ | Ks]} -> Ks;
+               {all, Ks} -> Ks;
+               _ -> []
+           end,
+    Read -- (Named -- Read);
+read_only(_Roles, _Named) ->
+    [].
 
 has_big(Store) ->
     lists:any(fun({V, _, _}) -> is_reference(V) end, maps:values(Store)).
@@ -438,6 +501,18 @@ sized(Entry, _Kind, _Limits) -> Entry.
 
 %%% ------------------------------------------------------------ poison
 
+%% @doc The keys of database `Db' the mirror has lost track of (absent from
+%% its table, whatever the master holds), or `{all_but, Known}' after a
+%% SWAPDB with a database it does not mirror (every key is unknown but
+%% those written since).
+-spec unknown_keys(mirror(), db()) -> [binary()] | {all_but, [binary()]}.
+unknown_keys(#{poison := P}, Db) ->
+    case P of
+        #{Db := {all, Known}} -> {all_but, lists:sort(maps:keys(Known))};
+        #{Db := Map} -> lists:sort(maps:keys(Map));
+        _ -> []
+    end.
+
 is_poisoned(#{poison := P}, Db, {Data, _}, K) ->
     case P of
         #{Db := {all, Known}} -> not is_map_key(K, Known) andalso not ets:member(Data, K);
@@ -470,37 +545,38 @@ unpoison(#{poison := P} = M, Db, Keys) ->
 %%% ------------------------------------------------------------ cross-db
 
 %% The operations of the commands the table marks `cross_db'.
-cross(flushdb, M, Db, _Cmd, _Args, _Spec) ->
+cross(flushdb, M, Db, _Cmd, _Args, _Spec, _Out) ->
     case M of
         #{dbs := #{Db := Tabs}} -> clear(Tabs);
         _ -> ok
     end,
     {ok, reset_poison(M, Db)};
-cross(flushall, #{dbs := Dbs} = M, _Db, _Cmd, _Args, _Spec) ->
+cross(flushall, #{dbs := Dbs} = M, _Db, _Cmd, _Args, _Spec, _Out) ->
     lists:foreach(fun clear/1, maps:values(Dbs)),
     {ok, M#{poison := #{}}};
-cross(move, M, Db, Cmd, [Key, T0], _Spec) ->
+cross(move, M, Db, Cmd, [Key, T0], _Spec, _Out) ->
+    %% a key filter keeps a name in every database or in none
     move(M, Cmd, Db, binary_to_integer(T0), Key);
-cross(swapdb, M, _Db, Cmd, [A0, B0], _Spec) ->
+cross(swapdb, M, _Db, Cmd, [A0, B0], _Spec, _Out) ->
     swapdb(M, Cmd, binary_to_integer(A0), binary_to_integer(B0));
-cross(trim_slots, M, _Db, _Cmd, [_Ranges, N | Bounds], _Spec) ->
+cross(trim_slots, M, _Db, _Cmd, [_Ranges, N | Bounds], _Spec, _Out) ->
     %% TRIMSLOTS RANGES n start end ...: Redis 8.4 trims db 0
     Ranges = slot_ranges(lists:sublist(Bounds, 2 * binary_to_integer(N))),
     {ok, drop_slots(M, [0], fun(Slot) -> lists:any(fun({A, B}) -> Slot >= A andalso Slot =< B end, Ranges) end)};
-cross(cluster, #{dbs := Dbs} = M, _Db, _Cmd, [Sub, Slot0 | _], _Spec) ->
+cross(cluster, #{dbs := Dbs} = M, _Db, _Cmd, [Sub, Slot0 | _], _Spec, _Out) ->
     case nsync_cmd_lib:lower(Sub) of
         <<"flushslot">> ->
             Slot = binary_to_integer(Slot0),
             {ok, drop_slots(M, maps:keys(Dbs), fun(S) -> S =:= Slot end)};
         _ -> {ok, M}
     end;
-cross(cluster, M, _Db, _Cmd, _Args, _Spec) -> {ok, M};
-cross(copy, M, Db, Cmd, Args, Spec) ->
+cross(cluster, M, _Db, _Cmd, _Args, _Spec, _Out) -> {ok, M};
+cross(copy, M, Db, Cmd, Args, Spec, Out) ->
     %% across databases only with a DB option naming another one
     case copy_db(Args) of
-        {Target, Rest} when Target =/= Db -> copy_across(M, Cmd, Db, Target, Rest);
-        {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec);
-        none -> dispatch_local(M, Db, Cmd, Args, Spec)
+        {Target, Rest} when Target =/= Db -> copy_across(M, Cmd, Db, Target, Rest, Out);
+        {_, Rest} -> dispatch_local(M, Db, Cmd, Rest, Spec, Out);
+        none -> dispatch_local(M, Db, Cmd, Args, Spec, Out)
     end.
 
 slot_ranges([A, B | Rest]) -> [{binary_to_integer(A), binary_to_integer(B)} | slot_ranges(Rest)];
@@ -575,9 +651,12 @@ copy_db([O, N | Rest], Acc) ->
     end;
 copy_db(_, _) -> none.
 
-%% COPY across databases is propagated only when it succeeded.
-copy_across(M0, Cmd, From, To, [Src, Dst | _]) ->
-    case {mirrored(M0, From), mirrored(M0, To)} of
+%% COPY across databases is propagated only when it succeeded. A source
+%% the key filter leaves out is unknown; a destination it leaves out is
+%% not kept.
+copy_across(M0, Cmd, From, To, [Src, Dst | _], Out) ->
+    case {mirrored(M0, From) andalso not lists:member(Src, Out),
+          mirrored(M0, To) andalso not lists:member(Dst, Out)} of
         {_, false} -> {ok, M0};
         {false, true} -> {unhandled, Cmd, poison(M0, To, [Dst])};
         {true, true} ->
@@ -597,7 +676,16 @@ copy_across(M0, Cmd, From, To, [Src, Dst | _]) ->
     end.
 
 swapdb(M, _Cmd, A, A) -> {ok, M};
-swapdb(#{dbspec := all} = M0, _Cmd, A, B) ->
+swapdb(M, Cmd, A, B) ->
+    case {mirrored(M, A), mirrored(M, B)} of
+        {true, true} -> {ok, swap(M, A, B)};
+        %% the other database's content is not mirrored: this one is now unknown
+        {true, false} -> {unhandled, Cmd, all_unknown(M, A)};
+        {false, true} -> {unhandled, Cmd, all_unknown(M, B)};
+        {false, false} -> {ok, M}
+    end.
+
+swap(M0, A, B) ->
     {M1, TA} = ensure_db(M0, A),
     {#{poison := P} = M, TB} = ensure_db(M1, B),
     RowsA = dump(TA),
@@ -609,13 +697,12 @@ swapdb(#{dbspec := all} = M0, _Cmd, A, B) ->
     P2 = maps:remove(A, maps:remove(B, P)),
     P3 = case P of #{A := PA} -> P2#{B => PA}; _ -> P2 end,
     P4 = case P of #{B := PB} -> P3#{A => PB}; _ -> P3 end,
-    {ok, M#{poison := P4}};
-swapdb(#{dbspec := N} = M0, Cmd, A, B) when N =:= A; N =:= B ->
-    %% the other database's content is not mirrored: db N is now unknown
-    {#{poison := P} = M, Tabs} = ensure_db(M0, N),
+    M#{poison := P4}.
+
+all_unknown(M0, Db) ->
+    {#{poison := P} = M, Tabs} = ensure_db(M0, Db),
     clear(Tabs),
-    {unhandled, Cmd, M#{poison := P#{N => {all, #{}}}}};
-swapdb(M, _, _, _) -> {ok, M}.
+    M#{poison := P#{Db => {all, #{}}}}.
 
 dump({Data, Exp}) -> {ets:tab2list(Data), ets:tab2list(Exp)}.
 restore({Data, Exp}, {D, E}) ->
@@ -833,6 +920,78 @@ move_copy_single_test() ->
     M10 = ap(M9, 1, [<<"incr">>, <<"n">>]),
     ?assertEqual([{<<"n">>, <<"1">>}], ets:tab2list(T)),
     delete(M10).
+
+%% Keys a key filter leaves out: never stored nor remembered; what does not
+%% depend on them is applied, what does becomes unknown.
+filtered_keys_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                     [[<<"set">>, <<"k1">>, <<"a">>], [<<"set">>, <<"k2">>, <<"b">>],
+                      [<<"rpush">>, <<"l1">>, <<"x">>, <<"y">>],
+                      [<<"sadd">>, <<"s1">>, <<"m">>, <<"n">>], [<<"sadd">>, <<"s2">>, <<"n">>]]),
+    F = fun(M, Cmd, Out) -> [C | A] = Cmd, apply_cmd(M, 0, C, A, Out) end,
+    %% renamed from a key left out: its value is unknown
+    {unhandled, <<"rename">>, M2} = F(M1, [<<"rename">>, <<"out">>, <<"k1">>], [<<"out">>]),
+    ?assertEqual([], ets:lookup(T, <<"k1">>)),
+    ?assertEqual([<<"k1">>], unknown_keys(M2, 0)),
+    %% renamed to a key left out: gone, and known to be gone
+    {ok, M3} = F(M2, [<<"rename">>, <<"k2">>, <<"out">>], [<<"out">>]),
+    ?assertEqual([], ets:lookup(T, <<"k2">>)),
+    M4 = ap(M3, 0, [<<"append">>, <<"k2">>, <<"c">>]),
+    ?assertEqual([{<<"k2">>, <<"c">>}], ets:lookup(T, <<"k2">>)),
+    %% stored into a key left out from kept ones: nothing changes
+    {ok, M5} = F(M4, [<<"sunionstore">>, <<"out">>, <<"s1">>, <<"s2">>], [<<"out">>]),
+    %% stored from a key left out into a kept one: unknown; the kept
+    %% source it only read keeps its value
+    {unhandled, _, M6} = F(M5, [<<"sunionstore">>, <<"s2">>, <<"out">>, <<"s1">>], [<<"out">>]),
+    ?assertEqual([], ets:lookup(T, <<"s2">>)),
+    ?assertEqual([{<<"s1">>, [<<"m">>, <<"n">>]}], ets:lookup(T, <<"s1">>)),
+    %% a list popped into a key left out: the kept source is known
+    {ok, M7} = F(M6, [<<"lmove">>, <<"l1">>, <<"out">>, <<"LEFT">>, <<"RIGHT">>], [<<"out">>]),
+    ?assertEqual([{<<"l1">>, [<<"y">>]}], ets:lookup(T, <<"l1">>)),
+    {unhandled, _, M8} = F(M7, [<<"smove">>, <<"out">>, <<"s1">>, <<"z">>], [<<"out">>]),
+    ?assertEqual([], ets:lookup(T, <<"s1">>)),
+    %% a copy to a key left out changes nothing
+    {ok, M9} = F(M8, [<<"copy">>, <<"l1">>, <<"out">>], [<<"out">>]),
+    ?assertEqual([{<<"l1">>, [<<"y">>]}], ets:lookup(T, <<"l1">>)),
+    %% nothing left out was stored or remembered
+    ?assertEqual([], ets:lookup(T, <<"out">>)),
+    ?assertEqual([<<"k1">>, <<"s1">>, <<"s2">>], unknown_keys(M9, 0)),
+    delete(M9).
+
+%% A poisoned key read by a command: what the command writes is unknown.
+poisoned_source_test() ->
+    M0 = new(t, 0),
+    T = tid(M0),
+    M1 = lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end, M0,
+                     [[<<"sadd">>, <<"a">>, <<"1">>], [<<"sadd">>, <<"b">>, <<"2">>],
+                      [<<"sadd">>, <<"d">>, <<"1">>, <<"2">>]]),
+    {unhandled, _, M2} = apply_cmd(M1, 0, <<"frobnicate">>, [<<"a">>]),
+    %% D was {1, 2}; the union of the unknown A and B: unknown, not {2}
+    {unhandled, _, M3} = apply_cmd(M2, 0, <<"sunionstore">>, [<<"d">>, <<"a">>, <<"b">>]),
+    ?assertEqual([], ets:lookup(T, <<"d">>)),
+    ?assertEqual([{<<"b">>, [<<"2">>]}], ets:lookup(T, <<"b">>)),
+    ?assertEqual([<<"a">>, <<"d">>], unknown_keys(M3, 0)),
+    delete(M3).
+
+%% A mirror of some databases follows keys moved or swapped between them.
+some_dbs_test() ->
+    M0 = new(t, [2, 0]),
+    ?assertEqual(tid(M0, 0), tid(M0)),
+    M1 = lists:foldl(fun({Db, C}, Acc) -> ap(Acc, Db, C) end, M0,
+                     [{0, [<<"set">>, <<"a">>, <<"1">>]}, {1, [<<"set">>, <<"a">>, <<"x">>]},
+                      {0, [<<"move">>, <<"a">>, <<"2">>]}]),
+    ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(tid(M1, 2), <<"a">>)),
+    ?assertEqual(undefined, tid(M1, 1)),
+    {unhandled, _, M2} = apply_cmd(M1, 1, <<"move">>, [<<"b">>, <<"0">>]),
+    ?assertEqual([<<"b">>], unknown_keys(M2, 0)),
+    {ok, M3} = apply_cmd(M2, 0, <<"swapdb">>, [<<"0">>, <<"2">>]),
+    ?assertEqual([{<<"a">>, <<"1">>}], ets:lookup(tid(M3, 0), <<"a">>)),
+    ?assertEqual([<<"b">>], unknown_keys(M3, 2)),
+    {unhandled, _, M4} = apply_cmd(M3, 0, <<"swapdb">>, [<<"2">>, <<"5">>]),
+    ?assertEqual({all_but, []}, unknown_keys(M4, 2)),
+    delete(M4).
 
 field_expiry_test() ->
     M0 = new(t, 0),

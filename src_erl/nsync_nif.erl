@@ -5,7 +5,9 @@
 %%% wherever it connects. Each connection attempt is a session: `start/2'
 %%% starts a pump thread that connects to the master given for that session,
 %%% then reads the socket, runs the handshake, snapshot and command stream
-%%% (with ACKs), and sends what it reads to the calling process in batches:
+%%% (with ACKs), and sends what it reads to the calling process in batches.
+%%% A session may read a file instead (an RDB file, or a DUMP payload): it
+%%% delivers its keys as a full sync does, then ends with `eof':
 %%%
 %%%   `{nsync_pump, Session, {batch, [item()]}}'  items, in stream order
 %%%   `{nsync_pump, Session, {closed, reason()}}'  the session is over;
@@ -23,7 +25,7 @@
 -module(nsync_nif).
 
 -export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1, key_slot/1,
-         foreign_rows/2]).
+         foreign_rows/2, filter_command/3, keeps/3]).
 %% Values the mirror computes as Redis does (nsync_core's hll, geo, digest).
 -export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3,
          string_digest/1]).
@@ -43,13 +45,26 @@
                     tls := tls_config() | undefined,
                     listening_port := inet:port_number(),
                     %% whose snapshot keys are delivered
-                    db := db() | all,
+                    db := db() | all | [db()],
+                    keys := none | key_filter(),
                     %% lists, sets, zsets and hashes of more elements come
                     %% as big values (nsync_big)
                     big_threshold := pos_integer() | off}.
+%% The key names kept (every name if both lists are empty), and the rules
+%% of the commands whose keys are not just their first argument
+%% (`nsync_cmd:filter_table/0'). With a filter, commands of the databases
+%% not mirrored are dropped too.
+-type key_filter() :: #{prefixes := [binary()],
+                        patterns := [binary()],
+                        commands := #{binary() => {nsync_cmd:keyspec(),
+                                                   plain | per_key | move | copy}}}.
 %% TLS settings with PEM bytes (`system': the roots built in).
 -type tls_config() :: nsync_tls:loaded().
 -type master() :: #{host := binary(), port := inet:port_number()}.
+%% A file to read instead of a master: an RDB file, or (with a key) the
+%% DUMP payload of that key.
+-type file_source() :: #{file := file:filename_all(), key := binary() | undefined}.
+-type source() :: master() | file_source().
 -type replid() :: binary().
 -type offset() :: integer().
 -type key() :: binary().
@@ -84,9 +99,14 @@
         %% One command of the stream; Cmd lowercase; every command but
         %% PING and REPLCONF, so select/multi/exec too (a resume may start
         %% inside a MULTI block); Db is the db the command applies to (for
-        %% select: the new one). Commands of every db come, whatever the
-        %% db given to open/1.
-      | {cmd, db(), Cmd :: binary(), Args :: [binary()]}.
+        %% select: the new one). Without a key filter, commands of every db
+        %% come, whatever the db given to open/1. With one, a command
+        %% touching no kept key is dropped, DEL, UNLINK, MSET, MSETNX and
+        %% MSETEX come with their kept keys only, and any other command
+        %% that also names keys the filter leaves out comes as
+        %% {cmd, Db, Cmd, Args, Filtered}, Filtered those keys' names.
+      | {cmd, db(), Cmd :: binary(), Args :: [binary()]}
+      | {cmd, db(), Cmd :: binary(), Args :: [binary()], Filtered :: [key()]}.
 %% A full sync that was cut short was not committed: the next session gives
 %% {continue, ...} from the previous position or a new {fullresync, ...}.
 %% Function libraries of the snapshot are not delivered.
@@ -97,6 +117,8 @@
 %% Why a session ended:
 -type reason() ::
         {connect, posix() | nxdomain}
+        %% a file session's file cannot be opened or read
+      | {file, posix()}
         %% TLS failed: unknown_ca, certificate_expired, hostname_mismatch,
         %% timeout (handshake), eof, {alert, Name}, {bad_certificate, Msg}, ...
       | {tls, term()}
@@ -109,8 +131,10 @@
       | {noperm, binary()}
         %% an error line, e.g. `<<"-LOADING ...">>': retry later
       | {master, binary()}
+        %% Kind truncated: a file ends inside its snapshot
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
       | {protocol, binary()}
+        %% the master closed the connection; a file session read its file
       | eof
         %% timeout: master_timeout of silence
       | {recv, posix() | timeout}
@@ -136,8 +160,8 @@
                   last_read := integer() | undefined,
                   credit_exhausted := boolean(),
                   last_error := reason() | undefined}.
--export_type([link/0, session/0, config/0, tls_config/0, master/0, item/0, reason/0, message/0,
-              link_state/0, info/0]).
+-export_type([link/0, session/0, config/0, key_filter/0, tls_config/0, master/0, source/0,
+              item/0, reason/0, message/0, link_state/0, info/0]).
 
 init() ->
     SoName = case code:priv_dir(nsync) of
@@ -157,14 +181,18 @@ init() ->
 -spec open(config()) -> {ok, link()} | {error, {badarg, atom()} | {tls, term()}}.
 open(_Config) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Starts a session: a pump thread resolves and connects to `Master'
-%% (within connect_timeout), resumes from the link's position and sends its
-%% batches to the caller, tagged with the returned session id (unique in
-%% the VM). One session at a time: `{error, running}' until the previous
+%% @doc Starts a session: a pump thread resolves and connects to the master
+%% `Source' names (within connect_timeout), resumes from the link's
+%% position and sends its batches to the caller, tagged with the returned
+%% session id (unique in the VM). For a file source it reads the file
+%% instead, as credit allows, and delivers it as a full sync: items
+%% `{fullresync, undefined, 0}', the keys and `{load_eof, undefined, 0}',
+%% then `{closed, eof}' (or `{closed, {file, Posix}}', `{closed, {rdb, Kind,
+%% Offset}}'). One session at a time: `{error, running}' until the previous
 %% one has sent `{closed, _}'; `{error, closed}' after `close/1'.
--spec start(link(), master()) ->
+-spec start(link(), source()) ->
           {ok, session()} | {error, closed | running | {badarg, atom()} | {spawn, binary()}}.
-start(_Link, _Master) -> erlang:nif_error(nif_not_loaded).
+start(_Link, _Source) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The caller has handled one batch of `Session': gives its pump a
 %% credit back and publishes the facts the batch brought (`info/1').
@@ -196,6 +224,20 @@ disconnect(_Link) -> erlang:nif_error(nif_not_loaded).
 %% `{closed, closed}' and exits); `start/2' answers `{error, closed}'.
 -spec close(link()) -> ok.
 close(_Link) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What the link's key filter makes of the command `Command' (name
+%% first) run in database `Db', as its sessions do: `keep', `drop',
+%% `{only, Command1}' (cut down to its kept keys) or `{straddles, Filtered}'
+%% (delivered with the names of the keys the filter leaves out). `keep'
+%% without a filter.
+-spec filter_command(link(), db(), [binary()]) ->
+          keep | drop | {only, [binary()]} | {straddles, [binary()]}.
+filter_command(_Link, _Db, _Command) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Whether the link mirrors the key `Key' of database `Db' (its
+%% databases and key filter).
+-spec keeps(link(), db(), binary()) -> boolean().
+keeps(_Link, _Db, _Key) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The value of a `DUMP' payload (as `RESTORE' carries it), in the
 %% representation of `{load, Key, Value}', with its hash fields' expiries;

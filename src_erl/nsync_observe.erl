@@ -48,8 +48,13 @@ new(#{name := Name} = Config, Nif, Delivery) ->
                           #{link => self(), name => Name}),
     record_counters(Delivery, #observe{nif = Nif, metadata = Metadata}).
 
-%% @doc A session starts, connecting to `Master'.
--spec session_started(nsync_nif:master(), observe()) -> observe().
+%% @doc A session starts, connecting to `Master' (or reading a file:
+%% `nsync:load_file/2').
+-spec session_started(nsync_nif:source(), observe()) -> observe().
+session_started(#{file := File}, Obs) ->
+    logger:update_process_metadata(#{nsync_file => File}),
+    ok = nsync_status:record(self(), #{file => File}),
+    Obs;
 session_started(#{host := Host, port := Port}, Obs) ->
     logger:update_process_metadata(#{nsync_master => {Host, Port}}),
     ok = nsync_status:record(self(), #{next_retry => undefined}),

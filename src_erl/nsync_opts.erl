@@ -1,11 +1,12 @@
-%%% @doc Validation of the options of `nsync:start_link/1'.
+%%% @doc Validation of the options of `nsync:start_link/1' and
+%%% `nsync:load_file/2'.
 %%%
 %%% Every option is checked up front, one clause per option, so that a bad
 %%% one gives `{error, {badarg, Opt}}' at the call instead of a crash deep
 %%% inside the link. The result is a complete config map with defaults.
 -module(nsync_opts).
 
--export([validate/1, nif_config/1, master/1]).
+-export([validate/1, validate_file/2, nif_config/1, source/1]).
 
 -export_type([config/0, callback/0]).
 
@@ -22,7 +23,10 @@
                     block := boolean(),
                     timeout := timeout(),
                     name := atom(),
-                    db := non_neg_integer() | all,
+                    db := nsync_mirror:dbspec(),
+                    %% the `keys' option: names kept (all if both lists are
+                    %% empty, the filter then being one of databases, in `db')
+                    keys := all | #{prefixes := [binary()], patterns := [binary()]},
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
                     connect_timeout := pos_integer(),
@@ -32,6 +36,10 @@
                     sentinel => nsync_sentinel:options(),
                     hll_sparse_max_bytes := non_neg_integer(),
                     geo_formula := before_7_0 | since_7_0,
+                    %% `nsync:load_file/2': the file read instead of a master,
+                    %% and the key of a DUMP payload file
+                    file => binary(),
+                    dump_key => binary() | undefined,
                     %% not an option: set by a layer above links (see
                     %% nsync_link) to pick each session's master
                     next_master => nsync_link:next_master(),
@@ -54,7 +62,7 @@
                     block => false,
                     timeout => 360000,
                     name => nsync,
-                    db => 0,
+                    keys => all,
                     compressed => true,
                     big_threshold => 64,
                     connect_timeout => 5000,
@@ -85,12 +93,43 @@ validate(Opts) when is_list(Opts) ->
 validate(Opts) ->
     {error, {badarg, Opts}}.
 
+%% @doc Checks the file name and options of `nsync:load_file/2': those of
+%% `validate/1' but the ones about a master (`host', `ip', `port', `pass',
+%% `user', `block', `connect_timeout', `master_timeout', `tls', `sentinel'), plus `{key, Key}' (the file is the
+%% DUMP payload of `Key'). The load always blocks; `timeout' defaults to
+%% `infinity'.
+-spec validate_file(term(), term()) -> {ok, config()} | {error, {badarg, term()}}.
+validate_file(Path, Opts) when is_map(Opts) ->
+    validate_file(Path, maps:to_list(Opts));
+validate_file(Path, Opts) when is_list(Opts) ->
+    try
+        File = file_name(Path),
+        {DumpKey, Rest} = dump_key(Opts),
+        _ = [throw({badarg, Opt}) || Opt <- Rest, about_a_master(Opt)],
+        case validate(Rest) of
+            {ok, Config} ->
+                Timeout = case lists:keymember(timeout, 1, Rest) of
+                              true -> maps:get(timeout, Config);
+                              false -> infinity
+                          end,
+                {ok, Config#{file => File, dump_key => DumpKey, block => true,
+                             timeout => Timeout}};
+            {error, _} = Error ->
+                Error
+        end
+    catch
+        throw:{badarg, _} = Bad -> {error, Bad}
+    end;
+validate_file(_Path, Opts) ->
+    {error, {badarg, Opts}}.
+
 %% @doc The part of the config the NIF needs (`nsync_nif:open/1'), every
 %% key given: the NIF has no defaults of its own. The TLS files are read
-%% here: `{error, {tls, {Opt, Posix}}}' when one cannot be.
+%% here: `{error, {tls, {Opt, Posix}}}' when one cannot be. A key filter
+%% takes the command table's key specs with it.
 -spec nif_config(config()) -> {ok, nsync_nif:config()} | {error, {tls, term()}}.
 nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
-             master_timeout := MasterTimeout, db := Db, tls := Tls,
+             master_timeout := MasterTimeout, db := Db, keys := Keys, tls := Tls,
              callback := Callback, big_threshold := Big}) ->
     Loaded = case Tls of
                  false -> {ok, undefined};
@@ -102,15 +141,22 @@ nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
             %% the default mirror; a callback gets every value as a term.
             {ok, #{user => User, pass => Pass, connect_timeout => ConnectTimeout,
                    master_timeout => MasterTimeout, listening_port => 0, db => Db,
+                   keys => case Keys of
+                               all -> none;
+                               #{} -> Keys#{commands => nsync_cmd:filter_table()}
+                           end,
                    big_threshold => case Callback of default -> Big; _ -> off end,
                    tls => NifTls}};
         {error, _} = Error ->
             Error
     end.
 
-%% @doc The master the options name (`nsync_nif:start/2').
--spec master(config()) -> nsync_nif:master().
-master(#{host := Host, port := Port}) ->
+%% @doc Where a session reads from (`nsync_nif:start/2'): the master the
+%% options name, or the file of `nsync:load_file/2'.
+-spec source(config()) -> nsync_nif:source().
+source(#{file := File, dump_key := Key}) ->
+    #{file => File, key => Key};
+source(#{host := Host, port := Port}) ->
     #{host => Host, port => Port}.
 
 %%% ------------------------------------------------------------ internal
@@ -130,6 +176,7 @@ option({timeout, T}, C) when is_integer(T), T >= 0 -> C#{timeout => T};
 option({name, N}, C) when is_atom(N), N =/= undefined -> C#{name => N};
 option({db, all}, C) -> C#{db => all};
 option({db, N}, C) when is_integer(N), N >= 0 -> C#{db => N};
+option({keys, Filters} = Opt, C) -> C#{keys => key_filter(Filters, Opt)};
 option({connect_timeout, T}, C) when is_integer(T), T > 0 -> C#{connect_timeout => T};
 option({master_timeout, T}, C) when is_integer(T), T > 0 -> C#{master_timeout => T};
 option({sentinel, S}, C) ->
@@ -183,11 +230,87 @@ callback(_, Opt) -> throw({badarg, Opt}).
 is_proper([_ | T]) -> is_proper(T);
 is_proper(Tail) -> Tail =:= [].
 
+%% `[{prefix, P} | {match, Pattern} | {db, Db | [Db]}]' as
+%% `#{prefixes, patterns, dbs}' (`all': no filter at all).
+key_filter([], _Opt) ->
+    all;
+key_filter(Filters, Opt) when is_list(Filters) ->
+    case is_proper(Filters) of
+        true -> ok;
+        false -> throw({badarg, Opt})
+    end,
+    Empty = #{prefixes => [], patterns => [], dbs => all},
+    lists:foldr(fun(F, Acc) -> key_filter_item(F, Acc, Opt) end, Empty, Filters);
+key_filter(_, Opt) ->
+    throw({badarg, Opt}).
+
+key_filter_item({prefix, P}, #{prefixes := Ps} = F, Opt) ->
+    F#{prefixes := [text(P, Opt) | Ps]};
+key_filter_item({match, P}, #{patterns := Ps} = F, Opt) ->
+    F#{patterns := [text(P, Opt) | Ps]};
+key_filter_item({db, N}, F, Opt) when is_integer(N) ->
+    key_filter_item({db, [N]}, F, Opt);
+key_filter_item({db, [_ | _] = Ns}, #{dbs := Dbs} = F, Opt) ->
+    _ = [throw({badarg, Opt}) || N <- Ns, not (is_integer(N) andalso N >= 0)],
+    F#{dbs := lists:usort(Ns ++ case Dbs of all -> []; _ -> Dbs end)};
+key_filter_item(_, _F, Opt) ->
+    throw({badarg, Opt}).
+
 %% An ACL user name is sent as `AUTH user pass': it needs a password.
 check_combination(#{user := U, pass := undefined}) when U =/= undefined ->
     {error, {badarg, {user, U}}};
 %% a cluster has database 0 only
 check_combination(#{cluster := _, db := Db}) when Db =/= 0 ->
     {error, {badarg, {db, Db}}};
+%% the view's referee does not know filtered keys (yet)
+check_combination(#{cluster := _, keys := Keys}) when Keys =/= all ->
+    {error, {badarg, {keys, cluster}}};
 check_combination(Config) ->
-    {ok, Config}.
+    databases(Config).
+
+%% The databases mirrored: the `db' option (0 by default), narrowed by the
+%% key filter's: without `db' (or with `{db, all}') those are mirrored;
+%% with `{db, N}' they must hold N.
+databases(#{keys := #{dbs := Dbs} = Keys} = Config) ->
+    Names = maps:remove(dbs, Keys),
+    case {Dbs, maps:get(db, Config, undefined)} of
+        {all, undefined} -> {ok, Config#{keys := Names, db => 0}};
+        {all, _} -> {ok, Config#{keys := Names}};
+        {_, Db} when Db =:= undefined; Db =:= all -> {ok, Config#{keys := Names, db => Dbs}};
+        {_, Db} ->
+            case lists:member(Db, Dbs) of
+                true -> {ok, Config#{keys := Names}};
+                false -> {error, {badarg, {db, Db}}}
+            end
+    end;
+databases(Config) ->
+    {ok, Config#{db => maps:get(db, Config, 0)}}.
+
+%% The options that are about a master (not for `load_file/2').
+about_a_master(block) -> true;
+about_a_master({Name, _}) ->
+    lists:member(Name, [host, ip, port, pass, user, block, connect_timeout, master_timeout, tls,
+                        sentinel]);
+about_a_master(_) -> false.
+
+%% `{key, Key}' (the first one) and the other options.
+dump_key(Opts) ->
+    Key = case lists:keyfind(key, 1, Opts) of
+              {key, K} when is_binary(K) -> K;
+              {key, K} = Opt -> text(K, Opt);
+              false -> undefined
+          end,
+    {Key, [Opt || Opt <- Opts, not (is_tuple(Opt) andalso element(1, Opt) =:= key)]}.
+
+%% A file name as the bytes the NIF opens.
+file_name(Path) when is_binary(Path), Path =/= <<>> -> Path;
+file_name(Path) when is_list(Path); is_atom(Path) ->
+    try unicode:characters_to_binary(filename:flatten(Path), unicode,
+                                     file:native_name_encoding()) of
+        B when is_binary(B), B =/= <<>> -> B;
+        _ -> throw({badarg, Path})
+    catch
+        error:_ -> throw({badarg, Path})
+    end;
+file_name(Path) ->
+    throw({badarg, Path}).

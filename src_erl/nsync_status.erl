@@ -18,7 +18,9 @@
 %%%     `connected_since', `last_error', `last_error_at': the link's
 %%%     session policy records them;</li>
 %%% <li>`loaded' (`true' once a snapshot is complete), `unhandled',
-%%%     `callback_errors', `tables': the link, as it handles batches;</li>
+%%%     `callback_errors', `tables': the link, as it handles batches;
+%%%     `file': the file a link of `nsync:load_file/2' reads (its state is
+%%%     `loaded' once it is);</li>
 %%% <li>`stale' (a reason, or `undefined'): a layer's own reason for the
 %%%     data to be stale, which wins over the derived one (e.g. the retry
 %%%     policy gave up on a master, or tables kept from a link that died
@@ -181,7 +183,10 @@ assemble(Info, Facts, Now) ->
       master_offset := MasterOffset, keys_loaded := KeysLoaded, commands := Commands,
       bytes := Bytes, last_read := LastRead, credit_exhausted := Exhausted,
       last_error := NifError} = Info,
-    State = public_state(NifState, NifError),
+    State = case Facts of
+                #{file := _, loaded := true} -> loaded;
+                _ -> public_state(NifState, NifError)
+            end,
     Stale = stale(State, Facts, silent_for(LastRead, Now), Exhausted),
     #{state => State,
       master => Master,

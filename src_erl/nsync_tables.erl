@@ -18,7 +18,7 @@
 %%% holds is refused.
 -module(nsync_tables).
 
--export([new/3, adopt/2, claim/2, apply_cmd/5, start_load/1, load/5, discard_load/1,
+-export([new/3, adopt/2, claim/2, apply_cmd/6, start_load/1, load/5, discard_load/1,
          publish_load/1, live/2, update/4, names/1, stale/1, delete_all/1, release/1]).
 
 -export_type([tables/0]).
@@ -31,7 +31,7 @@
           %% the link's `name' option, under which its tables are found
           %% again after a crash
           link_name :: atom(),
-          db :: non_neg_integer() | all,
+          db :: nsync_mirror:dbspec(),
           compressed :: boolean(),
           %% the master's settings the mirrors follow (nsync_mirror:new/4)
           settings :: map(),
@@ -51,7 +51,7 @@
 %% @doc No tables yet; mirrors of database `Db' (or of every database)
 %% with `compressed' data tables or not, following the master's `Settings'
 %% (see `nsync_mirror:new/4').
--spec new(non_neg_integer() | all, boolean(), map()) -> tables().
+-spec new(nsync_mirror:dbspec(), boolean(), map()) -> tables().
 new(Db, Compressed, Settings) ->
     #tables{link_name = undefined, db = Db, compressed = Compressed, settings = Settings}.
 
@@ -152,13 +152,14 @@ live(Name, #tables{live = Live, claimed = Claimed} = T) ->
     end.
 
 %% @doc Applies a command of the stream to the live table `Name' (created
-%% on demand).
--spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], tables()) ->
+%% on demand); `Filtered' are its keys a key filter leaves out
+%% (`nsync_mirror:apply_cmd/5').
+-spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], [binary()], tables()) ->
           {ok, tables()} | {unhandled, binary(), tables()} | taken().
-apply_cmd(Name, Db, Cmd, Args, T) ->
+apply_cmd(Name, Db, Cmd, Args, Filtered, T) ->
     case live(Name, T) of
         {ok, Mirror, T1} ->
-            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args) of
+            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
                 {ok, Mirror1} -> {ok, update(Name, Mirror, Mirror1, T1)};
                 {unhandled, What, Mirror1} -> {unhandled, What, update(Name, Mirror, Mirror1, T1)}
             end;

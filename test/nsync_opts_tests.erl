@@ -84,8 +84,9 @@ tls_and_master_timeout_test() ->
 nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
     ?assertEqual({ok, #{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
-                        master_timeout => 60000, listening_port => 0, db => 0,
+                        master_timeout => 60000, listening_port => 0, db => 0, keys => none,
                         big_threshold => 64, tls => undefined}}, nsync_opts:nif_config(C)),
+    ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:source(C)),
     %% a callback gets terms: no big values from the snapshot
     {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
     ?assertMatch({ok, #{big_threshold := off}}, nsync_opts:nif_config(C2)),
@@ -93,4 +94,42 @@ nif_config_test() ->
     {ok, #{big_threshold := off}} = nsync_opts:validate([{big_threshold, off}]),
     {ok, T} = nsync_opts:validate([{tls, [{cacertfile, "/nonexistent.pem"}]}]),
     ?assertEqual({error, {tls, {cacertfile, enoent}}}, nsync_opts:nif_config(T)),
-    ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:master(C)).
+    {ok, F} = nsync_opts:validate([{keys, [{prefix, "a:"}]}]),
+    {ok, #{keys := #{prefixes := [<<"a:">>], patterns := [], commands := Table}}} =
+        nsync_opts:nif_config(F),
+    ?assertEqual(nsync_cmd:filter_table(), Table).
+
+key_filters_test() ->
+    Keys = fun(Opts) -> {ok, #{keys := K, db := Db}} = nsync_opts:validate(Opts), {K, Db} end,
+    ?assertEqual({all, 0}, Keys([])),
+    ?assertEqual({all, 0}, Keys([{keys, []}])),
+    ?assertEqual({#{prefixes => [<<"user:">>, <<"x">>], patterns => [<<"s:*[0-9]">>]}, 0},
+                 Keys([{keys, [{prefix, "user:"}, {match, <<"s:*[0-9]">>}, {prefix, <<"x">>}]}])),
+    %% databases: without `db' (or with all) those are mirrored
+    ?assertEqual({#{prefixes => [], patterns => []}, [0, 2]}, Keys([{keys, [{db, [2, 0]}]}])),
+    ?assertEqual({#{prefixes => [], patterns => []}, [0, 3]},
+                 Keys([{db, all}, {keys, [{db, 3}, {db, [0]}]}])),
+    ?assertEqual({#{prefixes => [<<"a">>], patterns => []}, 2},
+                 Keys([{db, 2}, {keys, [{db, [2, 5]}, {prefix, "a"}]}])),
+    ?assertEqual({error, {badarg, {db, 1}}}, nsync_opts:validate([{db, 1}, {keys, [{db, 2}]}])),
+    %% a cluster (database 0 only) has no key filter
+    ?assertEqual({error, {badarg, {keys, cluster}}},
+                 nsync_opts:validate([{cluster, [{"h", 7000}]}, {keys, [{prefix, "a"}]}])),
+    ?assertMatch({ok, #{keys := all}}, nsync_opts:validate([{cluster, [{"h", 7000}]}, {keys, []}])),
+    [?assertEqual({error, {badarg, {keys, F}}}, nsync_opts:validate([{keys, F}]))
+     || F <- [user, [{prefix, ""}], [{match, 42}], [{db, -1}], [{db, []}], [{db, [a]}],
+              [{glob, "*"}], [{prefix, "a"} | b]]].
+
+file_options_test() ->
+    {ok, C} = nsync_opts:validate_file("dir/dump.rdb", [{name, f}, {keys, [{prefix, "a"}]}]),
+    ?assertMatch(#{file := <<"dir/dump.rdb">>, dump_key := undefined, block := true,
+                   timeout := infinity, name := f}, C),
+    ?assertEqual(#{file => <<"dir/dump.rdb">>, key => undefined}, nsync_opts:source(C)),
+    {ok, D} = nsync_opts:validate_file(<<"k.dump">>, #{key => "user:1", timeout => 5}),
+    ?assertMatch(#{dump_key := <<"user:1">>, timeout := 5}, D),
+    [?assertEqual({error, {badarg, O}}, nsync_opts:validate_file("f", [O]))
+     || O <- [{host, "h"}, {port, 1}, {pass, "p"}, block, {block, false},
+              {connect_timeout, 5}, {master_timeout, 5}, {tls, []}, {key, 42}, {bogus, 1}]],
+    [?assertEqual({error, {badarg, P}}, nsync_opts:validate_file(P, []))
+     || P <- ["", <<>>, 42]],
+    ?assertEqual({error, {badarg, "f"}}, nsync_opts:validate_file("dump", "f")).

@@ -14,7 +14,7 @@
 -module(nsync_test_redis).
 
 -export([start/1, stop/1, port/1, version/1, dir/1, os_pid/1,
-         cmd/2, connect/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
+         cmd/2, connect/1, close_sock/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
          info/2, available_versions/0, binary/1, cli/1, project_root/0]).
 
 -export_type([server/0, reply/0, version/0]).
@@ -479,6 +479,8 @@ open_client(TcpPort, Pass, Tls) ->
             E
     end.
 
+%% @doc Closes a connection of `connect/1' (TCP or TLS).
+-spec close_sock(gen_tcp:socket() | ssl:sslsocket() | undefined) -> ok.
 close_sock(undefined) -> ok;
 close_sock(Sock) -> t_close(Sock).
 

@@ -12,7 +12,8 @@
 %%%
 %%% `compare/3' reads every key back (SCAN, TYPE, GET/LRANGE/SMEMBERS/ZRANGE
 %%% WITHSCORES/HGETALL/XRANGE + XINFO, PEXPIRETIME or PTTL) and returns the
-%%% mismatches with the mirror's tables.
+%%% mismatches with the mirror's tables (only of the keys its `keep' fun
+%%% admits, if given: a mirror with a key filter).
 -module(nsync_workload).
 
 -export([run/2, compare/3, compare_union/3, may_be_absent/1, pairs/1]).
@@ -146,6 +147,9 @@ direct(Db, [Cmd0 | Args] = C, Reply, Server, #{hook := Hook}) ->
                {<<"incrbyfloat">>, [IK, _]} -> [[<<"set">>, IK, Reply, <<"KEEPTTL">>]];
                {<<"hincrbyfloat">>, [HK, F, _]} -> [[<<"hset">>, HK, F, Reply]];
                {<<"xadd">>, _} when Reply =:= undefined -> [];
+               %% not propagated when they fail (a key filter relies on it)
+               {<<"msetnx">>, _} when Reply =:= 0 -> [];
+               {<<"renamenx">>, _} when Reply =:= 0 -> [];
                {<<"xadd">>, [XK | _]} ->
                    [[<<"xadd">>, XK | [case A of <<"*">> -> Reply; _ -> A end || A <- tl(Args)]]];
                _ -> [C]
@@ -529,8 +533,9 @@ compare(Server, Tid, Opts) ->
 -spec compare_union([nsync_test_redis:server()], ets:tid(), map()) -> [term()].
 compare_union(Servers, Tid, Opts) ->
     Version = generation(maps:get(version, Opts, '7.0')),
+    Keep = maps:get(keep, Opts, fun(_) -> true end),
     {Mis, Keys} = lists:foldl(fun(Server, {MisAcc, KeyAcc}) ->
-                                      {Mis1, Master} = compare_server(Server, Tid, Version),
+                                      {Mis1, Master} = compare_server(Server, Tid, Version, Keep),
                                       {MisAcc ++ Mis1, Master ++ KeyAcc}
                               end, {[], []}, Servers),
     MasterSet = maps:from_list([{K, x} || K <- Keys]),
@@ -540,13 +545,14 @@ compare_union(Servers, Tid, Opts) ->
                                          not about_to_expire(Tid, K)],
     Mis ++ Extra.
 
-compare_server(Server, Tid, Version) ->
+compare_server(Server, Tid, Version, Keep) ->
     {ok, Sock} = nsync_test_redis:connect(Server),
     try
-        Master = lists:usort(scan(Sock, <<"0">>, [])),
+        Keys = scan(Sock, <<"0">>, []),
+        Master = lists:usort([K || K <- Keys, Keep(K)]),
         {lists:append([cmp_key(Sock, Tid, K, Version) || K <- Master]), Master}
     after
-        gen_tcp:close(Sock)
+        nsync_test_redis:close_sock(Sock)
     end.
 
 scan(Sock, Cursor, Acc) ->

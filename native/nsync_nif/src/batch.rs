@@ -1,8 +1,10 @@
 //! One batch of items for the link process, built as terms by the pump
 //! (the shapes are `nsync_nif:item()`).
 //!
-//! Snapshot keys of the databases the link mirrors (its [`DbFilter`]) that
-//! have not expired are grouped, per run of one database, into one item
+//! Snapshot keys of the databases the link mirrors (its [`DbFilter`]) whose
+//! names its key filter keeps (`filter.rs`; checked before anything of the
+//! key is built) and that have not expired are grouped, per run of one
+//! database, into one item
 //! `{keys, Db, DataRows, ExpiryRows, BigHashes}`: `DataRows` are the mirror's
 //! `{Key, Value}` rows in snapshot order, `ExpiryRows` its
 //! `{Key, ExpireAtMs | undefined, #{Field => Ms}}` rows of the keys that have
@@ -15,8 +17,10 @@
 //! (`big::rows`): its data row is `{Key, Handle}` and it always has an
 //! expiry row `{Key, ExpireAtMs | undefined, #{}, Handle}`, as the mirror
 //! keeps them. Function libraries are not delivered. Everything else is one
-//! item per event.
+//! item per event; the key filter drops the commands that touch no kept key
+//! and cuts down or marks those that straddle it (`KeyFilter::command`).
 
+use bytes::Bytes;
 use nsync_core::big::Big;
 use nsync_core::rdb::{Entry, LiveValue};
 use nsync_core::repl::Event;
@@ -24,10 +28,13 @@ use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
 use crate::big;
-use crate::config::DbFilter;
+use crate::config::LinkConfig;
 use crate::encode;
+#[cfg(doc)]
+use crate::filter::DbFilter;
+use crate::filter::Decision;
 
-/// A batch is sent once it holds this many events ...
+/// A batch is sent once it holds this many items ...
 pub const MAX_EVENTS: usize = 1000;
 /// ... or once this many bytes were read into it.
 pub const MAX_BYTES: usize = 256 * 1024;
@@ -40,13 +47,13 @@ struct Keys<'a> {
     big_hashes: Vec<Term<'a>>,
 }
 
-pub struct Batch<'a> {
+pub struct Batch<'a, 'c> {
     env: Env<'a>,
-    dbs: DbFilter,
-    big_threshold: Option<usize>,
+    config: &'c LinkConfig,
     now_ms: i64,
     items: Vec<Term<'a>>,
     keys: Option<Keys<'a>>,
+    /// Items delivered (snapshot keys counted one by one).
     events: usize,
     /// Snapshot keys delivered (since the full sync that started in this
     /// batch, if one did), and commands.
@@ -55,17 +62,11 @@ pub struct Batch<'a> {
     pub commands: u64,
 }
 
-impl<'a> Batch<'a> {
-    pub fn new(
-        env: Env<'a>,
-        dbs: DbFilter,
-        big_threshold: Option<usize>,
-        now_ms: i64,
-    ) -> Batch<'a> {
+impl<'a, 'c> Batch<'a, 'c> {
+    pub fn new(env: Env<'a>, config: &'c LinkConfig, now_ms: i64) -> Batch<'a, 'c> {
         Batch {
             env,
-            dbs,
-            big_threshold,
+            config,
             now_ms,
             items: Vec::new(),
             keys: None,
@@ -76,8 +77,8 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Whether there is anything to send (keys that had expired, or of
-    /// other databases, are not).
+    /// Whether there is anything to send (keys that had expired, or that
+    /// the link does not mirror, are not).
     pub fn has_items(&self) -> bool {
         !self.items.is_empty() || self.keys.is_some()
     }
@@ -91,44 +92,73 @@ impl<'a> Batch<'a> {
     /// nobody until the snapshot is complete: while `loading` they wait for
     /// a full batch (fewer, bigger messages: the link process wakes up
     /// less). Anything else goes as soon as the socket has nothing more, so
-    /// a live write reaches the link process at once.
+    /// a live write reaches the link process at once. Past [`MAX_BYTES`]
+    /// read it goes in any case (if it is empty, say every key was filtered
+    /// out, nothing is sent).
     pub fn is_ready(&self, loading: bool, drained: bool, read: usize) -> bool {
-        self.is_full() || (self.events > 0 && ((!loading && drained) || read >= MAX_BYTES))
+        self.is_full() || read >= MAX_BYTES || (self.events > 0 && !loading && drained)
     }
 
     pub fn push(&mut self, event: &Event) {
-        self.events += 1;
-        match event {
+        let delivered = match event {
             Event::Key(entry) => self.push_key(entry),
-            _ => {
-                if let Some(term) = encode::item(self.env, event) {
-                    match event {
-                        Event::Command { .. } => self.commands += 1,
-                        Event::FullResync { .. } => {
-                            self.full_sync_started = true;
-                            self.keys_delivered = 0;
-                        }
-                        _ => {}
+            Event::Command { db, args } => self.push_command(*db, args),
+            _ => match encode::item(self.env, event) {
+                Some(term) => {
+                    if let Event::FullResync { .. } = event {
+                        self.full_sync_started = true;
+                        self.keys_delivered = 0;
                     }
-                    self.close_keys();
-                    self.items.push(term);
+                    self.push_item(term);
+                    true
                 }
-            }
+                None => false,
+            },
+        };
+        if delivered {
+            self.events += 1;
         }
     }
 
-    fn push_key(&mut self, entry: &Entry) {
-        if !self.dbs.admits(entry.db) {
-            return;
+    fn push_item(&mut self, term: Term<'a>) {
+        self.close_keys();
+        self.items.push(term);
+    }
+
+    /// A command of the stream, as the key filter decides.
+    fn push_command(&mut self, db: u64, args: &[Bytes]) -> bool {
+        let decision = match &self.config.keys {
+            Some(filter) => filter.command(&self.config.dbs, db, args),
+            None => Decision::Keep,
+        };
+        let env = self.env;
+        let term = match &decision {
+            Decision::Drop => None,
+            Decision::Keep => encode::command(env, db, args, None),
+            Decision::Only(kept) => encode::command(env, db, kept, None),
+            Decision::Straddles(out) => encode::command(env, db, args, Some(out)),
+        };
+        let Some(term) = term else {
+            return false;
+        };
+        self.commands += 1;
+        self.push_item(term);
+        true
+    }
+
+    fn push_key(&mut self, entry: &Entry) -> bool {
+        if !self.config.keeps(entry.db, &entry.key) {
+            return false;
         }
         let Some(live) = LiveValue::of_entry(entry, self.now_ms) else {
-            return;
+            return false;
         };
         self.keys_delivered += 1;
         let env = self.env;
         // A value too big to build fails here only past 4 GiB a part: it
         // is then delivered as a term.
         let big = self
+            .config
             .big_threshold
             .and_then(|threshold| Big::of_live(&live, threshold)?.ok());
         if big.is_none() && encode::is_big_hash(&live) {
@@ -148,6 +178,7 @@ impl<'a> Batch<'a> {
             keys.data.push(data);
             keys.expiry.extend(expiry);
         }
+        true
     }
 
     /// The batch's items, in stream order.

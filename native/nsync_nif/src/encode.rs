@@ -58,8 +58,8 @@ fn replid_term<'a>(env: Env<'a>, replid: &Option<Bytes>) -> Term<'a> {
 /// The item of a replication event other than a snapshot key (`batch.rs`
 /// makes those): `{fullresync, Replid | undefined, Offset}`,
 /// `{continue, Replid, Offset}`, `{load_eof, Replid | undefined, Offset}`,
-/// `{cmd, Db, Cmd, Args}`. `None` for what is not delivered: function
-/// libraries, and an empty command.
+/// `{cmd, Db, Cmd, Args}` ([`command`]). `None` for what is not delivered:
+/// function libraries, and an empty command.
 pub fn item<'a>(env: Env<'a>, event: &Event) -> Option<Term<'a>> {
     let term = match event {
         Event::FullResync { replid, offset } => {
@@ -71,14 +71,31 @@ pub fn item<'a>(env: Env<'a>, event: &Event) -> Option<Term<'a>> {
         Event::LoadEof { replid, offset } => {
             (atoms::load_eof(), replid_term(env, replid), *offset).encode(env)
         }
-        Event::Command { db, args } => {
-            let (name, rest) = args.split_first()?;
-            let args = list(env, rest, |a| binary(env, a));
-            (atoms::cmd(), *db, lowercase_binary(env, name), args).encode(env)
-        }
+        Event::Command { db, args } => return command(env, *db, args, None),
         Event::Key(_) | Event::Function(_) => return None,
     };
     Some(term)
+}
+
+/// `{cmd, Db, Cmd, Args}` of the command `args` (name first), or
+/// `{cmd, Db, Cmd, Args, Filtered}` with the names of its keys a key
+/// filter leaves out; `None` for an empty command.
+pub fn command<'a>(
+    env: Env<'a>,
+    db: u64,
+    args: &[Bytes],
+    filtered: Option<&[Bytes]>,
+) -> Option<Term<'a>> {
+    let (name, rest) = args.split_first()?;
+    let name = lowercase_binary(env, name);
+    let rest = list(env, rest, |a| binary(env, a));
+    Some(match filtered {
+        None => (atoms::cmd(), db, name, rest).encode(env),
+        Some(keys) => {
+            let keys = list(env, keys, |k| binary(env, k));
+            (atoms::cmd(), db, name, rest, keys).encode(env)
+        }
+    })
 }
 
 /// The most keys of a map a thread outside the VM's schedulers (the pump)

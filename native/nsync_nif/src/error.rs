@@ -27,6 +27,9 @@ impl From<&io::Error> for Posix {
             BrokenPipe => "epipe",
             TimedOut | WouldBlock => "timeout",
             PermissionDenied => "eacces",
+            NotFound => "enoent",
+            IsADirectory => "eisdir",
+            InvalidInput => "einval",
             HostUnreachable => "ehostunreach",
             NetworkUnreachable => "enetunreach",
             NetworkDown => "enetdown",
@@ -55,8 +58,13 @@ pub enum LinkError {
     Send(Posix),
     #[error("receive failed: {0}")]
     Recv(Posix),
-    #[error("the master closed the connection")]
+    /// The master closed the connection, or a file session read its file
+    /// to the end.
+    #[error("end of input")]
     Eof,
+    /// A file session could not open or read its file.
+    #[error("cannot read the file: {0}")]
+    File(Posix),
     #[error("TLS: {0}")]
     Tls(TlsError),
     /// The master ended the connection before sending a byte: not a Redis

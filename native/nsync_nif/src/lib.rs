@@ -11,6 +11,7 @@
 mod conn;
 mod credit;
 mod error;
+mod filter;
 mod locks;
 mod status;
 mod tls;
@@ -27,6 +28,8 @@ mod config;
 mod dump;
 #[cfg(not(test))]
 mod encode;
+#[cfg(not(test))]
+mod file;
 #[cfg(not(test))]
 mod hll_geo;
 #[cfg(not(test))]

@@ -3,7 +3,8 @@
 //! A link keeps what outlives a connection (`shared.rs`): the replication
 //! position, so the next session resumes with PSYNC wherever it connects.
 //! `start/2` starts a session, run by a pump thread (`pump.rs`), with the
-//! master given for that session; `ack/2` gives the pump a credit back;
+//! master (or the file, `file.rs`) given for that session; `ack/2` gives
+//! the pump a credit back;
 //! `info/1` reads the published status. No call waits for the pump:
 //! `disconnect/1` and `close/1` shut the session's socket down through a
 //! second handle (waking a pump blocked in `read`) and wake a pump waiting
@@ -12,13 +13,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use bytes::Bytes;
+use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, Source};
 use crate::conn::Master;
 use crate::encode::{atom_map, binary};
 use crate::error::LinkError;
+use crate::filter::Decision;
 use crate::pump;
 use crate::reason;
 use crate::shared::{Refused, Shared};
@@ -60,19 +63,23 @@ fn open<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
 }
 
 #[rustler::nif]
-fn start<'a>(env: Env<'a>, link: ResourceArc<Link>, master: Term<'a>) -> Term<'a> {
-    let master = match config::decode_master(master) {
-        Ok(master) => master,
+fn start<'a>(env: Env<'a>, link: ResourceArc<Link>, source: Term<'a>) -> Term<'a> {
+    let source = match config::decode_source(source) {
+        Ok(source) => source,
         Err(key) => return (atoms::error(), (atoms::badarg(), key)).encode(env),
     };
     let shared = &link.shared;
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    match shared.begin_session(session, master.clone()) {
+    let master = match &source {
+        Source::Master(master) => Some(master.clone()),
+        Source::File(_) => None,
+    };
+    match shared.begin_session(session, master) {
         Err(Refused::Closed) => return (atoms::error(), atoms::closed()).encode(env),
         Err(Refused::Running) => return (atoms::error(), atoms::running()).encode(env),
         Ok(()) => {}
     }
-    match pump::spawn(Arc::clone(shared), env.pid(), session, master) {
+    match pump::spawn(Arc::clone(shared), env.pid(), session, source) {
         Ok(()) => (atoms::ok(), session).encode(env),
         Err(err) => {
             let err = err.to_string();
@@ -94,6 +101,38 @@ fn ack(link: ResourceArc<Link>, session: u64) -> Atom {
 fn info<'a>(env: Env<'a>, link: ResourceArc<Link>) -> Term<'a> {
     let shared = &link.shared;
     facts_term(env, &shared.status.facts(), shared.credit.is_exhausted())
+}
+
+/// `filter_command/3`: what the link's key filter makes of a command.
+#[rustler::nif]
+fn filter_command<'a>(
+    env: Env<'a>,
+    link: ResourceArc<Link>,
+    db: u64,
+    command: Vec<Binary<'a>>,
+) -> Term<'a> {
+    let config = &link.shared.config;
+    let Some(filter) = &config.keys else {
+        return atoms::keep().encode(env);
+    };
+    let args: Vec<Bytes> = command
+        .iter()
+        .map(|arg| Bytes::copy_from_slice(arg.as_slice()))
+        .collect();
+    let list =
+        |items: &[Bytes]| -> Vec<Term<'a>> { items.iter().map(|item| binary(env, item)).collect() };
+    match filter.command(&config.dbs, db, &args) {
+        Decision::Keep => atoms::keep().encode(env),
+        Decision::Drop => atoms::drop().encode(env),
+        Decision::Only(kept) => (atoms::only(), list(&kept)).encode(env),
+        Decision::Straddles(out) => (atoms::straddles(), list(&out)).encode(env),
+    }
+}
+
+/// `keeps/3`: whether the link mirrors a key.
+#[rustler::nif]
+fn keeps(link: ResourceArc<Link>, db: u64, key: Binary) -> bool {
+    link.shared.config.keeps(db, key.as_slice())
 }
 
 #[rustler::nif]

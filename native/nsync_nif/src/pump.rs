@@ -8,6 +8,8 @@
 //! inserts into ETS) the batches before. It writes the replica's output
 //! itself (handshake, ACKs, GETACK answers); the read timeout follows the
 //! next ACK due. Without credit (`credit.rs`) it waits and reads nothing.
+//! A session whose source is a file (`file.rs`) reads the file instead,
+//! through the same batches ([`Feed`], [`send_batch`]) and credit.
 //!
 //! The session ends on any error, EOF, `disconnect/1`, `close/1`, or when
 //! the link process is gone; the pump then puts the replication state back
@@ -31,34 +33,41 @@ use rustler::{Encoder, Env, LocalPid, Term};
 
 use crate::atoms;
 use crate::batch::Batch;
+use crate::config::Source;
 use crate::conn::{Conn, Master, Received};
 use crate::credit::Wait;
 use crate::encode::unix_now_ms;
 use crate::error::{LinkError, Posix};
+use crate::file;
 use crate::reason;
 use crate::shared::{Resumable, Shared};
 use crate::status::{Progress, Tally};
 
 /// The longest wait (for bytes or credit) before the pump looks at the
 /// clock again; ACKs due sooner shorten it.
-const MAX_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// Starts the pump of session `session`, connecting to `master` and
-/// sending to `owner`.
-pub fn spawn(shared: Arc<Shared>, owner: LocalPid, session: u64, master: Master) -> io::Result<()> {
+/// Starts the pump of session `session`, reading from `source` and sending
+/// to `owner`.
+pub fn spawn(shared: Arc<Shared>, owner: LocalPid, session: u64, source: Source) -> io::Result<()> {
     thread::Builder::new()
         .name("nsync-pump".into())
-        .spawn(move || run(&shared, owner, session, &master))
+        .spawn(move || run(&shared, owner, session, &source))
         .map(drop)
 }
 
 /// The thread: takes the replication state, runs the session (a panic ends
 /// it like an error), puts the state back, sends `{closed, Reason}`.
-fn run(shared: &Shared, owner: LocalPid, session: u64, master: &Master) {
+fn run(shared: &Shared, owner: LocalPid, session: u64, source: &Source) {
     let mut env = OwnedEnv::new();
     let mut resumable = shared.take_resumable();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        connect_and_pump(shared, owner, session, master, &mut env, &mut resumable)
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| match source {
+        Source::Master(master) => {
+            connect_and_pump(shared, owner, session, master, &mut env, &mut resumable)
+        }
+        Source::File(file) => {
+            file::load(shared, owner, session, file, &mut env, &mut resumable.tally)
+        }
     }));
     let reason = outcome.unwrap_or_else(|panic| {
         // Mid-event state cannot be trusted: resume from nothing.
@@ -121,6 +130,58 @@ fn message<'a>(env: Env<'a>, session: u64, payload: Term<'a>) -> Term<'a> {
     (atoms::nsync_pump(), session, payload).encode(env)
 }
 
+/// What a session reads from (a master's connection, a file): it fills
+/// batches and says what it has reached.
+pub trait Feed {
+    /// Parses into `batch`, reading more as needed, until the batch is
+    /// ready to go ([`Batch::is_ready`]) or nothing more came.
+    fn fill(&mut self, batch: &mut Batch) -> Result<(), LinkError>;
+    fn tally(&mut self) -> &mut Tally;
+    fn progress(&self) -> Progress;
+}
+
+/// Fills a batch from `feed` and sends it to `owner`. A failure while
+/// filling ends the session after what came before it was sent (commands
+/// advanced the offset).
+pub fn send_batch(
+    shared: &Shared,
+    owner: LocalPid,
+    session: u64,
+    env: &mut OwnedEnv,
+    feed: &mut impl Feed,
+) -> Result<(), LinkError> {
+    let now_ms = unix_now_ms();
+    let (saved, failure) = {
+        let env: &OwnedEnv = env;
+        env.run(|term_env| {
+            let mut batch = Batch::new(term_env, &shared.config, now_ms);
+            let failure = feed.fill(&mut batch).err();
+            feed.tally().add_batch(
+                batch.full_sync_started,
+                batch.keys_delivered,
+                batch.commands,
+            );
+            let saved = batch.has_items().then(|| env.save(batch.into_term()));
+            (saved, failure)
+        })
+    };
+    match saved {
+        Some(saved) => {
+            // Credit and status first: the link process may handle the
+            // batch before this thread runs again.
+            shared.credit.spend();
+            shared.status.sent(feed.progress());
+            env.send_and_clear(&owner, |env| {
+                let batch = (atoms::batch(), saved.load(env)).encode(env);
+                message(env, session, batch)
+            })
+            .map_err(|_| LinkError::OwnerGone)?;
+        }
+        None => env.clear(),
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(msg) = panic.downcast_ref::<&str>() {
         (*msg).to_owned()
@@ -157,82 +218,12 @@ impl Pump<'_> {
             self.shared.check_running()?;
             self.write_output()?;
             match self.shared.credit.wait(self.wait_time()) {
-                Wait::Granted => self.send_batch(env)?,
+                Wait::Granted => {
+                    let (shared, owner, session) = (self.shared, self.owner, self.session);
+                    send_batch(shared, owner, session, env, self)?;
+                }
                 // A stopped session ends at the top of the loop.
                 Wait::TimedOut | Wait::Stopped => {}
-            }
-        }
-    }
-
-    /// Fills a batch and sends it. A failure while filling ends the session
-    /// after what came before it was sent (commands advanced the offset).
-    fn send_batch(&mut self, env: &mut OwnedEnv) -> Result<(), LinkError> {
-        let dbs = self.shared.config.dbs;
-        let big_threshold = self.shared.config.big_threshold;
-        let now_ms = unix_now_ms();
-        let (saved, failure) = {
-            let env: &OwnedEnv = env;
-            env.run(|term_env| {
-                let mut batch = Batch::new(term_env, dbs, big_threshold, now_ms);
-                let failure = self.fill(&mut batch).err();
-                self.tally.add_batch(
-                    batch.full_sync_started,
-                    batch.keys_delivered,
-                    batch.commands,
-                );
-                let saved = batch.has_items().then(|| env.save(batch.into_term()));
-                (saved, failure)
-            })
-        };
-        match saved {
-            Some(saved) => {
-                // Credit and status first: the link process may handle the
-                // batch before this thread runs again.
-                self.shared.credit.spend();
-                self.shared.status.sent(self.progress());
-                let session = self.session;
-                env.send_and_clear(&self.owner, |env| {
-                    let batch = (atoms::batch(), saved.load(env)).encode(env);
-                    message(env, session, batch)
-                })
-                .map_err(|_| LinkError::OwnerGone)?;
-            }
-            None => env.clear(),
-        }
-        failure.map_or(Ok(()), Err)
-    }
-
-    /// Parses what was read into `batch` and reads more, until the batch is
-    /// ready to go (`Batch::is_ready`) or a wait found nothing.
-    fn fill(&mut self, batch: &mut Batch) -> Result<(), LinkError> {
-        let mut read = 0;
-        loop {
-            if !batch.is_full() {
-                self.replica.next_events(|event| {
-                    batch.push(&event);
-                    if batch.is_full() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })?;
-            }
-            if !batch.has_items() {
-                // What moves without items (the offset of PINGs and
-                // GETACKs, bytes) is published all the same.
-                self.shared.status.reached(self.progress());
-            }
-            // GETACK answers, and the first ACK right after a snapshot (a
-            // diskless master sends nothing more until it gets one).
-            self.write_output()?;
-            let loading = self.replica.state() == ReplState::Loading;
-            if batch.is_ready(loading, self.drained, read) {
-                return Ok(());
-            }
-            self.shared.check_running()?;
-            match self.read()? {
-                0 => return Ok(()),
-                n => read += n,
             }
         }
     }
@@ -282,6 +273,47 @@ impl Pump<'_> {
             .map_or(MAX_WAIT, |due| {
                 due.clamp(Duration::from_millis(1), MAX_WAIT)
             })
+    }
+}
+
+impl Feed for Pump<'_> {
+    /// Parses what was read into `batch` and reads more, until the batch is
+    /// ready to go (`Batch::is_ready`) or a wait found nothing.
+    fn fill(&mut self, batch: &mut Batch) -> Result<(), LinkError> {
+        let mut read = 0;
+        loop {
+            if !batch.is_full() {
+                self.replica.next_events(|event| {
+                    batch.push(&event);
+                    if batch.is_full() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            if !batch.has_items() {
+                // What moves without items (the offset of PINGs and
+                // GETACKs, bytes) is published all the same.
+                self.shared.status.reached(self.progress());
+            }
+            // GETACK answers, and the first ACK right after a snapshot (a
+            // diskless master sends nothing more until it gets one).
+            self.write_output()?;
+            let loading = self.replica.state() == ReplState::Loading;
+            if batch.is_ready(loading, self.drained, read) {
+                return Ok(());
+            }
+            self.shared.check_running()?;
+            match self.read()? {
+                0 => return Ok(()),
+                n => read += n,
+            }
+        }
+    }
+
+    fn tally(&mut self) -> &mut Tally {
+        self.tally
     }
 
     fn progress(&self) -> Progress {

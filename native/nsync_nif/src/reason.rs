@@ -10,7 +10,7 @@ use crate::encode::binary;
 use crate::error::{LinkError, Posix};
 use crate::tls::{TlsError, TlsSetupError};
 
-/// `{connect, Posix | nxdomain}`, `{send | recv, Posix}`, `eof`,
+/// `{connect, Posix | nxdomain}`, `{send | recv | file, Posix}`, `eof`,
 /// `{tls, Why}`, `{no_answer, Why}`, `{auth | noperm | master | protocol | internal, Msg}`,
 /// `{rdb, Kind, Offset}`, `disconnected`, `closed` or `owner_gone`.
 pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
@@ -20,6 +20,7 @@ pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
         LinkError::Send(p) => (atoms::send(), posix(env, p)).encode(env),
         LinkError::Recv(p) => (atoms::recv(), posix(env, p)).encode(env),
         LinkError::Eof => atoms::eof().encode(env),
+        LinkError::File(p) => (atoms::file(), posix(env, p)).encode(env),
         LinkError::NoAnswer(why) => (atoms::no_answer(), term(env, why)).encode(env),
         LinkError::Tls(err) => (atoms::tls(), tls_error(env, err)).encode(env),
         LinkError::Repl(ReplError::Auth(msg)) => {

@@ -74,8 +74,9 @@ impl Shared {
         }
     }
 
-    /// Claims the slot for session `session`, connecting to `master`.
-    pub fn begin_session(&self, session: u64, master: Master) -> Result<(), Refused> {
+    /// Claims the slot for session `session`, connecting to `master` (none
+    /// for a file).
+    pub fn begin_session(&self, session: u64, master: Option<Master>) -> Result<(), Refused> {
         let mut slot = lock(&self.slot);
         if self.is_closed() {
             return Err(Refused::Closed);

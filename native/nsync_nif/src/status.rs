@@ -215,12 +215,13 @@ impl Status {
         lock(&self.board)
     }
 
-    /// Session `session` starts, connecting to `master`.
-    pub fn begin(&self, session: u64, master: Master) {
+    /// Session `session` starts, connecting to `master` (none: it reads a
+    /// file).
+    pub fn begin(&self, session: u64, master: Option<Master>) {
         let mut board = self.board();
         board.publish_all();
         board.session = session;
-        board.facts.master = Some(master);
+        board.facts.master = master;
         if board.facts.state != LinkState::Closed {
             board.facts.state = LinkState::Connecting;
         }
@@ -328,7 +329,7 @@ mod tests {
     fn starts_idle_and_connects() {
         let status = Status::default();
         assert_eq!(status.facts(), Facts::default());
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         assert_eq!(state(&status), LinkState::Connecting);
         assert_eq!(status.facts().master, Some(master()));
     }
@@ -336,7 +337,7 @@ mod tests {
     #[test]
     fn batches_publish_when_handled_in_order() {
         let status = Status::default();
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         status.sent(progress(LinkState::Loading, 0, 0));
         status.sent(progress(LinkState::Streaming, 10, 1));
         assert_eq!(state(&status), LinkState::Connecting);
@@ -353,7 +354,7 @@ mod tests {
     #[test]
     fn progress_between_batches_waits_for_the_batches_before_it() {
         let status = Status::default();
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         status.reached(progress(LinkState::Handshake, 0, 0));
         assert_eq!(state(&status), LinkState::Handshake);
         status.sent(progress(LinkState::Streaming, 10, 1));
@@ -372,7 +373,7 @@ mod tests {
     #[test]
     fn live_facts_do_not_wait_for_the_link_process() {
         let status = Status::default();
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         assert_eq!(status.facts().last_read_ms, None);
         status.read(100, 1_700_000_000_000);
         status.read(20, 1_700_000_000_500);
@@ -390,7 +391,7 @@ mod tests {
     #[test]
     fn credits_of_another_session_publish_nothing() {
         let status = Status::default();
-        status.begin(2, master());
+        status.begin(2, Some(master()));
         status.sent(progress(LinkState::Streaming, 10, 1));
         status.handled(1);
         assert_eq!(state(&status), LinkState::Connecting);
@@ -399,9 +400,9 @@ mod tests {
     #[test]
     fn a_new_session_publishes_what_the_last_one_left() {
         let status = Status::default();
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         status.sent(progress(LinkState::Streaming, 10, 1));
-        status.begin(2, master());
+        status.begin(2, Some(master()));
         let facts = status.facts();
         assert_eq!(facts.offset, Some(10));
         assert_eq!(facts.state, LinkState::Connecting);
@@ -410,12 +411,12 @@ mod tests {
     #[test]
     fn closed_is_final() {
         let status = Status::default();
-        status.begin(1, master());
+        status.begin(1, Some(master()));
         status.sent(progress(LinkState::Streaming, 10, 1));
         status.close();
         assert_eq!(status.facts().offset, Some(10));
         status.reached(progress(LinkState::Disconnected, 10, 1));
-        status.begin(2, master());
+        status.begin(2, Some(master()));
         assert_eq!(state(&status), LinkState::Closed);
     }
 }

@@ -96,6 +96,9 @@ pub enum RdbError {
     },
     #[error("unsupported {what} at offset {offset}")]
     Unsupported { what: &'static str, offset: u64 },
+    /// The input (a file) ended inside the snapshot, at this offset.
+    #[error("snapshot cut short at offset {offset}")]
+    Truncated { offset: u64 },
 }
 
 impl RdbError {
@@ -110,6 +113,7 @@ impl RdbError {
             RdbError::Corrupt { .. } => "corrupt",
             RdbError::TooLarge { .. } => "too_large",
             RdbError::Unsupported { .. } => "unsupported",
+            RdbError::Truncated { .. } => "truncated",
         }
     }
 
@@ -123,7 +127,8 @@ impl RdbError {
             | RdbError::ChecksumMismatch { offset, .. }
             | RdbError::Corrupt { offset, .. }
             | RdbError::TooLarge { offset, .. }
-            | RdbError::Unsupported { offset, .. } => *offset,
+            | RdbError::Unsupported { offset, .. }
+            | RdbError::Truncated { offset } => *offset,
         }
     }
 }
