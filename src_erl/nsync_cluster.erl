@@ -67,6 +67,7 @@
 -define(RESTART_WINDOW_MS, 60000).
 -define(SOON_MS, 50).
 -define(BARRIER_CHECK_MS, 100).
+-define(LOADED_CHECK_MS, 5).
 
 -record(shard, {
           %% undefined between a crash and the restart
@@ -209,11 +210,12 @@ handle_info({reconnecting, _Shard}, State) ->
 handle_info({nsync_cluster_view, View, Why}, #state{view = View} = State)
   when Why =:= contested; Why =:= topology_changed ->
     {noreply, soon(State)};
-handle_info({nsync_cluster_view, View, published}, #state{view = View, waiter = W} = State) ->
+handle_info({nsync_cluster_view, View, published}, #state{view = View} = State) ->
     ?LOG_NOTICE("nsync: cluster ~p: every shard has loaded (~b shards)",
                 [maps:get(name, State#state.config), map_size(State#state.shards)]),
-    [Pid ! {Ref, loaded} || {Pid, Ref} <- [W], W =/= undefined],
-    {noreply, record_facts(State#state{waiter = undefined})};
+    {noreply, record_facts(notify_loaded(State))};
+handle_info(notify_loaded, State) ->
+    {noreply, notify_loaded(State)};
 handle_info({'EXIT', Pid, Reason}, #state{view = Pid} = State) ->
     {stop, Reason, State};
 handle_info({'EXIT', Pid, Reason}, #state{shards = Shards} = State) ->
@@ -289,10 +291,11 @@ read_topology(#state{shards = Shards, config = #{cluster := Seeds}} = State) ->
 
 read_from([], State, LastError) ->
     {error, LastError, State};
-read_from([{Host, Port} | Rest], State, _LastError) ->
+read_from([{Host, Port} | Rest], #state{config = Config} = State, _LastError) ->
     case client(Host, Port, State) of
         {ok, Client, State1} ->
-            case nsync_cluster_topology:read(Client, Host) of
+            case nsync_cluster_topology:read(Client, #{host => Host,
+                                                      tls => maps:get(tls, Config, false) =/= false}) of
                 {ok, Topology} ->
                     {ok, Topology, State1#state{refreshes = State1#state.refreshes + 1,
                                                read_at = erlang:system_time(millisecond)}};
@@ -529,6 +532,31 @@ applied(Link) ->
     end.
 
 %%% ------------------------------------------------------------ misc
+
+%% A blocking start returns once the view is published and every shard's
+%% link has recorded its loaded snapshot (status/1 then says so: the view
+%% is published from within the last link's batch, before its facts).
+notify_loaded(#state{waiter = undefined} = State) ->
+    State;
+notify_loaded(#state{waiter = {Pid, Ref}, shards = Shards} = State) ->
+    case lists:all(fun(#shard{link = L}) -> recorded_loaded(L) end, maps:values(Shards)) of
+        true ->
+            Pid ! {Ref, loaded},
+            State#state{waiter = undefined};
+        false ->
+            erlang:send_after(?LOADED_CHECK_MS, self(), notify_loaded),
+            State
+    end.
+
+recorded_loaded(undefined) ->
+    false;
+recorded_loaded(Link) ->
+    try nsync_status:status(Link) of
+        #{stale_reason := not_loaded} -> false;
+        #{} -> true
+    catch
+        exit:_ -> false
+    end.
 
 %% A control connection to a node, opened on demand and kept.
 client(Host, Port, #state{clients = Clients, config = Config} = State) ->

@@ -10,7 +10,7 @@
 
 -export([read/2, from_shards/2, from_slots/2, match/2, slot_masters/1]).
 
--export_type([topology/0, shard/0, node_addr/0]).
+-export_type([topology/0, shard/0, node_addr/0, asked/0]).
 
 -type node_addr() :: #{id := binary(), host := binary(), port := inet:port_number()}.
 -type shard() :: #{master := node_addr(),
@@ -18,46 +18,49 @@
                    slots := [{0..16383, 0..16383}]}.
 %% The shards that have a master, sorted.
 -type topology() :: [shard()].
+%% The node a reading came from (its host stands for a node whose
+%% endpoint is unknown) and whether nsync talks TLS to the nodes (then a
+%% node's `tls-port' is the one to use).
+-type asked() :: #{host := binary(), tls := boolean()}.
 
-%% @doc The topology as the node behind `Client' (reached at `Host') sees
-%% it.
--spec read(nsync_client:client(), binary()) -> {ok, topology()} | {error, term()}.
-read(Client, Host) ->
+%% @doc The topology as the node behind `Client' sees it.
+-spec read(nsync_client:client(), asked()) -> {ok, topology()} | {error, term()}.
+read(Client, Asked) ->
     case nsync_client:command(Client, [<<"CLUSTER">>, <<"SHARDS">>]) of
         {ok, Reply} ->
-            parsed(fun from_shards/2, Reply, Host);
+            parsed(fun from_shards/2, Reply, Asked);
         {error, {redis, <<"ERR unknown", _/binary>>}} ->
-            slots(Client, Host);
+            slots(Client, Asked);
         {error, {redis, <<"ERR Unknown", _/binary>>}} ->
-            slots(Client, Host);
+            slots(Client, Asked);
         {error, _} = E ->
             E
     end.
 
-slots(Client, Host) ->
+slots(Client, Asked) ->
     case nsync_client:command(Client, [<<"CLUSTER">>, <<"SLOTS">>]) of
-        {ok, Reply} -> parsed(fun from_slots/2, Reply, Host);
+        {ok, Reply} -> parsed(fun from_slots/2, Reply, Asked);
         {error, _} = E -> E
     end.
 
-parsed(Parse, Reply, Host) ->
-    try Parse(Reply, Host) of
+parsed(Parse, Reply, Asked) ->
+    try Parse(Reply, Asked) of
         Topology -> {ok, Topology}
     catch
         error:_ -> {error, {bad_topology, Reply}}
     end.
 
-%% @doc The topology from a `CLUSTER SHARDS' reply; `Host' (the node the
-%% reply came from) stands for a node whose endpoint is unknown (`?').
-%% A shard's master is its online master, else its failed one (until a
+%% @doc The topology from a `CLUSTER SHARDS' reply; the host asked stands
+%% for a node whose endpoint is unknown (`?'); with TLS a node's
+%% `tls-port' (`tls-cluster yes'), else its `port'. A shard's master is its online master, else its failed one (until a
 %% replica is promoted the shard is still that master's); failed
 %% replicas are left out, and so are shards with no master at all.
--spec from_shards(list(), binary()) -> topology().
-from_shards(Reply, Host) ->
-    Shards = [shard_of(props(S), Host) || S <- Reply],
+-spec from_shards(list(), asked()) -> topology().
+from_shards(Reply, Asked) ->
+    Shards = [shard_of(props(S), Asked) || S <- Reply],
     lists:sort([S || #{master := M} = S <- Shards, M =/= none]).
 
-shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes0}, Host) ->
+shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes0}, Asked) ->
     Nodes = [props(N) || N <- Nodes0],
     Failed = fun(N) -> lists:member(maps:get(<<"health">>, N, <<"online">>),
                                     [<<"fail">>, <<"failed">>])
@@ -67,11 +70,18 @@ shard_of(#{<<"slots">> := Flat, <<"nodes">> := Nodes0}, Host) ->
                end,
     Masters = [N || N <- Nodes, IsMaster(N), not Failed(N)]
         ++ [N || N <- Nodes, IsMaster(N), Failed(N)],
-    #{master => case Masters of [M | _] -> addr_of(M, Host); [] -> none end,
-      replicas => lists:sort([addr_of(N, Host) || N <- Nodes, not IsMaster(N), not Failed(N)]),
+    #{master => case Masters of [M | _] -> addr_of(M, Asked); [] -> none end,
+      replicas => lists:sort([addr_of(N, Asked) || N <- Nodes, not IsMaster(N), not Failed(N)]),
       slots => pairs(Flat)}.
 
-addr_of(#{<<"id">> := Id, <<"port">> := Port} = N, Host) ->
+addr_of(#{<<"id">> := Id} = N, #{host := Host, tls := Tls}) ->
+    %% a node lists only the ports it has (no `port' when it listens on
+    %% TLS only)
+    Port = case {Tls, N} of
+               {true, #{<<"tls-port">> := P}} -> P;
+               {_, #{<<"port">> := P}} -> P;
+               {_, #{<<"tls-port">> := P}} -> P
+           end,
     Endpoint = case N of
                    #{<<"endpoint">> := E} when E =/= <<"?">>, E =/= <<>>, is_binary(E) -> E;
                    #{<<"ip">> := Ip} when Ip =/= <<"?">>, Ip =/= <<>>, is_binary(Ip) -> Ip;
@@ -86,9 +96,10 @@ pairs([A, B | Rest]) -> [{A, B} | pairs(Rest)];
 pairs([]) -> [].
 
 %% @doc The topology from a `CLUSTER SLOTS' reply (ranges with their
-%% master and the replicas that are up), grouped by master.
--spec from_slots(list(), binary()) -> topology().
-from_slots(Reply, Host) ->
+%% master and the replicas that are up), grouped by master. (A node gives
+%% the ports of the connection's kind: TLS ones to a TLS client.)
+-spec from_slots(list(), asked()) -> topology().
+from_slots(Reply, #{host := Host}) ->
     ByMaster = lists:foldl(
                  fun([A, B, Master | Replicas], Acc) ->
                          #{id := Id} = M = slot_node(Master, Host),
@@ -171,6 +182,8 @@ shards_reply() ->
 
 addr(Id, Port) -> #{id => Id, host => <<"127.0.0.1">>, port => Port}.
 
+plain(Host) -> #{host => Host, tls => false}.
+
 from_shards_test() ->
     ?assertEqual(lists:sort([#{master => addr(<<"m1">>, 7001), replicas => [addr(<<"r1">>, 7004)],
                     slots => [{0, 5460}]},
@@ -180,7 +193,21 @@ from_shards_test() ->
                     slots => [{5461, 10922}, {16000, 16000}]},
                   %% a failed master not replaced yet still leads its shard
                   #{master => addr(<<"dead">>, 7009), replicas => [], slots => [{0, 0}]}]),
-                 from_shards(shards_reply(), <<"h">>)).
+                 from_shards(shards_reply(), plain(<<"h">>))),
+    %% TLS-only nodes (tls-cluster yes, port 0) list their tls-port only;
+    %% a TLS client takes the tls-port of a node that has both
+    Tls = [[<<"slots">>, [0, 16383], <<"nodes">>,
+            [[<<"id">>, <<"t1">>, <<"tls-port">>, 7101, <<"endpoint">>, <<"127.0.0.1">>,
+              <<"role">>, <<"master">>, <<"health">>, <<"online">>],
+             [<<"id">>, <<"t2">>, <<"port">>, 7002, <<"tls-port">>, 7102,
+              <<"endpoint">>, <<"127.0.0.1">>, <<"role">>, <<"replica">>,
+              <<"health">>, <<"online">>]]]],
+    ?assertEqual([#{master => addr(<<"t1">>, 7101), replicas => [addr(<<"t2">>, 7102)],
+                    slots => [{0, 16383}]}],
+                 from_shards(Tls, #{host => <<"h">>, tls => true})),
+    ?assertEqual([#{master => addr(<<"t1">>, 7101), replicas => [addr(<<"t2">>, 7002)],
+                    slots => [{0, 16383}]}],
+                 from_shards(Tls, plain(<<"h">>))).
 
 %% as Redis 6.2 answers (no CLUSTER SHARDS); an unknown endpoint is the
 %% asked node's host
@@ -192,10 +219,10 @@ from_slots_test() ->
                     slots => [{0, 5460}, {10923, 16383}]},
                   #{master => #{id => <<"m2">>, host => <<"seed">>, port => 7002},
                     replicas => [], slots => [{5461, 10922}]}],
-                 from_slots(Reply, <<"seed">>)).
+                 from_slots(Reply, plain(<<"seed">>))).
 
 match_test() ->
-    T = from_shards(shards_reply(), <<"h">>),
+    T = from_shards(shards_reply(), plain(<<"h">>)),
     By = fun(Id) -> hd([S || #{master := #{id := M}} = S <- T, M =:= Id]) end,
     [S1, S2, S3, Dead] = [By(<<"m1">>), By(<<"r2">>), By(<<"m3">>), By(<<"dead">>)],
     %% m1 unchanged, m2's replica r2 promoted, m3 new, a failed master's

@@ -1,24 +1,28 @@
 %% @doc Redis Cluster: real clusters of 3 masters and 3 replicas
 %% (`nsync_test_cluster'), written to by a cluster-aware random load
 %% (`nsync_test_cluster_client'). One cluster per server version, shared by
-%% the cases of its group.
+%% the cases of its group, and one whose nodes require a password and
+%% listen on TLS only. `CLUSTER_FULL=1' reshards 1000 slots on Valkey too
+%% (300 by default: its SETSLOT waits for the replicas, 40 ms a slot).
 -module(nsync_cluster_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-define(PASS, "cluster-secret").
+
 -export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([key_slots/1, client_follows_resharding/1, union_of_masters/1,
          shard_resync_keeps_the_others/1, shard_link_restarts/1, failover_under_load/1,
-         resharding_under_load/1]).
+         resharding_under_load/1, secured_nodes/1]).
 -export([handle_event/4]).
 
 -spec suite() -> [tuple()].
 suite() -> [{timetrap, {minutes, 5}}].
 
 -spec all() -> [{group, atom()}].
-all() -> [{group, redis_70}, {group, valkey}, {group, redis_62}].
+all() -> [{group, redis_70}, {group, valkey}, {group, redis_62}, {group, secured}].
 
 -spec groups() -> [{atom(), list(), [atom()]}].
 groups() ->
@@ -27,7 +31,8 @@ groups() ->
              resharding_under_load],
     %% 6.2 has no CLUSTER SHARDS: the topology comes from CLUSTER SLOTS
     [{redis_70, [sequence], Cases}, {valkey, [sequence], Cases},
-     {redis_62, [sequence], [union_of_masters, failover_under_load]}].
+     {redis_62, [sequence], [union_of_masters, failover_under_load]},
+     {secured, [], [secured_nodes]}].
 
 -spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_suite(Config) ->
@@ -41,22 +46,31 @@ end_per_suite(Config) ->
     ok.
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_group(secured, Config) ->
+    Certs = nsync_test_certs:make(),
+    start_cluster(#{version => '7.0', pass => ?PASS, tls => #{certs => Certs}},
+                  [{certs, Certs} | Config]);
 init_per_group(Group, Config) ->
     Version = case Group of
                   redis_70 -> '7.0';
                   valkey -> valkey;
                   redis_62 -> '6.2'
               end,
+    start_cluster(#{version => Version}, Config).
+
+start_cluster(#{version := Version} = Opts, Config) ->
     T0 = erlang:monotonic_time(millisecond),
-    {ok, C} = nsync_test_cluster:start(#{version => Version}),
-    ok = preload(C, 20000),
+    {ok, C} = nsync_test_cluster:start(Opts),
+    ok = write_direct(C, <<"pre:">>, 20000),
     ct:pal("~p cluster up and loaded in ~b ms: ~p",
            [Version, erlang:monotonic_time(millisecond) - T0, nsync_test_cluster:masters(C)]),
     [{cluster, C}, {version, Version} | Config].
 
 -spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
 end_per_group(_Group, Config) ->
-    nsync_test_cluster:stop(?config(cluster, Config)).
+    nsync_test_cluster:stop(?config(cluster, Config)),
+    [nsync_test_certs:remove(Certs) || Certs <- [?config(certs, Config)], Certs =/= undefined],
+    ok.
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_testcase(Case, Config) ->
@@ -230,12 +244,14 @@ failover_under_load(Config) ->
     Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 3}),
     timer:sleep(1000),
     [#{port := M1}, #{port := M2} | _] = nsync_test_cluster:masters(C),
+    T1 = erlang:system_time(),
     New1 = nsync_test_cluster:failover(C, M1),
     ct:pal("CLUSTER FAILOVER: ~p -> ~p", [M1, New1]),
     timer:sleep(1000),
     %% kill -9 of a master whose replica is in sync, mid-load
     ok = nsync_test_cluster_client:pause_load(Load),
     wait_replicas_in_sync(C, M2),
+    T2 = erlang:system_time(),
     New2 = nsync_test_cluster:kill(C, M2),
     ok = nsync_test_cluster_client:resume_load(Load),
     ct:pal("kill -9: ~p -> ~p", [M2, New2]),
@@ -256,6 +272,8 @@ failover_under_load(Config) ->
     Failovers = [{maps:get(shard, M), maps:get(master, M)}
                  || {[nsync, cluster, failover], M} <- events()],
     ct:pal("[nsync, cluster, failover] events: ~p", [Failovers]),
+    ct:pal("recovery (ms from the command to the failover seen, to PSYNC continued): "
+           "CLUSTER FAILOVER ~p, kill -9 ~p", [recovery(New1, T1), recovery(New2, T2)]),
     ?assert(lists:member(New1, [P || {_, {_, P}} <- Failovers])),
     ?assert(lists:member(New2, [P || {_, {_, P}} <- Failovers])),
     no_mismatch(C, Config, failover),
@@ -275,8 +293,8 @@ resharding_under_load(Config) ->
     Load = nsync_test_cluster_client:start_load(nsync_test_cluster:ports(C), #{seed => 4}),
     [#{port := From}, #{port := To} | _] = nsync_test_cluster:masters(C),
     T0 = erlang:monotonic_time(millisecond),
-    Slots = case ?config(version, Config) of
-                valkey -> 300;
+    Slots = case {?config(version, Config), os:getenv("CLUSTER_FULL")} of
+                {valkey, false} -> 300;
                 _ -> 1000
             end,
     ok = nsync_test_cluster:reshard(C, From, To, Slots),
@@ -284,7 +302,8 @@ resharding_under_load(Config) ->
     ok = nsync_test_cluster:rebalance(C, []),
     T2 = erlang:monotonic_time(millisecond),
     Stats = nsync_test_cluster_client:stop_load(Load),
-    ct:pal("reshard ~b ms, rebalance ~b ms; load: ~p", [T1 - T0, T2 - T1, Stats]),
+    ct:pal("reshard of ~b slots ~b ms, rebalance ~b ms; load: ~p",
+           [Slots, T1 - T0, T2 - T1, Stats]),
     Moved = lists:sum([N || {[nsync, cluster, slots_moved], #{slots := N}} <- events()]),
     ct:pal("slots moved in the view (telemetry): ~b", [Moved]),
     ?assert(Moved >= Slots),
@@ -298,10 +317,36 @@ resharding_under_load(Config) ->
     ?assertEqual(Expected, lists:sort([{P, N} || #{master := {_, P}, slots := N} <- Shards])),
     nsync:stop(Pid).
 
+%% @doc `pass' and `tls' reach every node: a cluster whose nodes require a
+%% password and listen on TLS only (cluster bus and replication too) is
+%% mirrored with the CA as the only TLS option (each node's certificate
+%% checked against its address), through a `CLUSTER FAILOVER' to a node
+%% nsync had not talked to (its PSYNC continues there), with keys written
+%% before and after it.
+-spec secured_nodes(ct_suite:ct_config()) -> ok.
+secured_nodes(Config) ->
+    C = ?config(cluster, Config),
+    Ca = maps:get(ca, ?config(certs, Config)),
+    {ok, Pid} = start_mirror(C, secured, [{pass, ?PASS}, {tls, [{cacertfile, Ca}]}]),
+    #{shards := Initial} = nsync:status(Pid),
+    ok = write_direct(C, <<"before:">>, 3000),
+    [#{port := M1} | _] = nsync_test_cluster:masters(C),
+    New = nsync_test_cluster:failover(C, M1),
+    ok = write_direct(C, <<"after:">>, 3000),
+    settle(C, Pid),
+    #{state := streaming, shards := Shards} = nsync:status(Pid),
+    ?assert(lists:member(New, [P || #{master := {_, P}} <- Shards])),
+    [Shard] = [Id || {[nsync, cluster, failover], #{shard := Id, master := {_, P}}} <- events(),
+                     P =:= New],
+    ?assert(lists:member(Shard, [Id || {[nsync, partial_sync], #{shard := Id}} <- events()])),
+    ?assertEqual(length(Initial), length([E || {[nsync, full_sync, start], _} = E <- events()])),
+    no_mismatch(C, Config, secured),
+    nsync:stop(Pid).
+
 %%% ------------------------------------------------------------ helpers
 
-%% Keys pre:1..N (32-byte values), each SET on its slot's master.
-preload(C, N) ->
+%% Keys Prefix1..N (32-byte values), each SET on its slot's master.
+write_direct(C, Prefix, N) ->
     Masters = nsync_test_cluster:masters(C),
     Owner = fun(K) ->
                     Slot = nsync_nif:key_slot(K),
@@ -309,7 +354,7 @@ preload(C, N) ->
                              lists:any(fun({A, B}) -> Slot >= A andalso Slot =< B end, Rs)])
             end,
     ByMaster = lists:foldl(fun(I, Acc) ->
-                                   K = <<"pre:", (integer_to_binary(I))/binary>>,
+                                   K = <<Prefix/binary, (integer_to_binary(I))/binary>>,
                                    maps:update_with(Owner(K), fun(L) -> [K | L] end, [K], Acc)
                            end, #{}, lists:seq(1, N)),
     maps:foreach(fun(Port, Keys) ->
@@ -317,15 +362,32 @@ preload(C, N) ->
                          [ok = nsync_test_redis:send_cmd(Sock, [<<"SET">>, K, binary:copy(<<"v">>, 32)])
                           || K <- Keys],
                          [<<"OK">> = nsync_test_redis:recv_reply(Sock, 30000) || _ <- Keys],
-                         gen_tcp:close(Sock)
+                         nsync_test_redis:close_sock(Sock)
                  end, ByMaster).
 
 start_mirror(C, Name) ->
+    start_mirror(C, Name, []).
+
+start_mirror(C, Name, Opts) ->
     T0 = erlang:monotonic_time(millisecond),
     {ok, Pid} = nsync:start_link([{cluster, nsync_test_cluster:seeds(C)}, {name, Name},
-                                  {block, true}, {timeout, 120000}]),
+                                  {block, true}, {timeout, 120000} | Opts]),
     ct:pal("~p: every shard loaded in ~b ms", [Name, erlang:monotonic_time(millisecond) - T0]),
+    %% a blocking start returns once every shard's link says it has loaded
+    #{published := true, shards := Shards} = nsync:status(Pid),
+    ?assertEqual([], [S || #{stale_reason := not_loaded} = S <- Shards]),
     {ok, Pid}.
+
+%% How long after `T0' (system time) the manager saw the failover to the
+%% master on `Port' and its shard's link continued there (ms).
+recovery(Port, T0) ->
+    Ms = fun(T) -> erlang:convert_time_unit(T - T0, native, millisecond) end,
+    [{Shard, Seen}] = [{Id, T} || {[nsync, cluster, failover],
+                                   #{shard := Id, master := {_, P}, system_time := T}} <- events(),
+                                  P =:= Port],
+    Continued = lists:min([T || {[nsync, partial_sync], #{shard := Id, system_time := T}} <- events(),
+                                Id =:= Shard, T >= Seen]),
+    {Ms(Seen), Ms(Continued)}.
 
 %% Waits until the mirror has applied each master's stream up to the
 %% master's offset as read now.

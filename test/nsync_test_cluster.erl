@@ -39,7 +39,10 @@
 %% @doc Starts a cluster and waits until it is stable (every node agrees on
 %% the slots, every replica is in sync). Options: `version' ('7.0', '6.2',
 %% valkey), `masters' (3), `replicas' (1 per master), `node_timeout' (ms,
-%% 1000), `config' (more server options, as `nsync_test_redis').
+%% 1000), `config' (more server options, as `nsync_test_redis'), `pass'
+%% (every node's password, and its replicas' `masterauth'), `tls'
+%% (`#{certs := nsync_test_certs:certs()}': nodes on TLS only, cluster bus
+%% and replication included; the command-line client over TLS too).
 -spec start(map()) -> {ok, cluster()} | {error, term()}.
 start(Opts) ->
     case gen_server:start(?MODULE, Opts, [{timeout, ?CALL_TIMEOUT}]) of
@@ -210,11 +213,19 @@ start_node(#{version := V, opts := Opts} = St, Tries) ->
         true ->
             %% DEBUG (CHANGE-REPL-ID) from loopback: an option since 7.0
             Debug = [{"enable-debug-command", "local"} || V =/= '6.2'],
+            %% the cluster bus always asks for a client certificate: the
+            %% nodes present the client one (the server's is for serverAuth)
+            Secured = [{"masterauth", P} || #{pass := P} <- [Opts]]
+                ++ lists:append([[{"tls-cluster", "yes"}, {"tls-replication", "yes"},
+                                  {"tls-client-cert-file", Cert}, {"tls-client-key-file", Key}]
+                                 || #{tls := #{certs := #{client_cert := Cert,
+                                                          client_key := Key}}} <- [Opts]]),
             Config = [{"cluster-enabled", "yes"},
                       {"cluster-config-file", "nodes.conf"},
                       {"cluster-node-timeout", integer_to_list(maps:get(node_timeout, Opts, 1000))}
-                      | Debug ++ maps:get(config, Opts, [])],
-            case nsync_test_redis:start(#{version => V, port => Port, config => Config}) of
+                      | Debug ++ Secured ++ maps:get(config, Opts, [])],
+            ServerOpts = maps:with([pass, tls], Opts),
+            case nsync_test_redis:start(ServerOpts#{version => V, port => Port, config => Config}) of
                 {ok, Server} -> {ok, Port, Server};
                 {error, Reason} ->
                     ct_log("nsync_test_cluster: node on ~p did not start: ~p", [Port, Reason]),
@@ -440,9 +451,18 @@ node_on(Port, St) ->
 
 %%% ------------------------------------------------------------ cli
 
-run_cli(Args, #{cli := Cli}) ->
+run_cli(Args, #{cli := Cli, opts := Opts}) ->
+    Auth = case Opts of
+               #{pass := P} -> ["-a", P, "--no-auth-warning"];
+               _ -> []
+           end,
+    Tls = case Opts of
+              #{tls := #{certs := #{ca := Ca, client_cert := Cert, client_key := Key}}} ->
+                  ["--tls", "--cacert", Ca, "--cert", Cert, "--key", Key];
+              _ -> []
+          end,
     Port = open_port({spawn_executable, Cli},
-                     [{args, Args}, exit_status, stderr_to_stdout, binary, use_stdio]),
+                     [{args, Auth ++ Tls ++ Args}, exit_status, stderr_to_stdout, binary, use_stdio]),
     collect(Port, [], erlang:monotonic_time(millisecond) + ?CLI_TIMEOUT_MS).
 
 collect(Port, Acc, Deadline) ->
