@@ -684,6 +684,9 @@ def filter_tables(data, goals):
         worst = max(r["hwm"] - r["rss_before"] for r in res["noop"])
         goals.append(("load_file %s, no-op: BEAM peak - before (flat memory)" % s, "<= 64 MiB",
                       worst / MiB, mib(worst) + " MiB", worst <= 64 * MiB))
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------ TLS
 
 TLS_SETS = env_list("TLS_SETS", "s1_1m")

@@ -52,7 +52,7 @@
 
                   settings => true}.
 
--type roles() :: per_key | {reads, first | second | rest | all} | moves | none.
+-type roles() :: per_key | {reads, first | second | rest | all} | moves | renames | none.
 
 -define(IGNORE, #{keys => none, run => ignore}).
 -define(UNHANDLED(KeySpec), #{keys => KeySpec, run => unhandled}).
@@ -275,8 +275,10 @@ names() ->
 %% <li>`{reads, Which}': the keys `Which' (`first', `second', `rest' after
 %%   the first, or `all') of the list `keys/2' gives are only read;</li>
 %% <li>`moves': the first key's new value depends on that key alone (it
-%%   loses what goes to the second; RENAMENX is propagated only when it
-%%   succeeded);</li>
+%%   loses what goes to the second);</li>
+%% <li>`renames': as `moves', and the second key's new value is the first
+%%   key's old one, whatever the second held (RENAME; RENAMENX, which is
+%%   propagated only when it succeeded);</li>
 %% <li>`none': any key may depend on any other.</li>
 %% </ul>
 -spec roles(binary()) -> roles().
@@ -301,8 +303,8 @@ roles(<<"zdiffstore">>) -> {reads, rest};
 roles(<<"pfmerge">>) -> {reads, rest};
 %% several keys: none written (one key: its cached count, no other key)
 roles(<<"pfcount">>) -> {reads, all};
-roles(<<"rename">>) -> moves;
-roles(<<"renamenx">>) -> moves;
+roles(<<"rename">>) -> renames;
+roles(<<"renamenx">>) -> renames;
 roles(<<"smove">>) -> moves;
 roles(<<"lmove">>) -> moves;
 roles(<<"blmove">>) -> moves;

@@ -31,8 +31,9 @@
 %%% (`apply_cmd/5'): their values are unknown too, but they are never
 %%% stored nor remembered. A command with unknown keys sets what it can
 %%% still compute: keys it only reads keep their values, the source of a
-%%% move (RENAME, SMOVE, LMOVE ...) its own new value when it is known; any
-%%% other key it writes becomes unknown (`nsync_cmd:roles/1').
+%%% move (RENAME, SMOVE, LMOVE ...) its own new value when it is known, the
+%%% destination of a RENAME from a known key that key's value; any other
+%%% key it writes becomes unknown (`nsync_cmd:roles/1').
 -module(nsync_mirror).
 
 -include("nsync_log.hrl").
@@ -422,14 +423,21 @@ local(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec, Out) ->
 %% A command some of whose keys are unknown: only what does not depend on
 %% them is written (see the module doc); the other keys it may write
 %% become unknown.
-partly_known(M, Db, Cmd, Named, Unknown, Out, Commit) ->
+partly_known(M0, Db, Cmd, Named, Unknown, Out, Commit) ->
     Roles = nsync_cmd:roles(Cmd),
     Known = case {Roles, Named} of
                 {moves, [Source | _]} -> [Source || not lists:member(Source, Unknown)];
+                {renames, [Source, Dest]} ->
+                    case lists:member(Source, Unknown) of
+                        true -> [];
+                        false -> [Source | [Dest || not lists:member(Dest, Out)]]
+                    end;
                 _ -> []
             end,
     Uncertain = lists:usort(Named) -- (read_only(Roles, Named) ++ Known ++ Out),
     _ = Commit(Known),
+    %% a destination set whole from a known source is known again
+    M = unpoison(M0, Db, [K || K <- Known, lists:member(K, Unknown)]),
     case Uncertain of
         [] -> {ok, M};
         _ -> {unhandled, Cmd, poison(M, Db, Uncertain)}
@@ -535,6 +543,7 @@ poison(M0, Db, Keys) ->
             M#{poison := P#{Db => P2}}
     end.
 
+unpoison(M, _Db, []) -> M;
 unpoison(#{poison := P} = M, Db, Keys) ->
     P2 = case maps:get(Db, P, #{}) of
              {all, Known} -> {all, maps:merge(Known, maps:from_list([{K, true} || K <- Keys]))};
@@ -958,7 +967,14 @@ filtered_keys_test() ->
     %% nothing left out was stored or remembered
     ?assertEqual([], ets:lookup(T, <<"out">>)),
     ?assertEqual([<<"k1">>, <<"s1">>, <<"s2">>], unknown_keys(M9, 0)),
-    delete(M9).
+    %% a known key renamed onto an unknown one: RENAME sets it whole
+    {ok, M10} = F(M9, [<<"rename">>, <<"l1">>, <<"k1">>], []),
+    ?assertEqual([{<<"k1">>, [<<"y">>]}], ets:lookup(T, <<"k1">>)),
+    ?assertEqual([], ets:lookup(T, <<"l1">>)),
+    %% an unknown one renamed onto a kept one: both unknown
+    {unhandled, _, M11} = F(M10, [<<"renamenx">>, <<"s1">>, <<"l1">>], []),
+    ?assertEqual([<<"l1">>, <<"s1">>, <<"s2">>], unknown_keys(M11, 0)),
+    delete(M11).
 
 %% A poisoned key read by a command: what the command writes is unknown.
 poisoned_source_test() ->
