@@ -213,7 +213,8 @@ handle_info({nsync_cluster_view, View, Why}, #state{view = View} = State)
 handle_info({nsync_cluster_view, View, published}, #state{view = View} = State) ->
     ?LOG_NOTICE("nsync: cluster ~p: every shard has loaded (~b shards)",
                 [maps:get(name, State#state.config), map_size(State#state.shards)]),
-    {noreply, record_facts(notify_loaded(State))};
+    %% status/1 says published before the blocking start returns
+    {noreply, notify_loaded(record_facts(State))};
 handle_info(notify_loaded, State) ->
     {noreply, notify_loaded(State)};
 handle_info({'EXIT', Pid, Reason}, #state{view = Pid} = State) ->

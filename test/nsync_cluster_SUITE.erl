@@ -317,9 +317,10 @@ resharding_under_load(Config) ->
     ?assertEqual(Expected, lists:sort([{P, N} || #{master := {_, P}, slots := N} <- Shards])),
     nsync:stop(Pid).
 
-%% @doc `pass' and `tls' reach every node: a cluster whose nodes require a
-%% password and listen on TLS only (cluster bus and replication too) is
-%% mirrored with the CA as the only TLS option (each node's certificate
+%% @doc `user', `pass' and `tls' reach every node: a cluster whose nodes
+%% require a password (`AUTH default Pass') and listen on TLS only (cluster
+%% bus and replication too) is mirrored with the CA as the only TLS option
+%% (each node's certificate
 %% checked against its address), through a `CLUSTER FAILOVER' to a node
 %% nsync had not talked to (its PSYNC continues there), with keys written
 %% before and after it.
@@ -327,7 +328,8 @@ resharding_under_load(Config) ->
 secured_nodes(Config) ->
     C = ?config(cluster, Config),
     Ca = maps:get(ca, ?config(certs, Config)),
-    {ok, Pid} = start_mirror(C, secured, [{pass, ?PASS}, {tls, [{cacertfile, Ca}]}]),
+    {ok, Pid} = start_mirror(C, secured, [{user, <<"default">>}, {pass, ?PASS},
+                                             {tls, [{cacertfile, Ca}]}]),
     #{shards := Initial} = nsync:status(Pid),
     ok = write_direct(C, <<"before:">>, 3000),
     [#{port := M1} | _] = nsync_test_cluster:masters(C),
