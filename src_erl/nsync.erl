@@ -59,6 +59,14 @@
 %%% <li>`{geo_formula, before_7_0 | since_7_0}' (since_7_0): `before_7_0'
 %%%     for a Redis master older than 7.0, whose GEO distances the mirror's
 %%%     stored GEO searches then compute as it does.</li>
+%%% <li>`{max_value_bytes, N | infinity}' (infinity): the largest value
+%%%     accepted, in bytes (a snapshot key's string, or its collection's
+%%%     elements together; a command's arguments together). A larger one
+%%%     ends the session with `{too_large, #{key, bytes, limit}}' as soon as
+%%%     its lengths say so, before it is buffered. Without it nsync accepts
+%%%     what a master may send (Redis exempts its replication link from its
+%%%     own limits), still holding an incomplete value in about the memory
+%%%     its bytes take.</li>
 %%% </ul>
 %%%
 %%% Events ({@type event()}): `{load, Key, Value}', `{load, eof}',
@@ -113,6 +121,7 @@
                                tls => true | [tls_option()] | #{atom() => term()}}}
                 | {compressed, boolean()}
                 | {big_threshold, pos_integer() | off}
+                | {max_value_bytes, pos_integer() | infinity}
 
                 | {hll_sparse_max_bytes, non_neg_integer()}
                 | {geo_formula, before_7_0 | since_7_0}.

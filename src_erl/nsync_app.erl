@@ -1,5 +1,5 @@
 %%% @doc The nsync application: starts `nsync_sup', the supervisor of the
-%%% node's table owner (`nsync_owner'). Links are not under it: a link is a
+%%% node's table owner (`nsync_owner') and status table (`nsync_status'). Links are not under it: a link is a
 %%% worker of the user's supervision tree (`nsync:child_spec/1'), or linked
 %%% to the process that started it.
 -module(nsync_app).

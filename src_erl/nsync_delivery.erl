@@ -41,6 +41,9 @@
           reported = sets:new() :: sets:set(term())
          }).
 
+%% Distinct problems (unhandled command names, tables taken) logged.
+-define(MAX_REPORTED, 100).
+
 -opaque delivery() :: #delivery{}.
 -type key() :: binary().
 -type rows() :: {[{key(), term()}], [{key(), integer() | undefined, map()}]}.
@@ -249,14 +252,36 @@ table_taken(Name, Owner, D) ->
                                    ?NSYNC_LOG)
                 end).
 
+%% At most ?MAX_REPORTED problems are logged (and remembered), then one
+%% line says the rest are only counted: a master sending many different
+%% unknown commands cannot flood the log nor grow the link's memory.
 report_once(Key, #delivery{reported = Reported} = D, Log) ->
-    case sets:is_element(Key, Reported) of
-        true -> D;
-        false -> Log(), D#delivery{reported = sets:add_element(Key, Reported)}
+    case sets:is_element(Key, Reported) orelse sets:size(Reported) of
+        true ->
+            D;
+        ?MAX_REPORTED ->
+            ?LOG_WARNING("nsync: ~b different problems logged; further ones are not "
+                         "(see status/1's counts)", [?MAX_REPORTED], ?NSYNC_LOG),
+            D#delivery{reported = sets:add_element(too_many, Reported)};
+        Size when Size > ?MAX_REPORTED ->
+            D;
+        _ ->
+            Log(),
+            D#delivery{reported = sets:add_element(Key, Reported)}
     end.
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
+
+%% However many different problems, at most ?MAX_REPORTED are logged and
+%% remembered.
+report_once_is_bounded_test() ->
+    Self = self(),
+    Report = fun(I, D) -> report_once({unhandled, I rem 250}, D, fun() -> Self ! logged end) end,
+    D = lists:foldl(Report, #delivery{}, lists:seq(1, 1000)),
+    Logged = length([x || _ <- lists:seq(1, 300), receive logged -> true after 0 -> false end]),
+    ?assertEqual(?MAX_REPORTED, Logged),
+    ?assertEqual(?MAX_REPORTED + 1, sets:size(D#delivery.reported)).
 
 big_rows_test() ->
     ?assertEqual({[{<<"a">>, #{<<"f">> => <<"1">>}}, {<<"b">>, #{}}],

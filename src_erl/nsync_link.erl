@@ -20,7 +20,7 @@
 %%% <li>A blocking start (`{block, true}') returns `{error, Reason}' at
 %%%     once for what retrying cannot fix (`fails_blocking_start/1': no
 %%%     connection, TLS, auth, NOPERM, not a Redis server, a snapshot
-%%%     nsync cannot read).</li>
+%%%     nsync cannot read or a value over `max_value_bytes').</li>
 %%% <li>Otherwise every failure is retried, whatever the master's state: a
 %%%     link never stops on its own, so a supervisor is never taken down by
 %%%     a master (a rotated password, an ACL change).</li>
@@ -435,7 +435,7 @@ stopped(_) -> false.
 %% With `{block, true}', what retrying cannot fix is reported to the caller
 %% at once rather than retried until the timeout: no connection, TLS, a
 %% refused password, a user without +psync, a peer that is not a Redis
-%% master, a snapshot nsync cannot read.
+%% master, a snapshot nsync cannot read, a value over max_value_bytes.
 fails_blocking_start({connect, _}) -> true;
 fails_blocking_start({auth, _}) -> true;
 fails_blocking_start({noperm, _}) -> true;
@@ -443,6 +443,7 @@ fails_blocking_start({tls, _}) -> true;
 fails_blocking_start({no_answer, _}) -> true;
 fails_blocking_start({protocol, _}) -> true;
 fails_blocking_start({rdb, _, _}) -> true;
+fails_blocking_start({too_large, _}) -> true;
 fails_blocking_start(_) -> false.
 
 notify_waiter(_Msg, #state{waiter = undefined} = State) ->

@@ -49,7 +49,9 @@
                     keys := none | key_filter(),
                     %% lists, sets, zsets and hashes of more elements come
                     %% as big values (nsync_big)
-                    big_threshold := pos_integer() | off}.
+                    big_threshold := pos_integer() | off,
+                    %% the largest value (snapshot key, command) accepted
+                    max_value_bytes := pos_integer() | infinity}.
 %% The key names kept (every name if both lists are empty), and the rules
 %% of the commands whose keys are not just their first argument
 %% (`nsync_cmd:filter_table/0'). With a filter, commands of the databases
@@ -134,6 +136,9 @@
         %% Kind truncated: a file ends inside its snapshot
       | {rdb, Kind :: atom(), Offset :: non_neg_integer()}
       | {protocol, binary()}
+        %% a value over max_value_bytes: at least `bytes' bytes
+      | {too_large, #{key := binary() | undefined, bytes := non_neg_integer(),
+                      limit := pos_integer()}}
         %% the master closed the connection; a file session read its file
       | eof
         %% timeout: master_timeout of silence

@@ -29,6 +29,7 @@
                     keys := all | #{prefixes := [binary()], patterns := [binary()]},
                     compressed := boolean(),
                     big_threshold := pos_integer() | off,
+                    max_value_bytes := pos_integer() | infinity,
                     connect_timeout := pos_integer(),
                     master_timeout := pos_integer(),
                     tls := nsync_tls:tls() | false,
@@ -65,6 +66,7 @@
                     keys => all,
                     compressed => true,
                     big_threshold => 64,
+                    max_value_bytes => infinity,
                     connect_timeout => 5000,
                     master_timeout => 60000,
                     tls => false,
@@ -130,7 +132,7 @@ validate_file(_Path, Opts) ->
 -spec nif_config(config()) -> {ok, nsync_nif:config()} | {error, {tls, term()}}.
 nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
              master_timeout := MasterTimeout, db := Db, keys := Keys, tls := Tls,
-             callback := Callback, big_threshold := Big}) ->
+             callback := Callback, big_threshold := Big, max_value_bytes := MaxValue}) ->
     Loaded = case Tls of
                  false -> {ok, undefined};
                  _ -> nsync_tls:load(Tls)
@@ -146,7 +148,7 @@ nif_config(#{user := User, pass := Pass, connect_timeout := ConnectTimeout,
                                #{} -> Keys#{commands => nsync_cmd:filter_table()}
                            end,
                    big_threshold => case Callback of default -> Big; _ -> off end,
-                   tls => NifTls}};
+                   max_value_bytes => MaxValue, tls => NifTls}};
         {error, _} = Error ->
             Error
     end.
@@ -192,6 +194,8 @@ option({tls, T}, C) ->
 option({compressed, B}, C) when is_boolean(B) -> C#{compressed => B};
 option({big_threshold, off}, C) -> C#{big_threshold => off};
 option({big_threshold, N}, C) when is_integer(N), N > 0 -> C#{big_threshold => N};
+option({max_value_bytes, infinity}, C) -> C#{max_value_bytes => infinity};
+option({max_value_bytes, N}, C) when is_integer(N), N > 0 -> C#{max_value_bytes => N};
 option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
 option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
 option({cluster, [_ | _] = Seeds} = Opt, C) -> C#{cluster => [seed(S, Opt) || S <- Seeds]};

@@ -34,8 +34,9 @@
 %%%
 %%% The table belongs to the `nsync_status' process, which does nothing
 %%% else but delete a link's rows when the link dies (even when killed).
-%%% The first link starts it (`ensure_started/0'); a supervisor may start
-%%% it instead (`start_link/0').
+%%% The nsync application's supervisor starts it (`nsync_sup', which every
+%%% link starts when nobody did); `ensure_started/0' covers a use before
+%%% the application runs.
 -module(nsync_status).
 -behaviour(gen_server).
 

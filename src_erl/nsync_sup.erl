@@ -1,5 +1,6 @@
 %%% @doc The nsync application's supervisor: the table owner
-%%% (`nsync_owner'), which must outlive every link.
+%%% (`nsync_owner') and the owner of the status table (`nsync_status'),
+%%% which must outlive every link.
 -module(nsync_sup).
 -behaviour(supervisor).
 
@@ -19,4 +20,11 @@ init([]) ->
               shutdown => 5000,
               type => worker,
               modules => [nsync_owner]},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Owner]}}.
+    %% (ignore if a link started it before the application)
+    Status = #{id => nsync_status,
+               start => {nsync_status, start_link, []},
+               restart => permanent,
+               shutdown => 5000,
+               type => worker,
+               modules => [nsync_status]},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Owner, Status]}}.

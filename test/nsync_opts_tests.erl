@@ -85,7 +85,8 @@ nif_config_test() ->
     {ok, C} = nsync_opts:validate([{host, {127, 0, 0, 1}}, {port, 7000}, {pass, "pw"}]),
     ?assertEqual({ok, #{user => undefined, pass => <<"pw">>, connect_timeout => 5000,
                         master_timeout => 60000, listening_port => 0, db => 0, keys => none,
-                        big_threshold => 64, tls => undefined}}, nsync_opts:nif_config(C)),
+                        big_threshold => 64, max_value_bytes => infinity,
+                        tls => undefined}}, nsync_opts:nif_config(C)),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 7000}, nsync_opts:source(C)),
     %% a callback gets terms: no big values from the snapshot
     {ok, C2} = nsync_opts:validate([{callback, self()}, {big_threshold, 10}]),
@@ -98,6 +99,13 @@ nif_config_test() ->
     {ok, #{keys := #{prefixes := [<<"a:">>], patterns := [], commands := Table}}} =
         nsync_opts:nif_config(F),
     ?assertEqual(nsync_cmd:filter_table(), Table).
+
+max_value_bytes_test() ->
+    {ok, C} = nsync_opts:validate([{max_value_bytes, 1 bsl 20}]),
+    ?assertMatch({ok, #{max_value_bytes := 1048576}}, nsync_opts:nif_config(C)),
+    {ok, #{max_value_bytes := infinity}} = nsync_opts:validate([{max_value_bytes, infinity}]),
+    [?assertEqual({error, {badarg, O}}, nsync_opts:validate([O]))
+     || O <- [{max_value_bytes, 0}, {max_value_bytes, -1}, {max_value_bytes, "1"}]].
 
 key_filters_test() ->
     Keys = fun(Opts) -> {ok, #{keys := K, db := Db}} = nsync_opts:validate(Opts), {K, Db} end,

@@ -16,7 +16,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::rdb::{self, Entry, Item, Outcome, Raw, RdbError};
-use crate::resp::{self, CommandParser, Reply, RespError};
+use crate::resp::{self, Args, CommandParser, Reply, RespError};
 
 /// The Valkey version announced (`REPLCONF version`): 9.0 writes RDB 80,
 /// the newest format nsync reads in full (9.2's RDB 81 adds a type).
@@ -45,6 +45,12 @@ pub struct Config {
     pub pass: Option<Bytes>,
     /// Shown in the master's `INFO replication`.
     pub listening_port: u16,
+    /// The largest value accepted, in bytes: a snapshot key's value (a
+    /// string, or a collection's elements together) or a command's
+    /// arguments together; larger is [`ReplError::TooLarge`]. `None`: what
+    /// the protocol allows (a master's link is exempt from Redis's own
+    /// limits), still never costing more memory than the bytes received.
+    pub max_value_bytes: Option<u64>,
 }
 
 /// Where the replica is in the master's replication stream.
@@ -72,7 +78,7 @@ pub enum Event<'a> {
     /// The snapshot is fully loaded; the position is now committed.
     LoadEof { replid: Option<Bytes>, offset: i64 },
     /// One command of the stream (never PING or REPLCONF), name first.
-    Command { db: u64, args: Vec<Bytes> },
+    Command { db: u64, args: Args },
 }
 
 impl Event<'_> {
@@ -102,11 +108,45 @@ pub enum ReplError {
     #[error("master said: {0}")]
     Master(String),
     #[error("bad snapshot: {0}")]
-    Rdb(#[from] RdbError),
+    Rdb(RdbError),
     #[error("bad command stream: {0}")]
-    Resp(#[from] RespError),
+    Resp(RespError),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A value (snapshot key) or command over [`Config::max_value_bytes`],
+    /// refused as soon as its declared lengths say so: `bytes` is how many
+    /// it has at least, `key` its key when known.
+    #[error("a value of at least {bytes} bytes (key {}) is over max_value_bytes ({limit})",
+            .key.as_deref().map_or("unknown".into(), lossy))]
+    TooLarge {
+        key: Option<Bytes>,
+        bytes: u64,
+        limit: u64,
+    },
+}
+
+impl From<RdbError> for ReplError {
+    fn from(err: RdbError) -> ReplError {
+        match err {
+            RdbError::ValueTooLarge {
+                key, len, limit, ..
+            } => ReplError::TooLarge {
+                key: Some(key),
+                bytes: len,
+                limit,
+            },
+            other => ReplError::Rdb(other),
+        }
+    }
+}
+
+impl From<RespError> for ReplError {
+    fn from(err: RespError) -> ReplError {
+        match err {
+            RespError::OverLimit { key, bytes, limit } => ReplError::TooLarge { key, bytes, limit },
+            other => ReplError::Resp(other),
+        }
+    }
 }
 
 /// The coarse state, for status reports.
@@ -237,7 +277,7 @@ impl Replica {
         self.phase = Phase::Disconnected;
         self.input.clear();
         self.output.clear();
-        self.commands = CommandParser::new();
+        self.commands = self.command_parser();
         self.acking = false;
         self.last_ack = None;
         self.early_acks = None;
@@ -372,6 +412,11 @@ impl Replica {
 
     fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         resp::encode_command(args, &mut self.output);
+    }
+
+    /// A command parser with this replica's limit.
+    fn command_parser(&self) -> CommandParser {
+        CommandParser::with_max_bytes(self.config.max_value_bytes.unwrap_or(u64::MAX))
     }
 
     fn send_ack(&mut self, offset: i64) {
@@ -538,7 +583,7 @@ impl Replica {
 
     fn start_streaming(&mut self, acking: bool) {
         self.phase = Phase::Streaming;
-        self.commands = CommandParser::new();
+        self.commands = self.command_parser();
         self.acking = acking;
         self.last_ack = None;
         self.early_acks = None;
@@ -575,7 +620,7 @@ impl Replica {
         self.phase = Phase::Loading(Box::new(Load {
             replid,
             offset,
-            parser: rdb::Parser::new(),
+            parser: rdb::Parser::with_max_value(self.config.max_value_bytes.unwrap_or(u64::MAX)),
             framing,
         }));
         Ok(Progress::Again)
@@ -676,6 +721,14 @@ impl Replica {
         let Some(command) = self.commands.next(&mut self.input)? else {
             return Ok(Progress::NeedBytes);
         };
+        // Checked before the offset moves: a session dropped here resumes
+        // from the last command that made sense.
+        if let Some(name) = command.args.get(0).filter(|name| !is_command_name(name)) {
+            return Err(protocol(format!(
+                "not a command name: \"{}\"",
+                name.get(..MAX_COMMAND_NAME).unwrap_or(name).escape_ascii()
+            )));
+        }
         let Some(position) = self.position.as_mut() else {
             return Err(protocol("command stream without a position".into()));
         };
@@ -693,7 +746,7 @@ impl Replica {
             let db = command
                 .args
                 .get(1)
-                .and_then(|db| resp::parse_integer(db))
+                .and_then(resp::parse_integer)
                 .and_then(|db| u64::try_from(db).ok())
                 .ok_or_else(|| protocol("bad SELECT".into()))?;
             position.db = db;
@@ -720,6 +773,16 @@ impl Replica {
             args: command.args,
         }))
     }
+}
+
+/// Longer than any command name Redis, Valkey or a module defines.
+const MAX_COMMAND_NAME: usize = 64;
+
+/// Whether a command's first argument can be a command name (printable
+/// ASCII, no space): random bytes that happen to form an array are garbage,
+/// not commands unknown to the mirror.
+fn is_command_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_COMMAND_NAME && name.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// The errors a master answers PING with when it wants AUTH first.
@@ -807,6 +870,7 @@ mod tests {
             user: Some(Bytes::from("repl")),
             pass: Some(Bytes::from("secret")),
             listening_port: 6380,
+            max_value_bytes: None,
         };
         let mut replica = Replica::new(config);
         replica.connected();
@@ -1080,6 +1144,7 @@ mod tests {
         let multi = cmd(&["MULTI"]);
         let incr = cmd(&["incr", "n"]);
         let exec = cmd(&["EXEC"]);
+        let del = cmd(&["del", "a", "b"]);
         let mut wire = b"+CONTINUE\r\n".to_vec();
         for part in [
             &set[..],
@@ -1089,7 +1154,8 @@ mod tests {
             &select,
             &incr,
             &exec,
-            b"del a b\r\n",
+            b"\r\n",
+            &del,
         ] {
             wire.extend_from_slice(part);
         }
@@ -1097,7 +1163,7 @@ mod tests {
         let commands: Vec<(u64, Vec<&[u8]>)> = events[1..]
             .iter()
             .map(|e| match e {
-                Event::Command { db, args } => (*db, args.iter().map(|a| a.as_ref()).collect()),
+                Event::Command { db, args } => (*db, args.iter().collect()),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -1223,7 +1289,9 @@ mod tests {
             .collect();
         assert_eq!(keys, [b"a", b"b", b"c"]);
         assert!(matches!(events[4], Event::LoadEof { .. }));
-        assert!(matches!(&events[5], Event::Command { args, .. } if args[1] == "d"));
+        assert!(
+            matches!(&events[5], Event::Command { args, .. } if args.get(1) == Some(&b"d"[..]))
+        );
     }
 
     #[test]
@@ -1282,6 +1350,103 @@ mod tests {
         replica.next_event().unwrap();
         replica.feed(&cmd(&["SELECT", "x"]));
         assert!(matches!(replica.next_event(), Err(ReplError::Protocol(_))));
+    }
+
+    /// The bytes of a diskless full sync at offset 100 of `SMALL_RDB`,
+    /// followed by `stream`.
+    fn full_sync_then(stream: &[u8]) -> Vec<u8> {
+        let mut wire = format!("+FULLRESYNC {REPLID} 100\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(SMALL_RDB);
+        wire.extend_from_slice(MARK.as_bytes());
+        wire.extend_from_slice(stream);
+        wire
+    }
+
+    /// Feeds `wire` at once: the events, and the error that ended them.
+    fn events_until_error(
+        replica: &mut Replica,
+        wire: &[u8],
+    ) -> (Vec<Event<'static>>, Option<ReplError>) {
+        replica.feed(wire);
+        let mut events = Vec::new();
+        loop {
+            match replica.next_event() {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => return (events, None),
+                Err(err) => return (events, Some(err)),
+            }
+        }
+    }
+
+    /// After a valid snapshot, garbage (an inline command, random bytes, an
+    /// array whose first element is no command name) is an error at once,
+    /// not a series of unknown commands; the offset stays after the last
+    /// command, where the next session resumes.
+    #[test]
+    fn garbage_after_a_snapshot_is_a_protocol_error() {
+        let set = cmd(&["SET", "k", "v"]);
+        let binary_name = cmd(&["\x01SET", "k", "v"]);
+        for garbage in [&b"set a b\r\n"[..], b"\x17\x80\x00garbage", &binary_name] {
+            let mut replica = Replica::new(Config::default());
+            handshake(&mut replica);
+            let mut stream = set.clone();
+            stream.extend_from_slice(garbage);
+            let (events, err) = events_until_error(&mut replica, &full_sync_then(&stream));
+            assert!(
+                matches!(
+                    err,
+                    Some(
+                        ReplError::Protocol(_) | ReplError::Resp(RespError::UnexpectedByte { .. })
+                    )
+                ),
+                "{garbage:?}: {err:?}"
+            );
+            assert!(
+                matches!(events.last(), Some(Event::Command { args, .. }) if args.get(0) == Some(&b"SET"[..]))
+            );
+            assert_eq!(
+                replica.position().map(|p| p.offset),
+                Some(100 + set.len() as i64)
+            );
+        }
+    }
+
+    /// `max_value_bytes`: a snapshot value or a command over it ends the
+    /// session with `TooLarge`, naming the key; up to it, all is delivered.
+    #[test]
+    fn values_over_max_value_bytes_are_refused() {
+        let config = Config {
+            max_value_bytes: Some(8),
+            ..Config::default()
+        };
+        let big_set = cmd(&["SET", "big", "123456789"]);
+        let mut replica = Replica::new(config.clone());
+        handshake(&mut replica);
+        let (events, err) = events_until_error(&mut replica, &full_sync_then(&big_set));
+        // SMALL_RDB's value (3 bytes) fits; the command's arguments do not.
+        assert!(events.iter().any(|e| matches!(e, Event::LoadEof { .. })));
+        assert_eq!(
+            err,
+            Some(ReplError::TooLarge {
+                key: Some(Bytes::from("big")),
+                bytes: 15,
+                limit: 8
+            })
+        );
+        let mut replica = Replica::new(Config {
+            max_value_bytes: Some(2),
+            ..config
+        });
+        handshake(&mut replica);
+        let (_, err) = events_until_error(&mut replica, &full_sync_then(b""));
+        assert_eq!(
+            err,
+            Some(ReplError::TooLarge {
+                key: Some(Bytes::from("foo")),
+                bytes: 3,
+                limit: 2
+            })
+        );
     }
 
     #[test]
@@ -1398,8 +1563,12 @@ mod tests {
         );
         assert!(matches!(&events[1], Event::Key(e) if e.key == "foo" && e.db == 0));
         assert_eq!(events[2], Event::LoadEof { replid, offset });
-        assert!(matches!(&events[3], Event::Command { db: 0, args } if args[0] == "SELECT"));
-        assert!(matches!(&events[4], Event::Command { db: 0, args } if args[0] == "SET"));
+        assert!(
+            matches!(&events[3], Event::Command { db: 0, args } if args.get(0) == Some(&b"SELECT"[..]))
+        );
+        assert!(
+            matches!(&events[4], Event::Command { db: 0, args } if args.get(0) == Some(&b"SET"[..]))
+        );
         assert_eq!(events.len(), 5);
     }
 }

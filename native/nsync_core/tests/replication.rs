@@ -356,6 +356,7 @@ fn acl_user_and_password() {
         user: Some(Bytes::from("repl")),
         pass: Some(Bytes::from("pw")),
         listening_port: 7777,
+        ..Config::default()
     };
     let follower = Follower::start(redis.socket(), Replica::new(config));
     assert!(matches!(follower.next(), Ok(Event::FullResync { .. })));

@@ -16,6 +16,8 @@ rustler::atoms! {
     db,
     big_threshold,
     off,
+    max_value_bytes,
+    infinity,
     host,
     port,
     tls,
@@ -111,6 +113,8 @@ rustler::atoms! {
     noperm,
     rdb,
     protocol,
+    too_large,
+    limit,
     owner_gone,
     internal,
     // pump sessions

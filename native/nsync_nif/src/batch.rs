@@ -20,10 +20,10 @@
 //! item per event; the key filter drops the commands that touch no kept key
 //! and cuts down or marks those that straddle it (`KeyFilter::command`).
 
-use bytes::Bytes;
 use nsync_core::big::Big;
 use nsync_core::rdb::{Entry, LiveValue};
 use nsync_core::repl::Event;
+use nsync_core::resp::Args;
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
@@ -126,16 +126,16 @@ impl<'a, 'c> Batch<'a, 'c> {
     }
 
     /// A command of the stream, as the key filter decides.
-    fn push_command(&mut self, db: u64, args: &[Bytes]) -> bool {
+    fn push_command(&mut self, db: u64, args: &Args) -> bool {
         let decision = match &self.config.keys {
-            Some(filter) => filter.command(&self.config.dbs, db, args),
+            Some(filter) => filter.command(&self.config.dbs, db, &args.to_bytes()),
             None => Decision::Keep,
         };
         let env = self.env;
         let term = match &decision {
             Decision::Drop => None,
             Decision::Keep => encode::command(env, db, args, None),
-            Decision::Only(kept) => encode::command(env, db, kept, None),
+            Decision::Only(kept) => encode::command(env, db, kept.iter().map(|a| &a[..]), None),
             Decision::Straddles(out) => encode::command(env, db, args, Some(out)),
         };
         let Some(term) = term else {

@@ -67,8 +67,8 @@ impl From<Atom> for ConfigError {
 /// connect_timeout := pos_integer() (ms), master_timeout := pos_integer()
 /// (ms), listening_port := 0..65535, db := non_neg_integer() | all |
 /// [non_neg_integer()], keys := none | key_filter(), big_threshold :=
-/// pos_integer() | off, tls := undefined | TlsMap}` (see [`key_filter`],
-/// [`decode_tls`]).
+/// pos_integer() | off, max_value_bytes := pos_integer() | infinity, tls :=
+/// undefined | TlsMap}` (see [`key_filter`], [`decode_tls`]).
 pub fn decode(term: Term) -> Result<LinkConfig, ConfigError> {
     let mut user = None;
     let mut pass = None;
@@ -78,6 +78,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, ConfigError> {
     let mut dbs = None;
     let mut keys = None;
     let mut big_threshold = None;
+    let mut max_value_bytes = None;
     let mut tls = None;
     for (key, value) in MapIterator::new(term).ok_or_else(atoms::config)? {
         let key: Atom = key.decode().map_err(|_| atoms::config())?;
@@ -104,6 +105,8 @@ pub fn decode(term: Term) -> Result<LinkConfig, ConfigError> {
             keys = Some(key_filter(value).ok_or(key)?);
         } else if key == atoms::big_threshold() {
             big_threshold = Some(threshold(value).ok_or(key)?);
+        } else if key == atoms::max_value_bytes() {
+            max_value_bytes = Some(limit(value).ok_or(key)?);
         } else {
             return Err(key.into());
         }
@@ -118,6 +121,7 @@ pub fn decode(term: Term) -> Result<LinkConfig, ConfigError> {
             user,
             pass,
             listening_port: listening_port.ok_or_else(atoms::listening_port)?,
+            max_value_bytes: max_value_bytes.ok_or_else(atoms::max_value_bytes)?,
         },
         connect_timeout: connect_timeout.ok_or_else(atoms::connect_timeout)?,
         master_timeout: master_timeout.ok_or_else(atoms::master_timeout)?,
@@ -271,6 +275,14 @@ fn threshold(term: Term) -> Option<Option<usize>> {
         return Some(None);
     }
     term.decode::<usize>().ok().filter(|&n| n > 0).map(Some)
+}
+
+/// A positive size (`Some(Some(n))`) or `infinity` (`Some(None)`).
+fn limit(term: Term) -> Option<Option<u64>> {
+    if term.decode::<Atom>().ok() == Some(atoms::infinity()) {
+        return Some(None);
+    }
+    term.decode::<u64>().ok().filter(|&n| n > 0).map(Some)
 }
 
 fn db_filter(term: Term) -> Option<DbFilter> {

@@ -80,15 +80,15 @@ pub fn item<'a>(env: Env<'a>, event: &Event) -> Option<Term<'a>> {
 /// `{cmd, Db, Cmd, Args}` of the command `args` (name first), or
 /// `{cmd, Db, Cmd, Args, Filtered}` with the names of its keys a key
 /// filter leaves out; `None` for an empty command.
-pub fn command<'a>(
+pub fn command<'a, 'b>(
     env: Env<'a>,
     db: u64,
-    args: &[Bytes],
+    args: impl IntoIterator<Item = &'b [u8]>,
     filtered: Option<&[Bytes]>,
 ) -> Option<Term<'a>> {
-    let (name, rest) = args.split_first()?;
-    let name = lowercase_binary(env, name);
-    let rest = list(env, rest, |a| binary(env, a));
+    let mut args = args.into_iter();
+    let name = lowercase_binary(env, args.next()?);
+    let rest: Vec<Term<'a>> = args.map(|a| binary(env, a)).collect();
     Some(match filtered {
         None => (atoms::cmd(), db, name, rest).encode(env),
         Some(keys) => {

@@ -72,7 +72,9 @@ pub fn load(
                 key: key.clone(),
                 db,
             },
-            None => Input::Rdb(Box::default()),
+            None => Input::Rdb(Box::new(Parser::with_max_value(
+                shared.config.replica.max_value_bytes.unwrap_or(u64::MAX),
+            ))),
         },
         stage: Stage::Start,
     };
@@ -99,8 +101,9 @@ fn file_error(err: &io::Error) -> LinkError {
     LinkError::File(Posix::from(err))
 }
 
+/// (A value over `max_value_bytes` is `{too_large, ...}`, as from a master.)
 fn rdb_error(err: RdbError) -> LinkError {
-    LinkError::Repl(ReplError::Rdb(err))
+    LinkError::Repl(ReplError::from(err))
 }
 
 enum Input {

@@ -12,7 +12,8 @@ use crate::tls::{TlsError, TlsSetupError};
 
 /// `{connect, Posix | nxdomain}`, `{send | recv | file, Posix}`, `eof`,
 /// `{tls, Why}`, `{no_answer, Why}`, `{auth | noperm | master | protocol | internal, Msg}`,
-/// `{rdb, Kind, Offset}`, `disconnected`, `closed` or `owner_gone`.
+/// `{rdb, Kind, Offset}`, `{too_large, #{key, bytes, limit}}`, `disconnected`,
+/// `closed` or `owner_gone`.
 pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
     match err {
         LinkError::Nxdomain => (atoms::connect(), atoms::nxdomain()).encode(env),
@@ -33,6 +34,21 @@ pub fn term<'a>(env: Env<'a>, err: &LinkError) -> Term<'a> {
             (atoms::master(), binary(env, msg.as_bytes())).encode(env)
         }
         LinkError::Repl(ReplError::Rdb(err)) => rdb_error(env, err),
+        LinkError::Repl(ReplError::TooLarge { key, bytes, limit }) => {
+            let key = key
+                .as_ref()
+                .map_or_else(|| atoms::undefined().encode(env), |k| binary(env, k));
+            let detail = Term::map_from_pairs(
+                env,
+                &[
+                    (atoms::key().encode(env), key),
+                    (atoms::bytes().encode(env), bytes.encode(env)),
+                    (atoms::limit().encode(env), limit.encode(env)),
+                ],
+            )
+            .unwrap_or_else(|_| atoms::undefined().encode(env));
+            (atoms::too_large(), detail).encode(env)
+        }
         LinkError::Repl(err @ (ReplError::Resp(_) | ReplError::Protocol(_))) => {
             let detail = match err {
                 ReplError::Protocol(detail) => detail.clone(),

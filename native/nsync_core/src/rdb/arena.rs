@@ -75,6 +75,16 @@ impl<'a> Arena<'a> {
         Ok(head)
     }
 
+    /// An arena over this one's free bytes, for a nested reader: what it
+    /// hands out is dead by the time this one is used again.
+    pub(crate) fn reborrow(&mut self) -> Arena<'_> {
+        Arena {
+            free: &mut *self.free,
+            used: 0,
+            unit_start: 0,
+        }
+    }
+
     /// What is allocated from now on belongs to a new unit.
     pub(crate) fn start_unit(&mut self) {
         self.unit_start = self.used;

@@ -96,6 +96,17 @@ pub enum RdbError {
     },
     #[error("unsupported {what} at offset {offset}")]
     Unsupported { what: &'static str, offset: u64 },
+    /// A key's value over the parser's limit ([`Parser::with_max_value`]):
+    /// at least `len` bytes (a string's declared length, or a collection's
+    /// bytes so far).
+    #[error("the value of key {} is over the limit ({len} > {limit} bytes) at offset {offset}",
+            .key.escape_ascii())]
+    ValueTooLarge {
+        key: Bytes,
+        len: u64,
+        limit: u64,
+        offset: u64,
+    },
     /// The input (a file) ended inside the snapshot, at this offset.
     #[error("snapshot cut short at offset {offset}")]
     Truncated { offset: u64 },
@@ -113,6 +124,7 @@ impl RdbError {
             RdbError::Corrupt { .. } => "corrupt",
             RdbError::TooLarge { .. } => "too_large",
             RdbError::Unsupported { .. } => "unsupported",
+            RdbError::ValueTooLarge { .. } => "value_too_large",
             RdbError::Truncated { .. } => "truncated",
         }
     }
@@ -128,6 +140,7 @@ impl RdbError {
             | RdbError::Corrupt { offset, .. }
             | RdbError::TooLarge { offset, .. }
             | RdbError::Unsupported { offset, .. }
+            | RdbError::ValueTooLarge { offset, .. }
             | RdbError::Truncated { offset } => *offset,
         }
     }
@@ -171,6 +184,16 @@ impl Parser {
             max_read,
             ..Parser::default()
         }
+    }
+
+    /// A parser that refuses (with [`RdbError::ValueTooLarge`]) a key whose
+    /// value takes more than `max_value` bytes in the snapshot: a string
+    /// (or blob) as soon as its length is read, a collection as soon as its
+    /// elements add up to more.
+    pub fn with_max_value(max_value: u64) -> Parser {
+        let mut parser = Parser::new();
+        parser.core.max_value = max_value;
+        parser
     }
 
     /// A parser of values written as `DUMP` writes them: after the header,
@@ -305,7 +328,7 @@ struct KeyMeta {
     freq: Option<u8>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Core {
     state: State,
     version: u32,
@@ -314,6 +337,22 @@ struct Core {
     keyless: bool,
     db: u64,
     meta: KeyMeta,
+    /// The most bytes a key's value may take ([`Parser::with_max_value`]).
+    max_value: u64,
+}
+
+impl Default for Core {
+    fn default() -> Core {
+        Core {
+            state: State::default(),
+            version: 0,
+            valkey: false,
+            keyless: false,
+            db: 0,
+            meta: KeyMeta::default(),
+            max_value: u64::MAX,
+        }
+    }
 }
 
 impl Core {
@@ -382,7 +421,9 @@ impl Core {
         if op == RDB_TYPE_STRING && !self.keyless {
             // Most keys of most snapshots: kept inline.
             let key = r.blob()?;
-            let value = r.string()?;
+            let value = self
+                .limited(r, |r| r.string())
+                .map_err(|stop| self.over_limit(stop, key))?;
             let meta = std::mem::take(&mut self.meta);
             return Ok(sink(entry(
                 self.db,
@@ -524,34 +565,88 @@ impl Core {
             r.raw()?
         };
         if ty == RDB_TYPE_STRING {
-            let value = r.string()?;
+            let value = self
+                .limited(r, |r| r.string())
+                .map_err(|stop| self.over_limit(stop, &key))?;
             let meta = std::mem::take(&mut self.meta);
             return Ok(sink(entry(self.db, key, meta, Value::String(value))));
         }
-        let mut elements = match value::start(r, ty, type_offset, self.valkey)? {
+        let value_start = r.pos();
+        let start = self.limited(r, |r| value::start(r, ty, type_offset, self.valkey));
+        let mut elements = match start.map_err(|stop| self.over_limit(stop, &key))? {
             Start::Complete(value) => {
+                self.check_size(&key, r.pos() - value_start, r)?;
                 let meta = std::mem::take(&mut self.meta);
                 return Ok(sink(entry(self.db, key, meta, value)));
             }
             Start::Elements(elements) => elements,
         };
         // Elements are consumed one by one: if the run stops before the
-        // last, what was read is carried over to the next run.
+        // last, their bytes so far are carried over to the next run.
         r.commit();
-        match elements.read(r, &mut |raw| raw) {
+        let elements_start = r.pos();
+        match self.limited(r, |r| elements.read(r)) {
             Ok(value) => {
+                self.check_size(&key, r.pos() - elements_start, r)?;
                 let meta = std::mem::take(&mut self.meta);
                 Ok(sink(entry(self.db, key, meta, value)))
             }
-            Err(Stop::Error(e)) => Err(Stop::Error(e)),
+            Err(Stop::Error(e)) => Err(self.over_limit(Stop::Error(e), &key)),
             Err(stop) => {
-                let input = r.input();
+                let value = elements.carry_over(r, elements_start);
+                let key = Raw::Shared(Bytes::copy_from_slice(&key));
+                self.check_size(&key, usize::try_from(value.len()).unwrap_or(usize::MAX), r)?;
                 let meta = std::mem::take(&mut self.meta);
-                let mut value = elements.carry_over(input);
-                let key = value.keep(key, input);
                 self.state = State::Value(Box::new(PartialKey { key, meta, value }));
                 Err(stop)
             }
+        }
+    }
+
+    /// Runs `read` (of a key's value) with single reads limited to the value
+    /// limit as well.
+    fn limited<'a, T>(
+        &self,
+        r: &mut Reader<'a>,
+        read: impl FnOnce(&mut Reader<'a>) -> Read<T>,
+    ) -> Read<T> {
+        let max_read = r.set_max_read(self.value_max_read(r));
+        let result = read(r);
+        r.set_max_read(max_read);
+        result
+    }
+
+    /// The longest single read allowed within a key's value.
+    fn value_max_read(&self, r: &Reader) -> usize {
+        usize::try_from(self.max_value).map_or(r.max_read(), |max| max.min(r.max_read()))
+    }
+
+    /// A string or blob over the parser's limit, as the error naming its key
+    /// (other stops as they are).
+    fn over_limit(&self, stop: Stop, key: &[u8]) -> Stop {
+        match stop {
+            Stop::Error(RdbError::TooLarge { len, offset, .. }) if len > self.max_value => {
+                Stop::Error(self.too_large(key, len, offset))
+            }
+            other => other,
+        }
+    }
+
+    /// Refuses a value of `len` bytes over the parser's limit.
+    fn check_size(&self, key: &[u8], len: usize, r: &Reader) -> Read<()> {
+        let len = len as u64;
+        if len > self.max_value {
+            return Err(Stop::Error(self.too_large(key, len, r.offset())));
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, key: &[u8], len: u64, offset: u64) -> RdbError {
+        RdbError::ValueTooLarge {
+            key: Bytes::copy_from_slice(key),
+            len,
+            limit: self.max_value,
+            offset,
         }
     }
 
@@ -559,19 +654,31 @@ impl Core {
     where
         F: FnMut(Item<'_>) -> ControlFlow<()>,
     {
-        let State::Value(mut partial) = std::mem::replace(&mut self.state, State::Records) else {
+        let State::Value(partial) = std::mem::replace(&mut self.state, State::Records) else {
             return Ok(ControlFlow::Continue(()));
         };
-        match partial.value.read(r) {
-            Ok(value) => {
-                let PartialKey { key, meta, .. } = *partial;
-                Ok(sink(entry(self.db, key, meta, value)))
+        let PartialKey {
+            key,
+            meta,
+            mut value,
+        } = *partial;
+        let over = |len, offset| self.too_large(&key, len, offset);
+        let max_read = r.set_max_read(self.value_max_read(r));
+        match value.read(r, self.max_value, over) {
+            Ok(complete) => {
+                let flow = sink(entry(self.db, key.clone(), meta, complete));
+                r.set_max_read(max_read);
+                Ok(flow)
             }
             Err(stop) => {
-                if !matches!(stop, Stop::Error(_)) {
-                    self.state = State::Value(partial);
+                r.set_max_read(max_read);
+                match stop {
+                    Stop::Error(e) => Err(self.over_limit(Stop::Error(e), &key)),
+                    stop => {
+                        self.state = State::Value(Box::new(PartialKey { key, meta, value }));
+                        Err(stop)
+                    }
                 }
-                Err(stop)
             }
         }
     }

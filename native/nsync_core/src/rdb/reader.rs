@@ -3,8 +3,6 @@
 //! can be retried once they have arrived. What was read is borrowed from
 //! the input (or from the run's arena) for the run's lifetime `'a`.
 
-use bytes::Bytes;
-
 use super::arena::Arena;
 use super::consts::*;
 use super::item::{Decimal, Raw, Str};
@@ -39,7 +37,6 @@ pub(crate) enum Len {
 }
 
 pub(crate) struct Reader<'a> {
-    input: &'a Bytes,
     data: &'a [u8],
     pos: usize,
     /// Bytes before this index are consumed for good, even if the current
@@ -54,15 +51,14 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(
-        input: &'a Bytes,
+        data: &'a [u8],
         pos: usize,
         base: u64,
         max_read: usize,
         arena: Arena<'a>,
     ) -> Reader<'a> {
         Reader {
-            input,
-            data: input,
+            data,
             pos,
             mark: pos,
             base,
@@ -71,14 +67,43 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The buffer read from (to share what was read with a value that is
-    /// carried over to the next run).
-    pub(crate) fn input(&self) -> &'a Bytes {
-        self.input
-    }
-
     pub(crate) fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// The longest single read allowed.
+    pub(crate) fn max_read(&self) -> usize {
+        self.max_read
+    }
+
+    /// Changes the longest single read allowed; returns the previous one.
+    pub(crate) fn set_max_read(&mut self, max_read: usize) -> usize {
+        std::mem::replace(&mut self.max_read, max_read)
+    }
+
+    /// A reader of `input` (a value's bytes gathered across runs, starting
+    /// at snapshot offset `base`) that makes its bytes in this reader's
+    /// arena.
+    pub(crate) fn over<'b>(&'b mut self, data: &'b [u8], base: u64) -> Reader<'b> {
+        Reader {
+            data,
+            pos: 0,
+            mark: 0,
+            base,
+            max_read: self.max_read,
+            arena: self.arena.reborrow(),
+        }
+    }
+
+    /// The bytes consumed for good since the cursor was at `start`.
+    pub(crate) fn committed_since(&self, start: usize) -> &'a [u8] {
+        let data: &'a [u8] = self.data;
+        data.get(start..self.mark).unwrap_or_default()
+    }
+
+    /// Absolute snapshot offset of position `pos`.
+    pub(crate) fn offset_of(&self, pos: usize) -> u64 {
+        self.base.saturating_add(pos as u64)
     }
 
     pub(crate) fn mark(&self) -> usize {

@@ -6,21 +6,19 @@ use super::consts::*;
 use super::number::str_to_i64;
 use super::reader::{Read, Reader};
 use super::{
-    listpack, Consumer, ConsumerGroup, PendingEntry, Raw, RdbError, Str, Stream, StreamEntry,
-    StreamId,
+    listpack, Consumer, ConsumerGroup, PendingEntry, RdbError, Str, Stream, StreamEntry, StreamId,
 };
 
 /// Preallocation cap for counts read from the file: they may lie.
 const PREALLOC_MAX: usize = 1024;
 
 /// Appends the live entries of one node (`node_key` is its 16-byte master
-/// ID), their strings passed through `keep`.
-pub(crate) fn decode_node<'a, 'v>(
+/// ID).
+pub(crate) fn decode_node<'a>(
     node_key: &[u8],
     lp: &'a [u8],
     offset: u64,
-    out: &mut Vec<StreamEntry<'v>>,
-    keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
+    out: &mut Vec<StreamEntry<'a>>,
 ) -> Result<(), RdbError> {
     let corrupt = RdbError::Corrupt {
         what: "stream node",
@@ -73,7 +71,7 @@ pub(crate) fn decode_node<'a, 'v>(
         }
         int(next()?)?; // lp-count of the entry
         if flags & STREAM_ITEM_FLAG_DELETED == 0 {
-            out.push(StreamEntry { id, fields }.map_raw(keep));
+            out.push(StreamEntry { id, fields });
         }
     }
 }

@@ -3,16 +3,18 @@
 //! chunks is never re-parsed from its start.
 //!
 //! A collection is read into an [`Elements`] whose strings borrow from the
-//! run's input. If the run stops inside it, what was read is carried over
-//! ([`Elements::carry_over`], [`Carried`]): its strings are then shared with
-//! the input buffer (or copied out of the arena), and so is every element
-//! read later.
+//! run's input. If the run stops inside it, the bytes of the elements read
+//! so far are carried over ([`Carried`]) as they came, and so are those of
+//! every element read later (each one decoded as it comes, so that errors
+//! are found where a parse of the whole value finds them, then dropped);
+//! once the last one is there, they are decoded again, in one go. A
+//! collection that is still arriving thus costs about the bytes received,
+//! whatever the number of its elements or the count it claims.
 
 use bytes::{Bytes, BytesMut};
 
 use super::compact::{Encoding, Entries};
 use super::consts::*;
-use super::item::map_strs;
 use super::number::{parse_f64, str_to_i64};
 use super::reader::{Read, Reader, Stop};
 use super::sort::{sort_int_set, sort_set, sort_zset};
@@ -31,6 +33,9 @@ pub(crate) enum Start<'a> {
 /// A collection being read, with the elements read so far.
 #[derive(Debug)]
 pub(crate) struct Elements<'v> {
+    /// The element count the value declared (nodes for quicklists and
+    /// streams).
+    declared: u64,
     left: u64,
     kind: Kind<'v>,
 }
@@ -84,10 +89,7 @@ pub(crate) fn start<'a>(
 ) -> Read<Start<'a>> {
     let elements = |r: &mut Reader<'a>, kind_of: fn(u64) -> Kind<'a>| -> Read<Start<'a>> {
         let left = r.length()?;
-        Ok(Start::Elements(Elements {
-            left,
-            kind: kind_of(left),
-        }))
+        Ok(Start::Elements(Elements::new(left, kind_of(left))))
     };
     if valkey && ty >= VALKEY_RDB_TYPE_HASH_2 {
         // Valkey numbers these types its own way (23 is 9.2's path hash).
@@ -129,7 +131,7 @@ pub(crate) fn start<'a>(
                 ttl: FieldTtl::RelativeBefore(min_expire),
                 fields: vec_for(left),
             };
-            Ok(Start::Elements(Elements { left, kind }))
+            Ok(Start::Elements(Elements::new(left, kind)))
         }
         RDB_TYPE_LIST_QUICKLIST => elements(r, |_| Kind::Quicklist {
             v2: false,
@@ -144,13 +146,13 @@ pub(crate) fn start<'a>(
         | RDB_TYPE_STREAM_LISTPACKS_3
         | RDB_TYPE_STREAM_LISTPACKS_4 => {
             let left = r.length()?;
-            Ok(Start::Elements(Elements {
+            Ok(Start::Elements(Elements::new(
                 left,
-                kind: Kind::Stream {
+                Kind::Stream {
                     ty,
                     entries: Vec::new(),
                 },
-            }))
+            )))
         }
         RDB_TYPE_MODULE_2 => complete(module_value(r)?),
         RDB_TYPE_MODULE_PRE_GA => Err(Stop::Error(RdbError::Unsupported {
@@ -286,130 +288,130 @@ fn zset_from_pairs<'a, E: Encoding>(
     Ok(Value::ZSet(members))
 }
 
-/// A collection carried over to later runs, with its strings kept apart
-/// from the runs' buffers.
+/// A collection carried over to later runs: the bytes of its elements so
+/// far, copied as they came (a stream's trailer last), and what is needed
+/// to decode them once they are all there.
 #[derive(Debug)]
 pub(crate) struct Carried {
-    elements: Elements<'static>,
-    /// Where strings that lie in no input buffer (arena bytes: LZF output)
-    /// are copied, many to one allocation.
-    spill: BytesMut,
+    /// The collection's kind, without elements.
+    kind: Kind<'static>,
+    declared: u64,
+    left: u64,
+    /// The elements' bytes so far.
+    raw: BytesMut,
+    /// All of them (and a stream's trailer), once complete.
+    whole: Option<Bytes>,
+    /// Snapshot offset of the first element's first byte.
+    offset: u64,
 }
-
-/// Bytes allocated at a time for `Carried::spill`.
-const SPILL_BLOCK: usize = 4096;
 
 impl Carried {
-    /// A string of the carried value read from `input`, kept.
-    pub(crate) fn keep(&mut self, raw: Raw<'_>, input: &Bytes) -> Raw<'static> {
-        detach(raw, input, &mut self.spill)
-    }
-
-    /// Reads the remaining elements from `r`, keeping their strings.
-    pub(crate) fn read(&mut self, r: &mut Reader<'_>) -> Read<Value<'static>> {
-        let input = r.input();
-        let spill = &mut self.spill;
-        self.elements.read(r, &mut |raw| detach(raw, input, spill))
-    }
-}
-
-/// A string shared with the input buffer it lies in, or copied to `spill`.
-fn detach(raw: Raw<'_>, input: &Bytes, spill: &mut BytesMut) -> Raw<'static> {
-    match raw {
-        Raw::Borrowed(s) => {
-            let start = (s.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
-            match start.checked_add(s.len()) {
-                Some(end) if end <= input.len() => Raw::Shared(input.slice(start..end)),
-                _ => {
-                    if spill.capacity() - spill.len() < s.len() {
-                        spill.reserve(s.len().max(SPILL_BLOCK));
-                    }
-                    spill.extend_from_slice(s);
-                    Raw::Shared(spill.split().freeze())
-                }
-            }
+    /// The elements' bytes taken from the run so far (`complete`: the
+    /// elements read, starting at snapshot offset `offset`).
+    fn new(elements: &Elements<'_>, complete: &[u8], offset: u64) -> Carried {
+        Carried {
+            kind: elements.kind.empty(),
+            declared: elements.declared,
+            left: elements.left,
+            raw: BytesMut::from(complete),
+            whole: None,
+            offset,
         }
-        Raw::Shared(b) => Raw::Shared(b),
+    }
+
+    /// Bytes of the value received so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.whole.as_ref().map_or(self.raw.len(), Bytes::len) as u64
+    }
+
+    /// Takes the remaining elements from `r` as they come (each one decoded
+    /// to check it, its bytes copied, consumed for good); once all are
+    /// there, decodes the whole value. Its bytes may add up to `max_bytes`
+    /// at most (`over` makes the error past it).
+    pub(crate) fn read<'b>(
+        &'b mut self,
+        r: &'b mut Reader<'_>,
+        max_bytes: u64,
+        over: impl Fn(u64, u64) -> RdbError,
+    ) -> Read<Value<'b>> {
+        if self.whole.is_none() {
+            let mut check = Elements::new(self.left, self.kind.empty());
+            while self.left > 0 {
+                let start = r.pos();
+                check.read_one(r)?;
+                check.kind.clear();
+                self.raw.extend_from_slice(r.bytes_since(start));
+                if self.raw.len() as u64 > max_bytes {
+                    return Err(Stop::Error(over(self.raw.len() as u64, r.offset())));
+                }
+                self.left -= 1;
+                r.commit();
+            }
+            if let Kind::Stream { ty, .. } = self.kind {
+                let start = r.pos();
+                stream::read_trailer(r, ty)?;
+                self.raw.extend_from_slice(r.bytes_since(start));
+                r.commit();
+            }
+            self.whole = Some(std::mem::take(&mut self.raw).freeze());
+        }
+        self.decode(r)
+    }
+
+    /// Decodes the complete value, LZF strings into `r`'s arena.
+    fn decode<'b>(&'b self, r: &'b mut Reader<'_>) -> Read<Value<'b>> {
+        let Some(whole) = self.whole.as_ref() else {
+            return Ok(Value::List(Vec::new()));
+        };
+        let mut inner = r.over(whole, self.offset);
+        let mut elements = Elements::new(self.declared, self.kind.empty());
+        match elements.read(&mut inner) {
+            // The bytes were all there: a shortfall is a lie of the value.
+            Err(Stop::Need(_)) => Err(Stop::Error(RdbError::Corrupt {
+                what: "collection (its elements end early)",
+                offset: self.offset,
+            })),
+            result => result,
+        }
     }
 }
 
 impl<'v> Elements<'v> {
-    /// Reads the remaining elements, their strings passed through `keep`,
-    /// consuming each one for good as it is complete.
-    pub(crate) fn read<'a>(
-        &mut self,
-        r: &mut Reader<'a>,
-        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
-    ) -> Read<Value<'v>> {
+    fn new(declared: u64, kind: Kind<'v>) -> Elements<'v> {
+        Elements {
+            declared,
+            left: declared,
+            kind,
+        }
+    }
+
+    /// Reads the remaining elements, consuming each one for good as it is
+    /// complete.
+    pub(crate) fn read(&mut self, r: &mut Reader<'v>) -> Read<Value<'v>> {
         while self.left > 0 {
-            self.read_one(r, keep)?;
+            self.read_one(r)?;
             self.left -= 1;
             r.commit();
         }
-        self.finish(r, keep)
+        self.finish(r)
     }
 
-    /// What was read so far from `input`, kept beyond the run that read it.
-    pub(crate) fn carry_over(self, input: &Bytes) -> Carried {
-        let mut spill = BytesMut::new();
-        let f = &mut |raw| detach(raw, input, &mut spill);
-        let kind = match self.kind {
-            Kind::List(items) => Kind::List(map_strs(items, f)),
-            Kind::Set(items) => Kind::Set(map_strs(items, f)),
-            Kind::ZSet { binary, members } => Kind::ZSet {
-                binary,
-                members: members
-                    .into_iter()
-                    .map(|(s, m)| (s, m.map_raw(f)))
-                    .collect(),
-            },
-            Kind::Hash { ttl, fields } => Kind::Hash {
-                ttl,
-                fields: fields.into_iter().map(|h| h.map_raw(f)).collect(),
-            },
-            Kind::Quicklist { v2, items } => Kind::Quicklist {
-                v2,
-                items: map_strs(items, f),
-            },
-            Kind::Stream { ty, entries } => Kind::Stream {
-                ty,
-                entries: entries.into_iter().map(|e| e.map_raw(f)).collect(),
-            },
-        };
-        Carried {
-            elements: Elements {
-                left: self.left,
-                kind,
-            },
-            spill,
-        }
+    /// What was read so far (the elements' bytes from `start`, the
+    /// reader's position where they began), kept beyond the run.
+    pub(crate) fn carry_over(&self, r: &Reader<'_>, start: usize) -> Carried {
+        Carried::new(self, r.committed_since(start), r.offset_of(start))
     }
 
-    fn read_one<'a>(
-        &mut self,
-        r: &mut Reader<'a>,
-        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
-    ) -> Read<()> {
+    fn read_one(&mut self, r: &mut Reader<'v>) -> Read<()> {
         match &mut self.kind {
-            Kind::List(items) | Kind::Set(items) => items.push(r.string()?.map_raw(keep)),
+            Kind::List(items) | Kind::Set(items) => items.push(r.string()?),
             Kind::ZSet { binary, members } => {
                 let member = r.string()?;
-                let score = if *binary {
-                    r.f64_le()?
-                } else {
-                    r.text_double()?
-                };
-                // Redis refuses to load a NaN score (rdbLoadObject).
-                if score.is_nan() {
-                    return Err(r.corrupt("zset score (NaN)"));
-                }
-                members.push((score, member.map_raw(keep)));
+                let score = zset_score(r, *binary)?;
+                members.push((score, member));
             }
             Kind::Hash { ttl, fields } => {
-                let ttl_before = match ttl {
-                    FieldTtl::AbsoluteBefore | FieldTtl::RelativeBefore(_) => r.length()?,
-                    FieldTtl::None | FieldTtl::ValkeyAfter => 0,
-                };
+                let ttl_before = ttl.read_before(r)?;
                 let field = r.string()?;
                 let value = r.string()?;
                 let expire_at_ms = match *ttl {
@@ -422,30 +424,23 @@ impl<'v> Elements<'v> {
                     )?),
                     FieldTtl::ValkeyAfter => Some(r.u64_le()? as i64).filter(|&ms| ms != -1),
                 };
-                fields.push(
-                    HashField {
-                        field,
-                        value,
-                        expire_at_ms,
-                    }
-                    .map_raw(keep),
-                );
+                fields.push(HashField {
+                    field,
+                    value,
+                    expire_at_ms,
+                });
             }
             Kind::Quicklist { v2, items } => {
-                let container = if *v2 {
-                    r.length()?
-                } else {
-                    QUICKLIST_NODE_CONTAINER_PACKED
-                };
+                let container = quicklist_container(r, *v2)?;
                 let offset = r.offset();
                 match container {
-                    QUICKLIST_NODE_CONTAINER_PLAIN => items.push(r.string()?.map_raw(keep)),
+                    QUICKLIST_NODE_CONTAINER_PLAIN => items.push(r.string()?),
                     QUICKLIST_NODE_CONTAINER_PACKED => {
                         let blob = r.blob()?;
                         if *v2 {
-                            push_all(items, listpack::entries(blob, offset), keep)?;
+                            push_all(items, listpack::entries(blob, offset))?;
                         } else {
-                            push_all(items, ziplist::entries(blob, offset), keep)?;
+                            push_all(items, ziplist::entries(blob, offset))?;
                         }
                     }
                     _ => return Err(r.corrupt("quicklist node container")),
@@ -455,17 +450,13 @@ impl<'v> Elements<'v> {
                 let offset = r.offset();
                 let node_key = r.blob()?;
                 let lp = r.blob()?;
-                stream::decode_node(node_key, lp, offset, entries, keep)?;
+                stream::decode_node(node_key, lp, offset, entries)?;
             }
         }
         Ok(())
     }
 
-    fn finish<'a>(
-        &mut self,
-        r: &mut Reader<'a>,
-        keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
-    ) -> Read<Value<'v>> {
+    fn finish(&mut self, r: &mut Reader<'v>) -> Read<Value<'v>> {
         Ok(match &mut self.kind {
             Kind::List(items) | Kind::Quicklist { items, .. } => Value::List(std::mem::take(items)),
             Kind::Set(items) => {
@@ -478,7 +469,7 @@ impl<'v> Elements<'v> {
             }
             Kind::Hash { fields, .. } => Value::Hash(std::mem::take(fields)),
             Kind::Stream { ty, entries } => {
-                let stream = stream::read_trailer(r, *ty)?.map_raw(keep);
+                let stream = stream::read_trailer(r, *ty)?;
                 Value::Stream(Box::new(super::Stream {
                     entries: std::mem::take(entries),
                     ..stream
@@ -488,14 +479,82 @@ impl<'v> Elements<'v> {
     }
 }
 
-fn push_all<'a, 'v, E: Encoding>(
-    items: &mut Vec<Str<'v>>,
+impl Kind<'_> {
+    /// The same kind of collection, without elements.
+    fn empty<'b>(&self) -> Kind<'b> {
+        match self {
+            Kind::List(_) => Kind::List(Vec::new()),
+            Kind::Set(_) => Kind::Set(Vec::new()),
+            Kind::ZSet { binary, .. } => Kind::ZSet {
+                binary: *binary,
+                members: Vec::new(),
+            },
+            Kind::Hash { ttl, .. } => Kind::Hash {
+                ttl: *ttl,
+                fields: Vec::new(),
+            },
+            Kind::Quicklist { v2, .. } => Kind::Quicklist {
+                v2: *v2,
+                items: Vec::new(),
+            },
+            Kind::Stream { ty, .. } => Kind::Stream {
+                ty: *ty,
+                entries: Vec::new(),
+            },
+        }
+    }
+
+    /// Drops the elements read (keeping the room they took).
+    fn clear(&mut self) {
+        match self {
+            Kind::List(items) | Kind::Set(items) | Kind::Quicklist { items, .. } => items.clear(),
+            Kind::ZSet { members, .. } => members.clear(),
+            Kind::Hash { fields, .. } => fields.clear(),
+            Kind::Stream { entries, .. } => entries.clear(),
+        }
+    }
+}
+
+impl FieldTtl {
+    /// The length some hash encodings put before each field (0 if none).
+    fn read_before(self, r: &mut Reader<'_>) -> Read<u64> {
+        match self {
+            FieldTtl::AbsoluteBefore | FieldTtl::RelativeBefore(_) => r.length(),
+            FieldTtl::None | FieldTtl::ValkeyAfter => Ok(0),
+        }
+    }
+}
+
+/// A zset member's score, binary or text; Redis refuses to load a NaN
+/// score (rdbLoadObject).
+fn zset_score(r: &mut Reader<'_>, binary: bool) -> Read<f64> {
+    let score = if binary {
+        r.f64_le()?
+    } else {
+        r.text_double()?
+    };
+    if score.is_nan() {
+        return Err(r.corrupt("zset score (NaN)"));
+    }
+    Ok(score)
+}
+
+/// A quicklist node's container (quicklist 2), packed for quicklist 1.
+fn quicklist_container(r: &mut Reader<'_>, v2: bool) -> Read<u64> {
+    if v2 {
+        r.length()
+    } else {
+        Ok(QUICKLIST_NODE_CONTAINER_PACKED)
+    }
+}
+
+fn push_all<'a, E: Encoding>(
+    items: &mut Vec<Str<'a>>,
     entries: Entries<'a, E>,
-    keep: &mut impl FnMut(Raw<'a>) -> Raw<'v>,
 ) -> Result<(), RdbError> {
     items.reserve(entries.declared());
     for entry in entries {
-        items.push(entry?.map_raw(keep));
+        items.push(entry?);
     }
     Ok(())
 }
