@@ -1,5 +1,4 @@
 #!/usr/bin/env escript
-%%! -pa _build/default/lib/nsync/ebin
 %% The Erlang half of `make demo' (scripts/demo.sh starts the master and
 %% writes the first keys): mirror the master, print the mirror, then write
 %% more keys over a plain client socket and show each arriving in ETS;

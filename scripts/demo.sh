@@ -45,4 +45,6 @@ echo "demo: redis-server $(cli info server | sed -n 's/^redis_version:\(.*\)\r$/
 echo "demo: wrote $(cli dbsize) keys in db 0 (+1 in db 1, not mirrored: nsync mirrors db 0 by default)"
 echo "demo: building nsync (rebar3 compile)"
 rebar3 compile >"$dir/compile.log" 2>&1 || { cat "$dir/compile.log" >&2; exit 1; }
-escript scripts/demo.escript "$port" "$dir"
+# nsync and its dependencies (telemetry: in lib/ when fetched from hex, in
+# checkouts/ when linked by scripts/setup.sh)
+ERL_LIBS=_build/default/lib:_build/default/checkouts escript scripts/demo.escript "$port" "$dir"

@@ -106,6 +106,8 @@ if [ "$auto" -gt 0 ]; then
     f=$((f + auto)); s=$((s - auto)); [ "$rc" -ne 0 ] || rc=1
 fi
 record ct "$rc" "$p" "$f" "$s"
+# The chaos suite's figures (recovery times, RSS growth), as it measured them.
+if [ -f _build/test/logs/chaos-figures.txt ]; then cat _build/test/logs/chaos-figures.txt; fi
 
 # 5. Fixtures: exit 3 means the parser's rdb_json example is not there yet.
 stage fixtures .venv/bin/python scripts/fixtures.py; rc=$?

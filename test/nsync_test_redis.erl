@@ -13,7 +13,7 @@
 %% scripts/setup.sh installs all three.
 -module(nsync_test_redis).
 
--export([start/1, stop/1, port/1, version/1, dir/1, os_pid/1,
+-export([start/1, stop/1, kill/1, port/1, version/1, dir/1, os_pid/1,
          cmd/2, connect/1, close_sock/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
          info/2, available_versions/0, binary/1, cli/1, project_root/0]).
 
@@ -56,7 +56,8 @@
 %% certificate. `sentinel => #{master := Name, port := MasterPort}' (and
 %% `quorum' (2), `down_after' (1000 ms), `failover_timeout' (10000 ms)):
 %% a Sentinel (`redis-server sentinel.conf --sentinel') monitoring that
-%% master on 127.0.0.1.
+%% master on 127.0.0.1. `port' and `dir' restart a server in the place of
+%% one killed with kill/1 (its data, if it persisted any, is loaded).
 -spec start(map()) -> {ok, server()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     Version = maps:get(version, Opts, '7.0'),
@@ -84,6 +85,21 @@ port(#{port := P}) -> P.
 
 -spec version(server()) -> version().
 version(#{version := V}) -> V.
+
+%% @doc Kills the server with SIGKILL, as a crash would, and waits for it to
+%% be gone; its port and dir stay for a server started in its place. stop/1
+%% is still needed (it removes the dir).
+-spec kill(server()) -> ok.
+kill(#{owner := Owner}) ->
+    Ref = monitor(process, Owner),
+    Owner ! {kill, self(), Ref},
+    receive
+        {Ref, ok} -> demonitor(Ref, [flush]), ok;
+        {'DOWN', Ref, process, Owner, _} -> ok
+    after ?CALL_TIMEOUT ->
+        demonitor(Ref, [flush]),
+        error(redis_kill_timeout)
+    end.
 
 %% @doc The server's working directory (its dump.rdb and redis.log live there).
 -spec dir(server()) -> file:filename().
@@ -236,8 +252,16 @@ owner_init(Caller, Ref, Bin, Version, Opts) ->
                undefined -> undefined;
                P -> iolist_to_binary(P)
            end,
-    Dir = make_temp_dir(),
-    TcpPort = maps:get(port, Opts, free_port()),
+    %% A server restarted in a killed one's place reuses its port and dir
+    %% (which stays its first owner's to remove).
+    Dir = case Opts of
+              #{dir := Given} -> Given;
+              _ -> make_temp_dir()
+          end,
+    TcpPort = case Opts of
+                  #{port := GivenPort} -> GivenPort;
+                  _ -> free_port()
+              end,
     Tls = client_tls(Opts),
     Args = case Opts of
                #{sentinel := _} -> sentinel_args(TcpPort, Dir, Opts);
@@ -380,6 +404,13 @@ owner_loop(#{port := Port, server := Server, sock := Sock} = St) ->
             #{os_pid := OsPid, dir := Dir} = Server,
             kill_and_clean(Port, OsPid, Dir),
             From ! {Ref, ok};
+        {kill, From, Ref} ->
+            close_sock(Sock),
+            #{os_pid := OsPid} = Server,
+            _ = os:cmd("kill -9 " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
+            S = receive {Port, {exit_status, Status}} -> Status after 5000 -> killed end,
+            From ! {Ref, ok},
+            dead_loop(Server, S);
         {Port, {exit_status, S}} ->
             %% The server died under us: stay around so callers get a clear
             %% error, and clean up on stop.
