@@ -4,12 +4,12 @@
 #
 #   1. threshold: terms vs big values at 16..16384 elements (one VM, no
 #      server): time per write and per read, memory per element;
-#   2. storm: a master with a 1M-element hash, set, zset and list and a
-#      100 MB string, a real `redis-server --replicaof` and nsync side by
-#      side: memory per value, then 100,000 writes per type (HSET, SADD,
-#      ZADD, RPUSH, APPEND to the big values) timed on both, with nsync's
-#      CPU per write beside the replica's and BEAM RSS during the storm
-#      against at rest.
+#   2. storm: a master with a 1M-element hash, set, zset and list, a
+#      1M-entry stream and a 100 MB string, a real `redis-server
+#      --replicaof` and nsync side by side: memory per value, then 100,000
+#      writes per type (HSET, SADD, ZADD, RPUSH, XADD, APPEND to the big
+#      values) timed on both, with nsync's CPU per write beside the
+#      replica's and BEAM RSS during the storm against at rest.
 #
 # Writes the tables between <!-- big:begin --> and <!-- big:end --> in
 # bench/RESULTS.md. BIG_PARTS="threshold storm" (default both) picks parts.
@@ -40,7 +40,8 @@ server() { # port dir args...
 }
 
 # The master's big values: keys h, s, z, l of 1M elements e1000000.. (the
-# elements nsync_bench_big's e/1 makes) and a 100 MB string str.
+# elements nsync_bench_big's e/1 makes), a stream x of 1M entries
+# `* f e1000000` .. and a 100 MB string str.
 build() {
     python3 - <<'PY' | redis-cli -p "$1" --pipe >/dev/null
 import sys
@@ -58,6 +59,8 @@ for start in range(0, n, 1000):
     cmd(b"SADD", b"s", *es)
     cmd(b"ZADD", b"z", *[x for i, e in enumerate(es, start) for x in (str(i).encode(), e)])
     cmd(b"RPUSH", b"l", *es)
+    for e in es:
+        cmd(b"XADD", b"x", b"*", b"f", e)
 mb = b"x" * (1024 * 1024)
 for _ in range(100):
     cmd(b"APPEND", b"str", mb)
@@ -118,7 +121,8 @@ out += ["", "Write storms, 100,000 writes to the 1M-element value (pipelined to 
         "replica process's, during the storm:", "",
         "| command | nsync writes/s | replica writes/s | nsync CPU us/write | "
         "replica CPU us/write | BEAM RSS at rest -> peak |", "|---|---|---|---|---|---|"]
-names = {"hash": "HSET", "set": "SADD", "zset": "ZADD", "list": "RPUSH", "append": "APPEND (100 MB)"}
+names = {"hash": "HSET", "set": "SADD", "zset": "ZADD", "list": "RPUSH", "stream": "XADD",
+         "append": "APPEND (100 MB)"}
 for r in rs:
     if r["part"] == "storm":
         out.append("| %s | %.0f | %.0f | %.2f | %.2f | %.0f -> %.0f MB (%.2fx) |" % (

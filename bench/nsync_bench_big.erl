@@ -12,11 +12,11 @@
 %%% element; the default threshold is chosen from it.
 %%%
 %%% `storm': the master holds a 1M-field hash, 1M-member set and zset, a
-%%% 1M-element list and a 100 MB string (written by bench/big.sh), which a
-%%% real replica (`--replicaof') and nsync both load; then, per type, a
-%%% storm of writes
-%%% to the master (pipelined, one per element), each followed by a
-%%% sentinel that tells when nsync and the replica have applied it all.
+%%% 1M-element list, a 1M-entry stream and a 100 MB string (written by
+%%% bench/big.sh), which a real replica (`--replicaof') and nsync both
+%%% load; then, per type, a storm of writes to the master (pipelined, one
+%%% per element), each followed by a sentinel that tells when nsync and
+%%% the replica have applied it all.
 %%% Prints `RESULT {json}' lines: memory (nsync's estimate and the
 %%% replica's MEMORY USAGE per value, BEAM RSS and the replica's
 %%% used_memory), and per storm the writes per second of each, nsync's
@@ -122,7 +122,7 @@ storm(MPort, RPort) ->
                                    {timeout, 900000}]),
     erlang:garbage_collect(),
     Tid = nsync:tid(),
-    Keys = [<<"h">>, <<"s">>, <<"z">>, <<"l">>, <<"str">>],
+    Keys = [<<"h">>, <<"s">>, <<"z">>, <<"l">>, <<"x">>, <<"str">>],
     [begin
          [{_, H}] = ets:lookup(Tid, K),
          Big = nsync_big:is_handle(H),
@@ -141,6 +141,7 @@ storm(MPort, RPort) ->
               {set, fun(I) -> [<<"SADD">>, <<"s">>, e(?N + I)] end},
               {zset, fun(I) -> [<<"ZADD">>, <<"z">>, integer_to_binary(I), e(?N + I)] end},
               {list, fun(I) -> [<<"RPUSH">>, <<"l">>, e(I)] end},
+              {stream, fun(I) -> [<<"XADD">>, <<"x">>, <<"*">>, <<"f">>, e(I)] end},
               {append, fun(I) -> [<<"APPEND">>, <<"str">>, e(I)] end}],
     RPid = replica_pid(R),
     [storm(Kind, Gen, M, R, RPid) || {Kind, Gen} <- Storms],

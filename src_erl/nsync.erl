@@ -92,7 +92,8 @@
          tid/0, tid/1, tid/2, lookup/2, ttl/2]).
 %% element reads
 -export([hget/3, hmget/3, hlen/2, sismember/3, scard/2, zscore/3, zrange/4,
-         zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4]).
+         zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4, xrange/5,
+         xrevrange/4, xrevrange/5, xlen/2]).
 
 -export_type([option/0, options/0, key_filter/0, file_option/0, tls_option/0, callback/0,
               event/0, value/0, score/0,
@@ -420,6 +421,29 @@ llen(Table, Key) -> nsync_read:llen(resolve(Table), Key).
 -spec xrange(table(), binary(), nsync_read:stream_bound(), nsync_read:stream_bound()) ->
           [{stream_id(), [binary()]}].
 xrange(Table, Key, Start, End) -> nsync_read:xrange(resolve(Table), Key, Start, End).
+
+%% @doc XRANGE ... COUNT: the first `Count' of those entries.
+-spec xrange(table(), binary(), nsync_read:stream_bound(), nsync_read:stream_bound(),
+             non_neg_integer() | infinity) -> [{stream_id(), [binary()]}].
+xrange(Table, Key, Start, End, Count) ->
+    nsync_read:xrange(resolve(Table), Key, Start, End, Count).
+
+%% @doc XREVRANGE: the entries of stream `Key' with ids from `End' down
+%% to `Start' (inclusive), the newest first.
+-spec xrevrange(table(), binary(), nsync_read:stream_bound(), nsync_read:stream_bound()) ->
+          [{stream_id(), [binary()]}].
+xrevrange(Table, Key, End, Start) -> nsync_read:xrevrange(resolve(Table), Key, End, Start).
+
+%% @doc XREVRANGE ... COUNT: the first `Count' of those entries (the
+%% newest).
+-spec xrevrange(table(), binary(), nsync_read:stream_bound(), nsync_read:stream_bound(),
+                non_neg_integer() | infinity) -> [{stream_id(), [binary()]}].
+xrevrange(Table, Key, End, Start, Count) ->
+    nsync_read:xrevrange(resolve(Table), Key, End, Start, Count).
+
+%% @doc XLEN: the length of stream `Key'.
+-spec xlen(table(), binary()) -> non_neg_integer().
+xlen(Table, Key) -> nsync_read:xlen(resolve(Table), Key).
 
 %%% ------------------------------------------------------------ internal
 

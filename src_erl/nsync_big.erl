@@ -10,11 +10,12 @@
 %%% lock or doing more than ~1000 elements of work; they are then run on a
 %%% dirty scheduler, so no normal scheduler is held for long.
 %%%
-%%% Thresholds (`limits()'): a list, set, zset or hash becomes big when a
-%%% write (or the snapshot) gives it more than `elements' elements, a
-%%% string when it is longer than `bytes'; a big value becomes a term again
-%%% when it shrinks below half of that (so a value near the threshold does
-%%% not flip at every write).
+%%% Thresholds (`limits()'): a list, set, zset, hash or stream becomes big
+%%% when a write (or the snapshot) gives it more than `elements' elements
+%%% (a stream: entries), a string when it is longer than `bytes'; a big
+%%% value becomes a term again when it shrinks below half of that (so a
+%%% value near the threshold does not flip at every write). An empty big
+%%% value is deleted, but for a stream, which Redis keeps.
 -module(nsync_big).
 
 -export([new/2, is_handle/1, read/2, write/2, value/2, len/1, kind/1, copy/1,
@@ -24,7 +25,7 @@
 
 -type handle() :: reference().
 %% A resource term (`is_reference/1' is true for it).
--type kind() :: string | list | set | zset | hash.
+-type kind() :: string | list | set | zset | hash | stream.
 -type op() :: atom() | tuple().
 %% An operation of `nsync_nif:big_read/2' or `big_write/2' (see
 %% native/nsync_nif/src/big/mod.rs).
@@ -97,6 +98,11 @@ limits(N) when is_integer(N), N > 0 -> #{elements => N, bytes => N * ?BYTES_PER_
 promote(_Kind, V, off) -> V;
 promote(string, V, #{bytes := Max}) when is_binary(V), byte_size(V) > Max -> new(string, V);
 promote(hash, V, #{elements := Max}) when is_map(V), map_size(V) > Max -> new(hash, V);
+promote(stream, {stream, Entries, _} = V, #{elements := Max}) ->
+    case longer_than(Entries, Max) of
+        true -> new(stream, V);
+        false -> V
+    end;
 promote(Kind, V, #{elements := Max}) when is_list(V) ->
     case fits(Kind, V) andalso longer_than(V, Max) of
         true -> new(Kind, V);
@@ -115,11 +121,14 @@ longer_than([], _) -> false;
 longer_than([_ | T], N) -> longer_than(T, N - 1).
 
 %% @doc What to store for big value `H' after a write: `delete' if it is
-%% empty, `{Term, FieldExpires}' if it shrank below half the limits (a
-%% hash's field expiries go back to the expiry table), else `H'.
+%% empty (not a stream), `{Term, FieldExpires}' if it shrank below half
+%% the limits (a hash's field expiries go back to the expiry table), else
+%% `H'.
 -spec demote(handle(), limits()) -> handle() | {term(), #{binary() => integer()}} | delete.
 demote(H, Limits) ->
     case {read(H, stat), Limits} of
+        {{stream, N}, #{elements := Max}} when N >= Max div 2 -> H;
+        {{stream, _}, _} -> to_term(stream, H);
         {{_, 0}, _} -> delete;
         {{Kind, _}, off} -> to_term(Kind, H);
         {{string, N}, #{bytes := Max}} when N < Max div 2 -> to_term(string, H);

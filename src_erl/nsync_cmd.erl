@@ -195,15 +195,15 @@ spec(<<"hsetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hsetex/3, big =
 spec(<<"hgetex">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetex/3, big => project};
 spec(<<"hgetdel">>) -> #{keys => first, run => fun nsync_cmd_hash:hgetdel/3, big => project};
 %% streams
-spec(<<"xadd">>) -> #{keys => first, run => fun nsync_cmd_stream:xadd/3};
-spec(<<"xdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xdel/3};
-spec(<<"xtrim">>) -> #{keys => first, run => fun nsync_cmd_stream:xtrim/3};
-spec(<<"xsetid">>) -> #{keys => first, run => fun nsync_cmd_stream:xsetid/3};
-spec(<<"xgroup">>) -> #{keys => xgroup, run => fun nsync_cmd_stream:xgroup/3};
-spec(<<"xack">>) -> #{keys => first, run => fun nsync_cmd_stream:xack/3};
-spec(<<"xclaim">>) -> #{keys => first, run => fun nsync_cmd_stream:xclaim/3};
-spec(<<"xdelex">>) -> #{keys => first, run => fun nsync_cmd_stream:xdelex/3};
-spec(<<"xackdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xackdel/3};
+spec(<<"xadd">>) -> #{keys => first, run => fun nsync_cmd_stream:xadd/3, big => fun nsync_cmd_big:xadd/3};
+spec(<<"xdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xdel/3, big => fun nsync_cmd_big:xdel/3};
+spec(<<"xtrim">>) -> #{keys => first, run => fun nsync_cmd_stream:xtrim/3, big => fun nsync_cmd_big:xtrim/3};
+spec(<<"xsetid">>) -> #{keys => first, run => fun nsync_cmd_stream:xsetid/3, big => project};
+spec(<<"xgroup">>) -> #{keys => xgroup, run => fun nsync_cmd_stream:xgroup/3, big => fun nsync_cmd_big:xgroup/3};
+spec(<<"xack">>) -> #{keys => first, run => fun nsync_cmd_stream:xack/3, big => project};
+spec(<<"xclaim">>) -> #{keys => first, run => fun nsync_cmd_stream:xclaim/3, big => project};
+spec(<<"xdelex">>) -> #{keys => first, run => fun nsync_cmd_stream:xdelex/3, big => fun nsync_cmd_big:xdelex/3};
+spec(<<"xackdel">>) -> #{keys => first, run => fun nsync_cmd_stream:xackdel/3, big => fun nsync_cmd_big:xackdel/3};
 spec(<<"xautoclaim">>) -> ?UNHANDLED(first);
 spec(<<"xreadgroup">>) -> ?UNHANDLED(none);
 %% HyperLogLog

@@ -6,12 +6,16 @@
 %%%   SETEX, ...): it runs as it is, moving handles like any value;</li>
 %%% <li>`project': the command touches only the fields or members named in
 %%%   its arguments (HSET and every hash command, SADD/SREM/SMOVE,
-%%%   ZADD/ZINCRBY/ZREM): the handler runs on each big value's projection
-%%%   onto the arguments (a small term), and what it changed there is
-%%%   written back in place. The handler's logic is reused whole;</li>
+%%%   ZADD/ZINCRBY/ZREM; of a stream, the entries, groups and consumers it
+%%%   names: XSETID, XACK, XCLAIM): the handler runs on each big value's
+%%%   projection onto the arguments (a small term), and what it changed
+%%%   there is written back in place. The handler's logic is reused
+%%%   whole;</li>
 %%% <li>`fun F/3': a handler of this module that works on handles in place
 %%%   (pushes, pops, ranges of lists and zsets, APPEND, SETRANGE, SETBIT,
-%%%   COPY), with the handler's contract (`nsync_cmd_lib');</li>
+%%%   COPY, the stream deletions and trims), or projects as above with a
+%%%   twist (XADD, XGROUP), with the handler's contract
+%%%   (`nsync_cmd_lib');</li>
 %%% <li>absent: the command is O(n) in Redis too (*STORE, SORT, BITOP,
 %%%   ...): big values are materialised, the handler runs, and the mirror
 %%%   stores the result (big again if it is over the threshold).</li>
@@ -27,7 +31,8 @@
          ltrim/3, lmove/3, rpoplpush/3, lmpop/3, blmpop/3, blpop/3, brpop/3,
          zpopmin/3, zpopmax/3, bzpopmin/3, bzpopmax/3, zmpop/3, bzmpop/3,
          zremrangebyrank/3, zremrangebyscore/3, zremrangebylex/3,
-         append/3, setrange/3, setbit/3, copy/3, set/3]).
+         append/3, setrange/3, setbit/3, copy/3, set/3,
+         xadd/3, xtrim/3, xdel/3, xdelex/3, xackdel/3, xgroup/3]).
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, parse_float/1]).
 
@@ -39,7 +44,7 @@
 %% settings of a command flagged `settings').
 -spec run(nsync_cmd:spec(), [binary()], store(), integer() | nsync_cmd_lib:settings()) -> result().
 run(#{big := keep, run := Run}, Args, S, Now) -> Run(Args, S, Now);
-run(#{big := project, run := Run}, Args, S, Now) -> project(Run, Args, S, Now);
+run(#{big := project, run := Run}, Args, S, Now) -> project(Run, Args, S, Now, false);
 run(#{big := Fun}, Args, S, Now) when is_function(Fun, 3) -> Fun(Args, S, Now);
 run(#{run := Run}, Args, S, Context) -> Run(Args, materialise(S), Context).
 
@@ -72,12 +77,13 @@ set(Args, S, Now) ->
 %%% ------------------------------------------------------------ projection
 
 %% Runs `Run' on the projection of each big value onto the arguments and
-%% writes back what it changed.
-project(Run, Args, S, Now) ->
+%% writes back what it changed (with `WithPending', a stream's projection
+%% holds the whole pending lists of the consumers the arguments name).
+project(Run, Args, S, Now, WithPending) ->
     {Views, Big} = maps:fold(fun(K, {V, E, _} = Entry, {Vs, Bs}) ->
                                      case nsync_big:is_handle(V) of
                                          true ->
-                                             {PV, PF} = view(V, Args),
+                                             {PV, PF} = view(V, Args, WithPending),
                                              {Vs#{K => {PV, E, PF}}, Bs#{K => {V, PV, PF}}};
                                          false ->
                                              {Vs#{K => Entry}, Bs}
@@ -87,6 +93,10 @@ project(Run, Args, S, Now) ->
         {ok, Out} ->
             {ok, maps:fold(fun(K, {H, PV, PF}, Acc) ->
                                    case Acc of
+                                       #{K := {{stream, _, _} = NV, NE, _}} ->
+                                           [nsync_big:write(H, {merge, Args, WithPending, NV})
+                                            || NV =/= PV],
+                                           Acc#{K := {H, NE, #{}}};
                                        #{K := {NV, NE, NF}} ->
                                            write_back(H, PV, PF, NV, NF),
                                            Acc#{K := {H, NE, #{}}};
@@ -98,13 +108,13 @@ project(Run, Args, S, Now) ->
             unhandled
     end.
 
-%% The projection of a big hash, set or zset onto `Probes': its term form
-%% restricted to them, and a hash's field expiries among them.
-view(H, Probes) ->
-    case nsync_big:read(H, {project, Probes}) of
-        {Fields, Expires} when is_map(Fields) -> {Fields, Expires};
-        L -> {L, #{}}
-    end.
+%% The projection of a big hash, set, zset or stream onto `Probes': its
+%% term form restricted to them, and a hash's field expiries among them.
+view(H, Probes, false) -> view(nsync_big:read(H, {project, Probes}));
+view(H, Probes, true) -> view(nsync_big:read(H, {project, Probes, true})).
+
+view({Fields, Expires}) when is_map(Fields) -> {Fields, Expires};
+view(Term) -> {Term, #{}}.
 
 write_back(H, Old, OldF, New, NewF) when is_map(Old), is_map(New) ->
     Set = [{F, V} || {F, V} <- maps:to_list(New), maps:get(F, Old, none) =/= V],
@@ -321,6 +331,48 @@ score_bound(B) -> {parse_float(B), false}.
 -spec zremrangebylex([binary()], store(), integer()) -> result().
 zremrangebylex([K, Min, Max], S, _) ->
     in_place(K, S, {zremrangebylex, Min, Max}).
+
+%%% ------------------------------------------------------------ streams
+
+%% @doc XADD key ... on a big stream: the handler adds the entry on the
+%% projection (ids and metadata as it computes them), then its trim, if
+%% any, runs in place.
+-spec xadd([binary()], store(), integer()) -> result().
+xadd([K | Rest], S, Now) ->
+    {Add, Trim} = nsync_cmd_stream:xadd_parts(Rest),
+    case {project(fun nsync_cmd_stream:xadd/3, [K | Add], S, Now, false), Trim} of
+        {{ok, S1}, {Spec, Refs}} -> in_place(K, S1, {xtrim, Spec, Refs});
+        {Result, _} -> Result
+    end.
+
+%% @doc XTRIM key MAXLEN|MINID ..., in place.
+-spec xtrim([binary()], store(), integer()) -> result().
+xtrim([K | Args], S, _) ->
+    {Spec, Refs} = nsync_cmd_stream:xtrim_parts(Args),
+    in_place(K, S, {xtrim, Spec, Refs}).
+
+%% @doc XDEL key id ..., in place.
+-spec xdel([binary()], store(), integer()) -> result().
+xdel([K | Ids], S, _) ->
+    in_place(K, S, {xdel, [nsync_cmd_stream:parse_id(I) || I <- Ids], keepref}).
+
+%% @doc XDELEX key [KEEPREF|DELREF|ACKED] IDS n id ..., in place.
+-spec xdelex([binary()], store(), integer()) -> result().
+xdelex([K | Rest], S, _) ->
+    {Refs, Ids} = nsync_cmd_stream:refs_and_ids(Rest),
+    in_place(K, S, {xdel, Ids, Refs}).
+
+%% @doc XACKDEL key group [KEEPREF|DELREF|ACKED] IDS n id ..., in place.
+-spec xackdel([binary()], store(), integer()) -> result().
+xackdel([K, G | Rest], S, _) ->
+    {Refs, Ids} = nsync_cmd_stream:refs_and_ids(Rest),
+    in_place(K, S, {xackdel, G, Ids, Refs}).
+
+%% @doc XGROUP ... on a big stream: the handler on the projection, which
+%% for DELCONSUMER holds the consumer's whole pending list.
+-spec xgroup([binary()], store(), integer()) -> result().
+xgroup([Sub | _] = Args, S, Now) ->
+    project(fun nsync_cmd_stream:xgroup/3, Args, S, Now, lower(Sub) =:= <<"delconsumer">>).
 
 %%% ------------------------------------------------------------ strings, keys
 

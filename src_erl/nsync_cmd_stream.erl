@@ -6,15 +6,21 @@
 -module(nsync_cmd_stream).
 
 -export([xadd/3, xdel/3, xtrim/3, xsetid/3, xgroup/3, xack/3, xclaim/3, xdelex/3, xackdel/3]).
--export([parse_id/1]).
-%% parse_id/1 is also how the test workload reads a master's stream ids.
--ignore_xref([{parse_id, 1}]).
+-export([parse_id/1, xadd_parts/1, xtrim_parts/1, refs_and_ids/1]).
+%% parse_id/1 is also how the test workload reads a master's stream ids;
+%% the *_parts functions are how nsync_cmd_big reads these arguments.
 
 -import(nsync_cmd_lib, [lower/1, to_int/1, value/2, put_keep/3]).
+
+-export_type([trim/0, refs/0]).
 
 -type store() :: nsync_cmd_lib:store().
 -type result() :: nsync_cmd_lib:result().
 -type id() :: {non_neg_integer(), non_neg_integer()}.
+-type trim() :: {maxlen, integer()} | {minid, id()}.
+%% A trim: down to a length, or below an id.
+-type refs() :: keepref | delref | acked.
+%% What deleting entries does to the groups' references to them.
 
 %% The metadata of a new, empty stream.
 empty_meta() ->
@@ -62,6 +68,18 @@ xadd([K | Rest], S, Now) ->
             {E3, M3} = trim(E ++ [{Id, FVs}], M2, maps:get(trim, Opts, none),
                             maps:get(refs, Opts, keepref)),
             {ok, put(K, E3, M3, S)}
+    end.
+
+%% @doc XADD's arguments after the key as the arguments of an XADD
+%% without its trim, and that trim (`none' if it has none): an XADD with a
+%% trim is the XADD without it, then the trim.
+-spec xadd_parts([binary()]) -> {[binary()], {trim(), refs()} | none}.
+xadd_parts(Args) ->
+    {Opts, IdFVs} = xadd_opts(Args, #{}),
+    Add = [<<"NOMKSTREAM">> || is_map_key(nomkstream, Opts)] ++ IdFVs,
+    case Opts of
+        #{trim := Trim} -> {Add, {Trim, maps:get(refs, Opts, keepref)}};
+        _ -> {Add, none}
     end.
 
 xadd_opts([A | Rest] = Args, O) ->
@@ -196,7 +214,9 @@ xackdel([K, G | Rest], S, _) ->
             end
     end.
 
-%% `[KEEPREF|DELREF|ACKED] IDS n id ...': the strategy and the parsed ids.
+%% @doc `[KEEPREF|DELREF|ACKED] IDS n id ...': the strategy and the parsed
+%% ids.
+-spec refs_and_ids([binary()]) -> {refs(), [id()]}.
 refs_and_ids(Args) ->
     {Opts, [_Ids, N | Ids]} = lists:splitwith(fun(A) -> lower(A) =/= <<"ids">> end, Args),
     Refs = case [lower(O) || O <- Opts] of
@@ -209,18 +229,24 @@ refs_and_ids(Args) ->
 
 %% @doc XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n] [KEEPREF|DELREF].
 -spec xtrim([binary()], store(), integer()) -> result().
-xtrim([K, Strategy | Rest], S, _) ->
+xtrim([K | Args], S, _) ->
     case get(K, S) of
         none -> {ok, S};
         {E, M} ->
-            {Thr, Opts} = case Rest of
-                              [X, T | O] when X =:= <<"=">>; X =:= <<"~">> -> {T, O};
-                              [T | O] -> {T, O}
-                          end,
-            {#{refs := Refs}, _} = xadd_opts(Opts ++ [<<"end">>], #{refs => keepref}),
-            {E2, M2} = trim(E, M, trim_spec(lower(Strategy), Thr), Refs),
+            {Spec, Refs} = xtrim_parts(Args),
+            {E2, M2} = trim(E, M, Spec, Refs),
             {ok, put(K, E2, M2, S)}
     end.
+
+%% @doc XTRIM's arguments after the key: the trim and the strategy.
+-spec xtrim_parts([binary()]) -> {trim(), refs()}.
+xtrim_parts([Strategy | Rest]) ->
+    {Thr, Opts} = case Rest of
+                      [X, T | O] when X =:= <<"=">>; X =:= <<"~">> -> {T, O};
+                      [T | O] -> {T, O}
+                  end,
+    {#{refs := Refs}, _} = xadd_opts(Opts ++ [<<"end">>], #{refs => keepref}),
+    {trim_spec(lower(Strategy), Thr), Refs}.
 
 %% @doc XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id].
 -spec xsetid([binary()], store(), integer()) -> result().
@@ -242,18 +268,18 @@ xsetid_opts([], M) -> M.
 group_id(<<"$">>, M) -> maps:get(last_id, M);
 group_id(I, _) -> parse_id(I).
 
-entries_read(Opts, Default) ->
-    case [lower(O) || O <- Opts] of
-        _ when Opts =:= [] -> Default;
-        _ -> entries_read_(Opts, Default)
-    end.
-
-entries_read_([O, V | Rest], D) ->
+%% A group's entries-read counter: ENTRIESREAD's, else unknown
+%% (`undefined', Redis's -1, even for `$' as t_stream.c creates groups).
+entries_read([O, V | Rest]) ->
     case lower(O) of
-        <<"entriesread">> -> to_int(V);
-        _ -> entries_read_([V | Rest], D)
+        <<"entriesread">> ->
+            case to_int(V) of
+                -1 -> undefined;
+                N -> N
+            end;
+        _ -> entries_read([V | Rest])
     end;
-entries_read_(_, D) -> D.
+entries_read(_) -> undefined.
 
 update_group(G, M, F) ->
     Gs = maps:get(groups, M, []),
@@ -271,7 +297,7 @@ xgroup([Sub, K | Rest], S, Now) ->
                 _ ->
                     {E, M} = case Cur of none -> {[], empty_meta()}; _ -> Cur end,
                     Group = #{name => G, last_delivered_id => group_id(Id, M),
-                              entries_read => entries_read(Opts, case Id of <<"$">> -> maps:get(entries_added, M); _ -> -1 end),
+                              entries_read => entries_read(Opts),
                               pending => [], consumers => []},
                     Gs = maps:get(groups, M, []),
                     case lists:any(fun(X) -> maps:get(name, X) =:= G end, Gs) of
@@ -283,7 +309,7 @@ xgroup([Sub, K | Rest], S, Now) ->
         {<<"setid">>, {E, M}, [G, Id | Opts]} ->
             {ok, put(K, E, update_group(G, M, fun(X) ->
                                                      X#{last_delivered_id => group_id(Id, M),
-                                                        entries_read => entries_read(Opts, -1)}
+                                                        entries_read => entries_read(Opts)}
                                              end), S)};
         {<<"destroy">>, {E, M}, [G]} ->
             {ok, put(K, E, M#{groups => [X || X <- maps:get(groups, M, []), maps:get(name, X) =/= G]}, S)};
@@ -346,7 +372,7 @@ xclaim([K, G, C, _MinIdle | Rest], S, Now) ->
                         case Opts of
                             #{lastid := L} ->
                                 case L > maps:get(last_delivered_id, Grp) of
-                                    true -> Grp#{last_delivered_id => L};
+                                    true -> Grp#{last_delivered_id => L, entries_read => read_to(Grp, L, M)};
                                     false -> Grp
                                 end;
                             _ -> Grp
@@ -354,6 +380,51 @@ xclaim([K, G, C, _MinIdle | Rest], S, Now) ->
                 end,
             {ok, put(K, E, update_group(G, M, F), S)}
     end.
+
+%% A group's entries-read counter once it has read up to `Id', as
+%% XREADGROUP's loop in t_stream.c counts it: one more when the counter is
+%% known and no deleted entry may lie after `Id', else the master's
+%% estimate. Only XREADGROUP moves the last id forward with LASTID (as the
+%% XCLAIM it is propagated as): a Redis 7.0 replica leaves the counter
+%% unknown there, while the master counts, and Valkey propagates the
+%% count afterwards (XGROUP SETID ... ENTRIESREAD).
+read_to(G, Id, M) ->
+    Read = maps:get(entries_read, G, undefined),
+    case {is_integer(Read) andalso not has_tombstones(Id, M), maps:get(entries_added, M, undefined)} of
+        {true, _} -> Read + 1;
+        {false, Added} when is_integer(Added), Added > 0 -> estimate_read(Id, M);
+        _ -> Read
+    end.
+
+%% streamRangeHasTombstones(s, Id, NULL): a deleted entry may lie at or
+%% after `Id'.
+has_tombstones(Id, M) ->
+    case M of
+        #{length := Len, max_deleted_id := Del, first_id := First}
+          when Len > 0, Del =/= undefined, Del =/= {0, 0}, First =/= undefined ->
+            First =< Del andalso Id =< Del;
+        _ -> false
+    end.
+
+%% streamEstimateDistanceFromFirstEverEntry(s, Id): the number of entries
+%% added up to `Id', or `undefined' when deletions hide it.
+estimate_read(Id, #{entries_added := Added, length := Len, last_id := Last} = M) when is_integer(Added) ->
+    First = maps:get(first_id, M, undefined),
+    Del = maps:get(max_deleted_id, M, undefined),
+    if
+        Len =:= 0, Id =< Last -> Added;
+        Id =:= Last -> Added;
+        Id > Last -> undefined;
+        First =:= undefined -> undefined;
+        Del =:= undefined; Del =:= {0, 0}; Del < First ->
+            if
+                Id < First -> Added - Len;
+                Id =:= First -> Added - Len + 1;
+                true -> undefined
+            end;
+        true -> undefined
+    end;
+estimate_read(_, _) -> undefined.
 
 is_id(A) ->
     try parse_id(A), true
@@ -453,6 +524,30 @@ group_test_() ->
                    value(<<"s">>, xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>, <<"MKSTREAM">>], #{})))].
 
 xg(Args, S) -> {ok, R} = xgroup(Args, S, 5000), R.
+
+%% A group's entries-read: unknown when created (even at `$') or set
+%% without ENTRIESREAD; XREADGROUP's propagated XCLAIM ... LASTID counts
+%% as the master does (one more, or estimated from the stream's counters;
+%% unknown when a deletion may lie after the id).
+entries_read_test_() ->
+    S0 = three(),
+    Read = fun(S) -> [#{entries_read := R}] = maps:get(groups, meta(S)), R end,
+    Claim = fun(Id, S) -> run(xclaim, [<<"g">>, <<"alice">>, <<"0">>, Id, <<"TIME">>, <<"7">>, <<"RETRYCOUNT">>,
+                                       <<"1">>, <<"FORCE">>, <<"JUSTID">>, <<"LASTID">>, Id], S)
+            end,
+    At0 = xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"0">>], S0),
+    [?_assertEqual(undefined, Read(xg([<<"CREATE">>, <<"s">>, <<"g">>, <<"$">>], S0))),
+     ?_assertEqual(undefined, Read(At0)),
+     ?_assertEqual(2, Read(xg([<<"SETID">>, <<"s">>, <<"g">>, <<"0">>, <<"ENTRIESREAD">>, <<"2">>], At0))),
+     ?_assertEqual(undefined, Read(xg([<<"SETID">>, <<"s">>, <<"g">>, <<"0">>, <<"ENTRIESREAD">>, <<"-1">>], At0))),
+     %% estimated at the first entry, then counted
+     ?_assertEqual(1, Read(Claim(<<"1-1">>, At0))),
+     ?_assertEqual(2, Read(Claim(<<"2-0">>, Claim(<<"1-1">>, At0)))),
+     %% the last entry's count is entries-added
+     ?_assertEqual(3, Read(Claim(<<"3-5">>, At0))),
+     %% after a deletion past the first entry, unknown until the last one
+     ?_assertEqual(undefined, Read(Claim(<<"1-1">>, run(xdel, [<<"2-0">>], At0)))),
+     ?_assertEqual(3, Read(Claim(<<"3-5">>, Claim(<<"1-1">>, run(xdel, [<<"2-0">>], At0)))))].
 
 %% Redis 8.2: deleting entries with or without their group references.
 refs_test_() ->

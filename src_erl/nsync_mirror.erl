@@ -469,6 +469,7 @@ kind_of(Run) ->
         {module, nsync_cmd_set} -> set;
         {module, nsync_cmd_zset} -> zset;
         {module, nsync_cmd_hash} -> hash;
+        {module, nsync_cmd_stream} -> stream;
         _ -> none
     end.
 

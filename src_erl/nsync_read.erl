@@ -8,9 +8,10 @@
 -module(nsync_read).
 
 -export([hget/3, hmget/3, hlen/2, sismember/3, scard/2, zscore/3, zrange/4,
-         zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4]).
+         zrangebyscore/4, zcard/2, lrange/4, llen/2, xrange/4, xrange/5,
+         xrevrange/4, xrevrange/5, xlen/2]).
 
--export_type([score_bound/0, stream_bound/0]).
+-export_type([score_bound/0, stream_bound/0, stream_entry/0, count/0]).
 
 -type score() :: nsync_cmd_lib:score().
 -type score_bound() :: score() | {exclusive, score()}.
@@ -18,6 +19,9 @@
 -type stream_bound() :: {non_neg_integer(), non_neg_integer()} | non_neg_integer() | '-' | '+'.
 %% A stream id `{Ms, Seq}', a time `Ms' (`{Ms, 0}' as a start, `{Ms, max}'
 %% as an end), or the first / last id.
+-type stream_entry() :: {{non_neg_integer(), non_neg_integer()}, [binary()]}.
+-type count() :: non_neg_integer() | infinity.
+%% How many entries at most.
 
 -define(MAX_SEQ, 18446744073709551615).
 
@@ -156,18 +160,52 @@ llen(Tid, Key) -> card(Tid, Key, list, fun([B | _]) -> is_binary(B) end).
 
 %% @doc The entries of stream `Key' with ids in `Start'..`End' (inclusive,
 %% as XRANGE), `[{{Ms, Seq}, [Field, Value, ...]}]'.
--spec xrange(ets:tid(), binary(), stream_bound(), stream_bound()) ->
-          [{{non_neg_integer(), non_neg_integer()}, [binary()]}].
-xrange(Tid, Key, Start, End) ->
+-spec xrange(ets:tid(), binary(), stream_bound(), stream_bound()) -> [stream_entry()].
+xrange(Tid, Key, Start, End) -> xrange(Tid, Key, Start, End, infinity).
+
+%% @doc The first `Count' of them (XRANGE ... COUNT).
+-spec xrange(ets:tid(), binary(), stream_bound(), stream_bound(), count()) -> [stream_entry()].
+xrange(Tid, Key, Start, End, Count) ->
+    Lo = id(Start, 0),
+    Hi = id(End, ?MAX_SEQ),
+    stream(Tid, Key, {xrange, Lo, Hi, Count},
+           fun({stream, Entries, _}) ->
+                   take(Count, lists:takewhile(fun({Id, _}) -> Id =< Hi end,
+                                               lists:dropwhile(fun({Id, _}) -> Id < Lo end,
+                                                               Entries)))
+           end, []).
+
+%% @doc The entries of stream `Key' with ids in `End'..`Start', the
+%% newest first (as XREVRANGE).
+-spec xrevrange(ets:tid(), binary(), stream_bound(), stream_bound()) -> [stream_entry()].
+xrevrange(Tid, Key, End, Start) -> xrevrange(Tid, Key, End, Start, infinity).
+
+%% @doc The first `Count' of them (XREVRANGE ... COUNT).
+-spec xrevrange(ets:tid(), binary(), stream_bound(), stream_bound(), count()) -> [stream_entry()].
+xrevrange(Tid, Key, End, Start, Count) ->
+    Hi = id(End, ?MAX_SEQ),
+    Lo = id(Start, 0),
+    stream(Tid, Key, {xrevrange, Hi, Lo, Count},
+           fun({stream, Entries, _}) ->
+                   take(Count, lists:reverse([E || {Id, _} = E <- Entries, Id >= Lo, Id =< Hi]))
+           end, []).
+
+%% @doc The length of stream `Key' (its metadata's), 0 if absent.
+-spec xlen(ets:tid(), binary()) -> non_neg_integer().
+xlen(Tid, Key) ->
+    stream(Tid, Key, xlen, fun({stream, _, #{length := N}}) -> N end, 0).
+
+%% Runs `BigOp' on a big stream, `Small' on a term `{stream, Entries, Meta}'.
+stream(Tid, Key, BigOp, Small, Absent) ->
     case value(Tid, Key) of
-        none -> [];
-        {stream, Entries, _} ->
-            Lo = id(Start, 0),
-            Hi = id(End, ?MAX_SEQ),
-            lists:takewhile(fun({Id, _}) -> Id =< Hi end,
-                            lists:dropwhile(fun({Id, _}) -> Id < Lo end, Entries));
+        none -> Absent;
+        H when is_reference(H) -> big(Key, H, BigOp);
+        {stream, _, _} = V -> Small(V);
         _ -> erlang:error({wrongtype, Key})
     end.
+
+take(infinity, L) -> L;
+take(N, L) -> lists:sublist(L, N).
 
 id('-', _) -> {0, 0};
 id('+', _) -> {?MAX_SEQ, ?MAX_SEQ};

@@ -2,8 +2,10 @@
 %%% as a handle owned by the NIF. These cases check the element reads of
 %%% the API on small and big values alike, the value's life through the
 %%% table operations (RENAME, MOVE, SWAPDB, COPY, promotion and demotion,
-%%% compressed and plain tables), and readers working while the mirror
-%%% writes. (The random differential workload through the big paths is
+%%% compressed and plain tables), streams with their consumer groups
+%%% (every stream command on a term and on a big value, and big streams from
+%%% a snapshot), and readers working while the mirror writes. (The random
+%%% differential workload through the big paths is
 %%% `nsync_mirror_SUITE:direct_7_0_big' and `link_7_0_big'.)
 -module(nsync_big_SUITE).
 
@@ -13,17 +15,21 @@
 -export([all/0, init_per_testcase/2, end_per_testcase/2]).
 -export([reads_small_and_big/1, promote_and_demote/1, table_operations/1,
          copy_is_deep/1, concurrent_readers/1, big_reads_go_dirty/1,
-         full_resync_replaces_big_values/1]).
+         full_resync_replaces_big_values/1, streams_small_and_big/1,
+         streams_from_the_snapshot/1, streams_with_groups_through_a_link/1]).
 
 -define(TINY, #{elements => 4, bytes => 8}).
 
 -spec all() -> [atom()].
 all() ->
     [reads_small_and_big, promote_and_demote, table_operations, copy_is_deep,
-     concurrent_readers, big_reads_go_dirty, full_resync_replaces_big_values].
+     concurrent_readers, big_reads_go_dirty, full_resync_replaces_big_values,
+     streams_small_and_big, streams_from_the_snapshot, streams_with_groups_through_a_link].
 
 -spec init_per_testcase(atom(), list()) -> list().
-init_per_testcase(full_resync_replaces_big_values, Config) ->
+init_per_testcase(Case, Config) when Case =:= full_resync_replaces_big_values;
+                                     Case =:= streams_from_the_snapshot;
+                                     Case =:= streams_with_groups_through_a_link ->
     {ok, Server} = nsync_test_redis:start(#{version => '7.0'}),
     [{server, Server} | Config];
 init_per_testcase(_Case, Config) ->
@@ -296,3 +302,246 @@ big_reads_go_dirty(_Config) ->
     ?assertError(wrongtype, nsync_big:read(H, {hget, <<"f">>, undefined})),
     ?assertError(badarg, nsync_big:write(H, {frobnicate})),
     ?assertError(badarg, nsync_big:new(zset, [<<"not a pair">>])).
+
+%%% ------------------------------------------------------------ streams
+
+%% A stream's value without the times a handler takes from the clock
+%% (consumers created by a command are seen "now").
+timeless([{K, {stream, E, M}}]) ->
+    Groups = [G#{consumers := [C#{seen_time := seen} || C <- Cs]}
+              || #{consumers := Cs} = G <- maps:get(groups, M)],
+    [{K, {stream, E, M#{groups := Groups}}}];
+timeless(V) -> V.
+
+x(I) -> <<(b(I))/binary, "-1">>.
+
+%% @doc Every stream command gives the same value on a mirror that keeps
+%% streams as terms and on one where they are big values (entries in the
+%% NIF, with their groups, pending entries and consumers); XRANGE,
+%% XREVRANGE and XLEN read both alike; a stream trimmed below half the
+%% threshold is a term again, and an emptied one stays.
+streams_small_and_big(_Config) ->
+    Add = [[<<"xadd">>, <<"x">>, x(I), <<"f">>, b(I), <<"g">>, <<"v">>] || I <- lists:seq(1, 30)],
+    Steps =
+        [Add,
+         [[<<"xadd">>, <<"x">>, <<"31-*">>, <<"other">>, <<"shape">>],
+          [<<"xadd">>, <<"x">>, <<"31-*">>, <<"f">>, <<"seq">>],
+          [<<"xgroup">>, <<"CREATE">>, <<"x">>, <<"g1">>, <<"0">>],
+          [<<"xgroup">>, <<"CREATE">>, <<"x">>, <<"g2">>, <<"$">>, <<"ENTRIESREAD">>, <<"3">>],
+          [<<"xgroup">>, <<"CREATE">>, <<"x">>, <<"g1">>, <<"$">>]],
+         %% XREADGROUP and XAUTOCLAIM as masters propagate them
+         [[<<"xclaim">>, <<"x">>, <<"g1">>, <<"alice">>, <<"0">>, x(2), x(3), x(4), <<"TIME">>, <<"77">>,
+           <<"RETRYCOUNT">>, <<"1">>, <<"FORCE">>, <<"JUSTID">>, <<"LASTID">>, x(4)],
+          [<<"xclaim">>, <<"x">>, <<"g1">>, <<"bob">>, <<"0">>, x(5), x(6), <<"TIME">>, <<"78">>, <<"FORCE">>],
+          [<<"xclaim">>, <<"x">>, <<"g1">>, <<"bob">>, <<"0">>, x(3), <<"TIME">>, <<"80">>],
+          [<<"xclaim">>, <<"x">>, <<"g2">>, <<"carol">>, <<"0">>, x(5), x(99), <<"TIME">>, <<"79">>, <<"FORCE">>],
+          [<<"xgroup">>, <<"SETID">>, <<"x">>, <<"g1">>, x(6), <<"ENTRIESREAD">>, <<"6">>],
+          [<<"xack">>, <<"x">>, <<"g1">>, x(2), x(99)]],
+         [[<<"xgroup">>, <<"CREATECONSUMER">>, <<"x">>, <<"g1">>, <<"dave">>],
+          [<<"xgroup">>, <<"CREATECONSUMER">>, <<"x">>, <<"g1">>, <<"bob">>],
+          [<<"xdel">>, <<"x">>, x(7), x(8), x(77)],
+          [<<"xsetid">>, <<"x">>, <<"99999999999999-0">>, <<"ENTRIESADDED">>, <<"500">>,
+           <<"MAXDELETEDID">>, <<"9-1">>],
+          [<<"xadd">>, <<"x">>, <<"MAXLEN">>, <<"=">>, <<"28">>, <<"99999999999999-5">>, <<"f">>, <<"t">>],
+          [<<"xadd">>, <<"x">>, <<"NOMKSTREAM">>, <<"MINID">>, <<"~">>, x(3), <<"LIMIT">>, <<"10">>,
+           <<"99999999999999-6">>, <<"f">>, <<"u">>]],
+         %% Redis 8.2's references
+         [[<<"xdelex">>, <<"x">>, <<"ACKED">>, <<"IDS">>, <<"2">>, x(4), x(20)],
+          [<<"xdelex">>, <<"x">>, <<"DELREF">>, <<"IDS">>, <<"1">>, x(5)],
+          [<<"xackdel">>, <<"x">>, <<"g1">>, <<"KEEPREF">>, <<"IDS">>, <<"2">>, x(6), x(3)],
+          [<<"xtrim">>, <<"x">>, <<"MINID">>, <<"=">>, x(12), <<"ACKED">>],
+          [<<"xgroup">>, <<"DELCONSUMER">>, <<"x">>, <<"g1">>, <<"alice">>],
+          [<<"xgroup">>, <<"DESTROY">>, <<"x">>, <<"g2">>]],
+         [[<<"xtrim">>, <<"x">>, <<"MAXLEN">>, <<"~">>, <<"10">>, <<"DELREF">>]],
+         [[<<"xtrim">>, <<"x">>, <<"MAXLEN">>, <<"1">>]],
+         [[<<"xtrim">>, <<"x">>, <<"MAXLEN">>, <<"0">>]]],
+    Small0 = mirror(0, #{big_threshold => off}),
+    Big0 = mirror(0, #{big_threshold => ?TINY}),
+    TS = nsync_mirror:tid(Small0),
+    TB = nsync_mirror:tid(Big0),
+    Reads = fun(T) ->
+                    [nsync_read:xrange(T, <<"x">>, '-', '+', 3),
+                     nsync_read:xrange(T, <<"x">>, 9, {20, 1}),
+                     nsync_read:xrevrange(T, <<"x">>, '+', 10, 4),
+                     nsync_read:xrevrange(T, <<"x">>, {6, 0}, '-'),
+                     nsync_read:xlen(T, <<"x">>),
+                     timeless(nsync_mirror:lookup(T, <<"x">>))]
+            end,
+    {_, _, Bigness} =
+        lists:foldl(fun(Cmds, {S0, B0, Acc}) ->
+                            S1 = apply_all(S0, 0, Cmds),
+                            B1 = apply_all(B0, 0, Cmds),
+                            ?assertEqual(Reads(TS), Reads(TB)),
+                            {S1, B1, [is_big(TB, <<"x">>) | Acc]}
+                    end, {Small0, Big0, []}, Steps),
+    ?assertEqual([true, true, true, true, true, true, false, false], lists:reverse(Bigness)),
+    ?assertMatch([{<<"x">>, {stream, [], #{length := 0}}}], nsync_mirror:lookup(TB, <<"x">>)),
+    ?assertError({wrongtype, <<"x">>}, nsync_read:llen(TB, <<"x">>)),
+    nsync_mirror:delete(Small0),
+    nsync_mirror:delete(Big0).
+
+%% @doc A stream over the threshold in the master's snapshot becomes a big
+%% value in the pump (entries, metadata, groups with their pending entries
+%% and consumers), equal to what a link without big values loads; the
+%% stream's commands then apply to it in place.
+streams_from_the_snapshot(Config) ->
+    S = ?config(server, Config),
+    C = fun(Args) -> nsync_test_redis:cmd(S, Args) end,
+    [C([<<"XADD">>, <<"x">>, <<(b(I))/binary, "-", (b(I rem 3))/binary>>, <<"f">>, b(I), <<"n">>, b(-I)])
+     || I <- lists:seq(1, 300)],
+    <<"OK">> = C([<<"XGROUP">>, <<"CREATE">>, <<"x">>, <<"g1">>, <<"0">>]),
+    <<"OK">> = C([<<"XGROUP">>, <<"CREATE">>, <<"x">>, <<"g2">>, <<"$">>]),
+    _ = C([<<"XREADGROUP">>, <<"GROUP">>, <<"g1">>, <<"alice">>, <<"COUNT">>, <<"20">>, <<"STREAMS">>, <<"x">>, <<">">>]),
+    _ = C([<<"XREADGROUP">>, <<"GROUP">>, <<"g1">>, <<"bob">>, <<"COUNT">>, <<"5">>, <<"STREAMS">>, <<"x">>, <<">">>]),
+    2 = C([<<"XDEL">>, <<"x">>, <<"30-0">>, <<"31-1">>]),
+    Start = fun(Name, Threshold) ->
+                    {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(S)},
+                                                  {name, Name}, {block, true}, {timeout, 60000},
+                                                  {big_threshold, Threshold}]),
+                    Pid
+            end,
+    Small = Start(streams_small, off),
+    Big = Start(streams_big, 100),
+    TS = nsync:tid(streams_small),
+    TB = nsync:tid(streams_big),
+    ?assert(is_big(TB, <<"x">>)),
+    ?assertNot(is_big(TS, <<"x">>)),
+    [{_, {stream, Entries, #{groups := [G1, G2]}}}] = nsync:lookup(TB, <<"x">>),
+    ?assertEqual(298, length(Entries)),
+    ?assertMatch(#{name := <<"g1">>, consumers := [#{name := <<"alice">>}, #{name := <<"bob">>}]}, G1),
+    ?assertEqual(25, length(maps:get(pending, G1))),
+    %% created at `$': its entries-read is unknown (-1 in the RDB)
+    ?assertMatch(#{name := <<"g2">>, entries_read := undefined}, G2),
+    ?assertEqual(nsync:lookup(TS, <<"x">>), nsync:lookup(TB, <<"x">>)),
+    _ = C([<<"XACK">>, <<"x">>, <<"g1">>, <<"2-2">>, <<"3-0">>]),
+    _ = C([<<"XADD">>, <<"x">>, <<"MAXLEN">>, <<"250">>, <<"1000-0">>, <<"f">>, <<"last">>]),
+    nsync_test_events:wait_until(
+      fun() -> nsync:xrevrange(TS, <<"x">>, '+', '-', 1) =:= [{{1000, 0}, [<<"f">>, <<"last">>]}]
+                   andalso nsync:xrevrange(TB, <<"x">>, '+', '-', 1) =:= [{{1000, 0}, [<<"f">>, <<"last">>]}]
+      end, 10000),
+    ?assertEqual(250, nsync:xlen(TB, <<"x">>)),
+    ?assertEqual(nsync:lookup(TS, <<"x">>), nsync:lookup(TB, <<"x">>)),
+    ok = nsync:stop(Small),
+    ok = nsync:stop(Big).
+
+%% @doc A random workload of stream commands with consumer groups on a
+%% real master (XADD with trims, XREADGROUP, XACK, XCLAIM, XAUTOCLAIM,
+%% XDEL, XTRIM, XGROUP ...), mirrored through a link whose threshold makes
+%% most streams big values (in the snapshot and from the commands) and
+%% through one without big values: both equal the master (entries, last
+%% id, length, groups, and each group's pending entries with their
+%% consumers and delivery counts), and equal each other.
+streams_with_groups_through_a_link(Config) ->
+    S = ?config(server, Config),
+    rand:seed(exsss, {11, 12, 13}),
+    Run = fun(N) -> [stream_step(S) || _ <- lists:seq(1, N)] end,
+    Run(300),
+    Start = fun(Name, Threshold) ->
+                    {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, nsync_test_redis:port(S)},
+                                                  {name, Name}, {block, true}, {timeout, 60000},
+                                                  {big_threshold, Threshold}]),
+                    Pid
+            end,
+    Small = Start(groups_small, off),
+    Big = Start(groups_big, 4),
+    TS = nsync:tid(groups_small),
+    TB = nsync:tid(groups_big),
+    Kinds = fun() -> lists:sort([nsync_big:kind(V) || {_, V} <- ets:tab2list(TB), nsync_big:is_handle(V)]) end,
+    ct:pal("big values after the snapshot: ~p", [Kinds()]),
+    Check = fun(Round) ->
+                    Names = Run(1500),
+                    ct:pal("commands: ~p", [lists:sort(maps:to_list(count(Names)))]),
+                    Done = <<"done", (b(Round))/binary>>,
+                    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, Done, <<"1">>]),
+                    nsync_test_events:wait_until(fun() -> ets:member(TS, Done) andalso ets:member(TB, Done) end,
+                                                 30000),
+                    ct:pal("big values: ~p~nentries and pending entries per group: ~p",
+                           [Kinds(), [{K, nsync:xlen(TB, K), [{G, length(P)} || {G, P} <- pel(S, K)]}
+                                      || K <- stream_keys()]]),
+                    ?assert(length(Kinds()) >= 2),
+                    [?assertEqual({T, []}, {T, nsync_workload:compare(S, nsync:tid(T), #{version => '7.0'})})
+                     || T <- [groups_small, groups_big]],
+                    [begin
+                         ?assertEqual(pel(S, K), mirror_pel(TB, K)),
+                         ?assertEqual(timeless(nsync:lookup(TS, K)), timeless(nsync:lookup(TB, K)))
+                     end || K <- stream_keys()]
+            end,
+    Check(1),
+    Check(2),
+    ok = nsync:stop(Small),
+    ok = nsync:stop(Big).
+
+stream_keys() -> [<<"x1">>, <<"x2">>, <<"x3">>].
+
+%% One random stream command; its name.
+stream_step(S) ->
+    K = pick(stream_keys()),
+    G = pick([<<"g1">>, <<"g2">>]),
+    C = pick([<<"alice">>, <<"bob">>, <<"carol">>]),
+    Ids = fun() -> [Id || [Id, _] <- nsync_test_redis:cmd(S, [<<"XRANGE">>, K, <<"-">>, <<"+">>])] end,
+    Some = fun() ->
+                   case Ids() of
+                       [] -> [<<"0-1">>];
+                       L -> [pick(L) || _ <- lists:seq(1, rand:uniform(3))]
+                   end
+           end,
+    Cmd = case rand:uniform(20) of
+              N when N =< 6 ->
+                  [<<"XADD">>, K | pick([[], [], [<<"MAXLEN">>, <<"~">>, b(20 + rand:uniform(40))],
+                                         [<<"MAXLEN">>, <<"=">>, b(3 + rand:uniform(40))]])]
+                  ++ [<<"*">>, <<"f">>, b(rand:uniform(1000)) | pick([[], [<<"g">>, <<"v">>]])];
+              N when N =< 10 ->
+                  [<<"XREADGROUP">>, <<"GROUP">>, G, C, <<"COUNT">>, b(rand:uniform(8)), <<"STREAMS">>, K, <<">">>];
+              11 -> [<<"XACK">>, K, G | Some()];
+              12 -> [<<"XGROUP">>, <<"CREATE">>, K, G, <<"0">>];
+              13 -> [<<"XCLAIM">>, K, G, C, <<"0">> | Some() ++ pick([[], [<<"JUSTID">>], [<<"FORCE">>]])];
+              14 -> [<<"XAUTOCLAIM">>, K, G, C, <<"0">>, <<"0-0">>, <<"COUNT">>, b(rand:uniform(4))];
+              15 -> [<<"XDEL">>, K | Some()];
+              16 -> [<<"XTRIM">>, K | pick([[<<"MAXLEN">>, <<"~">>, b(rand:uniform(30))],
+                                            [<<"MAXLEN">>, b(rand:uniform(40))],
+                                            [<<"MINID">>, hd(Some())]])];
+              17 -> [<<"XGROUP">>, <<"CREATE">>, K, G, pick([<<"$">>, <<"0">>]), <<"MKSTREAM">>];
+              18 -> [<<"XGROUP">>, <<"SETID">>, K, G, pick([<<"$">>, <<"0">>, hd(Some())])];
+              19 -> [<<"XGROUP">>, pick([<<"CREATECONSUMER">>, <<"DELCONSUMER">>]), K, G, C];
+              20 ->
+                  case rand:uniform(3) of
+                      1 -> [<<"XGROUP">>, <<"DESTROY">>, K, G];
+                      _ -> [<<"XREADGROUP">>, <<"GROUP">>, G, C, <<"STREAMS">>, K, <<">">>]
+                  end
+          end,
+    _ = nsync_test_redis:cmd(S, Cmd),
+    hd(Cmd).
+
+pick(L) -> lists:nth(rand:uniform(length(L)), L).
+
+count(Names) -> lists:foldl(fun(C, M) -> maps:update_with(C, fun(X) -> X + 1 end, 1, M) end, #{}, Names).
+
+%% The master's pending entries of stream `K': per group, `{Id, Consumer,
+%% DeliveryCount}' in id order.
+pel(S, K) ->
+    case nsync_test_redis:cmd(S, [<<"EXISTS">>, K]) of
+        0 -> [];
+        1 ->
+            lists:sort([{G, [{nsync_cmd_stream:parse_id(Id), Consumer, Count}
+                             || [Id, Consumer, _Idle, Count]
+                                    <- nsync_test_redis:cmd(S, [<<"XPENDING">>, K, G, <<"-">>, <<"+">>, <<"1000000">>])]}
+                        || G <- [maps:get(<<"name">>, maps:from_list(pairs(GL)))
+                                 || GL <- nsync_test_redis:cmd(S, [<<"XINFO">>, <<"GROUPS">>, K])]])
+    end.
+
+pairs([A, B | R]) -> [{A, B} | pairs(R)];
+pairs([]) -> [].
+
+mirror_pel(T, K) ->
+    case nsync:lookup(T, K) of
+        [] -> [];
+        [{_, {stream, _, #{groups := Groups}}}] ->
+            lists:sort([{Name, [{Id, owner(Id, Cs), Count} || {Id, _Time, Count} <- Pel]}
+                        || #{name := Name, pending := Pel, consumers := Cs} <- Groups])
+    end.
+
+owner(Id, Consumers) ->
+    case [N || #{name := N, pending := P} <- Consumers, lists:member(Id, P)] of
+        [N] -> N;
+        Ns -> {owners, Ns}
+    end.

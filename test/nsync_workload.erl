@@ -11,7 +11,7 @@
 %%% test applies it to a local mirror with `nsync_mirror:apply_cmd/4').
 %%%
 %%% `compare/3' reads every key back (SCAN, TYPE, GET/LRANGE/SMEMBERS/ZRANGE
-%%% WITHSCORES/HGETALL/XRANGE + XINFO, PEXPIRETIME or PTTL) and returns the
+%%% WITHSCORES/HGETALL/XRANGE + XINFO STREAM FULL, PEXPIRETIME or PTTL) and returns the
 %%% mismatches with the mirror's tables (only of the keys its `keep' fun
 %%% admits, if given: a mirror with a key filter).
 -module(nsync_workload).
@@ -584,7 +584,7 @@ cmp_key(Sock, Tid, K, Version) ->
                 false -> [{missing_in_mirror, K, Type}]
             end;
         {_, [{_, V}], _} ->
-            MirrorV = mirror_value(V),
+            MirrorV = mirror_value(V, MV),
             VMis = case MirrorV =:= MV of
                        true -> [];
                        false -> [{value, K, Type, {master, MV}, {mirror, MirrorV}}]
@@ -645,20 +645,56 @@ hmap(L) -> maps:from_list(kv(L)).
 kv([A, B | R]) -> [{A, B} | kv(R)];
 kv([]) -> [].
 
+%% A stream as XRANGE and XINFO STREAM FULL show it: the entries, then
+%% the metadata and groups (PELs with delivery times and counts, each
+%% consumer's pending ids) the master reports; its fields that depend on
+%% when the replica applied a command (seen-time, active-time) and those
+%% of its storage (radix tree sizes, lag) are left out.
 read_stream(Sock, K) ->
     Entries = [{nsync_cmd_stream:parse_id(Id), FVs} || [Id, FVs] <- cmd(Sock, [<<"XRANGE">>, K, <<"-">>, <<"+">>])],
-    Info = hmap(cmd(Sock, [<<"XINFO">>, <<"STREAM">>, K])),
-    Groups = lists:sort([begin
-                             G = hmap(GL),
-                             {maps:get(<<"name">>, G), nsync_cmd_stream:parse_id(maps:get(<<"last-delivered-id">>, G)),
-                              maps:get(<<"pending">>, G), maps:get(<<"consumers">>, G)}
-                         end || GL <- cmd(Sock, [<<"XINFO">>, <<"GROUPS">>, K])]),
-    {stream, Entries, nsync_cmd_stream:parse_id(maps:get(<<"last-generated-id">>, Info)),
-     maps:get(<<"length">>, Info), Groups}.
+    Full = hmap(cmd(Sock, [<<"XINFO">>, <<"STREAM">>, K, <<"FULL">>, <<"COUNT">>, <<"0">>])),
+    Meta = maps:from_list([{Name, Parse(V)} || {Field, Name, Parse} <- stream_fields(),
+                                                {ok, V} <- [maps:find(Field, Full)]]),
+    Groups = lists:sort([master_group(hmap(G)) || G <- maps:get(<<"groups">>, Full)]),
+    {stream, Entries, Meta#{groups => Groups}}.
 
-mirror_value({stream, E, M}) ->
-    Groups = lists:sort([{maps:get(name, G), maps:get(last_delivered_id, G),
-                          length(maps:get(pending, G, [])), length(maps:get(consumers, G, []))}
-                         || G <- maps:get(groups, M, [])]),
-    {stream, E, maps:get(last_id, M), maps:get(length, M), Groups};
-mirror_value(V) -> V.
+%% XINFO STREAM FULL's fields compared: the reply's name, the mirror's
+%% metadata key, how to read the reply's value.
+stream_fields() ->
+    Id = fun nsync_cmd_stream:parse_id/1,
+    [{<<"length">>, length, fun(N) -> N end},
+     {<<"last-generated-id">>, last_id, Id},
+     {<<"max-deleted-entry-id">>, max_deleted_id, Id},
+     {<<"entries-added">>, entries_added, fun(N) -> N end},
+     {<<"recorded-first-entry-id">>, first_id, Id}].
+
+master_group(G) ->
+    Pel = lists:sort([{nsync_cmd_stream:parse_id(Id), Time, Count}
+                      || [Id, _Consumer, Time, Count] <- maps:get(<<"pending">>, G)]),
+    Consumers = lists:sort([begin
+                                C = hmap(CL),
+                                {maps:get(<<"name">>, C),
+                                 lists:sort([nsync_cmd_stream:parse_id(Id) || [Id, _, _] <- maps:get(<<"pending">>, C)])}
+                            end || CL <- maps:get(<<"consumers">>, G)]),
+    {maps:get(<<"name">>, G), nsync_cmd_stream:parse_id(maps:get(<<"last-delivered-id">>, G)),
+     maps:get(<<"entries-read">>, G, absent), Pel, Consumers}.
+
+%% The mirror's value in the master's shape (a stream: the metadata the
+%% master reported, `Master').
+mirror_value({stream, E, M}, {stream, _, Master}) ->
+    Meta = maps:from_list([{Name, maps:get(Name, M, undefined)} || {_, Name, _} <- stream_fields(),
+                                                                    is_map_key(Name, Master)]),
+    EntriesRead = is_map_key(entries_added, Master),
+    Groups = lists:sort([mirror_group(G, EntriesRead) || G <- maps:get(groups, M, [])]),
+    {stream, E, Meta#{groups => Groups}};
+mirror_value(V, _) -> V.
+
+mirror_group(G, EntriesRead) ->
+    Consumers = lists:sort([{maps:get(name, C), lists:sort(maps:get(pending, C, []))}
+                            || C <- maps:get(consumers, G, [])]),
+    {maps:get(name, G), maps:get(last_delivered_id, G),
+     case EntriesRead of
+         true -> maps:get(entries_read, G, undefined);
+         false -> absent
+     end,
+     lists:sort(maps:get(pending, G, [])), Consumers}.

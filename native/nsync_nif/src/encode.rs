@@ -44,7 +44,7 @@ fn list<'a, T>(env: Env<'a>, items: &[T], mut f: impl FnMut(&T) -> Term<'a>) -> 
         })
 }
 
-fn optional<'a, T>(env: Env<'a>, value: Option<T>, f: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
+pub fn optional<'a, T>(env: Env<'a>, value: Option<T>, f: impl FnOnce(T) -> Term<'a>) -> Term<'a> {
     match value {
         Some(v) => f(v),
         None => atoms::undefined().encode(env),

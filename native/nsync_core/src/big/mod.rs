@@ -11,7 +11,10 @@
 //!   per member or field, an 8-byte slot); a hash keeps its fields' expiry
 //!   times beside;
 //! - [`ZSet`]: member → score in a table like a set's, plus an
-//!   order-statistic index over (score, member) for ranks and ranges.
+//!   order-statistic index over (score, member) for ranks and ranges;
+//! - [`Stream`]: entries packed in chunks keyed by id in a B-tree (like
+//!   Redis's listpacks in a radix tree), the metadata, and the consumer
+//!   groups with their pending entries and consumers.
 //!
 //! Orders are Redis's: a zset by score (-0.0 equal to 0.0), then member
 //! bytewise. Nothing here panics on any input; a part of 4 GiB or more is
@@ -22,6 +25,7 @@ pub mod hash;
 pub mod list;
 mod order;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -30,6 +34,7 @@ use crate::rdb::{Decimal, LiveValue, Str as RdbStr, Value};
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
+pub use stream::Stream;
 pub use string::Str;
 pub use zset::ZSet;
 
@@ -49,10 +54,11 @@ pub enum Big {
     Set(Set),
     ZSet(ZSet),
     Hash(Hash),
+    Stream(Stream),
 }
 
 impl Big {
-    /// Elements of a collection, bytes of a string.
+    /// Elements of a collection (entries of a stream), bytes of a string.
     pub fn len(&self) -> usize {
         match self {
             Big::Str(s) => s.len(),
@@ -60,6 +66,7 @@ impl Big {
             Big::Set(s) => s.len(),
             Big::ZSet(z) => z.len(),
             Big::Hash(h) => h.len(),
+            Big::Stream(s) => s.len(),
         }
     }
 
@@ -83,6 +90,7 @@ impl Big {
             Big::ZSet(z) => {
                 table(z.capacity()) + z.entry_sizes().map(chunk).sum::<usize>() + z.index_size()
             }
+            Big::Stream(s) => s.memory(),
         }
     }
 }
@@ -110,9 +118,11 @@ fn table(capacity: usize) -> usize {
 }
 
 impl Big {
-    /// The big value of a snapshot value, if it is a list, set, zset or
-    /// hash of more than `threshold` elements (a hash with its fields'
-    /// expiries), or a string of more than `threshold` KiB.
+    /// The big value of a snapshot value, if it is a list, set, zset,
+    /// hash or stream of more than `threshold` elements (a hash with its
+    /// fields' expiries, a stream with its groups), or a string of more
+    /// than `threshold` KiB. (A stream that cannot be one, see
+    /// [`Stream::of_rdb`], stays a term.)
     pub fn of_live(live: &LiveValue, threshold: usize) -> Option<Result<Big, TooLarge>> {
         match live {
             LiveValue::Other(Value::String(RdbStr::Raw(bytes)))
@@ -154,6 +164,9 @@ impl Big {
                     .try_for_each(|(score, m)| with_bytes(m, |m| zset.insert(m, *score).map(drop)));
                 Some(built.map(|()| Big::ZSet(zset)))
             }
+            LiveValue::Other(Value::Stream(s)) if s.entries.len() > threshold => {
+                Stream::of_rdb(s).map(|s| Ok(Big::Stream(s)))
+            }
             _ => None,
         }
     }
@@ -166,6 +179,7 @@ impl Big {
             Big::Set(s) => Big::Set(s.try_clone()?),
             Big::ZSet(z) => Big::ZSet(z.try_clone()?),
             Big::Hash(h) => Big::Hash(h.try_clone()?),
+            Big::Stream(s) => Big::Stream(s.clone()),
         })
     }
 }

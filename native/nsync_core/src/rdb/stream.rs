@@ -11,6 +11,9 @@ use super::{
 
 /// Preallocation cap for counts read from the file: they may lie.
 const PREALLOC_MAX: usize = 1024;
+/// A group's entries-read counter when unknown (stream.h's -1, saved as
+/// an unsigned length).
+const SCG_INVALID_ENTRIES_READ: u64 = u64::MAX;
 
 /// Appends the live entries of one node (`node_key` is its 16-byte master
 /// ID).
@@ -94,7 +97,11 @@ pub(crate) fn read_trailer<'a>(r: &mut Reader<'a>, ty: u8) -> Read<Stream<'a>> {
     for _ in 0..group_count {
         let name = r.raw()?;
         let last_delivered_id = length_id(r)?;
-        let entries_read = if v2 { Some(r.length()?) } else { None };
+        let entries_read = if v2 {
+            Some(r.length()?).filter(|&n| n != SCG_INVALID_ENTRIES_READ)
+        } else {
+            None
+        };
         let pel_size = r.length_usize()?;
         let mut pending = Vec::with_capacity(pel_size.min(PREALLOC_MAX));
         for _ in 0..pel_size {

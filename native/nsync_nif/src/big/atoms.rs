@@ -17,6 +17,13 @@ rustler::atoms! {
     max,
     before,
     after,
+    infinity,
+    keepref,
+    delref,
+    acked,
+    maxlen,
+    minid,
+    trim_depends_on_node_layout,
     // reads
     len,
     kind,
@@ -34,6 +41,9 @@ rustler::atoms! {
     lrange,
     project,
     copy,
+    xrange,
+    xrevrange,
+    xlen,
     // writes
     hset,
     hdel,
@@ -57,4 +67,8 @@ rustler::atoms! {
     append,
     setrange,
     setbit,
+    merge,
+    xdel,
+    xackdel,
+    xtrim,
 }

@@ -17,9 +17,10 @@ mod term;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
+use nsync_core::big::stream::{EntryRef, Refs, StreamError, Trim};
 use nsync_core::big::zset::{LexBound, ScoreBound};
 use nsync_core::big::{Big, TooLarge};
-use nsync_core::rdb::Entry;
+use nsync_core::rdb::{Entry, StreamId};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, Error, NifResult, ResourceArc, Term};
 
@@ -223,6 +224,61 @@ fn too_large(_: TooLarge) -> Error {
     Error::BadArg
 }
 
+/// A count of entries: `infinity` or an integer.
+fn limit(t: Term) -> NifResult<usize> {
+    if t.decode::<Atom>().is_ok_and(|a| a == infinity()) {
+        return Ok(usize::MAX);
+    }
+    count(t)
+}
+
+fn probes<'a>(t: Term<'a>) -> NifResult<Vec<&'a [u8]>> {
+    term::binaries(t)?.collect()
+}
+
+fn ids(t: Term) -> NifResult<Vec<StreamId>> {
+    t.decode::<rustler::ListIterator>()?
+        .map(term::decode_id)
+        .collect()
+}
+
+fn refs(t: Term) -> NifResult<Refs> {
+    let a: Atom = t.decode()?;
+    if a == keepref() {
+        Ok(Refs::KeepRef)
+    } else if a == delref() {
+        Ok(Refs::DelRef)
+    } else if a == acked() {
+        Ok(Refs::Acked)
+    } else {
+        Err(Error::BadArg)
+    }
+}
+
+/// `{maxlen, N}` or `{minid, Id}`.
+fn trim(t: Term) -> NifResult<Trim> {
+    let (kind, threshold): (Atom, Term) = t.decode()?;
+    if kind == maxlen() {
+        Ok(Trim::MaxLen(count(threshold)? as u64))
+    } else if kind == minid() {
+        Ok(Trim::MinId(term::decode_id(threshold)?))
+    } else {
+        Err(Error::BadArg)
+    }
+}
+
+/// An id out of order is a bad argument; a trim that depends on the
+/// master's node layout raises `{trim_depends_on_node_layout, Id}`, as the
+/// stream handler does.
+fn stream_error(e: StreamError) -> Error {
+    match e {
+        StreamError::IdOrder(_) => Error::BadArg,
+        StreamError::TrimDependsOnNodeLayout(id) => {
+            Error::RaiseTerm(Box::new((trim_depends_on_node_layout(), (id.ms, id.seq))))
+        }
+    }
+}
+
 fn read<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'a>> {
     let env = ctx.env;
     let (name, args) = parts(op)?;
@@ -369,6 +425,41 @@ fn read<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'a
                     Vec::new()
                 };
                 return Ok(term::list(env, items.into_iter(), |e| term::binary(env, e)));
+            }
+        }
+        Big::Stream(s) => {
+            if name == xrange() || name == xrevrange() {
+                // {xrange, Lo, Hi, Count} or {xrevrange, Hi, Lo, Count}
+                let from = term::decode_id(arg(&args, 0)?)?;
+                let to = term::decode_id(arg(&args, 1)?)?;
+                let entries: Box<dyn Iterator<Item = EntryRef>> = if name == xrange() {
+                    Box::new(s.range(from).take_while(move |e| e.id <= to))
+                } else {
+                    Box::new(s.rev_range(from).take_while(move |e| e.id >= to))
+                };
+                let mut out = Vec::new();
+                for e in entries.take(limit(arg(&args, 2)?)?) {
+                    if ctx.too_much(out.len()) {
+                        return ctx.busy();
+                    }
+                    out.push(term::entry_term(env, &e));
+                }
+                return Ok(out.encode(env));
+            }
+            if name == xlen() {
+                return Ok(s.meta.length.encode(env));
+            }
+            if name == project() {
+                // {project, Probes} or {project, Probes, WithPending}
+                let probes = probes(arg(&args, 0)?)?;
+                let with_pending = match args.get(1) {
+                    Some(t) => t.decode::<bool>()?,
+                    None => false,
+                };
+                if (with_pending && !ctx.dirty) || ctx.too_much(probes.len()) {
+                    return ctx.busy();
+                }
+                return Ok(term::view_term(env, &s.view(&probes, with_pending)));
             }
         }
         Big::Str(_) => {}
@@ -565,6 +656,52 @@ fn write<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'
                 return Ok(u8::from(s.set_bit(offset, on)).encode(env));
             }
         }
+        Big::Stream(s) => {
+            if name == merge() {
+                // {merge, Probes, WithPending, Stream}: a handler's result
+                // on {project, Probes, WithPending}
+                let probes = probes(arg(&args, 0)?)?;
+                let with_pending: bool = arg(&args, 1)?.decode()?;
+                let mut entries: Vec<(StreamId, Vec<&[u8]>)> = Vec::new();
+                let (meta, groups) = term::decode_stream_parts(arg(&args, 2)?, |id, items| {
+                    entries.push((id, items.to_vec()));
+                    Ok(())
+                })?;
+                if (with_pending && !ctx.dirty) || ctx.too_much(probes.len() + entries.len()) {
+                    return ctx.busy();
+                }
+                s.merge(&probes, with_pending, &entries, meta, groups)
+                    .map_err(stream_error)?;
+                return ctx.ok();
+            }
+            if name == xdel() {
+                // {xdel, Ids, Refs}
+                let ids = ids(arg(&args, 0)?)?;
+                if ctx.too_much(ids.len()) {
+                    return ctx.busy();
+                }
+                s.delete_ids(&ids, refs(arg(&args, 1)?)?);
+                return ctx.ok();
+            }
+            if name == xackdel() {
+                // {xackdel, Group, Ids, Refs}
+                let ids = ids(arg(&args, 1)?)?;
+                if ctx.too_much(ids.len()) {
+                    return ctx.busy();
+                }
+                s.ack_delete(term::bytes(arg(&args, 0)?)?, &ids, refs(arg(&args, 2)?)?);
+                return ctx.ok();
+            }
+            if name == xtrim() {
+                // {xtrim, {maxlen, N} | {minid, Id}, Refs}
+                let spec = trim(arg(&args, 0)?)?;
+                if ctx.too_much(s.trim_work(spec)) {
+                    return ctx.busy();
+                }
+                s.trim(spec, refs(arg(&args, 1)?)?).map_err(stream_error)?;
+                return ctx.ok();
+            }
+        }
     }
     Err(mismatch(name))
 }
@@ -583,6 +720,9 @@ fn mismatch(name: Atom) -> Error {
         zrange(),
         zrangebyscore(),
         lrange(),
+        xrange(),
+        xrevrange(),
+        xlen(),
         hset(),
         hdel(),
         hexpire(),
@@ -605,6 +745,10 @@ fn mismatch(name: Atom) -> Error {
         append(),
         setrange(),
         setbit(),
+        merge(),
+        xdel(),
+        xackdel(),
+        xtrim(),
     ];
     if known.contains(&name) {
         Error::RaiseAtom("wrongtype")
