@@ -89,7 +89,7 @@ head = lines[0]
 rs = [json.loads(l[7:]) for l in lines if l.startswith("RESULT ")]
 out = [head, ""]
 out += ["Terms (big values off) against big values, per value of N elements "
-        "(`threshold`; one write through `nsync_mirror:apply_cmd/4`, one element "
+        "(`threshold`; one write through `nsync_apply:apply_cmd/4`, one element "
         "read through `nsync:hget/3` & co, a whole-value read by `ets:lookup/2` "
         "of the term or `nsync:lookup/2` of the big value; memory of the ETS "
         "table with the term, compressed, or of the big value):", "",

@@ -7,7 +7,7 @@
 %%%
 %%% `threshold' (no server): for values of N elements held as terms (big
 %%% values off) and as big values, the time of one write through
-%%% `nsync_mirror:apply_cmd/4', of one element read, of a whole-value read
+%%% `nsync_apply:apply_cmd/4', of one element read, of a whole-value read
 %%% (`ets:lookup/2' of the term, `nsync:lookup/2'), and the memory per
 %%% element; the default threshold is chosen from it.
 %%%
@@ -82,11 +82,11 @@ measure(Kind, N, Threshold) ->
     M0 = nsync_mirror:new(bench_big, 0, true, #{big_threshold => Threshold}),
     T = nsync_mirror:tid(M0),
     [C | A] = fill(Kind, N),
-    {ok, M1} = nsync_mirror:apply_cmd(M0, 0, C, A),
+    {ok, M1} = nsync_apply:apply_cmd(M0, 0, C, A),
     Cmds = lists:append([writes(Kind, N, I) || I <- lists:seq(1, ?WRITES)]),
     {WUs, M2} = timer:tc(fun() ->
                                  lists:foldl(fun([C1 | A1], Acc) ->
-                                                     {ok, Acc1} = nsync_mirror:apply_cmd(Acc, 0, C1, A1),
+                                                     {ok, Acc1} = nsync_apply:apply_cmd(Acc, 0, C1, A1),
                                                      Acc1
                                              end, M1, Cmds)
                          end),

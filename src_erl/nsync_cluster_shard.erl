@@ -136,13 +136,13 @@ apply_cmd(Name, Db, Cmd, Args, [], #shard{view = View, shard = Me} = S0) ->
             ok = nsync_cluster_view:flush(View, Me),
             {ok, S};
         [] ->
-            result(Name, nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args), S);
+            result(Name, nsync_apply:apply_cmd(Mirror, Db, Cmd, Args), S);
         [Key | _] = Keys ->
             Slot = nsync_nif:key_slot(Key),
             nsync_cluster_view:enter(View, Me),
             case nsync_cluster_view:slot_state(View, Slot) of
                 {Me, false} ->
-                    Result = nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args),
+                    Result = nsync_apply:apply_cmd(Mirror, Db, Cmd, Args),
                     nsync_cluster_view:leave(View, Me),
                     result(Name, Result, S);
                 _ ->

@@ -427,10 +427,10 @@ referee_cmd(Shard, {Slot, Keys, Name, Db, Cmd, Args}, State0) ->
     {Decision, State1} = decide(Shard, Slot, Keys, State),
     Mirror = maps:get(Name, State1#state.mirrors),
     Result = case Decision of
-                 apply -> nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args);
+                 apply -> nsync_apply:apply_cmd(Mirror, Db, Cmd, Args);
                  {replace, Old} ->
                      {ok, M1} = delete_keys(Mirror, Db, Old),
-                     nsync_mirror:apply_cmd(M1, Db, Cmd, Args);
+                     nsync_apply:apply_cmd(M1, Db, Cmd, Args);
                  {drop, Gone} -> delete_keys(Mirror, Db, Gone)
              end,
     case Result of
@@ -439,7 +439,7 @@ referee_cmd(Shard, {Slot, Keys, Name, Db, Cmd, Args}, State0) ->
     end.
 
 delete_keys(Mirror, _Db, []) -> {ok, Mirror};
-delete_keys(Mirror, Db, Keys) -> nsync_mirror:apply_cmd(Mirror, Db, <<"del">>, Keys).
+delete_keys(Mirror, Db, Keys) -> nsync_apply:apply_cmd(Mirror, Db, <<"del">>, Keys).
 
 set_mirror(Name, Mirror, #state{mirrors = Mirrors} = State) ->
     State#state{mirrors = Mirrors#{Name := Mirror}}.

@@ -163,7 +163,7 @@ claim_publish_test() ->
     ?assertEqual(undefined, tid(Name)),
     ?assertNot(stale(Name)),
     M = nsync_mirror:new(Name, all),
-    {ok, M1} = nsync_mirror:apply_cmd(M, 1, <<"set">>, [<<"k">>, <<"v">>]),
+    {ok, M1} = nsync_apply:apply_cmd(M, 1, <<"set">>, [<<"k">>, <<"v">>]),
     ok = publish(Name, Name, M1),
     ?assertEqual(nsync_mirror:tid(M1), tid(Name)),
     ?assertEqual(nsync_mirror:tid(M1, 1), tid(Name, 1)),

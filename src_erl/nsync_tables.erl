@@ -153,13 +153,13 @@ live(Name, #tables{live = Live, claimed = Claimed} = T) ->
 
 %% @doc Applies a command of the stream to the live table `Name' (created
 %% on demand); `Filtered' are its keys a key filter leaves out
-%% (`nsync_mirror:apply_cmd/5').
+%% (`nsync_apply:apply_cmd/5').
 -spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], [binary()], tables()) ->
           {ok, tables()} | {unhandled, binary(), tables()} | taken().
 apply_cmd(Name, Db, Cmd, Args, Filtered, T) ->
     case live(Name, T) of
         {ok, Mirror, T1} ->
-            case nsync_mirror:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
+            case nsync_apply:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
                 {ok, Mirror1} -> {ok, update(Name, Mirror, Mirror1, T1)};
                 {unhandled, What, Mirror1} -> {unhandled, What, update(Name, Mirror, Mirror1, T1)}
             end;

@@ -48,7 +48,7 @@ mirror(Db, Opts) -> nsync_mirror:new(big_suite, Db, true, Opts).
 
 apply_all(M, Db, Cmds) ->
     lists:foldl(fun([C | A], Acc) ->
-                        {ok, Acc2} = nsync_mirror:apply_cmd(Acc, Db, C, A),
+                        {ok, Acc2} = nsync_apply:apply_cmd(Acc, Db, C, A),
                         Acc2
                 end, M, Cmds).
 
@@ -178,7 +178,7 @@ table_operations(_Config) ->
          ?assertEqual([], ets:lookup(T0, <<"t">>)),
          ?assert(is_big(T2, <<"t">>)),
          ?assertEqual(99999999999999, nsync_mirror:ttl(T2, <<"t">>)),
-         {ok, M2} = nsync_mirror:apply_cmd(M1, 0, <<"swapdb">>, [<<"0">>, <<"2">>]),
+         {ok, M2} = nsync_apply:apply_cmd(M1, 0, <<"swapdb">>, [<<"0">>, <<"2">>]),
          erlang:garbage_collect(),
          ?assertEqual([{<<"t">>, [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>]}], nsync_mirror:lookup(T0, <<"t">>)),
          ?assertEqual(99999999999999, nsync_mirror:ttl(T0, <<"t">>)),

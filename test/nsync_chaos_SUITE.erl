@@ -162,14 +162,18 @@ proxy_fault(Config, Fault) ->
         Recovery = converge(S, nsync),
         {Base, Peak} = stop_rss(Rss),
         Table = table_bytes(nsync),
+        Forwarded = nsync_test_proxy:bytes_down(Proxy),
         #{reconnects := Reconnects} = nsync:status(Pid),
         FullSyncs = stat(S, <<"sync_full">>) - FullBefore,
         ok = nsync:stop(Pid),
         record(Config, "~b writes during the fault; recovered in ~b ms; ~b reconnects, "
-               "~b full syncs; table ~s; RSS +~s",
-               [Written, Recovery, Reconnects, FullSyncs, mb(Table), mb(Peak - Base)]),
+               "~b full syncs; table ~s; the proxy forwarded ~s; RSS +~s",
+               [Written, Recovery, Reconnects, FullSyncs, mb(Table), mb(Forwarded),
+                mb(Peak - Base)]),
         ?assert(Written > 0),
-        check_rss(Base, Peak, Table),
+        %% the proxy runs in this VM: its binaries wait for its processes'
+        %% garbage collections
+        check_rss(Base, Peak, 2 * Table + Forwarded),
         #{full_syncs => FullSyncs}
     after
         nsync_test_proxy:stop(Proxy),
@@ -199,14 +203,16 @@ proxy_cut_mid_snapshot(Config) ->
         Recovery = converge(S, nsync),
         {Base, Peak} = stop_rss(Rss),
         Sizes = stop_size_reader(Reader),
+        Table = table_bytes(nsync),
         #{last_error := LastError} = nsync:status(Pid),
         ok = nsync:stop(Pid),
         record(Config, "cut after ~b ms (~p); loaded ~b ms after; table sizes readers saw "
-               "~w; RSS +~s", [Cut, LastError, Recovery, Sizes, mb(Peak - Base)]),
+               "~w; table ~s; RSS +~s",
+               [Cut, LastError, Recovery, Sizes, mb(Table), mb(Peak - Base)]),
         %% the whole snapshot, or it and the marker converge/2 wrote
         ?assertNotEqual([], Sizes),
         ?assertEqual([], Sizes -- [Keys, Keys + 1]),
-        check_rss(Base, Peak, 0)
+        check_rss(Base, Peak, 2 * Table)
     after
         nsync_test_proxy:stop(Proxy),
         nsync_test_redis:stop(S)
@@ -234,13 +240,15 @@ proxy_flip_mid_snapshot(Config) ->
         Recovery = converge(S, nsync),
         {Base, Peak} = stop_rss(Rss),
         Sizes = stop_size_reader(Reader),
+        Table = table_bytes(nsync),
         ok = nsync:stop(Pid),
         record(Config, "error ~0p after ~b ms; loaded ~b ms after; table sizes readers saw "
-               "~w; RSS +~s", [Error, Failed, Recovery, Sizes, mb(Peak - Base)]),
+               "~w; table ~s; RSS +~s",
+               [Error, Failed, Recovery, Sizes, mb(Table), mb(Peak - Base)]),
         ?assertMatch({rdb, _, _}, Error),
         ?assertNotEqual([], Sizes),
         ?assertEqual([], Sizes -- [Keys, Keys + 1]),
-        check_rss(Base, Peak, 0)
+        check_rss(Base, Peak, 2 * Table)
     after
         nsync_test_proxy:stop(Proxy),
         nsync_test_redis:stop(S)
@@ -502,7 +510,19 @@ big_values(Config) ->
                                       {block, true}, {timeout, ?RECOVERY_MS * 4}]),
         Loaded = now_ms() - T0,
         {Base, Peak} = stop_rss(Rss),
-        ?assertEqual([], nsync_workload:compare(S, nsync:tid(), #{version => '7.0'})),
+        %% the string in slices (a test socket reads at most 64 MB at once)
+        NotString = fun(K) -> K =/= <<"big:string">> end,
+        ?assertEqual([], [M || M <- nsync_workload:compare(S, nsync:tid(), #{version => '7.0',
+                                                                           keep => NotString}),
+                               not is_tuple(M) orelse NotString(element(2, M))]),
+        [{_, String}] = nsync:lookup(nsync, <<"big:string">>),
+        ?assertEqual(nsync_test_redis:cmd(S, [<<"STRLEN">>, <<"big:string">>]), byte_size(String)),
+        Slice = 16 bsl 20,
+        [?assertEqual(nsync_test_redis:cmd(S, [<<"GETRANGE">>, <<"big:string">>,
+                                                integer_to_binary(At),
+                                                integer_to_binary(At + Slice - 1)]),
+                      binary:part(String, At, min(Slice, byte_size(String) - At)))
+         || At <- lists:seq(0, byte_size(String) - 1, Slice)],
         ok = nsync:stop(Pid),
         record(Config, "master used_memory ~s; loaded in ~b ms; RSS +~s (~.2fx used_memory)",
                [mb(Used), Loaded, mb(Peak - Base), (Peak - Base) / Used]),
@@ -857,8 +877,10 @@ stop_rss({Pid, Base}) ->
     Pid ! {stop, self()},
     receive {rss_peak, Pid, Peak} -> {Base, Peak} end.
 
-%% RSS grew by at most `Explained' bytes (what the case's data may cost)
-%% plus the slack.
+%% RSS grew by at most `Explained' bytes (what the case's data may cost:
+%% twice its tables where a snapshot loads or a stream is applied, for the
+%% batches in flight and the allocators' slack; twice the bytes sent for a
+%% lie) plus the slack.
 check_rss(Base, Peak, Explained) ->
     Bound = Explained + ?RSS_SLACK,
     case Peak - Base =< Bound of

@@ -106,7 +106,7 @@ direct_case(Config, Opts) ->
     put(mirror, Mirror0),
     put(unhandled, #{}),
     Hook = fun(Db, [Cmd | Args]) ->
-                   case nsync_mirror:apply_cmd(get(mirror), Db, Cmd, Args) of
+                   case nsync_apply:apply_cmd(get(mirror), Db, Cmd, Args) of
                        {ok, M} -> put(mirror, M);
                        {unhandled, C, M} ->
                            case length(get_list(first_unhandled)) < 15 of
@@ -161,7 +161,7 @@ direct_keys(Config, Filter) ->
     put(unhandled, #{}),
     put(decisions, #{}),
     Apply = fun(Db, Cmd, Args, Out) ->
-                    case nsync_mirror:apply_cmd(get(mirror), Db, Cmd, Args, Out) of
+                    case nsync_apply:apply_cmd(get(mirror), Db, Cmd, Args, Out) of
                         {ok, M} -> put(mirror, M);
                         {unhandled, C, M} ->
                             put(unhandled, maps:update_with(C, fun(X) -> X + 1 end, 1, get(unhandled))),
@@ -298,7 +298,7 @@ link_case(Config, Opts) ->
 
 %% @doc Redis 7.0 through the real replication stream, read by a minimal
 %% test replica (PSYNC, snapshot of an empty db skipped, RESP commands applied
-%% with `nsync_mirror:apply_cmd/4', ACKs, link killed and resumed with
+%% with `nsync_apply:apply_cmd/4', ACKs, link killed and resumed with
 %% PSYNC replid offset): the mirror's logic over the forms the master really
 %% propagates, independent of the NIF link; zero mismatches.
 -spec stream_7_0(list()) -> ok.

@@ -146,7 +146,7 @@ apply_one([Cmd0 | Args], #{mirror := M, db := Db, unhandled := U, commands := N}
             _ = ack(St),
             St;
         Cmd ->
-            case nsync_mirror:apply_cmd(M, Db, Cmd, Args) of
+            case nsync_apply:apply_cmd(M, Db, Cmd, Args) of
                 {ok, M2} -> St#{mirror := M2, commands := N + 1};
                 {unhandled, C, M2} ->
                     St#{mirror := M2, commands := N + 1,

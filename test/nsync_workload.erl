@@ -8,7 +8,7 @@
 %%% values). In `link' mode everything goes to the master and a replica
 %%% (nsync) mirrors it. In `direct' mode each successful command is also
 %%% handed, translated the way a 7.0 master propagates it, to a hook (the
-%%% test applies it to a local mirror with `nsync_mirror:apply_cmd/4').
+%%% test applies it to a local mirror with `nsync_apply:apply_cmd/4').
 %%%
 %%% `compare/3' reads every key back (SCAN, TYPE, GET/LRANGE/SMEMBERS/ZRANGE
 %%% WITHSCORES/HGETALL/XRANGE + XINFO STREAM FULL, PEXPIRETIME or PTTL) and returns the
