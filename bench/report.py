@@ -231,8 +231,15 @@ def compile_bench():
 ERL_FLAGS = os.environ.get("NSYNC_BENCH_ERL_FLAGS", "").split()
 
 
+# nsync's dependency (telemetry), wherever rebar3 built it
+DEPS = [d for d in (os.path.join(ROOT, "_build", "default", sub, "telemetry", "ebin")
+                    for sub in ("checkouts", "lib")) if os.path.isdir(d)]
+
+
 def erl_cmd(*args):
-    return [ERL, *ERL_FLAGS, "-noshell", "-pa", EBIN, "-pa", BEAM_DIR, "-run", "nsync_bench", "main", *args]
+    paths = [x for d in DEPS for x in ("-pa", d)]
+    return [ERL, *ERL_FLAGS, "-noshell", "-pa", EBIN, *paths, "-pa", BEAM_DIR,
+            "-run", "nsync_bench", "main", *args]
 
 
 def parse_result(text):

@@ -7,11 +7,13 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply filter big tls"   what to run (default: all;
-#                           filter = S1 with a 10% key filter, and load_file;
-#                           big is bench/big.sh, big values: needs no data set;
-#                           tls: S1 full sync over TLS beside a replica with
-#                           tls-replication yes, TLS_SETS / TLS_MODES)
+#   PARTS="parse sync live apply filter big tls cluster"   what to run
+#                           (default: all; filter = S1 with a 10% key filter,
+#                           and load_file; big is bench/big.sh, big values:
+#                           needs no data set; tls: S1 full sync over TLS beside
+#                           a replica with tls-replication yes, TLS_SETS /
+#                           TLS_MODES; cluster is bench/cluster.py, a 3-shard
+#                           cluster's S1 full sync into one view)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
@@ -26,7 +28,7 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply filter big tls}
+PARTS=${PARTS:-parse sync live apply filter big tls cluster}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
 if has parse || has sync || has live || has apply || has filter || has tls; then
@@ -88,4 +90,10 @@ fi
 # beside a real replica.
 if has big; then
     bench/big.sh
+fi
+
+# A 3-shard cluster's full sync into one view, beside three replicas.
+if has cluster; then
+    rebar3 compile
+    python3 bench/cluster.py --write bench/RESULTS.md
 fi

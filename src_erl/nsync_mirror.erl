@@ -25,8 +25,8 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, delete/1, lookup/2, entry/3,
-         ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, fold/4, delete/1, lookup/2,
+         entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 %% for nsync_apply
 -export([mirrored/2, tabs/2, read/2, write/3, limits/1, settings/1, all_known/2, is_unknown/4,
          forget/3, learn/3, clear_db/2, clear_all/1, drop_slots/3, swap/3, all_unknown/2]).
@@ -44,7 +44,9 @@
 -type entry() :: {term(), integer() | undefined, #{binary() => integer()}}.
 -type forget() :: #{binary() => true} | {all, #{binary() => true}}.
 -type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
-                      geo_formula := before_7_0 | since_7_0}.
+                      geo_formula := before_7_0 | since_7_0,
+                      %% several processes write the tables (a cluster's view)
+                      write_concurrency => boolean()}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := dbspec(),
                       compressed := boolean(),
@@ -81,6 +83,7 @@ new(Name, DbSpec, Compressed) ->
 %% the tests give `nsync_big:limits()').
 -spec new(atom(), dbspec(), boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
                                         geo_formula => before_7_0 | since_7_0,
+                                        write_concurrency => boolean(),
                                         big_threshold => pos_integer() | off
                                                        | nsync_big:limits()}) -> mirror().
 new(Name, DbSpec0, Compressed, Settings)
@@ -105,10 +108,11 @@ first_db(all) -> 0;
 first_db([First | _]) -> First;
 first_db(N) -> N.
 
-new_tabs(Name, Compressed) ->
+new_tabs(Name, Compressed, Settings) ->
+    Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
     Data = ets:new(Name, [set, public, {read_concurrency, true}
-                          | [compressed || Compressed]]),
-    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
+                          | [compressed || Compressed] ++ Concurrent]),
+    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true} | Concurrent]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 
@@ -156,10 +160,22 @@ mirrored(#{dbspec := N}, Db) -> N =:= Db.
 
 %% @doc The tables of database `Db', created if it has none yet.
 -spec tabs(mirror(), db()) -> {mirror(), tabs()}.
-tabs(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
+tabs(#{dbs := Dbs, name := Name, compressed := Compressed, settings := S} = M, Db) ->
     case Dbs of
         #{Db := T} -> {M, T};
-        _ -> T = new_tabs(Name, Compressed), {M#{dbs := Dbs#{Db => T}}, T}
+        _ -> T = new_tabs(Name, Compressed, S), {M#{dbs := Dbs#{Db => T}}, T}
+    end.
+
+%% @doc Folds `Fun(DataRow, ExpiryRows, Acc)' over the keys of database
+%% `Db', with each key's expiry row (`[]' if none), as `load/4' takes them.
+-spec fold(fun((tuple(), [tuple()], Acc) -> Acc), Acc, mirror(), db()) -> Acc.
+fold(Fun, Acc0, #{dbs := Dbs}, Db) ->
+    case Dbs of
+        #{Db := {Data, Exp}} ->
+            ets:foldl(fun(Row, Acc) -> Fun(Row, ets:lookup(Exp, element(1, Row)), Acc) end,
+                      Acc0, Data);
+        _ ->
+            Acc0
     end.
 
 %%% ------------------------------------------------------------ reads
