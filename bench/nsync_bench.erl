@@ -7,13 +7,16 @@
 %%%       -run nsync_bench main fullsync_keys ets|noop PORT KEYS
 %%%       -run nsync_bench main loadfile ets|noop FILE [KEYS]
 %%%       -run nsync_bench main serve PORT
+%%%       -run nsync_bench main clustersync PORT
 %%%
 %%% `fullsync' starts a link to 127.0.0.1:PORT (over TLS, verified against
 %%% CAFILE, when one is given), waits for `{load, eof}' and
 %%% prints one line `RESULT {json}' (time, ETS memory, VmHWM/VmRSS, CPU),
 %%% then halts. `fullsync_keys': the same with KEYS, an Erlang term
 %%% (`[{match, <<"*0">>}]'), as the link's `keys' option. `loadfile'
-%%% measures `nsync:load_file/2' of FILE alike. `serve' starts a link with
+%%% measures `nsync:load_file/2' of FILE alike. `clustersync' does what
+%%% `fullsync' does for a Redis Cluster reached through the seed
+%%% 127.0.0.1:PORT (one view for every shard). `serve' starts a link with
 %%% the default ETS mirror, prints
 %%% `READY', then answers commands read from stdin, one a line:
 %%%   `suspend'         suspends the link process (sys:suspend/1) (the stream backs up in the
@@ -40,7 +43,9 @@ main(["loadfile", Mode, File]) ->
 main(["loadfile", Mode, File, Keys]) ->
     run(fun() -> fullsync(list_to_atom(Mode), {file, File}, [{keys, term(Keys)}]) end);
 main(["serve", Port]) ->
-    run(fun() -> serve(list_to_integer(Port)) end).
+    run(fun() -> serve(list_to_integer(Port)) end);
+main(["clustersync", Port]) ->
+    run(fun() -> clustersync(list_to_integer(Port)) end).
 
 run(F) ->
     try
@@ -117,6 +122,30 @@ expiry_words(Tid) ->
         undefined -> 0;
         Exp -> ets:info(Exp, memory)
     end.
+
+%%% ------------------------------------------------------------ cluster
+
+%% A cluster (seed 127.0.0.1:PORT) into one view: start to every shard
+%% loaded (`{block, true}' returns when the view is published).
+clustersync(Port) ->
+    _ = code:ensure_loaded(nsync_nif),
+    RssBefore = proc_status("VmRSS"),
+    Cpu0 = cpu_s(),
+    T0 = now_us(),
+    {ok, Pid} = nsync:start_link([{cluster, [{"127.0.0.1", Port}]}, {block, true},
+                                  {timeout, 900000}]),
+    T1 = now_us(),
+    Cpu1 = cpu_s(),
+    Hwm = proc_status("VmHWM"),
+    #{shards := Shards} = nsync:status(Pid),
+    Tid = nsync:tid(),
+    EtsBytes = (ets:info(Tid, memory) + expiry_words(Tid)) * erlang:system_info(wordsize),
+    result(#{kind => clustersync, seconds => (T1 - T0) / 1.0e6, shards => length(Shards),
+             keys => lists:sum([K || #{keys_loaded := K} <- Shards]),
+             rows => ets:info(Tid, size), ets_bytes => EtsBytes,
+             rss_before => RssBefore, hwm => Hwm, rss_after => proc_status("VmRSS"),
+             cpu_s => Cpu1 - Cpu0}),
+    nsync:stop(Pid).
 
 %%% ------------------------------------------------------------ serve
 

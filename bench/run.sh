@@ -7,14 +7,16 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply filter reads growth big tls"   what to run
-#                           (default: all; filter = S1 with a 10% key filter,
-#                           and load_file; reads is bench/reads.py, lookups on
-#                           the mirror beside GETs; growth is bench/growth.py,
-#                           values of 32 B to 64 KB; big is bench/big.sh, big
-#                           values: needs no data set; tls: S1 full sync over
-#                           TLS beside a replica with tls-replication yes,
-#                           TLS_SETS / TLS_MODES)
+#   PARTS="parse sync live apply filter reads growth big tls cluster"   what to
+#                           run (default: all; filter = S1 with a 10% key
+#                           filter, and load_file; reads is bench/reads.py,
+#                           lookups on the mirror beside GETs; growth is
+#                           bench/growth.py, values of 32 B to 64 KB; big is
+#                           bench/big.sh, big values: needs no data set; tls:
+#                           S1 full sync over TLS beside a replica with
+#                           tls-replication yes, TLS_SETS / TLS_MODES; cluster
+#                           is bench/cluster.py, a 3-shard cluster's S1 full
+#                           sync into one view)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
@@ -30,7 +32,7 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply filter reads growth big tls}
+PARTS=${PARTS:-parse sync live apply filter reads growth big tls cluster}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
 if has parse || has sync || has live || has apply || has filter || has tls; then
@@ -106,5 +108,11 @@ for p in reads growth; do
         echo "$p: done in $((SECONDS - t0)) s" >&2
     fi
 done
+
+# A 3-shard cluster's full sync into one view, beside three replicas.
+if has cluster; then
+    rebar3 compile
+    python3 bench/cluster.py --write bench/RESULTS.md
+fi
 
 python3 bench/summary.py --write bench/RESULTS.md

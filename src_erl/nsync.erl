@@ -255,7 +255,7 @@ start_link() ->
 start_link(Opts) ->
     case nsync_opts:validate(Opts) of
         {ok, #{block := true} = Config} -> start_blocking(Config);
-        {ok, Config} -> nsync_link:start_link(Config, undefined);
+        {ok, Config} -> (starter(Config))(Config, undefined);
         {error, _} = Error -> Error
     end.
 
@@ -283,6 +283,10 @@ load_file(Path, Opts) ->
         {error, _} = Error -> Error
     end.
 
+%% A link, or with `cluster' a cluster's manager (which starts the links).
+starter(#{cluster := _}) -> fun nsync_cluster:start_link/2;
+starter(_) -> fun nsync_link:start_link/2.
+
 %% @doc A supervisor child spec for a link with `Opts' (id `{nsync, Name}',
 %% `Name' the `name' option). Elixir's `{:nsync, opts}' child tuples call it.
 %% The link is a worker restarted on failure; with `{block, true}' the
@@ -299,7 +303,7 @@ child_spec(Opts) ->
       restart => permanent,
       shutdown => 5000,
       type => worker,
-      modules => [?MODULE, nsync_link]}.
+      modules => [?MODULE, nsync_link, nsync_cluster]}.
 
 %% @doc Stops a link; its tables go with it. (A link that crashes or is
 %% killed leaves its tables to the next link started with its name.)
@@ -314,9 +318,12 @@ stop(Pid) ->
 %% callback does not delay it): it is read from where the facts are kept,
 %% not asked of the link process. Exits with `noproc' if `Pid' is not a
 %% running link.
--spec status(pid()) -> status().
+-spec status(pid()) -> status() | nsync_cluster:status().
 status(Pid) ->
-    nsync_link:status(Pid).
+    case nsync_status:facts(Pid) of
+        #{cluster := _} -> nsync_cluster:status(Pid);
+        _ -> nsync_link:status(Pid)
+    end.
 
 %% @doc The ETS table of the default mirror (name `nsync'), `undefined'
 %% until its first snapshot is loaded.
@@ -452,7 +459,7 @@ resolve(Tid) ->
 %% `{Ref, {error, Reason}}' and stops if it cannot connect at all.
 start_blocking(#{timeout := Timeout} = Config) ->
     Ref = make_ref(),
-    case nsync_link:start_link(Config, {self(), Ref}) of
+    case (starter(Config))(Config, {self(), Ref}) of
         {ok, Pid} ->
             MRef = monitor(process, Pid),
             receive

@@ -32,7 +32,10 @@
           name :: atom(),
           %% the database(s) a user callback sees
           db :: nsync_mirror:dbspec(),
-          tables :: nsync_tables:tables(),
+          %% where the tables are: a link's own (nsync_tables), or a
+          %% cluster's view (nsync_cluster_shard, for a shard's link)
+          tables_mod = nsync_tables :: nsync_tables | nsync_cluster_shard,
+          tables :: nsync_tables:tables() | nsync_cluster_shard:shard(),
           unhandled = 0 :: non_neg_integer(),
           %% names reported once: unhandled commands, tables owned by others
           reported = sets:new() :: sets:set(term())
@@ -51,12 +54,21 @@
 -spec new(nsync_opts:config()) -> {ok, delivery()} | {error, {already_started, pid()}}.
 new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = Config) ->
     Settings = maps:with([hll_sparse_max_bytes, geo_formula, big_threshold], Config),
+    {Mod, Tables0} = case Config of
+                         #{cluster_shard := {View, Shard}} ->
+                             {nsync_cluster_shard,
+                              nsync_cluster_shard:new(View, Shard, {Compressed, Settings})};
+                         _ ->
+                             {nsync_tables,
+                              nsync_tables:adopt(Name, nsync_tables:new(Db, Compressed, Settings))}
+                     end,
     D = #delivery{callback = nsync_callback:new(Callback, Name),
                   default = Callback =:= default, name = Name, db = Db,
-                  tables = nsync_tables:adopt(Name, nsync_tables:new(Db, Compressed, Settings))},
-    case D#delivery.default of
+                  tables_mod = Mod, tables = Tables0},
+    %% a cluster's view has the default table whatever the callback
+    case D#delivery.default orelse Mod =:= nsync_cluster_shard of
         true ->
-            case nsync_tables:claim(Name, D#delivery.tables) of
+            case Mod:claim(Name, D#delivery.tables) of
                 {ok, Tables} -> {ok, D#delivery{tables = Tables}};
                 {error, _} = Error -> Error
             end;
@@ -84,22 +96,30 @@ set_run(_Db, Rest, Acc) -> {lists:reverse(Acc), Rest}.
 
 %% @doc Delivers one item of a batch.
 -spec item(item(), delivery()) -> delivery().
+item({sets, Db, Rows}, #delivery{tables_mod = nsync_tables, tables = T, name = Name} = D) ->
+    case nsync_tables:live(Name, T) of
+        {ok, Mirror, T1} ->
+            {ok, Mirror1} = nsync_apply:apply_sets(Mirror, Db, Rows),
+            D#delivery{tables = nsync_tables:update(Name, Mirror, Mirror1, T1)};
+        {taken, Owner} ->
+            table_taken(Name, Owner, D)
+    end;
 item({sets, Db, Rows}, D) ->
-    apply_with(D#delivery.name, fun(M) -> nsync_apply:apply_sets(M, Db, Rows) end, D);
+    lists:foldl(fun({K, V}, Acc) -> item({cmd, Db, <<"set">>, [K, V]}, Acc) end, D, Rows);
 item({keys, Db, DataRows, ExpiryRows, BigHashes}, D) ->
     keys(Db, DataRows, ExpiryRows, BigHashes, D);
 item({cmd, Db, Cmd, Args}, D) ->
     command(Db, Cmd, Args, [], D);
 item({cmd, Db, Cmd, Args, Filtered}, D) ->
     command(Db, Cmd, Args, Filtered, D);
-item({fullresync, _Replid, _Offset}, #delivery{tables = T} = D) ->
-    D#delivery{tables = nsync_tables:start_load(T)};
-item({continue, _Replid, _Offset}, #delivery{tables = T} = D) ->
+item({fullresync, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
+    D#delivery{tables = Mod:start_load(T)};
+item({continue, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
     %% The master kept our (pre-full-sync) position: the live tables plus
     %% the backlog are the dataset, a half-loaded snapshot is not.
-    D#delivery{tables = nsync_tables:discard_load(T)};
-item({load_eof, _Replid, _Offset}, #delivery{tables = T} = D) ->
-    notify({load, eof}, D#delivery{tables = nsync_tables:publish_load(T)}).
+    D#delivery{tables = Mod:discard_load(T)};
+item({load_eof, _Replid, _Offset}, #delivery{tables_mod = Mod, tables = T} = D) ->
+    notify({load, eof}, D#delivery{tables = Mod:publish_load(T)}).
 
 %% @doc The connection of a session that had reached the master went away.
 -spec closed(delivery()) -> delivery().
@@ -108,14 +128,14 @@ closed(D) ->
 
 %% @doc The names of the link's tables.
 -spec tables(delivery()) -> [atom()].
-tables(#delivery{tables = T}) ->
-    nsync_tables:names(T).
+tables(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:names(T).
 
 %% @doc Whether readers see tables a dead link of this name loaded (taken
 %% over, until this link's first snapshot is complete).
 -spec stale(delivery()) -> boolean().
-stale(#delivery{tables = T}) ->
-    nsync_tables:stale(T).
+stale(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:stale(T).
 
 %% @doc Commands the mirror could not apply.
 -spec unhandled(delivery()) -> non_neg_integer().
@@ -129,14 +149,14 @@ callback_errors(#delivery{callback = Cb}) ->
 
 %% @doc Deletes every table of the link (it is stopping).
 -spec delete(delivery()) -> ok.
-delete(#delivery{tables = T}) ->
-    nsync_tables:delete_all(T).
+delete(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:delete_all(T).
 
 %% @doc The link dies without being stopped: its published tables stay for
 %% the next link of its name (see `nsync_tables').
 -spec release(delivery()) -> ok.
-release(#delivery{tables = T}) ->
-    nsync_tables:release(T).
+release(#delivery{tables_mod = Mod, tables = T}) ->
+    Mod:release(T).
 
 %%% ------------------------------------------------------- snapshot keys
 
@@ -183,8 +203,8 @@ route_keys([{Key, Value} = Row | Rest], ExpiryRows, Routed, Cb) ->
             route_keys(Rest, ExpiryRest, Routed1, Cb1)
     end.
 
-load(Name, Db, {DataRows, ExpiryRows}, #delivery{tables = T} = D) ->
-    case nsync_tables:load(Name, Db, DataRows, ExpiryRows, T) of
+load(Name, Db, {DataRows, ExpiryRows}, #delivery{tables_mod = Mod, tables = T} = D) ->
+    case Mod:load(Name, Db, DataRows, ExpiryRows, T) of
         {ok, T1} -> D#delivery{tables = T1};
         {taken, Owner} -> table_taken(Name, Owner, D)
     end.
@@ -216,29 +236,19 @@ visible(Db, Cmd, #delivery{db = Wanted}) ->
 
 %% A command that spans the dataset (`nsync_cmd:spans_dataset/1') goes to
 %% every table of the link, any other to the table the callback named.
-apply_cmd(Route, Db, Cmd, Args, Filtered, #delivery{tables = T} = D) ->
+apply_cmd(Route, Db, Cmd, Args, Filtered, #delivery{tables_mod = Mod, tables = T} = D) ->
     case nsync_cmd:spans_dataset(Cmd) of
         true -> lists:foldl(fun(Name, Acc) -> apply_to(Name, Db, Cmd, Args, Filtered, Acc) end,
-                            D, nsync_tables:names(T));
+                            D, Mod:names(T));
         false when Route =:= none -> D;
         false -> apply_to(Route, Db, Cmd, Args, Filtered, D)
     end.
 
-apply_to(Name, Db, Cmd, Args, Filtered, D) ->
-    apply_with(Name, fun(M) -> nsync_apply:apply_cmd(M, Db, Cmd, Args, Filtered) end, D).
-
-apply_with(Name, Apply, #delivery{tables = T} = D) ->
-    case nsync_tables:live(Name, T) of
-        {ok, Mirror, T1} ->
-            case Apply(Mirror) of
-                {ok, Mirror1} ->
-                    D#delivery{tables = nsync_tables:update(Name, Mirror, Mirror1, T1)};
-                {unhandled, What, Mirror1} ->
-                    unhandled(What, D#delivery{tables = nsync_tables:update(Name, Mirror,
-                                                                             Mirror1, T1)})
-            end;
-        {taken, Owner} ->
-            table_taken(Name, Owner, D)
+apply_to(Name, Db, Cmd, Args, Filtered, #delivery{tables_mod = Mod, tables = T} = D) ->
+    case Mod:apply_cmd(Name, Db, Cmd, Args, Filtered, T) of
+        {ok, T1} -> D#delivery{tables = T1};
+        {unhandled, What, T1} -> unhandled(What, D#delivery{tables = T1});
+        {taken, Owner} -> table_taken(Name, Owner, D)
     end.
 
 unhandled(Cmd, #delivery{default = Default, unhandled = N} = D) ->

@@ -25,8 +25,9 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load_tables/2, delete/1, lookup/2, entry/3,
-         ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, load_tables/2, fold/4, delete/1,
+         lookup/2,
+         entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 %% for nsync_apply
 -export([mirrored/2, tabs/2, read/2, write/3, limits/1, settings/1, all_known/2, is_unknown/4,
          forget/3, learn/3, clear_db/2, clear_all/1, drop_slots/3, swap/3, all_unknown/2]).
@@ -44,7 +45,9 @@
 -type entry() :: {term(), integer() | undefined, #{binary() => integer()}}.
 -type forget() :: #{binary() => true} | {all, #{binary() => true}}.
 -type settings() :: #{hll_sparse_max_bytes := non_neg_integer(),
-                      geo_formula := before_7_0 | since_7_0}.
+                      geo_formula := before_7_0 | since_7_0,
+                      %% several processes write the tables (a cluster's view)
+                      write_concurrency => boolean()}.
 -opaque mirror() :: #{name := atom(),
                       dbspec := dbspec(),
                       compressed := boolean(),
@@ -81,6 +84,7 @@ new(Name, DbSpec, Compressed) ->
 %% the tests give `nsync_big:limits()').
 -spec new(atom(), dbspec(), boolean(), #{hll_sparse_max_bytes => non_neg_integer(),
                                         geo_formula => before_7_0 | since_7_0,
+                                        write_concurrency => boolean(),
                                         big_threshold => pos_integer() | off
                                                        | nsync_big:limits()}) -> mirror().
 new(Name, DbSpec0, Compressed, Settings)
@@ -105,10 +109,12 @@ first_db(all) -> 0;
 first_db([First | _]) -> First;
 first_db(N) -> N.
 
-new_tabs(Name, Compressed) ->
-    Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, true}
+new_tabs(Name, Compressed, Settings) ->
+    Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
+    %% data tables take a snapshot's rows from two processes (nsync_loader)
+    Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, auto}
                           | [compressed || Compressed]]),
-    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true}]),
+    Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true} | Concurrent]),
     persistent_term:put(?KEY(Data), Exp),
     {Data, Exp}.
 
@@ -156,10 +162,22 @@ mirrored(#{dbspec := N}, Db) -> N =:= Db.
 
 %% @doc The tables of database `Db', created if it has none yet.
 -spec tabs(mirror(), db()) -> {mirror(), tabs()}.
-tabs(#{dbs := Dbs, name := Name, compressed := Compressed} = M, Db) ->
+tabs(#{dbs := Dbs, name := Name, compressed := Compressed, settings := S} = M, Db) ->
     case Dbs of
         #{Db := T} -> {M, T};
-        _ -> T = new_tabs(Name, Compressed), {M#{dbs := Dbs#{Db => T}}, T}
+        _ -> T = new_tabs(Name, Compressed, S), {M#{dbs := Dbs#{Db => T}}, T}
+    end.
+
+%% @doc Folds `Fun(DataRow, ExpiryRows, Acc)' over the keys of database
+%% `Db', with each key's expiry row (`[]' if none), as `load/4' takes them.
+-spec fold(fun((tuple(), [tuple()], Acc) -> Acc), Acc, mirror(), db()) -> Acc.
+fold(Fun, Acc0, #{dbs := Dbs}, Db) ->
+    case Dbs of
+        #{Db := {Data, Exp}} ->
+            ets:foldl(fun(Row, Acc) -> Fun(Row, ets:lookup(Exp, element(1, Row)), Acc) end,
+                      Acc0, Data);
+        _ ->
+            Acc0
     end.
 
 %%% ------------------------------------------------------------ reads
@@ -265,18 +283,36 @@ exp_row(Tid, Key) ->
 %%% ------------------------------------------------------------ writes
 
 %% @doc The tables (data, expiry) that snapshot keys of database `Db' go
-%% to, made on demand, or `none' if the mirror does not mirror `Db'. The
-%% snapshot's rows are inserted as they come (`nsync_loader'): data rows
-%% `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined, #{Field =>
-%% ExpireAt}}' (only for keys that have a key or field expiry). A
-%% snapshot's tables start empty and hold each key once, so nothing needs
-%% deleting, and data tables take writes from two processes at once
-%% (`write_concurrency').
+%% to, made on demand, or `none' if the mirror does not mirror `Db': what
+%% `load/4' inserts into, for a caller that inserts the rows itself
+%% (`nsync_loader', which inserts from two processes).
 -spec load_tables(mirror(), db()) -> {mirror(), tabs() | none}.
 load_tables(M, Db) ->
     case mirrored(M, Db) of
         true -> tabs(M, Db);
         false -> {M, none}
+    end.
+
+%% @doc Loads keys of a snapshot into database `Db' as ready-made rows:
+%% data rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
+%% #{Field => ExpireAt}}' (only for keys that have a key or field expiry),
+%% with one ETS insert per table. A snapshot's tables start empty and hold
+%% each key once, so nothing needs deleting. Rows of a database the mirror
+%% does not mirror are left out.
+-spec load(mirror(), db(), [{binary(), term()}],
+           [{binary(), integer() | undefined, #{binary() => integer()}}]) -> mirror().
+load(M0, Db, DataRows, ExpiryRows) ->
+    case mirrored(M0, Db) of
+        true ->
+            {M, {Data, Exp}} = tabs(M0, Db),
+            ets:insert(Data, DataRows),
+            case ExpiryRows of
+                [] -> ok;
+                _ -> ets:insert(Exp, ExpiryRows)
+            end,
+            M;
+        false ->
+            M0
     end.
 
 %% @doc Writes the entry of `Key' (its value, expiry and hash-field
@@ -455,16 +491,6 @@ new_test() ->
     ?assertEqual([], ets:tab2list(T)),
     ok = delete(M),
     ?assertEqual(undefined, ets:info(T, size)).
-
-%% Snapshot rows inserted into the tables load_tables/2 gives.
-load(M0, Db, DataRows, ExpiryRows) ->
-    case load_tables(M0, Db) of
-        {M, none} -> M;
-        {M, {Data, Exp}} ->
-            ets:insert(Data, DataRows),
-            ets:insert(Exp, ExpiryRows),
-            M
-    end.
 
 load_lookup_test() ->
     Now = erlang:system_time(millisecond),

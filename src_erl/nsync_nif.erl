@@ -24,8 +24,8 @@
 %%% caller has handled, since a batch's facts are published by its `ack/2'.
 -module(nsync_nif).
 
--export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1,
-         filter_command/3, keeps/3]).
+-export([open/1, start/2, ack/2, info/1, disconnect/1, close/1, decode_dump/1, key_slot/1,
+         foreign_rows/2, filter_command/3, keeps/3]).
 %% Values the mirror computes as Redis does (nsync_core's hll, geo, digest).
 -export([hll_pfadd/3, hll_pfcount/1, hll_todense/1, hll_pfmerge/3, geo_store/3,
          string_digest/1]).
@@ -318,3 +318,16 @@ geo_store(_Command, _ZSet, _Formula) -> erlang:nif_error(nif_not_loaded).
 %% hexadecimal digits.
 -spec string_digest(binary()) -> <<_:128>>.
 string_digest(_Value) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The Redis Cluster hash slot of `Key' (0..16383), as `CLUSTER
+%% KEYSLOT' computes it: CRC16 of the key, or of its hash tag (the bytes
+%% between the first `{' and the first `}' after it, if any).
+-spec key_slot(binary()) -> 0..16383.
+key_slot(_Key) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The rows (`[{Key, Value}]') whose key's hash slot is not set in the
+%% bitmap `Owned' (bit `Slot' of byte `Slot div 8', least significant bit
+%% first): `all' when every row's is, else `[{Index, Slot}]' (0-based, in
+%% order).
+-spec foreign_rows([tuple()], binary()) -> all | [{non_neg_integer(), 0..16383}].
+foreign_rows(_Rows, _Owned) -> erlang:nif_error(nif_not_loaded).

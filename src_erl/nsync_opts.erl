@@ -47,7 +47,13 @@
                     %% not an option: set by a layer above links, added to
                     %% the metadata of the link's telemetry events (e.g.
                     %% `shard'; see nsync_observe)
-                    telemetry_metadata => map()}.
+                    telemetry_metadata => map(),
+                    %% a Redis Cluster's seed nodes (nsync_cluster)
+                    cluster => [{binary(), inet:port_number()}, ...],
+                    cluster_refresh => pos_integer(),
+                    %% not an option: a cluster shard's link writes its
+                    %% part of the cluster's view (nsync_cluster_shard)
+                    cluster_shard => {nsync_cluster_view:view(), pos_integer()}}.
 
 -define(DEFAULTS, #{host => <<"localhost">>,
                     port => 6379,
@@ -192,7 +198,12 @@ option({max_value_bytes, infinity}, C) -> C#{max_value_bytes => infinity};
 option({max_value_bytes, N}, C) when is_integer(N), N > 0 -> C#{max_value_bytes => N};
 option({hll_sparse_max_bytes, N}, C) when is_integer(N), N >= 0 -> C#{hll_sparse_max_bytes => N};
 option({geo_formula, F}, C) when F =:= before_7_0; F =:= since_7_0 -> C#{geo_formula => F};
+option({cluster, [_ | _] = Seeds} = Opt, C) -> C#{cluster => [seed(S, Opt) || S <- Seeds]};
+option({cluster_refresh, T}, C) when is_integer(T), T >= 100 -> C#{cluster_refresh => T};
 option(Opt, _C) -> throw({badarg, Opt}).
+
+seed({H, P}, Opt) when is_integer(P), P > 0, P < 65536 -> {host(H, Opt), P};
+seed(_, Opt) -> throw({badarg, Opt}).
 
 host(H, Opt) when is_tuple(H) ->
     case inet:is_ip_address(H) of
@@ -252,6 +263,12 @@ key_filter_item(_, _F, Opt) ->
 %% An ACL user name is sent as `AUTH user pass': it needs a password.
 check_combination(#{user := U, pass := undefined}) when U =/= undefined ->
     {error, {badarg, {user, U}}};
+%% a cluster has database 0 only
+check_combination(#{cluster := _, db := Db}) when Db =/= 0 ->
+    {error, {badarg, {db, Db}}};
+%% the view's referee does not know filtered keys (yet)
+check_combination(#{cluster := _, keys := Keys}) when Keys =/= all ->
+    {error, {badarg, {keys, cluster}}};
 check_combination(Config) ->
     databases(Config).
 

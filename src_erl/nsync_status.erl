@@ -41,7 +41,7 @@
 -behaviour(gen_server).
 
 %% API
--export([start_link/0, ensure_started/0, add/2, record/2, forget/1,
+-export([start_link/0, ensure_started/0, add/2, watch/1, record/2, forget/1,
          facts/1, status/1, lag/2]).
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -91,7 +91,14 @@ ensure_started() ->
 add(Link, Nif) ->
     ok = ensure_started(),
     true = ets:insert(?TABLE, {{Link, nif}, Nif}),
-    gen_server:cast(?MODULE, {watch, Link}).
+    watch(Link).
+
+%% @doc The facts of `Pid' (a link, or a layer above links recording its
+%% own) are deleted when it dies.
+-spec watch(pid()) -> ok.
+watch(Pid) ->
+    ok = ensure_started(),
+    gen_server:cast(?MODULE, {watch, Pid}).
 
 %% @doc Records facts of `Link' (see the module doc), replacing the
 %% previous values of those facts. Never fails: a fact that cannot be

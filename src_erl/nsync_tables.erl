@@ -18,8 +18,8 @@
 %%% holds is refused.
 -module(nsync_tables).
 
--export([new/3, adopt/2, claim/2, start_load/1, load/5, discard_load/1, publish_load/1,
-         live/2, update/4, names/1, stale/1, delete_all/1, release/1]).
+-export([new/3, adopt/2, claim/2, apply_cmd/6, start_load/1, load/5, discard_load/1,
+         publish_load/1, live/2, update/4, names/1, stale/1, delete_all/1, release/1]).
 
 -export_type([tables/0]).
 
@@ -160,6 +160,22 @@ live(Name, #tables{live = Live, claimed = Claimed} = T) ->
                 {false, Owner} ->
                     {taken, Owner}
             end
+    end.
+
+%% @doc Applies a command of the stream to the live table `Name' (created
+%% on demand); `Filtered' are its keys a key filter leaves out
+%% (`nsync_apply:apply_cmd/5').
+-spec apply_cmd(atom(), non_neg_integer(), binary(), [binary()], [binary()], tables()) ->
+          {ok, tables()} | {unhandled, binary(), tables()} | taken().
+apply_cmd(Name, Db, Cmd, Args, Filtered, T) ->
+    case live(Name, T) of
+        {ok, Mirror, T1} ->
+            case nsync_apply:apply_cmd(Mirror, Db, Cmd, Args, Filtered) of
+                {ok, Mirror1} -> {ok, update(Name, Mirror, Mirror1, T1)};
+                {unhandled, What, Mirror1} -> {unhandled, What, update(Name, Mirror, Mirror1, T1)}
+            end;
+        {taken, _} = Taken ->
+            Taken
     end.
 
 %% @doc The live table `Name' changed from `Old' to `New' (a command

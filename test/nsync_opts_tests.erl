@@ -120,6 +120,10 @@ key_filters_test() ->
     ?assertEqual({#{prefixes => [<<"a">>], patterns => []}, 2},
                  Keys([{db, 2}, {keys, [{db, [2, 5]}, {prefix, "a"}]}])),
     ?assertEqual({error, {badarg, {db, 1}}}, nsync_opts:validate([{db, 1}, {keys, [{db, 2}]}])),
+    %% a cluster (database 0 only) has no key filter
+    ?assertEqual({error, {badarg, {keys, cluster}}},
+                 nsync_opts:validate([{cluster, [{"h", 7000}]}, {keys, [{prefix, "a"}]}])),
+    ?assertMatch({ok, #{keys := all}}, nsync_opts:validate([{cluster, [{"h", 7000}]}, {keys, []}])),
     [?assertEqual({error, {badarg, {keys, F}}}, nsync_opts:validate([{keys, F}]))
      || F <- [user, [{prefix, ""}], [{match, 42}], [{db, -1}], [{db, []}], [{db, [a]}],
               [{glob, "*"}], [{prefix, "a"} | b]]].

@@ -14,8 +14,8 @@
 -module(nsync_test_redis).
 
 -export([start/1, stop/1, kill/1, port/1, version/1, dir/1, os_pid/1,
-         cmd/2, connect/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
-         info/2, available_versions/0, binary/1, project_root/0]).
+         cmd/2, connect/1, close_sock/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
+         info/2, available_versions/0, binary/1, cli/1, project_root/0]).
 
 -export_type([server/0, reply/0, version/0]).
 
@@ -47,8 +47,8 @@
 
 %%% ------------------------------------------------------------------ API
 
-%% @doc Starts a redis-server on a free loopback port in a fresh temp dir and
-%% waits until it answers PING. Options: `version', `diskless', `pass',
+%% @doc Starts a redis-server on a free loopback port (or `port') in a fresh
+%% temp dir and waits until it answers PING. Options: `version', `diskless', `pass',
 %% `config' (`[{Name, Value}]', passed as `--Name Value'), and
 %% `tls => #{certs := nsync_test_certs:certs(), auth_clients => yes | no |
 %% optional}': a TLS-only server (`tls-port', `port 0'); the helper's own
@@ -189,6 +189,21 @@ binary(valkey) ->
                     filename:join([Cache, "nsync", "valkey", "src", "valkey-server"])], valkey);
 binary(Other) ->
     {error, {unknown_version, Other}}.
+
+%% @doc The command-line client beside a version's server binary
+%% (`redis-cli', or `valkey-cli' for Valkey), e.g. for `--cluster create'.
+-spec cli(version()) -> {ok, file:filename()} | {error, term()}.
+cli(Version) ->
+    case binary(Version) of
+        {ok, Server} ->
+            Name = case filename:basename(Server) of
+                       "valkey-server" -> "valkey-cli";
+                       _ -> "redis-cli"
+                   end,
+            first_existing([filename:join(filename:dirname(Server), Name)], Version);
+        {error, _} = E ->
+            E
+    end.
 
 %% @doc The project root: $NSYNC_ROOT, or the first directory holding both
 %% rebar.config and Cargo.toml above this module's beam or the cwd.
@@ -495,6 +510,8 @@ open_client(TcpPort, Pass, Tls) ->
             E
     end.
 
+%% @doc Closes a connection of `connect/1' (TCP or TLS).
+-spec close_sock(gen_tcp:socket() | ssl:sslsocket() | undefined) -> ok.
 close_sock(undefined) -> ok;
 close_sock(Sock) -> t_close(Sock).
 

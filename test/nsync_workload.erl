@@ -16,7 +16,7 @@
 %%% admits, if given: a mirror with a key filter).
 -module(nsync_workload).
 
--export([run/2, compare/3, may_be_absent/1, pairs/1]).
+-export([run/2, compare/3, compare_union/3, may_be_absent/1, pairs/1]).
 
 -define(WORDS, [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>, <<"foo">>, <<"bar">>, <<"10">>,
                 <<"-3">>, <<"2.5">>, <<>>, <<0, 1, 2>>, <<"\r\n">>, <<255, 254>>]).
@@ -526,21 +526,33 @@ may_be_absent(_) -> false.
 %% Options: `version' ('7.0': PEXPIRETIME, exact; '6.2': PTTL, ±1.5 s).
 -spec compare(nsync_test_redis:server(), ets:tid(), map()) -> [term()].
 compare(Server, Tid, Opts) ->
+    compare_union([Server], Tid, Opts).
+
+%% @doc Compares the union of database 0 of `Servers' (a cluster's
+%% masters, whose key sets are disjoint) with mirror table `Tid'.
+-spec compare_union([nsync_test_redis:server()], ets:tid(), map()) -> [term()].
+compare_union(Servers, Tid, Opts) ->
     Version = generation(maps:get(version, Opts, '7.0')),
+    Keep = maps:get(keep, Opts, fun(_) -> true end),
+    {Mis, Keys} = lists:foldl(fun(Server, {MisAcc, KeyAcc}) ->
+                                      {Mis1, Master} = compare_server(Server, Tid, Version, Keep),
+                                      {MisAcc ++ Mis1, Master ++ KeyAcc}
+                              end, {[], []}, Servers),
+    MasterSet = maps:from_list([{K, x} || K <- Keys]),
+    Extra = [{extra_in_mirror, K, V} || {K, _} <- ets:tab2list(Tid),
+                                         not is_map_key(K, MasterSet),
+                                         [{_, V}] <- [nsync_mirror:lookup(Tid, K)],
+                                         not about_to_expire(Tid, K)],
+    Mis ++ Extra.
+
+compare_server(Server, Tid, Version, Keep) ->
     {ok, Sock} = nsync_test_redis:connect(Server),
     try
         Keys = scan(Sock, <<"0">>, []),
-        Keep = maps:get(keep, Opts, fun(_) -> true end),
         Master = lists:usort([K || K <- Keys, Keep(K)]),
-        Mis1 = lists:append([cmp_key(Sock, Tid, K, Version) || K <- Master]),
-        MasterSet = maps:from_list([{K, x} || K <- Master]),
-        Extra = [{extra_in_mirror, K, V} || {K, _} <- ets:tab2list(Tid),
-                                             not is_map_key(K, MasterSet),
-                                             [{_, V}] <- [nsync_mirror:lookup(Tid, K)],
-                                             not about_to_expire(Tid, K)],
-        Mis1 ++ Extra
+        {lists:append([cmp_key(Sock, Tid, K, Version) || K <- Master]), Master}
     after
-        gen_tcp:close(Sock)
+        nsync_test_redis:close_sock(Sock)
     end.
 
 scan(Sock, Cursor, Acc) ->

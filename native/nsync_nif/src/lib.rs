@@ -40,6 +40,8 @@ mod pump;
 mod reason;
 #[cfg(not(test))]
 mod shared;
+#[cfg(not(test))]
+mod slot;
 
 #[cfg(not(test))]
 rustler::init!("nsync_nif");
