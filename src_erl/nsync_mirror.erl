@@ -112,7 +112,7 @@ first_db(N) -> N.
 new_tabs(Name, Compressed, Settings) ->
     Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
     %% data tables take a snapshot's rows from two processes (nsync_loader)
-    Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, auto}
+    Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, true}
                           | [compressed || Compressed]]),
     Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true} | Concurrent]),
     persistent_term:put(?KEY(Data), Exp),
