@@ -129,6 +129,23 @@ for r in rs:
             names[r["kind"]], r["nsync_writes_per_s"], r["replica_writes_per_s"],
             r["nsync_cpu_us_per_write"], r["replica_cpu_us_per_write"],
             r["rss_rest"] / 1e6, r["rss_peak"] / 1e6, r["rss_peak"] / r["rss_rest"]))
+goals = []
+for r in rs:
+    if r["part"] == "storm":
+        us = r["nsync_cpu_us_per_write"]
+        goals.append(("%s on a 1M-element value: BEAM CPU per write" % names[r["kind"]],
+                      "<= 10 us", us, "%.1f us" % us, us <= 10))
+        peak = r["rss_peak"] / r["rss_rest"]
+        goals.append(("BEAM RSS during the %s storm / at rest" % names[r["kind"]], "<= 1.5x",
+                      peak, "%.2fx" % peak, peak <= 1.5))
+    elif r["part"] == "memory" and r["key"] not in ("total", "str"):
+        m = r["nsync_bytes"] / r["replica_bytes"]
+        goals.append(("big value memory / replica MEMORY USAGE, 1M-element %s" % {
+            "h": "hash", "s": "set", "z": "zset", "l": "list", "x": "stream"}.get(r["key"], r["key"]),
+                      "<= 1.2x", m, "%.2fx" % m, m <= 1.2))
+sys.path.insert(0, "bench")
+import report
+report.save_goals("big", goals)
 table = "\n".join(out) + "\n"
 path = sys.argv[2]
 begin, end = "<!-- big:begin -->", "<!-- big:end -->"

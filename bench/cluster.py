@@ -176,6 +176,7 @@ def main():
     body = head + "; load average at the end %s\n\n" % report.loadavg() + body + "\n" + \
         report.goals_table(goals)
     print(body)
+    report.save_goals("cluster", goals)
     if write:
         try:
             text = open(write).read()

@@ -7,17 +7,21 @@
 #   BIG=1 bench/run.sh      also the >= 1 GB file in the parse-only part
 #   RUNS=N                  timed runs per measurement (default 5)
 #   RUNS_5M=N               full-sync runs on s1_5m (default 3)
-#   PARTS="parse sync live apply filter big tls cluster"   what to run
-#                           (default: all; filter = S1 with a 10% key filter,
-#                           and load_file; big is bench/big.sh, big values:
-#                           needs no data set; tls: S1 full sync over TLS beside
-#                           a replica with tls-replication yes, TLS_SETS /
-#                           TLS_MODES; cluster is bench/cluster.py, a 3-shard
-#                           cluster's S1 full sync into one view)
+#   PARTS="parse sync live apply filter reads growth big tls cluster"   what to
+#                           run (default: all; filter = S1 with a 10% key
+#                           filter, and load_file; reads is bench/reads.py,
+#                           lookups on the mirror beside GETs; growth is
+#                           bench/growth.py, values of 32 B to 64 KB; big is
+#                           bench/big.sh, big values: needs no data set; tls:
+#                           S1 full sync over TLS beside a replica with
+#                           tls-replication yes, TLS_SETS / TLS_MODES; cluster
+#                           is bench/cluster.py, a 3-shard cluster's S1 full
+#                           sync into one view)
 #   SETS="s1_100k s1_1m s1_5m s2"   full-sync data sets; MODES="diskless disk"
 #
 # Prints the tables and writes each, with the machine's description, between
-# its markers in bench/RESULTS.md (the rest of that file is kept).
+# its markers in bench/RESULTS.md (the rest of that file is kept); last, the
+# summary of every part's goals (bench/summary.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,7 +32,7 @@ DATA=bench/data
 # scripts/build_nif.sh) name their functions.
 export NSYNC_CARGO_PROFILE=profiling
 
-PARTS=${PARTS:-parse sync live apply filter big tls cluster}
+PARTS=${PARTS:-parse sync live apply filter reads growth big tls cluster}
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 
 if has parse || has sync || has live || has apply || has filter || has tls; then
@@ -89,11 +93,26 @@ fi
 # Big values: terms vs big values, and write storms to 1M-element values
 # beside a real replica.
 if has big; then
+    t0=$SECONDS
     bench/big.sh
+    echo "big: done in $((SECONDS - t0)) s" >&2
 fi
+
+# Lookups on the mirror beside GETs against the same master; growth with the
+# value size (32 B to 64 KB) beside a replica. Neither needs a data set.
+for p in reads growth; do
+    if has "$p"; then
+        t0=$SECONDS
+        rebar3 compile
+        python3 "bench/$p.py" --write bench/RESULTS.md
+        echo "$p: done in $((SECONDS - t0)) s" >&2
+    fi
+done
 
 # A 3-shard cluster's full sync into one view, beside three replicas.
 if has cluster; then
     rebar3 compile
     python3 bench/cluster.py --write bench/RESULTS.md
 fi
+
+python3 bench/summary.py --write bench/RESULTS.md

@@ -24,7 +24,7 @@
 
 -include("nsync_log.hrl").
 
--export([apply_cmd/4, apply_cmd/5]).
+-export([apply_cmd/4, apply_cmd/5, apply_sets/3]).
 
 -type mirror() :: nsync_mirror:mirror().
 -type db() :: non_neg_integer().
@@ -53,6 +53,39 @@ apply_cmd(M, Db, Cmd0, Args, Filtered) ->
                            reason => Reason, stack => Stack}, ?NSYNC_LOG),
             {unhandled, Cmd, nsync_mirror:forget(M, Db, safe_keys(Spec, Args) -- Filtered)}
     end.
+
+%% @doc Applies a run of plain SETs (`SET Key Value', no options) of the
+%% stream, run in database `Db', in order: what `apply_cmd/4' does for each,
+%% without the dispatch per command (the commonest stream on a busy master).
+%% Each value replaces the key's and drops its TTL; with no expiry row in
+%% the db (the usual case) there is nothing to drop.
+-spec apply_sets(mirror(), db(), [{binary(), binary()}]) -> {ok, mirror()}.
+apply_sets(M0, Db, Rows) ->
+    case nsync_mirror:mirrored(M0, Db) andalso nsync_mirror:all_known(M0, Db) of
+        true ->
+            {M, {_, Exp} = Tabs} = nsync_mirror:tabs(M0, Db),
+            sets(Rows, Tabs, nsync_mirror:limits(M), ets:info(Exp, size) =:= 0),
+            {ok, M};
+        false ->
+            %% not mirrored (each SET is ignored), or keys unknown in this
+            %% db (each SET makes its key known): one by one
+            {ok, lists:foldl(fun({K, V}, Acc) ->
+                                     {ok, Acc1} = apply_cmd(Acc, Db, <<"set">>, [K, V]),
+                                     Acc1
+                             end, M0, Rows)}
+    end.
+
+sets([], _Tabs, _Limits, _NoExpiries) -> ok;
+sets([{K, V} | Rest], {Data, _} = Tabs, Limits, true) when Limits =:= off;
+                                                          byte_size(V) =< map_get(bytes, Limits) ->
+    ets:insert(Data, {K, V}),
+    sets(Rest, Tabs, Limits, true);
+sets([{K, V} | Rest], Tabs, Limits, NoExpiries) ->
+    %% an expiry row may need dropping, or the value becomes a big value
+    %% (whose expiry row holds its handle)
+    Stored = nsync_big:promote(string, V, Limits),
+    nsync_mirror:write(Tabs, K, {Stored, undefined, #{}}),
+    sets(Rest, Tabs, Limits, NoExpiries andalso not is_reference(Stored)).
 
 %% The keys to drop when a command failed: by its key spec if that can be
 %% read, else its first argument.
@@ -340,6 +373,43 @@ ap(M, Db, Cmd) ->
     [C | A] = Cmd,
     {ok, M2} = apply_cmd(M, Db, C, A),
     M2.
+
+%% A run of plain SETs leaves the tables as the same SETs one by one: TTLs
+%% dropped, a long value made big, later values winning, other dbs ignored,
+%% an unknown db's keys made known.
+apply_sets_test() ->
+    Limits = #{elements => 4, bytes => 8},
+    Long = <<"0123456789">>,
+    Before = [[<<"set">>, <<"t">>, <<"1">>, <<"px">>, <<"99999999">>], [<<"rpush">>, <<"l">>, <<"x">>]],
+    Rows = [{<<"a">>, <<"1">>}, {<<"t">>, <<"2">>}, {<<"a">>, <<"3">>}, {<<"b">>, Long},
+            {<<"l">>, <<"4">>}, {<<"c">>, <<"5">>}],
+    Tables = fun(M) ->
+                     [lists:sort([list_to_tuple([whole(X) || X <- tuple_to_list(R)])
+                                  || R <- ets:tab2list(Tab)])
+                      || Tab <- nsync_mirror:tables(M)]
+             end,
+    One = lists:foldl(fun({K, V}, Acc) -> ap(Acc, 0, [<<"set">>, K, V]) end,
+                      lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end,
+                                  nsync_mirror:new(one, 0, true, #{big_threshold => Limits}), Before), Rows),
+    {ok, Run} = apply_sets(lists:foldl(fun(C, Acc) -> ap(Acc, 0, C) end,
+                                       nsync_mirror:new(run, 0, true, #{big_threshold => Limits}), Before),
+                           0, Rows),
+    ?assertEqual(Tables(One), Tables(Run)),
+    ?assertEqual({big, Long}, whole(element(2, hd(ets:lookup(nsync_mirror:tid(Run), <<"b">>))))),
+    ?assertEqual(undefined, nsync_mirror:ttl(nsync_mirror:tid(Run), <<"t">>)),
+    {ok, Run2} = apply_sets(Run, 1, [{<<"a">>, <<"other">>}]),
+    ?assertEqual([{<<"a">>, <<"3">>}], ets:lookup(nsync_mirror:tid(Run2), <<"a">>)),
+    ?assertEqual(undefined, nsync_mirror:tid(Run2, 1)),
+    %% after an unhandled command its key is unknown; a SET makes it known
+    {unhandled, _, Run3} = apply_cmd(Run2, 0, <<"nosuchcommand">>, [<<"u">>]),
+    {ok, Run4} = apply_sets(Run3, 0, [{<<"u">>, <<"6">>}]),
+    ?assertEqual([{<<"u">>, <<"6">>}], ets:lookup(nsync_mirror:tid(Run4), <<"u">>)),
+    nsync_mirror:delete(One),
+    nsync_mirror:delete(Run4).
+
+%% A big value read whole (handles differ between tables), else the term.
+whole(H) when is_reference(H) -> {big, nsync_big:value(H, erlang:system_time(millisecond))};
+whole(X) -> X.
 
 apply_test() ->
     M0 = nsync_mirror:new(t, 0),

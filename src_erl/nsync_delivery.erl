@@ -20,7 +20,7 @@
 
 -include("nsync_log.hrl").
 
--export([new/1, item/2, closed/1, tables/1, stale/1, unhandled/1, callback_errors/1,
+-export([new/1, runs/2, item/2, closed/1, tables/1, stale/1, unhandled/1, callback_errors/1,
          delete/1, release/1]).
 
 -export_type([delivery/0]).
@@ -76,8 +76,36 @@ new(#{callback := Callback, name := Name, db := Db, compressed := Compressed} = 
             {ok, D}
     end.
 
+%% @doc The items of a batch as `item/2' takes them: for the default mirror,
+%% each run of plain SETs (`SET Key Value') of one db becomes one
+%% `{sets, Db, [{Key, Value}]}', applied in one go.
+-spec runs([nsync_nif:item()], delivery()) -> [item()].
+runs(Items, #delivery{default = true}) -> set_runs(Items);
+runs(Items, #delivery{}) -> Items.
+
+-type item() :: nsync_nif:item() | {sets, non_neg_integer(), [{key(), binary()}]}.
+
+set_runs([{cmd, Db, <<"set">>, [K, V]} | Rest]) ->
+    {Rows, Rest1} = set_run(Db, Rest, [{K, V}]),
+    [{sets, Db, Rows} | set_runs(Rest1)];
+set_runs([Item | Rest]) -> [Item | set_runs(Rest)];
+set_runs([]) -> [].
+
+set_run(Db, [{cmd, Db, <<"set">>, [K, V]} | Rest], Acc) -> set_run(Db, Rest, [{K, V} | Acc]);
+set_run(_Db, Rest, Acc) -> {lists:reverse(Acc), Rest}.
+
 %% @doc Delivers one item of a batch.
--spec item(nsync_nif:item(), delivery()) -> delivery().
+-spec item(item(), delivery()) -> delivery().
+item({sets, Db, Rows}, #delivery{tables_mod = nsync_tables, tables = T, name = Name} = D) ->
+    case nsync_tables:live(Name, T) of
+        {ok, Mirror, T1} ->
+            {ok, Mirror1} = nsync_apply:apply_sets(Mirror, Db, Rows),
+            D#delivery{tables = nsync_tables:update(Name, Mirror, Mirror1, T1)};
+        {taken, Owner} ->
+            table_taken(Name, Owner, D)
+    end;
+item({sets, Db, Rows}, D) ->
+    lists:foldl(fun({K, V}, Acc) -> item({cmd, Db, <<"set">>, [K, V]}, Acc) end, D, Rows);
 item({keys, Db, DataRows, ExpiryRows, BigHashes}, D) ->
     keys(Db, DataRows, ExpiryRows, BigHashes, D);
 item({cmd, Db, Cmd, Args}, D) ->
@@ -288,6 +316,15 @@ big_rows_test() ->
                   [{<<"b">>, 5, #{<<"g">> => 7}}]},
                  big_rows([{<<"a">>, [{<<"f">>, <<"1">>}], undefined, []},
                            {<<"b">>, [], 5, [{<<"g">>, 7}]}])).
+
+runs_test() ->
+    Set = fun(Db, K) -> {cmd, Db, <<"set">>, [K, K]} end,
+    Items = [Set(0, <<"a">>), Set(0, <<"b">>), {cmd, 0, <<"set">>, [<<"c">>, <<"1">>, <<"ex">>, <<"9">>]},
+             Set(0, <<"d">>), Set(1, <<"e">>), {cmd, 0, <<"del">>, [<<"a">>]}, Set(0, <<"f">>)],
+    ?assertEqual([{sets, 0, [{<<"a">>, <<"a">>}, {<<"b">>, <<"b">>}]}, lists:nth(3, Items),
+                  {sets, 0, [{<<"d">>, <<"d">>}]}, {sets, 1, [{<<"e">>, <<"e">>}]},
+                  lists:nth(6, Items), {sets, 0, [{<<"f">>, <<"f">>}]}],
+                 set_runs(Items)).
 
 route_keys_test() ->
     Self = self(),

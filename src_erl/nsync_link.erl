@@ -174,7 +174,8 @@ handle_cast(_Msg, State) ->
 handle_info({nsync_pump, Session, {batch, Items}},
             #state{session = Session, nif = Nif} = State) ->
     Began = erlang:monotonic_time(),
-    #state{delivery = D, observe = Obs} = State1 = lists:foldl(fun item/2, State, Items),
+    #state{delivery = D, observe = Obs} = State1 =
+        lists:foldl(fun item/2, State, nsync_delivery:runs(Items, State#state.delivery)),
     ok = nsync_nif:ack(Nif, Session),
     State2 = State1#state{observe = nsync_observe:batch_handled(Began, D, Obs)},
     %% A blocking start returns once the batch that completed the snapshot
