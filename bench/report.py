@@ -22,7 +22,9 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
       each run, wait up to 10 min until the CPUs are 90% idle), TLS_SETS
       (s1_1m), TLS_MODES (diskless,disk), NSYNC_BENCH_BUILD (the build the nsync
-      VMs run, _build/default; a copy with other beams A/Bs two builds).
+      VMs run, _build/default; a copy with other beams A/Bs two builds),
+      STEP_TIMEOUT (600: seconds one step may take; past it the part
+      reports that it did not finish, and the next part runs).
 """
 
 import json
