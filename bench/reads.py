@@ -91,6 +91,13 @@ class ReadsVM(report.NsyncServe):
         return report.parse_result(self.expect("RESULT", timeout=READS_S))
 
 
+def machine_busy_s():
+    """CPU seconds all CPUs spent busy (not idle or waiting for I/O)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def caught_up(master, vm):
     """Waits until the VM's link has acknowledged everything the master
     sent (after the stream), so the next idle readings are idle."""
@@ -162,10 +169,22 @@ def run():
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(1)
+                # who takes the 2 CPUs meanwhile: CPU seconds per second
+                pids = {"master": master.pid, "redis-benchmark": stream.pid, "nsync VM": vm.p.pid}
+                cpu0 = {w: report.proc_cpu_s(p) for w, p in pids.items()}
+                busy0 = machine_busy_s()
+                t_cpu = time.time()
+                sets0 = report.master_offset(master)
                 for kind, _ in KINDS:
                     for readers in (1, 2):
                         res["stream"].setdefault((kind, readers), []).append(
                             vm.reads(kind, readers))
+                secs = time.time() - t_cpu
+                cpu = {w: (report.proc_cpu_s(p) - cpu0[w]) / secs for w, p in pids.items()}
+                cpu["machine"] = (machine_busy_s() - busy0) / secs
+                res.setdefault("cpu", []).append(cpu)
+                res.setdefault("stream_mb_s", []).append(
+                    (report.master_offset(master) - sets0) / secs / 1e6)
             finally:
                 stream.kill()
                 stream.wait()
@@ -206,6 +225,17 @@ def tables(res, goals):
         out.append("| %s | %s | %.0f | %.0f |" % (
             name, fmt_range([r[0] for r in rs], k), med([r[1] for r in rs]) * 1e3,
             med([r[2] for r in rs]) * 1e3))
+    cpu = res["cpu"]
+    f2 = lambda x: "%.2f" % x  # noqa: E731
+    out += ["", "While the stream ran (all its readings), CPU seconds per second: the master "
+            "%s, redis-benchmark %s, the nsync VM (pump, link and readers) %s; the whole "
+            "machine %s of its %d CPUs (the rest: other work on it); the master took %s MB/s "
+            "of writes (its replication stream)." % (
+                fmt_range([c["master"] for c in cpu], f2),
+                fmt_range([c["redis-benchmark"] for c in cpu], f2),
+                fmt_range([c["nsync VM"] for c in cpu], f2),
+                fmt_range([c["machine"] for c in cpu], f2), os.cpu_count(),
+                fmt_range(res["stream_mb_s"], lambda x: "%.1f" % x))]
     out += ["", "| read | readers | reads/s | / GET -P 16 | p50 ns | p99 ns | under the "
             "stream: reads/s | / idle | p50 ns | p99 ns | link SET/s |",
             "|---|---:|---|---|---:|---:|---|---|---:|---:|---:|"]
