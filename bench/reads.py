@@ -20,7 +20,6 @@ env: RUNS (5), READ_SECONDS (2), plus report.py's (QUIET, REDIS_BENCHMARK...).
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -33,10 +32,10 @@ from report import log, med, fmt_range, loadavg  # noqa: E402
 N_KEYS = 1_000_000
 N_FIELDS = 1_000_000
 SECONDS = int(os.environ.get("READ_SECONDS", "2"))
-# Bounds of each wait (s): the master's population, the VM's full sync,
-# one `reads` line, one redis-benchmark run, the link catching up with the
-# stream once it stops.
-POPULATE_S, LOAD_S, READS_S, BENCH_S, CATCH_UP_S = 300, 300, 120, 300, 120
+# Bounds of the waits (s) shorter than report.py's STEP_TIMEOUT (the
+# others: the master's population, each redis-benchmark run, the link
+# catching up with the stream): the VM's full sync, one `reads` line.
+LOAD_S, READS_S = 300, 120
 KINDS = [("ets", "`ets:lookup/2` string"), ("lookup", "`nsync:lookup/2` string"),
          ("hget", "`nsync:hget/3` field of a 1M-field hash")]
 
@@ -55,19 +54,10 @@ def populate(master):
         for i in range(start, min(N_FIELDS, start + 1000)):
             args += [b"f:%012d" % i, val]
         chunks.append(cmd(*args))
-    bounded("populating the master", POPULATE_S, subprocess.run,
-            [report.REDIS_CLI, "-h", "127.0.0.1", "-p", str(master.port), "--pipe"],
-            input=b"".join(chunks), check=True, capture_output=True, timeout=POPULATE_S)
+    report.run_bounded([report.REDIS_CLI, "-h", "127.0.0.1", "-p", str(master.port), "--pipe"],
+                       "reads: populating the master", input=b"".join(chunks), check=True,
+                       capture_output=True)
     assert master.conn.cmd("DBSIZE") == N_KEYS + 1
-
-
-def bounded(what, seconds, f, *args, **kwargs):
-    """`f(*args, **kwargs)` (a subprocess call given `timeout=seconds`); its
-    timeout as an error naming `what`."""
-    try:
-        return f(*args, **kwargs)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError("reads: %s did not finish within %d s" % (what, seconds)) from None
 
 
 class ReadsVM(report.NsyncServe):
@@ -102,25 +92,18 @@ def caught_up(master, vm):
     """Waits until the VM's link has acknowledged everything the master
     sent (after the stream), so the next idle readings are idle."""
     target = report.master_offset(master)
-    deadline = time.time() + CATCH_UP_S
-    while True:
-        d = master.conn.info("replication")
-        offs = [int(m.group(1)) for key, v in d.items() if key.startswith("slave")
-                for m in [re.search(r"offset=(\d+)", v)] if m]
-        if offs and min(offs) >= target:
-            return
-        if time.time() > deadline:
-            raise RuntimeError("reads: the link did not catch up with the stream within %d s "
-                               "(acked %s of %d)" % (CATCH_UP_S, offs, target))
+
+    def acked():
         if vm.p.poll() is not None:
             raise RuntimeError("nsync VM exited (rc %s)" % vm.p.returncode)
-        time.sleep(0.05)
+        return report.wait_acked(master, target, 0) is not None
+    report.wait_until(acked, "reads: the link catching up with the stream", 0.05)
 
 
 def benchmark(port, args):
     """One redis-benchmark run: (requests/s, p50 ms, p99 ms)."""
-    p = bounded("redis-benchmark " + " ".join(args), BENCH_S, subprocess.run,
-                report.bench_args(port, args), capture_output=True, text=True, timeout=BENCH_S)
+    p = report.run_bounded(report.bench_args(port, args), "reads: redis-benchmark " + " ".join(args),
+                           capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError("redis-benchmark failed: " + p.stdout + p.stderr)
     for ln in p.stdout.splitlines():
