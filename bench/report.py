@@ -22,7 +22,9 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
       each run, wait up to 10 min until the CPUs are 90% idle), TLS_SETS
       (s1_1m), TLS_MODES (diskless,disk), NSYNC_BENCH_BUILD (the build the nsync
-      VMs run, _build/default; a copy with other beams A/Bs two builds).
+      VMs run, _build/default; a copy with other beams A/Bs two builds),
+      STEP_TIMEOUT (600: seconds one step may take; past it the part
+      reports that it did not finish, and the next part runs).
 """
 
 import json
@@ -67,6 +69,27 @@ SETS = env_list("SETS", "s1_100k s1_1m s1_5m s2")
 MODES = env_list("MODES", "diskless disk")
 LIVE_N = int(os.environ.get("LIVE_N", "1000000"))
 APPLY_N = int(os.environ.get("APPLY_N", "1000000"))
+# The longest one step may take (a full sync, a workload, a wait for a
+# replica): past it the step fails, and its part reports that it did not
+# finish instead of hanging the run.
+STEP_TIMEOUT = int(os.environ.get("STEP_TIMEOUT", "600"))
+
+
+def run_bounded(args, what, **kw):
+    """subprocess.run within STEP_TIMEOUT; a timeout says which step."""
+    try:
+        return subprocess.run(args, timeout=STEP_TIMEOUT, **kw)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("%s: not done within %d s" % (what, STEP_TIMEOUT))
+
+
+def wait_until(ready, what, pause):
+    """Polls `ready()` every `pause` s until it holds, at most STEP_TIMEOUT."""
+    deadline = time.time() + STEP_TIMEOUT
+    while not ready():
+        if time.time() > deadline:
+            raise RuntimeError("%s: not done within %d s" % (what, STEP_TIMEOUT))
+        time.sleep(pause)
 
 
 def log(*a):
@@ -266,7 +289,8 @@ def nsync_fullsync(master, mode, tls=None, keys=None):
         args = ("fullsync_keys", mode, str(master.port), keys)
     else:
         args = ("fullsync", mode, str(master.port))
-    p = subprocess.run(erl_cmd(*args), capture_output=True, text=True, timeout=1800)
+    p = run_bounded(erl_cmd(*args), "nsync full sync (%s)" % " ".join(args),
+                    capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError("nsync fullsync failed:\n" + p.stdout + p.stderr)
     return parse_result(p.stdout)
@@ -292,7 +316,7 @@ class NsyncServe:
         ln, self.buf = self.buf.split(b"\n", 1)
         return ln.decode(errors="replace")
 
-    def expect(self, word, timeout=600):
+    def expect(self, word, timeout=STEP_TIMEOUT):
         deadline = time.time() + timeout
         while True:
             ln = self.readline(deadline)
@@ -325,9 +349,9 @@ def transfer_only(master):
     d = tempfile.mkdtemp(prefix="benchrdb_")
     try:
         t0 = time.perf_counter()
-        subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(master.port), "--rdb",
-                        os.path.join(d, "out.rdb")], check=True, capture_output=True,
-                       timeout=1800)
+        run_bounded([REDIS_CLI, "-h", "127.0.0.1", "-p", str(master.port), "--rdb",
+                     os.path.join(d, "out.rdb")], "transfer only (redis-cli --rdb)",
+                    check=True, capture_output=True)
         return {"seconds": time.perf_counter() - t0}
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -343,12 +367,12 @@ def replica_fullsync(master, tls=None):
         cpu0 = proc_cpu_s(r.pid)
         t0 = time.perf_counter()
         c.cmd("REPLICAOF", "127.0.0.1", tls[0] if tls else master.port)
-        while True:
+
+        def loaded():
             d = c.info("replication", "persistence")
-            if d.get("master_link_status") == "up" and d.get("loading") == "0" \
-                    and d.get("master_sync_in_progress") == "0":
-                break
-            time.sleep(0.001)
+            return d.get("master_link_status") == "up" and d.get("loading") == "0" \
+                and d.get("master_sync_in_progress") == "0"
+        wait_until(loaded, "replica full sync", 0.001)
         t1 = time.perf_counter()
         cpu1 = proc_cpu_s(r.pid)
         m = c.info("memory")
@@ -812,8 +836,15 @@ def run_benchmarks(port, workload):
                               stderr=subprocess.DEVNULL, text=True)
              for a, _ in workload]
     rps = 0.0
+    deadline = time.time() + STEP_TIMEOUT
     for p in procs:
-        out, _ = p.communicate()
+        try:
+            out, _ = p.communicate(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+                q.wait()
+            raise RuntimeError("redis-benchmark: not done within %d s" % STEP_TIMEOUT)
         if p.returncode != 0:
             raise RuntimeError("redis-benchmark failed: " + out)
         for ln in out.splitlines():
@@ -852,11 +883,15 @@ def attach(kind, master):
     if kind == "replica":
         r = Server()
         r.conn.cmd("REPLICAOF", "127.0.0.1", master.port)
-        while True:
+
+        def loaded():
             d = r.conn.info("replication", "persistence")
-            if d.get("master_link_status") == "up" and d.get("loading") == "0":
-                break
-            time.sleep(0.005)
+            return d.get("master_link_status") == "up" and d.get("loading") == "0"
+        try:
+            wait_until(loaded, "replica attach", 0.005)
+        except RuntimeError:
+            r.stop()
+            raise
         return r
     return NsyncServe(master.port)
 
@@ -876,7 +911,7 @@ def write_sentinel(master):
     return tok
 
 
-def poll_key(replica, tok, timeout=600):
+def poll_key(replica, tok, timeout=STEP_TIMEOUT):
     deadline = time.time() + timeout
     while replica.conn.cmd("GET", SENTINEL) != tok:
         if time.time() > deadline:
@@ -1150,7 +1185,16 @@ def main():
 
     def part(name, f):
         n, t0 = len(goals), time.time()
-        f()
+        try:
+            f()
+        except Exception as e:
+            # a stuck or failed step ends its part, not the run: the
+            # summary says so, and the other parts still run
+            del goals[n:]
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            log("%s: did not finish: %s" % (name, reason))
+            goals.append(("%s: did not finish (%s)" % (name, reason), "finishes", None,
+                          "-", False))
         save_goals(name, goals[n:])
         log("%s: done in %.0f s" % (name, time.time() - t0))
 

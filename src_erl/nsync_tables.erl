@@ -42,9 +42,7 @@
           %% live names whose tables a dead link loaded, until replaced
           stale = [] :: [atom()],
           %% being filled by the current full sync, published at its end
-          loading :: #{atom() => nsync_mirror:mirror()} | undefined,
-          %% the second process inserting the current full sync's rows
-          loader :: nsync_loader:loader() | undefined
+          loading :: #{atom() => nsync_mirror:mirror()} | undefined
          }).
 
 -opaque tables() :: #tables{}.
@@ -95,8 +93,7 @@ claim(Name, #tables{live = Live, claimed = Claimed, link_name = LinkName} = T) -
 start_load(T) ->
     T1 = discard_load(T),
     Names = maps:keys(T1#tables.live) ++ T1#tables.claimed,
-    T1#tables{loading = maps:from_list([{Name, new_mirror(Name, T1)} || Name <- Names]),
-              loader = nsync_loader:new()}.
+    T1#tables{loading = maps:from_list([{Name, new_mirror(Name, T1)} || Name <- Names])}.
 
 %% @doc Loads snapshot rows of database `Db' into the loading table `Name'
 %% (created on demand). Rows outside a full sync are dropped.
@@ -106,15 +103,9 @@ load(_Name, _Db, _DataRows, _ExpiryRows, #tables{loading = undefined} = T) ->
     {ok, T};
 load(Name, Db, DataRows, ExpiryRows, T) ->
     case loading_mirror(Name, T) of
-        {ok, Mirror, #tables{loading = Loading, loader = Loader} = T1} ->
-            case nsync_mirror:load_tables(Mirror, Db) of
-                {Mirror1, none} ->
-                    {ok, T1#tables{loading = Loading#{Name => Mirror1}}};
-                {Mirror1, Tabs} ->
-                    {ok, T1#tables{loading = Loading#{Name => Mirror1},
-                                   loader = nsync_loader:insert(Tabs, DataRows, ExpiryRows,
-                                                                Loader)}}
-            end;
+        {ok, Mirror, #tables{loading = Loading} = T1} ->
+            Mirror1 = nsync_mirror:load(Mirror, Db, DataRows, ExpiryRows),
+            {ok, T1#tables{loading = Loading#{Name => Mirror1}}};
         {taken, _} = Taken ->
             Taken
     end.
@@ -123,17 +114,15 @@ load(Name, Db, DataRows, ExpiryRows, T) ->
 %% instead): its tables go.
 -spec discard_load(tables()) -> tables().
 discard_load(#tables{loading = Loading} = T) ->
-    T1 = finish_loader(T),
     lists:foreach(fun nsync_mirror:delete/1, loading_mirrors(Loading)),
-    T1#tables{loading = undefined}.
+    T#tables{loading = undefined}.
 
 %% @doc The snapshot is complete: readers switch to its tables at once; the
 %% tables it replaces are deleted after a grace period.
 -spec publish_load(tables()) -> tables().
 publish_load(#tables{loading = undefined} = T) ->
     T;
-publish_load(#tables{loading = Loading, live = Live, claimed = Claimed, stale = Stale} = T0) ->
-    T = finish_loader(T0),
+publish_load(#tables{loading = Loading, live = Live, claimed = Claimed, stale = Stale} = T) ->
     maps:foreach(fun(Name, Mirror) -> publish(Name, Mirror, T) end, Loading),
     Names = maps:keys(Loading),
     ok = nsync_owner:retire(maps:values(maps:with(Names, Live)), ?RETIRED_GRACE_MS),
@@ -204,8 +193,7 @@ stale(#tables{stale = Stale}) ->
 
 %% @doc Deletes every table and frees the names (the link is stopping).
 -spec delete_all(tables()) -> ok.
-delete_all(#tables{live = Live, claimed = Claimed, loading = Loading} = T) ->
-    _ = finish_loader(T),
+delete_all(#tables{live = Live, claimed = Claimed, loading = Loading}) ->
     nsync_registry:unpublish(maps:keys(Live) ++ Claimed),
     lists:foreach(fun nsync_mirror:delete/1, maps:values(Live) ++ loading_mirrors(Loading)).
 
@@ -248,13 +236,6 @@ loading_mirror(Name, #tables{loading = Loading} = T) ->
                     {taken, Owner}
             end
     end.
-
-%% The load's rows are all in its tables (before they are published or
-%% deleted).
-finish_loader(#tables{loader = undefined} = T) -> T;
-finish_loader(#tables{loader = Loader} = T) ->
-    ok = nsync_loader:finish(Loader),
-    T#tables{loader = undefined}.
 
 loading_mirrors(undefined) -> [];
 loading_mirrors(Loading) -> maps:values(Loading).
