@@ -21,14 +21,19 @@
 -export([main/1]).
 
 -define(LAT_CALLS, 200000).
+%% the full sync's bound (reads.py waits a little longer for READY)
+-define(LOAD_TIMEOUT_MS, 240000).
 %% random keys each reader cycles through (made before timing)
 -define(KEYS_PER_READER, 65536).
+%% what a reader may take beyond its reading time (making its keys, timing
+%% LAT_CALLS calls one by one), and for its latencies after its count
+-define(READER_SLACK_MS, 60000).
 
 main([Port]) ->
     try
         _ = code:ensure_loaded(nsync_nif),
         {ok, Pid} = nsync:start_link([{host, "127.0.0.1"}, {port, list_to_integer(Port)},
-                                      {block, true}, {timeout, 900000}]),
+                                      {block, true}, {timeout, ?LOAD_TIMEOUT_MS}]),
         io:format("READY~n"),
         loop(Pid),
         halt(0)
@@ -59,12 +64,14 @@ reads(Pid, Kind, Readers, Seconds, Keys) ->
     Self = self(),
     #{commands := C0} = nsync:status(Pid),
     T0 = now_ns(),
-    Ps = [spawn_link(fun() -> reader(Self, Kind, Tid, Seconds, Keys, I) end)
+    Ps = [element(1, spawn_monitor(fun() -> reader(Self, Kind, Tid, Seconds, Keys, I) end))
           || I <- lists:seq(1, Readers)],
-    Counts = [receive {count, P, N} -> N end || P <- Ps],
+    %% bounded: a reader that fails or stalls ends the run with an ERROR line
+    Bound = Seconds * 1000 + ?READER_SLACK_MS,
+    Counts = [from_reader(count, P, Bound) || P <- Ps],
     T1 = now_ns(),
     #{commands := C1} = nsync:status(Pid),
-    Lats = lists:merge([receive {lat, P, L} -> L end || P <- Ps]),
+    Lats = lists:merge([from_reader(lat, P, ?READER_SLACK_MS) || P <- Ps]),
     Overhead = timer_overhead(),
     Total = lists:sum(Counts),
     N = length(Lats),
@@ -74,6 +81,14 @@ reads(Pid, Kind, Readers, Seconds, Keys) ->
              p99_ns => pct(Lats, N, 0.99), p999_ns => pct(Lats, N, 0.999),
              max_ns => lists:last(Lats), timer_ns => Overhead,
              link_cmds_per_s => (C1 - C0) / ((T1 - T0) / 1.0e9)}).
+
+from_reader(Tag, P, Ms) ->
+    receive
+        {Tag, P, X} -> X;
+        {'DOWN', _, process, P, Reason} when Reason =/= normal -> error({reader_failed, Reason})
+    after Ms ->
+        error({reader_stalled, Tag, Ms})
+    end.
 
 %% A reader: throughput for Seconds, then LAT_CALLS calls timed one by one;
 %% both results go to Parent (the latencies sorted). Wrong answers crash it.

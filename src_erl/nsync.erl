@@ -48,7 +48,9 @@
 %%%     no full resync when the promoted replica has what nsync has);
 %%%     `host' and `port' are not used. See `nsync_sentinel'.</li>
 %%% <li>`{compressed, Bool}' (true): the mirror's data tables are ETS
-%%%     `compressed' (less memory for large values, slower reads).</li>
+%%%     `compressed': about half the memory for collections, reads and
+%%%     writes of small values no slower; reads of hashes of more than 32
+%%%     fields slower (see the README).</li>
 %%% <li>`{big_threshold, N | off}' (64): a list, set, zset or hash of more
 %%%     than N elements (a string of more than N KiB) is held by
 %%%     the NIF as a big value, changed in place by each write; its ETS row

@@ -125,8 +125,55 @@ local(M0, Db, <<"set">>, [K, V], Spec, []) ->
         false ->
             run(M0, Db, <<"set">>, [K, V], Spec, [])
     end;
+local(M, Db, Cmd, Args, #{keys := first, run := Run} = Spec, []) when is_function(Run, 3) ->
+    case nsync_mirror:all_known(M, Db) of
+        true -> run_one(M, Db, Cmd, Args, Spec);
+        false -> run(M, Db, Cmd, Args, Spec, [])
+    end;
 local(M, Db, Cmd, Args, Spec, Out) ->
     run(M, Db, Cmd, Args, Spec, Out).
+
+%% `run/6' for the commonest commands (HSET, SADD, ZADD, LPUSH, INCR ...):
+%% one key, nothing unknown in the db, no big value, so the store is that
+%% key's entry and only it can change. What `run/6' does, without its
+%% work for several keys, unknown keys and big values (a third of the time
+%% of a small collection's write).
+run_one(M0, Db, Cmd, [K | _] = Args, #{run := Run} = Spec) ->
+    {M, Tabs} = nsync_mirror:tabs(M0, Db),
+    case nsync_mirror:read(Tabs, K) of
+        {V, _, _} when is_reference(V) ->
+            run(M, Db, Cmd, Args, Spec, []);
+        Old ->
+            Store = case Old of
+                        none -> #{};
+                        _ -> #{K => Old}
+                    end,
+            case Run(Args, Store, context(Spec, M)) of
+                unhandled ->
+                    {unhandled, Cmd, nsync_mirror:forget(M, Db, [K])};
+                {ok, Store2} when map_size(Store2) =< 1 ->
+                    New = case Store2 of
+                              #{K := E} -> sized(nsync_cmd_lib:finish(E), kind_of(Run),
+                                                 nsync_mirror:limits(M));
+                              _ -> delete
+                          end,
+                    case {Old, New} of
+                        {Same, Same} -> ok;
+                        {none, delete} -> ok;
+                        _ -> nsync_mirror:replace(Tabs, K, Old, New)
+                    end,
+                    {ok, M};
+                {ok, Store2} ->
+                    _ = commit(Tabs, Store, Store2, kind_of(Run), nsync_mirror:limits(M)),
+                    {ok, M}
+            end
+    end.
+
+%% A handler's third argument: the time, or the settings with it.
+context(#{settings := true}, M) ->
+    (nsync_mirror:settings(M))#{now => erlang:system_time(millisecond)};
+context(_Spec, _M) ->
+    erlang:system_time(millisecond).
 
 %% Runs a command's handler on the entries of the keys it names and writes
 %% back what changed.
@@ -138,11 +185,7 @@ run(M0, Db, Cmd, Args, #{keys := KS, run := Run} = Spec, Out) ->
     Unknown = [K || K <- Keys, lists:member(K, Out) orelse nsync_mirror:is_unknown(M, Db, Tabs, K)],
     Store = maps:from_list([{K, E} || K <- Keys, not lists:member(K, Unknown),
                                       (E = nsync_mirror:read(Tabs, K)) =/= none]),
-    Now = erlang:system_time(millisecond),
-    Context = case Spec of
-                  #{settings := true} -> (nsync_mirror:settings(M))#{now => Now};
-                  _ -> Now
-              end,
+    Context = context(Spec, M),
     Result = case has_big(Store) of
                  false -> Run(Args, Store, Context);
                  true -> nsync_cmd_big:run(Spec, Args, Store, Context)

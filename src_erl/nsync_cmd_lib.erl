@@ -39,6 +39,9 @@
                       geo_formula := before_7_0 | since_7_0}.
 -type score() :: float() | inf | '-inf'.
 
+%% Integers of up to this many characters (sign included) are exact doubles.
+-define(EXACT_INT_DIGITS, 15).
+
 %%% ------------------------------------------------------------ the store
 
 %% @doc The value of `K' in `S', or `none'.
@@ -181,7 +184,19 @@ crc16_byte(N, Crc) -> crc16_byte(N - 1, (Crc bsl 1) band 16#FFFF).
 %% @doc Parses a Redis double (strtod-like: "1e3", "+inf", "-inf", ".5",
 %% "3."). Infinities are the atoms `inf' and `'-inf''.
 -spec parse_float(binary()) -> score().
-parse_float(B0) ->
+parse_float(B) when byte_size(B) =< ?EXACT_INT_DIGITS ->
+    %% the usual score, an integer: exact as a double up to 15 digits
+    %% (-0 is -0.0: the general path)
+    try binary_to_integer(B) of
+        I when I =/= 0 -> float(I);
+        _ -> parse_general(B)
+    catch
+        error:badarg -> parse_general(B)
+    end;
+parse_float(B) ->
+    parse_general(B).
+
+parse_general(B0) ->
     case lower(B0) of
         I when I =:= <<"inf">>; I =:= <<"+inf">>; I =:= <<"infinity">>;
                I =:= <<"+infinity">> -> inf;
@@ -272,7 +287,15 @@ parse_float_test_() ->
      ?_assertEqual(12.0, parse_float(<<"12">>)),
      ?_assertEqual(1.5e-7, parse_float(<<"1.5E-7">>)),
      ?_assertError(_, parse_float(<<"abc">>)),
-     ?_assertError(_, parse_float(<<"">>))].
+     ?_assertError(_, parse_float(<<"">>)),
+     %% integers, the fast path, as the general one reads them
+     ?_assertEqual(4521.0, parse_float(<<"4521">>)),
+     ?_assertEqual(-7.0, parse_float(<<"-007">>)),
+     ?_assertEqual(5.0, parse_float(<<"+5">>)),
+     ?_assertEqual(999999999999999.0, parse_float(<<"999999999999999">>)),
+     ?_assertEqual(1.0e15, parse_float(<<"1000000000000000">>)),
+     ?_assert(is_float(parse_float(<<"0">>))),
+     ?_assertEqual(<<"-0.0">>, float_to_binary(parse_float(<<"-0">>), [short]))].
 
 format_float_test_() ->
     [?_assertEqual(<<"10.6">>, format_float(10.5 + 0.1)),

@@ -79,9 +79,16 @@ source(K, S) ->
 -spec zadd([binary()], store(), integer()) -> result().
 zadd([K | Args], S, _) ->
     {Flags, Pairs} = zadd_flags(Args, []),
-    M0 = zmap(K, S),
-    M = zadd_pairs(Pairs, Flags, M0),
-    {ok, put_keep(K, from_map(M), S)}.
+    New = case Pairs of
+              [Sc, Mb] ->
+                  %% one member (the usual ZADD): moved within the sorted
+                  %% list, without rebuilding and sorting it
+                  Old = case value(K, S) of none -> []; L -> L end,
+                  zadd_one(parse_float(Sc), Mb, Flags, Old);
+              _ ->
+                  from_map(zadd_pairs(Pairs, Flags, zmap(K, S)))
+          end,
+    {ok, put_keep(K, New, S)}.
 
 zadd_flags([A | Rest] = Args, Acc) ->
     case lower(A) of
@@ -92,27 +99,48 @@ zadd_flags([A | Rest] = Args, Acc) ->
 zadd_flags([], Acc) -> {Acc, []}.
 
 zadd_pairs([Sc0, Mb | Rest], Flags, M) ->
-    Sc = parse_float(Sc0),
-    Incr = lists:member(incr, Flags),
-    M2 = case M of
-             #{Mb := Cur} ->
-                 New = case Incr of true -> add(Cur, Sc); false -> Sc end,
-                 Skip = lists:member(nx, Flags)
-                     orelse New =:= nan
-                     orelse (lists:member(gt, Flags) andalso not gt(New, Cur))
-                     orelse (lists:member(lt, Flags) andalso not lt(New, Cur)),
-                 case Skip of
-                     true -> M;
-                     false -> M#{Mb := New}
-                 end;
-             _ ->
-                 case lists:member(xx, Flags) of
-                     true -> M;
-                     false -> M#{Mb => Sc}
-                 end
+    M2 = case score_after(Flags, maps:get(Mb, M, none), parse_float(Sc0)) of
+             skip -> M;
+             New -> M#{Mb => New}
          end,
     zadd_pairs(Rest, Flags, M2);
 zadd_pairs([], _, M) -> M.
+
+zadd_one(Sc, Mb, Flags, L) ->
+    {Cur, Rest} = case lists:keytake(Mb, 2, L) of
+                      {value, {C, _}, R} -> {C, R};
+                      false -> {none, L}
+                  end,
+    case score_after(Flags, Cur, Sc) of
+        skip -> L;
+        New -> insert_sorted({score_key(New), Mb}, {New, Mb}, Rest)
+    end.
+
+%% The score of a member after ZADD's `Flags' with score `Sc', `skip' if
+%% it stays as it is (absent: `Cur' = none).
+score_after(Flags, none, Sc) ->
+    case lists:member(xx, Flags) of
+        true -> skip;
+        false -> Sc
+    end;
+score_after(Flags, Cur, Sc) ->
+    New = case lists:member(incr, Flags) of true -> add(Cur, Sc); false -> Sc end,
+    Skip = lists:member(nx, Flags)
+        orelse New =:= nan
+        orelse (lists:member(gt, Flags) andalso not gt(New, Cur))
+        orelse (lists:member(lt, Flags) andalso not lt(New, Cur)),
+    case Skip of
+        true -> skip;
+        false -> New
+    end.
+
+%% Inserts `E' (sort key `Key') into a zset in Redis order.
+insert_sorted(Key, E, [{Sc, Mb} = H | T]) ->
+    case {score_key(Sc), Mb} < Key of
+        true -> [H | insert_sorted(Key, E, T)];
+        false -> [E, H | T]
+    end;
+insert_sorted(_Key, E, []) -> [E].
 
 %% @doc ZINCRBY key increment member.
 -spec zincrby([binary()], store(), integer()) -> result().
@@ -412,6 +440,26 @@ order_test_() ->
      ?_assertEqual(inf, add(1.7e308, 1.7e308)),
      ?_assertEqual(nan, mul(0.0, inf)),
      ?_assertEqual('-inf', mul(-2.0, inf))].
+
+%% A one-member ZADD (moved within the list) gives what the general path
+%% (a map, sorted again) gives, whatever the flags, scores and members.
+zadd_one_test() ->
+    rand:seed(exsss, {7, 8, 9}),
+    Scores = [<<"1">>, <<"2">>, <<"-0">>, <<"0">>, <<"2.5">>, <<"-inf">>, <<"+inf">>, <<"-3">>],
+    Members = [<<"a">>, <<"b">>, <<"c">>, <<"d">>, <<"e">>],
+    FlagSets = [[], [nx], [xx], [gt], [lt], [incr], [gt, incr], [xx, lt], [nx, incr]],
+    Pick = fun(L) -> lists:nth(rand:uniform(length(L)), L) end,
+    lists:foreach(
+      fun(_) ->
+              Z = maps:from_list([{Pick(Members), parse_float(Pick(Scores))}
+                                  || _ <- lists:seq(1, rand:uniform(5) - 1)]),
+              S = z(<<"z">>, from_map(Z)),
+              Flags = Pick(FlagSets),
+              Pair = [Pick(Scores), Pick(Members)],
+              Args = [<<"z">> | [atom_to_binary(F) || F <- Flags] ++ Pair],
+              General = from_map(zadd_pairs(Pair, Flags, zmap(<<"z">>, S))),
+              ?assertEqual(General, v(zadd, Args, S))
+      end, lists:seq(1, 2000)).
 
 zadd_test_() ->
     [?_assertEqual([{1.0, <<"a">>}, {1.5, <<"x">>}, {2.0, <<"b">>}, {3.0, <<"c">>}],

@@ -29,7 +29,7 @@
          lookup/2,
          entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 %% for nsync_apply
--export([mirrored/2, tabs/2, read/2, write/3, limits/1, settings/1, all_known/2, is_unknown/4,
+-export([mirrored/2, tabs/2, read/2, write/3, replace/4, limits/1, settings/1, all_known/2, is_unknown/4,
          forget/3, learn/3, clear_db/2, clear_all/1, drop_slots/3, swap/3, all_unknown/2]).
 
 -export_type([mirror/0, settings/0, dbspec/0, tabs/0, entry/0]).
@@ -328,6 +328,22 @@ write({Data, Exp}, Key, {V, E, F}) ->
 write({Data, Exp}, Key, delete) ->
     ets:delete(Data, Key),
     ets:delete(Exp, Key).
+
+%% @doc Writes `New' over `Old' (the entry `read/2' gave, `none' if
+%% absent) as `write/3' does, without touching the expiry table when
+%% neither has a row there (the usual case).
+-spec replace(tabs(), binary(), entry() | none, entry() | delete) -> true.
+replace({Data, _} = Tabs, Key, Old, {V, undefined, F} = New)
+  when map_size(F) =:= 0, not is_reference(V) ->
+    case has_expiry_row(Old) of
+        false -> ets:insert(Data, {Key, V});
+        true -> write(Tabs, Key, New)
+    end;
+replace(Tabs, Key, _Old, New) ->
+    write(Tabs, Key, New).
+
+has_expiry_row(none) -> false;
+has_expiry_row({V, E, F}) -> is_reference(V) orelse E =/= undefined orelse map_size(F) > 0.
 
 %% @doc The entry of `Key', expired or not; `none' if absent.
 -spec read(tabs(), binary()) -> entry() | none.
