@@ -12,21 +12,27 @@
 #      replica's and BEAM RSS during the storm against at rest.
 #
 # Writes the tables between <!-- big:begin --> and <!-- big:end --> in
-# bench/RESULTS.md. BIG_PARTS="threshold storm" (default both) picks parts.
+# bench/RESULTS.md. BIG_PARTS="threshold storm" (default both) picks parts;
+# each part's VM is stopped after BIG_TIMEOUT seconds (default 300: both
+# take about a minute on a quiet machine), failing the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 rebar3 compile >/dev/null
 work=$(mktemp -d)
-pids=()
+# The servers' pids, in a file: they are started in the `| tee` subshell.
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$work/pids" ] && while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
     rm -rf "$work"
 }
 trap cleanup EXIT
 erlc -o "$work" bench/nsync_bench_big.erl
 # telemetry is in lib/ when fetched from hex, in checkouts/ when linked by setup.sh
-vm() { erl -noshell -pa _build/default/lib/*/ebin _build/default/checkouts/*/ebin -pa "$work" -run nsync_bench_big main "$@"; }
+vm() {
+    timeout "${BIG_TIMEOUT:-300}" erl -noshell -pa _build/default/lib/*/ebin \
+        _build/default/checkouts/*/ebin -pa "$work" -run nsync_bench_big main "$@" || {
+        echo "big.sh: $1 failed or ran over ${BIG_TIMEOUT:-300} s (BIG_TIMEOUT)" >&2; exit 1; }
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 server() { # port dir args...
@@ -34,7 +40,7 @@ server() { # port dir args...
     mkdir -p "$dir"
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
         --repl-diskless-sync-delay 0 "$@" >"$dir/log" 2>&1 &
-    pids+=($!)
+    echo $! >>"$work/pids"
     for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
     echo "big.sh: redis-server on $port did not start" >&2; exit 1
 }

@@ -43,7 +43,11 @@ run(F) ->
 %%% ------------------------------------------------------------ threshold
 
 -define(SIZES, [16, 64, 128, 256, 512, 1024, 4096, 16384]).
--define(WRITES, 2000).
+%% Writes per value: 2000, fewer for big N, where a write to a term copies
+%% all N elements (a 16384-member zset term: 28 ms a write; 2000 of them
+%% took minutes on a loaded machine), so that each size costs about the
+%% same (N x writes <= 2M element copies), 100 at least.
+-define(WRITES(N), max(100, min(2000, 2000000 div N))).
 
 threshold() ->
     _ = code:ensure_loaded(nsync_nif),
@@ -83,7 +87,7 @@ measure(Kind, N, Threshold) ->
     T = nsync_mirror:tid(M0),
     [C | A] = fill(Kind, N),
     {ok, M1} = nsync_apply:apply_cmd(M0, 0, C, A),
-    Cmds = lists:append([writes(Kind, N, I) || I <- lists:seq(1, ?WRITES)]),
+    Cmds = lists:append([writes(Kind, N, I) || I <- lists:seq(1, ?WRITES(N))]),
     {WUs, M2} = timer:tc(fun() ->
                                  lists:foldl(fun([C1 | A1], Acc) ->
                                                      {ok, Acc1} = nsync_apply:apply_cmd(Acc, 0, C1, A1),

@@ -21,8 +21,9 @@ env:  RUNS (5), RUNS_5M (3: runs for s1_5m), SETS (s1_100k,s1_1m,s1_5m,s2),
       NSYNC_BENCH_EPROF=FILE (eprof the link while it applies, see
       nsync_bench.erl; slows it down), QUIET=1 (on a shared machine: before
       each run, wait up to 10 min until the CPUs are 90% idle), TLS_SETS
-      (s1_1m), TLS_MODES (diskless,disk), NSYNC_BENCH_BUILD (the build the nsync
-      VMs run, _build/default; a copy with other beams A/Bs two builds),
+      (s1_1m), TLS_MODES (diskless,disk), TLS_RUNS (runs of the tls part: RUNS, 3
+      at least), NSYNC_BENCH_BUILD (the build the nsync VMs run,
+      _build/default; a copy with other beams A/Bs two builds),
       STEP_TIMEOUT (600: seconds one step may take; past it the part
       reports that it did not finish, and the next part runs).
 """
@@ -730,6 +731,9 @@ def filter_tables(data, goals):
 
 TLS_SETS = env_list("TLS_SETS", "s1_1m")
 TLS_MODES = env_list("TLS_MODES", "diskless disk")
+# Runs of the TLS part: 3 at least (a run of its four syncs takes seconds,
+# and one run on a loaded machine gave 2.03x where the next gave 0.6x).
+TLS_RUNS = int(os.environ.get("TLS_RUNS", max(RUNS, 3)))
 
 
 def openssl(*args):
@@ -772,19 +776,23 @@ def run_tls(goals):
                 log("skip %s: %s missing" % (s, rdb))
                 continue
             for mode in TLS_MODES:
-                log("tls: %s %s, %d runs, load %s" % (s, mode, RUNS, loadavg()))
+                log("tls: %s %s, %d runs, load %s" % (s, mode, TLS_RUNS, loadavg()))
                 port = free_port()
                 master = Server(master_config(mode) + tls_config(certs, port), rdb=rdb)
                 tls = (port, os.path.join(certs, "ca.crt"))
                 try:
                     res = {"replica_tls": [], "ets_tls": [], "replica": [], "ets": []}
-                    for i in range(RUNS):
+                    syncs = {
+                        "replica_tls": lambda: replica_fullsync(
+                            master, (port, tls_config(certs, free_port()))),
+                        "ets_tls": lambda: nsync_fullsync(master, "ets", tls),
+                        "replica": lambda: replica_fullsync(master),
+                        "ets": lambda: nsync_fullsync(master, "ets")}
+                    for i in range(TLS_RUNS):
                         wait_quiet()
-                        res["replica_tls"].append(replica_fullsync(
-                            master, (port, tls_config(certs, free_port()))))
-                        res["ets_tls"].append(nsync_fullsync(master, "ets", tls))
-                        res["replica"].append(replica_fullsync(master))
-                        res["ets"].append(nsync_fullsync(master, "ets"))
+                        # Odd runs in reverse order: neither side always first.
+                        for k in (list(syncs) if i % 2 == 0 else list(syncs)[::-1]):
+                            res[k].append(syncs[k]())
                         log("  run %d: over TLS replica %.3fs nsync %.3fs; plain replica "
                             "%.3fs nsync %.3fs" % (i + 1, *(res[k][-1]["seconds"] for k in (
                                 "replica_tls", "ets_tls", "replica", "ets"))))
@@ -805,7 +813,7 @@ def tls_table(rows, goals):
            "%d runs per row, each contender in each run from the same master (its TLS "
            "port; plain: its TCP port). Seconds, median (min-max); ratio = nsync / "
            "replica within each run, median (min-max) of the per-run ratios. The plain "
-           "columns show what TLS costs each side.\n" % RUNS,
+           "columns show what TLS costs each side.\n" % TLS_RUNS,
            "| set | keys | master | replica TLS s | nsync TLS s | TLS: nsync / replica "
            "| replica plain s | nsync plain s | plain: nsync / replica | nsync CPU s TLS / plain |",
            "|---|---:|---|---|---|---|---|---|---|---|"]

@@ -334,15 +334,30 @@ zremrangebylex([K, Min, Max], S, _) ->
 
 %%% ------------------------------------------------------------ streams
 
-%% @doc XADD key ... on a big stream: the handler adds the entry on the
-%% projection (ids and metadata as it computes them), then its trim, if
-%% any, runs in place.
+%% @doc XADD key ... on a big stream: an entry with its id whole (what a
+%% master propagates) is added in place, in one call; any other id goes
+%% through the handler on the projection (ids and metadata as it computes
+%% them). Then its trim, if any, runs in place.
 -spec xadd([binary()], store(), integer()) -> result().
 xadd([K | Rest], S, Now) ->
     {Add, Trim} = nsync_cmd_stream:xadd_parts(Rest),
-    case {project(fun nsync_cmd_stream:xadd/3, [K | Add], S, Now, false), Trim} of
+    Added = case whole_id(Add) of
+                {Id, Items} -> in_place(K, S, {xadd, Id, Items});
+                none -> project(fun nsync_cmd_stream:xadd/3, [K | Add], S, Now, false)
+            end,
+    case {Added, Trim} of
         {{ok, S1}, {Spec, Refs}} -> in_place(K, S1, {xtrim, Spec, Refs});
         {Result, _} -> Result
+    end.
+
+%% XADD's id (`ms-seq', both numbers) and fields, or `none' for an id the
+%% handler completes (`*', `ms-*', `ms'). NOMKSTREAM changes nothing on a
+%% stream that exists.
+whole_id([<<"NOMKSTREAM">> | Add]) -> whole_id(Add);
+whole_id([Id | Items]) ->
+    case binary:split(Id, <<"-">>) of
+        [_, Seq] when Seq =/= <<"*">> -> {nsync_cmd_stream:parse_id(Id), Items};
+        _ -> none
     end.
 
 %% @doc XTRIM key MAXLEN|MINID ..., in place.

@@ -615,6 +615,24 @@ impl Stream {
         Ok(())
     }
 
+    /// XADD of entry `id`, whole (as a master propagates it: the id it
+    /// made): appends the entry above the stream's last id and moves the
+    /// metadata as the XADD handler does (last id, length, entries added,
+    /// the first id of an empty stream), in one step.
+    pub fn add<T: AsRef<[u8]>>(&mut self, id: StreamId, items: &[T]) -> Result<(), StreamError> {
+        if id <= self.meta.last_id && self.meta.last_id != StreamId::default() {
+            return Err(StreamError::IdOrder(id));
+        }
+        self.push(id, items)?;
+        if self.meta.length == 0 {
+            self.meta.first_id = Some(id);
+        }
+        self.meta.last_id = id;
+        self.meta.length = self.meta.length.saturating_add(1);
+        self.meta.entries_added = self.meta.entries_added.map(|n| n.saturating_add(1));
+        Ok(())
+    }
+
     /// Deletes entry `id`, if it is there; the metadata is left as it is.
     pub fn remove(&mut self, id: StreamId) -> bool {
         let Some((&master, chunk)) = self.chunks.range_mut(..=id).next_back() else {
@@ -1560,6 +1578,33 @@ mod tests {
             handler(&mut whole);
             assert_eq!(parts(&s), whole, "round {round}");
         }
+    }
+
+    #[test]
+    fn add_is_the_model_xadd() {
+        let mut rng = Rng::new(11);
+        let mut s = Stream::new();
+        let mut m = Parts::default();
+        s.meta.entries_added = Some(0);
+        m.meta.entries_added = Some(0);
+        for i in 0..300u64 {
+            let (e, items) = (id(10 + i / 2, i % 2), items(&mut rng));
+            s.add(e, &items).unwrap();
+            xadd(&mut m, e, &items);
+        }
+        assert_eq!(parts(&s), m);
+        assert_eq!(s.meta.length, 300);
+        // An id at or below the last is refused and changes nothing.
+        assert_eq!(
+            s.add(id(10, 0), &[b"f".as_slice(), b"v"]),
+            Err(StreamError::IdOrder(id(10, 0)))
+        );
+        assert_eq!(parts(&s), m);
+        // A stream from a pre-7.0 snapshot counts no entries added.
+        let mut old = Stream::new();
+        old.add(id(1, 1), &[b"f".as_slice(), b"v"]).unwrap();
+        assert_eq!(old.meta.entries_added, None);
+        assert_eq!(old.meta.first_id, Some(id(1, 1)));
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl<'a> Arena<'a> {
         Ok(head)
     }
 
+    /// Bytes handed out so far.
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
     /// An arena over this one's free bytes, for a nested reader: what it
     /// hands out is dead by the time this one is used again.
     pub(crate) fn reborrow(&mut self) -> Arena<'_> {

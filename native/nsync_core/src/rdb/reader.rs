@@ -110,6 +110,11 @@ impl<'a> Reader<'a> {
         self.mark
     }
 
+    /// Bytes this reader took from its arena.
+    pub(crate) fn arena_used(&self) -> usize {
+        self.arena.used()
+    }
+
     /// Consumes everything read so far for good and starts a new unit.
     pub(crate) fn commit(&mut self) {
         self.mark = self.pos;

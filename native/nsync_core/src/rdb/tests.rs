@@ -538,3 +538,55 @@ fn dump_payloads_of_redis_13_and_valkey_9() {
     // The same bytes under a Redis version are Redis's type 22.
     assert!(decode_dump(&dump_payload(hash_2, 12)).is_err());
 }
+
+/// A quicklist whose LZF nodes decode to more than the parser's arena
+/// (256 KiB), arriving in chunks (so carried over, then decoded whole):
+/// the arena grows for the whole value. It was retried with the same arena
+/// for ever (the need it reported was its last node's).
+#[test]
+fn a_carried_quicklist_bigger_than_the_arena_completes() {
+    const NODES: u64 = 600;
+    const PER_NODE: u64 = 100;
+    let mut rdb = Rdb::new("REDIS0011")
+        .byte(RDB_TYPE_LIST_QUICKLIST_2)
+        .str(b"l")
+        .len(NODES);
+    for n in 0..NODES {
+        let entries: Vec<Vec<u8>> = (0..PER_NODE)
+            .map(|i| lp_str(format!("e{:06}", n * PER_NODE + i).as_bytes()))
+            .collect();
+        let plain = listpack(&entries);
+        // LZF of literal runs only (32 bytes at most each): valid, if larger.
+        let lzf: Vec<u8> = plain
+            .chunks(32)
+            .flat_map(|run| [&[(run.len() - 1) as u8], run].concat())
+            .collect();
+        rdb = rdb
+            .len(2) // a packed node
+            .byte(0xC3) // an LZF string
+            .len(lzf.len() as u64)
+            .len(plain.len() as u64)
+            .raw(&lzf);
+    }
+    let data = rdb.finish();
+    let (done, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut parser = Parser::new();
+        let mut elements = None;
+        for piece in data.chunks(4096) {
+            parser.feed(piece);
+            while let Ok(Status::Ready(item)) = parser.next_item() {
+                if let Item::Key(Entry {
+                    value: Value::List(items),
+                    ..
+                }) = item
+                {
+                    elements = Some(items.len() as u64);
+                }
+            }
+        }
+        let _ = done.send((elements, parser.is_done()));
+    });
+    let parsed = got.recv_timeout(std::time::Duration::from_secs(60));
+    assert_eq!(parsed, Ok((Some(NODES * PER_NODE), true)));
+}

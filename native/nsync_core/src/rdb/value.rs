@@ -371,6 +371,10 @@ impl Carried {
                 what: "collection (its elements end early)",
                 offset: self.offset,
             })),
+            // The whole value is one unit: the arena must hold what all its
+            // elements made, not only the last one's (the run was retried
+            // with the same arena, for ever).
+            Err(Stop::Arena(needed)) => Err(Stop::Arena(inner.arena_used().saturating_add(needed))),
             result => result,
         }
     }

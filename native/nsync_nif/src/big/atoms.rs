@@ -68,6 +68,7 @@ rustler::atoms! {
     setrange,
     setbit,
     merge,
+    xadd,
     xdel,
     xackdel,
     xtrim,

@@ -674,6 +674,13 @@ fn write<'a>(ctx: &Ctx<'a>, handle: &BigValue, op: Term<'a>) -> NifResult<Term<'
                     .map_err(stream_error)?;
                 return ctx.ok();
             }
+            if name == xadd() {
+                // {xadd, Id, [F, V, ...]}: an XADD with its id whole
+                let id = term::decode_id(arg(&args, 0)?)?;
+                let items = term::binaries(arg(&args, 1)?)?.collect::<NifResult<Vec<_>>>()?;
+                s.add(id, &items).map_err(stream_error)?;
+                return ctx.ok();
+            }
             if name == xdel() {
                 // {xdel, Ids, Refs}
                 let ids = ids(arg(&args, 0)?)?;
@@ -746,6 +753,7 @@ fn mismatch(name: Atom) -> Error {
         setrange(),
         setbit(),
         merge(),
+        xadd(),
         xdel(),
         xackdel(),
         xtrim(),
