@@ -1,5 +1,5 @@
-%%% @doc A Redis Cluster mirrored as one view: the manager that follows the
-%%% cluster's topology and owns one link per shard.
+%%% @doc A Redis Cluster mirrored as one view: the manager that owns one
+%%% link per shard, through the cluster's changes.
 %%%
 %%% Started by `nsync:start_link/1' with `{cluster, Seeds}'. It reads the
 %%% topology from a seed (`nsync_cluster_topology': `CLUSTER SHARDS', or
@@ -10,21 +10,17 @@
 %%% its master as a single link does. `pass', `user', `connect_timeout'
 %%% apply to every node.
 %%%
-%%% Following the cluster: the topology is read again every
-%%% `cluster_refresh' ms (5000), every 500 ms while slots move or a shard
-%%% reconnects, and soon after a link asks for its master again (its
-%%% connection closed), a slot becomes contested in the view, or a
-%%% `CLUSTER SETSLOT' comes in a shard's stream (Valkey 8+). A shard's
-%%% master that changed (a failover promoted a replica) becomes the
-%%% link's next master at once (`nsync_link:reconnect/1'): its PSYNC
-%%% continues there (the promoted replica kept the old master's replication
-%%% id as its second one), a full resync only when the replica was behind.
-%%% A slot the topology shows on another shard than its owner in the view
-%%% moves only once the old owner's stream is past the move: its master's
-%%% offset, read after the topology showed the move, is the barrier the
-%%% old owner's link must reach (`CLUSTER SETSLOT ... NODE' in the stream,
-%%% Valkey 8+, hands it over at once). A new shard gets a link; a link
-%%% whose node is no longer a master anywhere leaves the view.
+%%% Following the cluster (`nsync_cluster_follow': when the topology is
+%%% read again, slot moves and their barriers): it is read soon after a
+%%% link asks for its master again (its connection closed), a slot becomes
+%%% contested in the view, or a `CLUSTER SETSLOT' comes in a shard's stream
+%%% (Valkey 8+). Each reading is applied to the links here: a shard's
+%%% master that changed (a failover promoted a replica) becomes the link's
+%%% next master at once (`nsync_link:reconnect/1'): its PSYNC continues
+%%% there (the promoted replica kept the old master's replication id as
+%%% its second one), a full resync only when the replica was behind. A new
+%%% shard gets a link; a link whose node is no longer a master anywhere
+%%% leaves the view. A link that crashed starts again.
 %%%
 %%% `status/1' (no call to this process: facts in `nsync_status') gives the
 %%% cluster's state and each shard's link status.
@@ -40,7 +36,6 @@
          format_status/1]).
 %% proc_lib entry point
 -export([init_it/2]).
-
 -export_type([status/0]).
 
 -type status() :: #{state := syncing | streaming | degraded,
@@ -59,14 +54,11 @@
 %% ones (moving); `refreshes' the topology readings, `topology_read_at'
 %% the last one's time and `last_error' why the last one failed.
 
--define(FAST_REFRESH_MS, 500).
 %% a shard link that crashed starts again after this; more than
 %% MAX_RESTARTS crashes in RESTART_WINDOW_MS stop the cluster
 -define(RESTART_DELAY_MS, 1000).
 -define(MAX_RESTARTS, 10).
 -define(RESTART_WINDOW_MS, 60000).
--define(SOON_MS, 50).
--define(BARRIER_CHECK_MS, 100).
 -define(LOADED_CHECK_MS, 5).
 
 -record(shard, {
@@ -88,17 +80,10 @@
           targets :: ets:tid(),
           shards = #{} :: #{nsync_cluster_view:shard() => #shard{}},
           next_shard = 1 :: pos_integer(),
-          %% control connections: {Host, Port} => client
-          clients = #{} :: #{{binary(), inet:port_number()} => nsync_client:client()},
-          %% slots moving: {From, To} => {Ranges, Offset | undefined}
-          barriers = #{} :: #{{nsync_cluster_view:shard(), nsync_cluster_view:shard()} =>
-                                  {[{0..16383, 0..16383}], integer() | undefined}},
-          refresh :: reference() | undefined,
+          %% the readings of the topology, slot moves
+          follow :: nsync_cluster_follow:follow(),
           %% when shard links crashed lately (monotonic ms)
-          crashes = [] :: [integer()],
-          refreshes = 0 :: non_neg_integer(),
-          read_at :: integer() | undefined,
-          last_error :: term()
+          crashes = [] :: [integer()]
          }).
 
 %%% ================================================================ API
@@ -145,17 +130,10 @@ cluster_state(States, true) ->
         false -> degraded
     end.
 
-%% @private proc_lib entry: acks `{error, Reason}' with a normal exit on
-%% failure, so that a failed start never kills the caller.
+%% @private proc_lib entry, as a link's (`nsync_link:init_and_enter/3').
 -spec init_it(map(), nsync_link:waiter()) -> no_return() | ok.
 init_it(Config, Waiter) ->
-    case init({Config, Waiter}) of
-        {ok, State} ->
-            proc_lib:init_ack({ok, self()}),
-            gen_server:enter_loop(?MODULE, [], State);
-        {stop, Reason} ->
-            proc_lib:init_ack({error, Reason})
-    end.
+    nsync_link:init_and_enter(?MODULE, Config, Waiter).
 
 %%% ========================================================== callbacks
 
@@ -169,14 +147,15 @@ init({Config, Waiter}) ->
         {ok, View} ->
             State = #state{config = Config, waiter = Waiter, view = View,
                            handle = nsync_cluster_view:handle(View),
+                           follow = nsync_cluster_follow:new(Config),
                            targets = ets:new(nsync_cluster_targets, [set, protected,
                                                                      {read_concurrency, true}])},
             ok = nsync_status:watch(self()),
             case first_topology(State) of
                 {ok, State1} -> {ok, record_facts(schedule(State1))};
                 {error, {shard_link, _} = Reason} -> {stop, Reason};
-                {error, Reason} when Waiter =/= undefined -> {stop, {cluster, Reason}};
-                {error, Reason} -> {ok, record_facts(schedule(State#state{last_error = Reason}))}
+                {error, Reason, _} when Waiter =/= undefined -> {stop, {cluster, Reason}};
+                {error, _Reason, State1} -> {ok, record_facts(schedule(State1))}
             end;
         {error, Reason} ->
             {stop, Reason}
@@ -194,14 +173,17 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info({refresh, Ref}, #state{refresh = Ref} = State) ->
-    try refresh(State#state{refresh = undefined}) of
-        State1 -> {noreply, record_facts(schedule(State1))}
-    catch
-        throw:{shard_link, _} = Reason -> {stop, Reason, State}
+handle_info({refresh, Ref}, #state{follow = F} = State) ->
+    case nsync_cluster_follow:due(Ref, F) of
+        {true, F1} ->
+            try refresh(State#state{follow = F1}) of
+                State1 -> {noreply, record_facts(schedule(State1))}
+            catch
+                throw:{shard_link, _} = Reason -> {stop, Reason, State}
+            end;
+        {false, _} ->
+            {noreply, State}
     end;
-handle_info({refresh, _Old}, State) ->
-    {noreply, State};
 handle_info(check_barriers, State) ->
     {noreply, check_barriers(State)};
 handle_info({reconnecting, _Shard}, State) ->
@@ -244,9 +226,9 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{shards = Shards, view = View, clients = Clients}) ->
+terminate(_Reason, #state{shards = Shards, view = View, follow = F}) ->
     [stop_link(L) || #shard{link = L} <- maps:values(Shards)],
-    lists:foreach(fun nsync_client:close/1, maps:values(Clients)),
+    nsync_cluster_follow:close(F),
     nsync_cluster_view:stop(View),
     nsync_status:forget(self()).
 
@@ -262,50 +244,27 @@ format_status(Status) ->
 
 %% The first reading: the view gets the slots' owners before any link
 %% writes, then every shard gets its link.
-first_topology(State) ->
-    case read_topology(State) of
-        {ok, Topology, State1} ->
-            try apply_topology(Topology, State1) of
-                State2 -> {ok, State2}
+first_topology(#state{follow = F} = State) ->
+    case nsync_cluster_follow:read(masters(State), F) of
+        {ok, Topology, F1} ->
+            try apply_topology(Topology, State#state{follow = F1}) of
+                State1 -> {ok, State1}
             catch
                 throw:{shard_link, _} = Reason -> {error, Reason}
             end;
-        {error, Reason, _State1} ->
-            {error, Reason}
+        {error, Reason, F1} ->
+            {error, Reason, State#state{follow = F1}}
     end.
 
-refresh(State) ->
-    case read_topology(State) of
-        {ok, Topology, State1} ->
-            check_barriers(apply_topology(Topology, State1#state{last_error = undefined}));
-        {error, Reason, State1} ->
-            [?LOG_WARNING("nsync: cluster ~p: cannot read the topology: ~0p",
-                          [maps:get(name, State#state.config), Reason])
-             || Reason =/= State#state.last_error],
-            check_barriers(State1#state{last_error = Reason})
+refresh(#state{follow = F} = State) ->
+    case nsync_cluster_follow:read(masters(State), F) of
+        {ok, Topology, F1} -> check_barriers(apply_topology(Topology, State#state{follow = F1}));
+        {error, _Reason, F1} -> check_barriers(State#state{follow = F1})
     end.
 
-%% Asks the shards' masters first, then the seeds, until one answers.
-read_topology(#state{shards = Shards, config = #{cluster := Seeds}} = State) ->
-    Masters = [{H, P} || #shard{master = #{host := H, port := P}} <- maps:values(Shards)],
-    read_from(lists:usort(Masters) ++ [{H, P} || {H, P} <- Seeds], State, no_node).
-
-read_from([], State, LastError) ->
-    {error, LastError, State};
-read_from([{Host, Port} | Rest], #state{config = Config} = State, _LastError) ->
-    case client(Host, Port, State) of
-        {ok, Client, State1} ->
-            case nsync_cluster_topology:read(Client, #{host => Host,
-                                                      tls => maps:get(tls, Config, false) =/= false}) of
-                {ok, Topology} ->
-                    {ok, Topology, State1#state{refreshes = State1#state.refreshes + 1,
-                                               read_at = erlang:system_time(millisecond)}};
-                {error, Reason} ->
-                    read_from(Rest, drop_client(Host, Port, State1), {Host, Port, Reason})
-            end;
-        {error, Reason, State1} ->
-            read_from(Rest, State1, {Host, Port, Reason})
-    end.
+%% The shards' masters, asked first for a reading.
+masters(#state{shards = Shards}) ->
+    [{H, P} || #shard{master = #{host := H, port := P}} <- maps:values(Shards)].
 
 %% The shards of a new reading: which link each continues, new links for
 %% new shards, and slots whose owner in the view is not their master's
@@ -324,7 +283,8 @@ apply_topology(Topology, #state{shards = Shards} = State) ->
     Owners = [{Range, maps:get(M, ShardOf)} || {Range, M} <- nsync_cluster_topology:slot_masters(Topology),
                                                 is_map_key(M, ShardOf)],
     ok = nsync_cluster_view:assign(State3#state.view, Owners),
-    moves(Owners, State3).
+    State3#state{follow = nsync_cluster_follow:moves(Owners, members(State3), State3#state.handle,
+                                                     State3#state.follow)}.
 
 %% A known shard: its master may have changed (a failover).
 follow({Id, #{master := Master, replicas := Replicas, slots := Slots}},
@@ -386,8 +346,7 @@ leave(Id, #state{shards = Shards, targets = Targets} = State) ->
     stop_link(Link),
     ok = nsync_cluster_view:retire(State#state.view, Id),
     State#state{shards = maps:remove(Id, Shards),
-                barriers = maps:filter(fun({From, To}, _) -> From =/= Id andalso To =/= Id end,
-                                       State#state.barriers)}.
+                follow = nsync_cluster_follow:forget(Id, State#state.follow)}.
 
 %% Shard `Id''s link: a link of the cluster's options, following the
 %% shard's master, writing its part of the view.
@@ -437,100 +396,13 @@ shard_died(Shard, Reason, #state{shards = Shards, crashes = Crashes} = State) ->
                                   crashes = Recent}}
     end.
 
-%%% ------------------------------------------------------------ slot moves
+%% Moves whose old owner's link is past their barrier are handed over.
+check_barriers(#state{follow = F} = State) ->
+    State#state{follow = nsync_cluster_follow:check_barriers(members(State), State#state.handle, F)}.
 
-%% Slots whose owner in the view is not the topology's: a barrier per
-%% {From, To}, the old owner's master offset read now.
-moves(Owners, #state{handle = Handle, barriers = Barriers} = State) ->
-    Moving = lists:foldl(
-               fun({{A, B}, To}, Acc) ->
-                       lists:foldl(fun(Slot, Acc1) ->
-                                           case nsync_cluster_view:slot_state(Handle, Slot) of
-                                               {From, _} when From =/= To, From =/= 0 ->
-                                                   maps:update_with({From, To}, fun(L) -> [Slot | L] end,
-                                                                    [Slot], Acc1);
-                                               _ -> Acc1
-                                           end
-                                   end, Acc, lists:seq(A, B))
-               end, #{}, Owners),
-    Barriers1 = maps:map(fun(Move, Slots) ->
-                                 Ranges = ranges(lists:sort(Slots)),
-                                 case Barriers of
-                                     #{Move := {Ranges, Offset}} when is_integer(Offset) -> {Ranges, Offset};
-                                     _ -> {Ranges, undefined}
-                                 end
-                         end, Moving),
-    read_barriers(State#state{barriers = Barriers1}).
-
-ranges([]) -> [];
-ranges([S | Rest]) -> ranges(Rest, S, S, []).
-ranges([S | Rest], A, B, Acc) when S =:= B + 1 -> ranges(Rest, A, S, Acc);
-ranges([S | Rest], A, B, Acc) -> ranges(Rest, S, S, [{A, B} | Acc]);
-ranges([], A, B, Acc) -> lists:reverse([{A, B} | Acc]).
-
-%% The old owners' master offsets for the moves that have none yet.
-read_barriers(#state{barriers = Barriers, shards = Shards} = State) ->
-    maps:fold(fun({From, _} = Move, {Ranges, undefined}, St) ->
-                      case master_offset(maps:get(From, Shards, undefined), St) of
-                          {ok, Offset, St1} ->
-                              St1#state{barriers = (St1#state.barriers)#{Move := {Ranges, Offset}}};
-                          {error, St1} ->
-                              St1
-                      end;
-                 (_, _, St) -> St
-              end, State, Barriers).
-
-master_offset(#shard{master = #{host := H, port := P}}, State) ->
-    case client(H, P, State) of
-        {ok, Client, State1} ->
-            case nsync_client:command(Client, [<<"INFO">>, <<"replication">>]) of
-                {ok, Info} when is_binary(Info) ->
-                    case re:run(Info, <<"master_repl_offset:(\\d+)">>, [{capture, all_but_first, binary}]) of
-                        {match, [N]} -> {ok, binary_to_integer(N), State1};
-                        nomatch -> {error, State1}
-                    end;
-                _ -> {error, drop_client(H, P, State1)}
-            end;
-        {error, _, State1} ->
-            {error, State1}
-    end;
-master_offset(_, State) ->
-    {error, State}.
-
-%% Moves whose old owner's link is past the barrier are handed over.
-check_barriers(#state{barriers = Barriers, shards = Shards, view = View} = State) ->
-    Done = maps:filter(fun({From, _}, {_, Offset}) when is_integer(Offset) ->
-                               case maps:find(From, Shards) of
-                                   {ok, #shard{link = Link}} -> applied(Link) >= Offset;
-                                   error -> true
-                               end;
-                          (_, _) -> false
-                       end, Barriers),
-    maps:foreach(fun({From, To}, {Ranges, _}) ->
-                         ok = nsync_cluster_view:handover(View, Ranges, From, To)
-                 end, Done),
-    State1 = State#state{barriers = maps:without(maps:keys(Done), Barriers)},
-    case map_size(State1#state.barriers) of
-        0 -> ok;
-        _ -> erlang:send_after(?BARRIER_CHECK_MS, self(), check_barriers)
-    end,
-    State1.
-
-streaming(Link) ->
-    try nsync_status:status(Link) of
-        #{state := streaming} -> true;
-        _ -> false
-    catch
-        exit:_ -> false
-    end.
-
-applied(Link) ->
-    try nsync_status:status(Link) of
-        #{offset := Offset} when is_integer(Offset) -> Offset;
-        _ -> -1
-    catch
-        exit:_ -> -1
-    end.
+%% What following the topology needs of the shards.
+members(#state{shards = Shards}) ->
+    maps:map(fun(_, #shard{master = M, link = L}) -> #{master => M, link => L} end, Shards).
 
 %%% ------------------------------------------------------------ misc
 
@@ -559,58 +431,17 @@ recorded_loaded(Link) ->
         exit:_ -> false
     end.
 
-%% A control connection to a node, opened on demand and kept.
-client(Host, Port, #state{clients = Clients, config = Config} = State) ->
-    case Clients of
-        #{{Host, Port} := C} ->
-            {ok, C, State};
-        _ ->
-            Opts = maps:merge(maps:with([user, pass, connect_timeout, tls], Config),
-                              #{host => Host, port => Port}),
-            case nsync_client:open(Opts) of
-                {ok, C} -> {ok, C, State#state{clients = Clients#{{Host, Port} => C}}};
-                {error, Reason} -> {error, Reason, State}
-            end
-    end.
+schedule(#state{follow = F} = State) ->
+    State#state{follow = nsync_cluster_follow:schedule(members(State), State#state.handle, F)}.
 
-drop_client(Host, Port, #state{clients = Clients} = State) ->
-    case maps:take({Host, Port}, Clients) of
-        {C, Rest} -> nsync_client:close(C), State#state{clients = Rest};
-        error -> State
-    end.
-
-%% The next reading: soon while slots move or the last one failed, else
-%% after `cluster_refresh'.
-schedule(#state{config = Config, barriers = Barriers, last_error = Error} = State) ->
-    Busy = map_size(Barriers) > 0 orelse Error =/= undefined
-        orelse nsync_cluster_view:contested_count(State#state.handle) > 0
-        orelse lists:any(fun(#shard{link = L}) -> not streaming(L) end,
-                         maps:values(State#state.shards)),
-    Delay = case Busy of
-                true -> ?FAST_REFRESH_MS;
-                false -> maps:get(cluster_refresh, Config, 5000)
-            end,
-    at(Delay, State).
-
-soon(#state{refresh = Ref} = State) ->
-    case Ref =/= undefined andalso erlang:read_timer(Ref) of
-        Left when is_integer(Left), Left =< ?SOON_MS -> State;
-        _ -> at(?SOON_MS, State)
-    end.
-
-at(Delay, #state{refresh = Old} = State) ->
-    _ = [erlang:cancel_timer(Old) || Old =/= undefined],
-    Ref = make_ref(),
-    _ = erlang:send_after(Delay, self(), {refresh, Ref}),
-    State#state{refresh = Ref}.
+soon(#state{follow = F} = State) ->
+    State#state{follow = nsync_cluster_follow:soon(F)}.
 
 %% What status/1 reads.
 record_facts(#state{shards = Shards, handle = Handle, view = View} = State) ->
-    ok = nsync_status:record(self(), #{cluster => #{view => Handle,
-                                                    links => maps:map(fun(_, #shard{link = L}) -> L end,
-                                                                      Shards),
-                                                    published => nsync_cluster_view:published(View),
-                                                    refreshes => State#state.refreshes,
-                                                    read_at => State#state.read_at,
-                                                    last_error => State#state.last_error}}),
+    Facts = (nsync_cluster_follow:facts(State#state.follow))#{
+              view => Handle,
+              links => maps:map(fun(_, #shard{link = L}) -> L end, Shards),
+              published => nsync_cluster_view:published(View)},
+    ok = nsync_status:record(self(), #{cluster => Facts}),
     State.

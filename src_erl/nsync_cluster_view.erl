@@ -29,7 +29,7 @@
 %% API
 -export([start_link/1, handle/1, stop/1, mirror/2, add_shard/3, retire/2, shards/1,
          assign/2, handover/4, loaded/2, has_loaded/2, published/1, slot_counts/1,
-         contested_count/1]).
+         contested_count/1, strays/2]).
 %% the links' side
 -export([enter/2, leave/2, slot_state/2, owned/3, apply_cmd/3, rows/4, resync/3, flush/2,
          shard_of_node/2, topology_changed/1]).
@@ -147,8 +147,29 @@ slot_counts(#{slots := Slots}) ->
 
 %% @doc How many slots are contested.
 -spec contested_count(view()) -> non_neg_integer().
-contested_count(View) ->
-    maps:get(contested, slot_counts(View), 0).
+contested_count(#{slots := Slots}) ->
+    count_contested(Slots, 16384, 0).
+
+count_contested(_Slots, 0, N) -> N;
+count_contested(Slots, I, N) -> count_contested(Slots, I - 1, N + (atomics:get(Slots, I) band ?CONTESTED)).
+
+%% @doc The slots of `Owners' (`[{{First, Last}, Shard}]', as for
+%% `assign/2') that another shard owns in the view, by move:
+%% `#{{From, To} => [Slot]}', each list sorted.
+-spec strays(view(), [{{slot(), slot()}, shard()}]) -> #{{shard(), shard()} => [slot()]}.
+strays(#{slots := Slots}, Owners) ->
+    lists:foldl(fun({{A, B}, To}, Acc) -> strays(Slots, B, A, To, Acc) end, #{}, Owners).
+
+strays(_Slots, Slot, First, _To, Acc) when Slot < First ->
+    Acc;
+strays(Slots, Slot, First, To, Acc) ->
+    case atomics:get(Slots, Slot + 1) bsr 1 of
+        From when From =:= To; From =:= 0 ->
+            strays(Slots, Slot - 1, First, To, Acc);
+        From ->
+            Acc1 = maps:update_with({From, To}, fun(L) -> [Slot | L] end, [Slot], Acc),
+            strays(Slots, Slot - 1, First, To, Acc1)
+    end.
 
 %%% ----------------------------------------------------- the links' side
 
@@ -265,9 +286,11 @@ handle_call({add_shard, Shard, Link, Nodes}, _From, #state{shards = Shards} = St
 handle_call(shards, _From, State) ->
     {reply, State#state.shards, State};
 handle_call({assign, Ranges}, _From, #state{view = #{slots := Slots, version := V}} = State) ->
-    [atomics:compare_exchange(Slots, S + 1, 0, Shard bsl 1)
-     || {{A, B}, Shard} <- Ranges, S <- lists:seq(A, B)],
-    atomics:add(V, 1, 1),
+    %% every reading assigns: the version (each link's bitmap of its
+    %% slots is made again when it moves) moves only when an owner changed
+    Assigned = lists:foldl(fun({{A, B}, Shard}, N) -> N + assign(Slots, A, B, Shard bsl 1) end,
+                           0, Ranges),
+    [atomics:add(V, 1, 1) || Assigned > 0],
     {reply, ok, State};
 handle_call({handover, Ranges, From, To}, _From, #state{name = Name} = State) ->
     Slots = [S || {A, B} <- Ranges, S <- lists:seq(A, B)],
@@ -357,6 +380,15 @@ set_slot(Slot, Owner, Contested, #state{view = #{slots := Slots, version := V}} 
         0 -> wait_section(Old bsr 1, State);
         _ -> ok
     end.
+
+%% Gives the slots First..Last without an owner to `Word''s shard; how many.
+assign(Slots, First, Last, Word) ->
+    lists:foldl(fun(S, N) ->
+                        case atomics:compare_exchange(Slots, S + 1, 0, Word) of
+                            ok -> N + 1;
+                            _ -> N
+                        end
+                end, 0, lists:seq(First, Last)).
 
 bit(true) -> ?CONTESTED;
 bit(false) -> 0.

@@ -56,8 +56,8 @@
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
          format_status/1]).
-%% proc_lib entry point
--export([init_it/2]).
+%% proc_lib entry point, and the one of a cluster's manager
+-export([init_it/2, init_and_enter/3]).
 
 -export_type([waiter/0, next_master/0]).
 
@@ -127,14 +127,21 @@ status(Pid) ->
 reconnect(Pid) ->
     gen_server:cast(Pid, reconnect).
 
-%% @private proc_lib entry: runs init/1 and acks `{error, Reason}' with a
-%% normal exit on failure, so that a failed start never kills the caller.
+%% @private proc_lib entry: see init_and_enter/3.
 -spec init_it(nsync_opts:config(), waiter()) -> no_return() | ok.
 init_it(Config, Waiter) ->
-    case init({Config, Waiter}) of
+    init_and_enter(?MODULE, Config, Waiter).
+
+%% @private The body of a proc_lib entry starting gen_server `Module'
+%% (a link, a cluster's manager): runs `Module:init({Config, Waiter})' and
+%% acks `{error, Reason}' with a normal exit on failure, so that a failed
+%% start never kills the caller.
+-spec init_and_enter(module(), map(), waiter()) -> no_return() | ok.
+init_and_enter(Module, Config, Waiter) ->
+    case Module:init({Config, Waiter}) of
         {ok, State} ->
             proc_lib:init_ack({ok, self()}),
-            gen_server:enter_loop(?MODULE, [], State);
+            gen_server:enter_loop(Module, [], State);
         {stop, Reason} ->
             proc_lib:init_ack({error, Reason})
     end.
