@@ -13,14 +13,14 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([corpus/1, same_as_link/1, truncated/1, corrupted/1, dump_payload/1,
-         callback_and_routing/1, filters/1, names/1]).
+         callback_and_routing/1, filters/1, names/1, max_value_bytes/1]).
 
 -spec suite() -> [tuple()].
 suite() -> [{timetrap, {minutes, 5}}].
 
 -spec all() -> [atom()].
 all() -> [corpus, same_as_link, truncated, corrupted, dump_payload, callback_and_routing,
-          filters, names].
+          filters, names, max_value_bytes].
 
 -spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_suite(Config) ->
@@ -37,7 +37,7 @@ end_per_suite(_Config) -> ok.
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
 init_per_testcase(Case, Config) when Case =:= same_as_link; Case =:= dump_payload;
-                                     Case =:= names ->
+                                     Case =:= names; Case =:= max_value_bytes ->
     {ok, S} = nsync_test_redis:start(#{version => '7.0'}),
     [{server, S} | Config];
 init_per_testcase(_Case, Config) ->
@@ -462,3 +462,41 @@ names(Config) ->
     undefined = nsync:tid(warm),
     unlink(Link2), nsync:stop(Link2),
     ok.
+
+%% @doc `{max_value_bytes, N}': a file a real server saved with a value over
+%% `N' (a string, then a hash whose fields and values together are) gives
+%% `{error, {too_large, #{key, bytes, limit}}}' at once, the caller alive
+%% and no table or process left behind; with a limit the values fit, the
+%% same file loads all of them.
+-spec max_value_bytes(ct_suite:ct_config()) -> ok.
+max_value_bytes(Config) ->
+    S = ?config(server, Config),
+    ok = nsync_test_redis:set_keys(S, <<"small:">>, 1, 50, <<"v">>),
+    %% random bytes: LZF cannot shrink them, the file holds them as they are
+    Big = crypto:strong_rand_bytes(5000),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SET">>, <<"big">>, Big]),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SAVE">>]),
+    Dump = filename:join(nsync_test_redis:dir(S), "dump.rdb"),
+    {links, Before} = process_info(self(), links),
+    ?assertMatch({error, {too_large, #{key := <<"big">>, bytes := 5000, limit := 4096}}},
+                 nsync:load_file(Dump, [{max_value_bytes, 4096}])),
+    ?assertEqual(undefined, nsync:tid()),
+    ?assertEqual({links, Before}, process_info(self(), links)),
+    %% a collection counts its elements together: 40 fields of 100 bytes
+    1 = nsync_test_redis:cmd(S, [<<"DEL">>, <<"big">>]),
+    Fields = lists:append([[<<"f", (integer_to_binary(I))/binary>>, crypto:strong_rand_bytes(100)]
+                           || I <- lists:seq(10, 49)]),
+    40 = nsync_test_redis:cmd(S, [<<"HSET">>, <<"hash">> | Fields]),
+    <<"OK">> = nsync_test_redis:cmd(S, [<<"SAVE">>]),
+    {error, {too_large, #{key := <<"hash">>, bytes := HashBytes, limit := 4096}}} =
+        nsync:load_file(Dump, [{max_value_bytes, 4096}]),
+    ?assert(HashBytes > 4096),
+    ?assertEqual(undefined, nsync:tid()),
+    {ok, Pid} = nsync:load_file(Dump, [{max_value_bytes, 8192}]),
+    try
+        #{keys_loaded := 51, state := loaded} = nsync:status(Pid),
+        [{<<"hash">>, Hash}] = nsync:lookup(nsync:tid(), <<"hash">>),
+        ?assertEqual(40, map_size(Hash))
+    after
+        unlink(Pid), nsync:stop(Pid)
+    end.

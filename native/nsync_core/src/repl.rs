@@ -816,6 +816,11 @@ mod tests {
         out
     }
 
+    /// `cmd`'s bytes as the text `sent` returns.
+    fn cmd_text(args: &[&str]) -> String {
+        String::from_utf8(cmd(args)).unwrap()
+    }
+
     fn sent(replica: &mut Replica) -> String {
         String::from_utf8_lossy(&replica.take_output()).into_owned()
     }
@@ -849,6 +854,21 @@ mod tests {
         panic!("no PSYNC sent");
     }
 
+    /// A new replica (default config) whose handshake has sent PSYNC.
+    fn at_psync() -> Replica {
+        let mut replica = Replica::new(Config::default());
+        handshake(&mut replica);
+        replica
+    }
+
+    /// A new replica's first event once `reply` answers its PING.
+    fn after_ping(config: Config, reply: &[u8]) -> Result<Option<Event<'static>>, ReplError> {
+        let mut replica = Replica::new(config);
+        replica.connected();
+        replica.feed(reply);
+        replica.next_event()
+    }
+
     fn resumed_at(offset: i64, db: u64) -> Replica {
         let position = Position {
             replid: Some(Bytes::from(REPLID)),
@@ -857,11 +877,40 @@ mod tests {
         };
         let mut replica = Replica::resuming(Config::default(), position);
         let next = (offset + 1).to_string();
-        assert_eq!(
-            handshake(&mut replica),
-            String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap()
-        );
+        assert_eq!(handshake(&mut replica), cmd_text(&["PSYNC", REPLID, &next]));
         replica
+    }
+
+    /// `resumed_at` whose master has answered `+CONTINUE` with its replid.
+    fn continued_at(offset: i64) -> Replica {
+        let mut replica = resumed_at(offset, 0);
+        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
+        assert!(matches!(
+            replica.next_event().unwrap(),
+            Some(Event::Continue { offset: o, .. }) if o == offset
+        ));
+        replica
+    }
+
+    /// The bytes of a diskless full sync of `rdb` at `offset`, followed by
+    /// `stream`.
+    fn diskless_full_sync(offset: i64, rdb: &[u8], stream: &[u8]) -> Vec<u8> {
+        let mut wire = format!("+FULLRESYNC {REPLID} {offset}\r\n$EOF:{MARK}\r\n").into_bytes();
+        wire.extend_from_slice(rdb);
+        wire.extend_from_slice(MARK.as_bytes());
+        wire.extend_from_slice(stream);
+        wire
+    }
+
+    /// A diskless full sync at offset 100 of `SMALL_RDB`, then `stream`.
+    fn full_sync_then(stream: &[u8]) -> Vec<u8> {
+        diskless_full_sync(100, SMALL_RDB, stream)
+    }
+
+    /// `SELECT 0` and `SET a 1`: the stream after a snapshot, as
+    /// `assert_full_sync` expects it.
+    fn select_and_set() -> Vec<u8> {
+        [cmd(&["SELECT", "0"]), cmd(&["SET", "a", "1"])].concat()
     }
 
     #[test]
@@ -877,37 +926,32 @@ mod tests {
         assert_eq!(sent(&mut replica), "*1\r\n$4\r\nPING\r\n");
         assert_eq!(replica.next_event().unwrap(), None);
         assert_eq!(sent(&mut replica), "", "nothing is pipelined behind PING");
-        replica.feed(b"-NOAUTH Authentication required.\r\n");
-        assert_eq!(replica.next_event().unwrap(), None);
-        assert_eq!(
-            sent(&mut replica),
-            "*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$6\r\nsecret\r\n"
-        );
-        replica.feed(b"+OK\r\n");
-        replica.next_event().unwrap();
-        assert_eq!(
-            sent(&mut replica),
-            "*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n"
-        );
-        replica.feed(b"+OK\r\n");
-        replica.next_event().unwrap();
-        assert_eq!(
-            sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"])).unwrap()
-        );
-        replica.feed(b"+OK\r\n");
-        replica.next_event().unwrap();
-        assert_eq!(
-            sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "version", "9.0.0"])).unwrap()
-        );
-        // A master that knows no such option answers an error: harmless.
-        replica.feed(b"-ERR Unrecognized REPLCONF option: version\r\n");
-        replica.next_event().unwrap();
-        assert_eq!(
-            sent(&mut replica),
-            String::from_utf8(cmd(&["PSYNC", "?", "-1"])).unwrap()
-        );
+        // Each reply sends the next command, and only it.
+        let steps = [
+            (
+                "-NOAUTH Authentication required.\r\n",
+                "*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$6\r\nsecret\r\n".to_string(),
+            ),
+            (
+                "+OK\r\n",
+                "*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n".to_string(),
+            ),
+            (
+                "+OK\r\n",
+                cmd_text(&["REPLCONF", "capa", "eof", "capa", "psync2"]),
+            ),
+            ("+OK\r\n", cmd_text(&["REPLCONF", "version", "9.0.0"])),
+            // A master that knows no such option answers an error: harmless.
+            (
+                "-ERR Unrecognized REPLCONF option: version\r\n",
+                cmd_text(&["PSYNC", "?", "-1"]),
+            ),
+        ];
+        for (reply, command) in steps {
+            replica.feed(reply.as_bytes());
+            assert_eq!(replica.next_event().unwrap(), None, "{reply:?}");
+            assert_eq!(sent(&mut replica), command, "after {reply:?}");
+        }
         assert_eq!(replica.state(), ReplState::Handshake);
         let events = feed_slowly(
             &mut replica,
@@ -940,14 +984,15 @@ mod tests {
         );
         assert_eq!(replica.state(), ReplState::Disconnected);
 
-        let mut replica = Replica::new(Config {
+        let config = Config {
             pass: Some(Bytes::from("bad")),
             ..Config::default()
-        });
-        replica.connected();
-        replica.feed(b"+PONG\r\n-WRONGPASS invalid username-password pair\r\n");
+        };
         assert_eq!(
-            replica.next_event(),
+            after_ping(
+                config,
+                b"+PONG\r\n-WRONGPASS invalid username-password pair\r\n"
+            ),
             Err(ReplError::Auth(
                 "WRONGPASS invalid username-password pair".into()
             ))
@@ -956,28 +1001,27 @@ mod tests {
 
     #[test]
     fn a_loading_master_is_not_an_auth_failure() {
-        let mut replica = Replica::new(Config::default());
-        replica.connected();
-        replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
         assert_eq!(
-            replica.next_event(),
+            after_ping(
+                Config::default(),
+                b"-LOADING Redis is loading the dataset in memory\r\n"
+            ),
             Err(ReplError::Master(
                 "-LOADING Redis is loading the dataset in memory".into()
             ))
         );
-        let mut replica = Replica::new(Config::default());
-        replica.connected();
-        replica.feed(b"-ERR operation not permitted\r\n");
         assert!(
-            matches!(replica.next_event(), Err(ReplError::Auth(_))),
+            matches!(
+                after_ping(Config::default(), b"-ERR operation not permitted\r\n"),
+                Err(ReplError::Auth(_))
+            ),
             "2.x masters say this for NOAUTH"
         );
     }
 
     #[test]
     fn temporary_psync_errors_are_reported() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"-LOADING Redis is loading the dataset in memory\r\n");
         assert_eq!(
             replica.next_event(),
@@ -985,8 +1029,7 @@ mod tests {
                 "-LOADING Redis is loading the dataset in memory".into()
             ))
         );
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
         assert!(
             matches!(replica.next_event(), Err(ReplError::Master(m)) if m.starts_with("-NOMASTERLINK"))
@@ -1007,12 +1050,7 @@ mod tests {
 
     #[test]
     fn psync_asks_again_for_bytes_that_delivered_nothing() {
-        let mut replica = resumed_at(100, 0);
-        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
-        assert!(matches!(
-            replica.next_event().unwrap(),
-            Some(Event::Continue { offset: 100, .. })
-        ));
+        let mut replica = continued_at(100);
         let set = cmd(&["SET", "k", "v"]);
         let hello = cmd(&["PUBLISH", "__sentinel__:hello", "127.0.0.1,26379,id,1,m"]);
         let mut quiet = cmd(&["PING"]);
@@ -1028,31 +1066,24 @@ mod tests {
         let after_set = 100 + set.len() as i64;
         assert_eq!(
             psync,
-            String::from_utf8(cmd(&["PSYNC", REPLID, &(after_set + 1).to_string()])).unwrap()
+            cmd_text(&["PSYNC", REPLID, &(after_set + 1).to_string()])
         );
         assert_eq!(
             replica.position().map(|p| (p.offset, p.db)),
             Some((after_set, 0))
         );
         // Other PUBLISHes are data: delivered, and never asked again.
-        let mut replica = resumed_at(100, 0);
-        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
-        replica.next_event().unwrap();
+        let mut replica = continued_at(100);
         let publish = cmd(&["PUBLISH", "news", "x"]);
         let (events, psync) = psync_after(&mut replica, &publish);
         assert_eq!(events.len(), 1);
         let next = (100 + publish.len() as i64 + 1).to_string();
-        assert_eq!(
-            psync,
-            String::from_utf8(cmd(&["PSYNC", REPLID, &next])).unwrap()
-        );
+        assert_eq!(psync, cmd_text(&["PSYNC", REPLID, &next]));
     }
 
     #[test]
     fn psync_asks_again_for_at_most_max_rewind_bytes() {
-        let mut replica = resumed_at(0, 0);
-        replica.feed(format!("+CONTINUE {REPLID}\r\n").as_bytes());
-        replica.next_event().unwrap();
+        let mut replica = continued_at(0);
         let ping = cmd(&["PING"]);
         let pings = ping.repeat(MAX_REWIND as usize / ping.len() + 10);
         let (_, psync) = psync_after(&mut replica, &pings);
@@ -1067,16 +1098,14 @@ mod tests {
 
     #[test]
     fn noperm_is_not_an_old_master() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"-NOPERM this user has no permissions to run the 'psync' command\r\n");
         assert!(
             matches!(replica.next_event(), Err(ReplError::NoPerm(m)) if m.starts_with("-NOPERM"))
         );
         assert!(!sent(&mut replica).contains("SYNC"));
         // Other errors are the master's, to retry: never SYNC.
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"-ERR Can't SYNC while not connected with my master\r\n");
         assert!(matches!(replica.next_event(), Err(ReplError::Master(_))));
         assert!(!sent(&mut replica).contains("SYNC"));
@@ -1084,8 +1113,7 @@ mod tests {
 
     #[test]
     fn old_master_falls_back_to_sync() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"-ERR unknown command 'PSYNC'\r\n");
         assert_eq!(
             replica.next_event().unwrap(),
@@ -1102,8 +1130,7 @@ mod tests {
 
     #[test]
     fn master_abort_before_payload() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         let result = feed_slowly(
             &mut replica,
             format!("+FULLRESYNC {REPLID} 0\r\n\n-ERR BGSAVE failed\r\n").as_bytes(),
@@ -1114,20 +1141,17 @@ mod tests {
     #[test]
     fn bad_replies_are_protocol_errors() {
         for reply in ["+FULLRESYNC short 1\r\n", "+WHAT\r\n", ":1\r\n", "*1\r\n"] {
-            let mut replica = Replica::new(Config::default());
-            handshake(&mut replica);
+            let mut replica = at_psync();
             replica.feed(reply.as_bytes());
             assert!(replica.next_event().is_err(), "{reply:?}");
         }
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         replica.feed(b"+CONTINUE\r\n");
         assert!(
             matches!(replica.next_event(), Err(ReplError::Protocol(_))),
             "CONTINUE needs a position"
         );
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         let header = format!("+FULLRESYNC {REPLID} 0\r\n$EOF:short\r\n");
         assert!(matches!(
             feed_slowly(&mut replica, header.as_bytes()),
@@ -1189,7 +1213,7 @@ mod tests {
         let before_getack = 1000 + set.len() + ping.len();
         assert_eq!(
             sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "ACK", &before_getack.to_string()])).unwrap()
+            cmd_text(&["REPLCONF", "ACK", &before_getack.to_string()])
         );
         let end = 1000 + wire.len() - b"+CONTINUE\r\n".len();
         let position = replica.position().unwrap();
@@ -1218,10 +1242,7 @@ mod tests {
         assert_eq!(position.replid.as_deref(), Some(new_id.as_bytes()));
         let psync = handshake(&mut replica);
         let next = (position.offset + 1).to_string();
-        assert_eq!(
-            psync,
-            String::from_utf8(cmd(&["PSYNC", new_id, &next])).unwrap()
-        );
+        assert_eq!(psync, cmd_text(&["PSYNC", new_id, &next]));
     }
 
     #[test]
@@ -1233,32 +1254,23 @@ mod tests {
         replica.feed(b"+CONTINUE\r\n");
         replica.next_event().unwrap();
         replica.tick(start);
-        assert_eq!(
-            sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap()
-        );
+        assert_eq!(sent(&mut replica), cmd_text(&["REPLCONF", "ACK", "10"]));
         replica.tick(start + Duration::from_millis(500));
         assert_eq!(sent(&mut replica), "");
         replica.tick(start + Duration::from_millis(1000));
-        assert_eq!(
-            sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "ACK", "10"])).unwrap()
-        );
+        assert_eq!(sent(&mut replica), cmd_text(&["REPLCONF", "ACK", "10"]));
     }
 
     /// One `next_events` call hands out everything at hand, keys borrowed;
     /// a sink that breaks stops it, and the next call goes on from there.
     #[test]
     fn next_events_stops_where_the_sink_breaks() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
-        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
-        wire.extend_from_slice(
+        let mut replica = at_psync();
+        replica.feed(&diskless_full_sync(
+            500,
             b"REDIS0009\xfe\x00\x00\x01a\x011\x00\x01b\x012\x00\x01c\x013\xff\0\0\0\0\0\0\0\0",
-        );
-        wire.extend_from_slice(MARK.as_bytes());
-        wire.extend_from_slice(&cmd(&["SET", "d", "4"]));
-        replica.feed(&wire);
+            &cmd(&["SET", "d", "4"]),
+        ));
         let mut batches = Vec::new();
         loop {
             let mut batch = Vec::new();
@@ -1296,13 +1308,9 @@ mod tests {
 
     #[test]
     fn acks_often_after_a_full_sync_until_the_stream_starts() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
-        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
-        wire.extend_from_slice(SMALL_RDB);
-        wire.extend_from_slice(MARK.as_bytes());
-        feed_slowly(&mut replica, &wire).unwrap();
-        let ack = String::from_utf8(cmd(&["REPLCONF", "ACK", "500"])).unwrap();
+        let mut replica = at_psync();
+        feed_slowly(&mut replica, &diskless_full_sync(500, SMALL_RDB, b"")).unwrap();
+        let ack = cmd_text(&["REPLCONF", "ACK", "500"]);
         let start = Instant::now();
         replica.tick(start);
         assert_eq!(sent(&mut replica), ack, "first ACK at once");
@@ -1325,8 +1333,7 @@ mod tests {
 
     #[test]
     fn early_acks_stop_after_their_window() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n${}\r\n", SMALL_RDB.len()).into_bytes();
         wire.extend_from_slice(SMALL_RDB);
         feed_slowly(&mut replica, &wire).unwrap();
@@ -1345,21 +1352,9 @@ mod tests {
         assert!(replica.next_event().unwrap().is_some());
         assert!(matches!(replica.next_event(), Err(ReplError::Resp(_))));
         assert_eq!(replica.state(), ReplState::Disconnected);
-        let mut replica = resumed_at(0, 0);
-        replica.feed(b"+CONTINUE\r\n");
-        replica.next_event().unwrap();
+        let mut replica = continued_at(0);
         replica.feed(&cmd(&["SELECT", "x"]));
         assert!(matches!(replica.next_event(), Err(ReplError::Protocol(_))));
-    }
-
-    /// The bytes of a diskless full sync at offset 100 of `SMALL_RDB`,
-    /// followed by `stream`.
-    fn full_sync_then(stream: &[u8]) -> Vec<u8> {
-        let mut wire = format!("+FULLRESYNC {REPLID} 100\r\n$EOF:{MARK}\r\n").into_bytes();
-        wire.extend_from_slice(SMALL_RDB);
-        wire.extend_from_slice(MARK.as_bytes());
-        wire.extend_from_slice(stream);
-        wire
     }
 
     /// Feeds `wire` at once: the events, and the error that ended them.
@@ -1387,8 +1382,7 @@ mod tests {
         let set = cmd(&["SET", "k", "v"]);
         let binary_name = cmd(&["\x01SET", "k", "v"]);
         for garbage in [&b"set a b\r\n"[..], b"\x17\x80\x00garbage", &binary_name] {
-            let mut replica = Replica::new(Config::default());
-            handshake(&mut replica);
+            let mut replica = at_psync();
             let mut stream = set.clone();
             stream.extend_from_slice(garbage);
             let (events, err) = events_until_error(&mut replica, &full_sync_then(&stream));
@@ -1451,51 +1445,41 @@ mod tests {
 
     #[test]
     fn disk_snapshot_byte_by_byte() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         let mut wire =
             format!("+FULLRESYNC {REPLID} 500\r\n\n${}\r\n", SMALL_RDB.len()).into_bytes();
         wire.extend_from_slice(SMALL_RDB);
-        let select = cmd(&["SELECT", "0"]);
-        let set = cmd(&["SET", "a", "1"]);
-        wire.extend_from_slice(&select);
-        wire.extend_from_slice(&set);
+        let stream = select_and_set();
+        wire.extend_from_slice(&stream);
         let events = feed_slowly(&mut replica, &wire).unwrap();
         assert_full_sync(&events, 500);
         assert_eq!(replica.snapshot_bytes(), SMALL_RDB.len() as u64);
         assert_eq!(
             replica.position().unwrap().offset,
-            (500 + select.len() + set.len()) as i64
+            (500 + stream.len()) as i64
         );
     }
 
     #[test]
     fn diskless_snapshot_byte_by_byte() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
-        let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
-        wire.extend_from_slice(SMALL_RDB);
-        wire.extend_from_slice(MARK.as_bytes());
-        let select = cmd(&["SELECT", "0"]);
-        let set = cmd(&["SET", "a", "1"]);
-        wire.extend_from_slice(&select);
-        wire.extend_from_slice(&set);
+        let mut replica = at_psync();
+        let stream = select_and_set();
+        let wire = diskless_full_sync(500, SMALL_RDB, &stream);
         assert_eq!(replica.snapshot_bytes(), 0);
         let events = feed_slowly(&mut replica, &wire).unwrap();
         assert_full_sync(&events, 500);
         assert_eq!(replica.snapshot_bytes(), SMALL_RDB.len() as u64);
         replica.tick(Instant::now());
-        let expected = (500 + select.len() + set.len()).to_string();
+        let expected = (500 + stream.len()).to_string();
         assert_eq!(
             sent(&mut replica),
-            String::from_utf8(cmd(&["REPLCONF", "ACK", &expected])).unwrap()
+            cmd_text(&["REPLCONF", "ACK", &expected])
         );
     }
 
     #[test]
     fn diskless_snapshot_with_a_wrong_mark() {
-        let mut replica = Replica::new(Config::default());
-        handshake(&mut replica);
+        let mut replica = at_psync();
         let mut wire = format!("+FULLRESYNC {REPLID} 500\r\n$EOF:{MARK}\r\n").into_bytes();
         wire.extend_from_slice(SMALL_RDB);
         wire.extend_from_slice(&[b'x'; 40]);
@@ -1507,9 +1491,7 @@ mod tests {
 
     #[test]
     fn offsets_near_the_limit_do_not_overflow() {
-        let mut replica = resumed_at(i64::MAX - 1, 0);
-        replica.feed(b"+CONTINUE\r\n");
-        replica.next_event().unwrap();
+        let mut replica = continued_at(i64::MAX - 1);
         replica.feed(&cmd(&["SET", "k", "v"]));
         assert!(replica.next_event().unwrap().is_some());
         assert_eq!(replica.position().unwrap().offset, i64::MAX);

@@ -28,6 +28,10 @@ impl Rdb {
     fn str(self, s: &[u8]) -> Rdb {
         self.len(s.len() as u64).raw(s)
     }
+    /// A string key.
+    fn string(self, key: &[u8], value: &[u8]) -> Rdb {
+        self.byte(consts::RDB_TYPE_STRING).str(key).str(value)
+    }
     fn finish(self) -> Vec<u8> {
         let mut data = self.byte(0xFF).0;
         let crc = ::crc::Crc::<u64>::new(&::crc::CRC_64_REDIS).checksum(&data);
@@ -58,20 +62,38 @@ fn parse_all(data: &[u8]) -> (Vec<Item<'static>>, Result<(), RdbError>) {
     }
 }
 
-fn only_key<'i>(items: &'i [Item<'static>]) -> &'i Entry<'static> {
-    let keys: Vec<&Entry> = items
+/// The items of a snapshot that parses to its end.
+fn parse_ok(data: &[u8]) -> Vec<Item<'static>> {
+    let (items, end) = parse_all(data);
+    assert_eq!(end, Ok(()), "{items:?}");
+    items
+}
+
+fn keys<'i>(items: &'i [Item<'static>]) -> Vec<&'i Entry<'static>> {
+    items
         .iter()
         .filter_map(|i| match i {
             Item::Key(e) => Some(e),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+fn only_key<'i>(items: &'i [Item<'static>]) -> &'i Entry<'static> {
+    let keys = keys(items);
     assert_eq!(keys.len(), 1, "{items:?}");
     keys[0]
 }
 
 fn raw(s: &str) -> Str<'_> {
     Str::Raw(Raw::Borrowed(s.as_bytes()))
+}
+
+/// The snapshot's one key is the hash `a` = `1`, `b` = `2`, its fields
+/// expiring at these times.
+fn assert_only_hash_ab(items: &[Item<'static>], a_expiry: Option<i64>, b_expiry: Option<i64>) {
+    let expected = vec![field("a", "1", a_expiry), field("b", "2", b_expiry)];
+    assert_eq!(only_key(items).value, Value::Hash(expected));
 }
 
 fn field<'s>(f: &'s str, v: &'s str, expire_at_ms: Option<i64>) -> HashField<'s> {
@@ -95,8 +117,7 @@ fn valkey_magic_with_hash_2() {
         .str(b"2")
         .raw(&(-1i64).to_le_bytes())
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
+    let items = parse_ok(&data);
     assert_eq!(
         items[0],
         Item::Header {
@@ -104,11 +125,7 @@ fn valkey_magic_with_hash_2() {
             valkey: true
         }
     );
-    let expected = vec![
-        field("a", "1", Some(1_800_000_000_000)),
-        field("b", "2", None),
-    ];
-    assert_eq!(only_key(&items).value, Value::Hash(expected));
+    assert_only_hash_ab(&items, Some(1_800_000_000_000), None);
 }
 
 #[test]
@@ -135,13 +152,8 @@ fn hash_metadata_ttl_is_relative_to_min_expire() {
         .str(b"b")
         .str(b"2")
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
-    let expected = vec![
-        field("a", "1", None),
-        field("b", "2", Some(1_700_000_001_000)),
-    ];
-    assert_eq!(only_key(&items).value, Value::Hash(expected));
+    let items = parse_ok(&data);
+    assert_only_hash_ab(&items, None, Some(1_700_000_001_000));
 }
 
 #[test]
@@ -160,13 +172,8 @@ fn listpack_ex_ttl_is_absolute() {
         .raw(&1_600_000_000_000u64.to_le_bytes())
         .str(&lp)
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
-    let expected = vec![
-        field("a", "1", None),
-        field("b", "2", Some(1_700_000_000_123)),
-    ];
-    assert_eq!(only_key(&items).value, Value::Hash(expected));
+    let items = parse_ok(&data);
+    assert_only_hash_ab(&items, None, Some(1_700_000_000_123));
 }
 
 #[test]
@@ -181,16 +188,10 @@ fn expiry_in_seconds_and_meta_apply_to_next_key_only() {
         .byte(consts::RDB_TYPE_STRING)
         .str(b"k1")
         .raw(&[0xC0, 0xFF]) // int8 -1
-        .byte(consts::RDB_TYPE_STRING)
-        .str(b"k2")
-        .str(b"v")
+        .string(b"k2", b"v")
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
-    let keys: Vec<&Entry> = items
-        .iter()
-        .filter_map(|i| if let Item::Key(e) = i { Some(e) } else { None })
-        .collect();
+    let items = parse_ok(&data);
+    let keys = keys(&items);
     assert_eq!(keys[0].expire_at_ms, Some(1_800_000_000_000));
     assert_eq!((keys[0].idle, keys[0].freq), (Some(99), Some(7)));
     assert_eq!(keys[0].value, Value::String(Str::Int(-1)));
@@ -221,11 +222,7 @@ fn sets_sort_by_client_bytes() {
 
 #[test]
 fn bytes_after_the_snapshot_come_back_intact() {
-    let mut data = Rdb::new("REDIS0011")
-        .byte(consts::RDB_TYPE_STRING)
-        .str(b"k")
-        .str(b"v")
-        .finish();
+    let mut data = Rdb::new("REDIS0011").string(b"k", b"v").finish();
     let snapshot_len = data.len();
     let tail = b"0123456789012345678901234567890123456789*1\r\n$4\r\nPING\r\n";
     data.extend_from_slice(tail);
@@ -275,11 +272,7 @@ fn huge_declared_lengths_never_allocate() {
 
 #[test]
 fn checksum_mismatch_and_errors_stick() {
-    let mut data = Rdb::new("REDIS0009")
-        .byte(consts::RDB_TYPE_STRING)
-        .str(b"k")
-        .str(b"v")
-        .finish();
+    let mut data = Rdb::new("REDIS0009").string(b"k", b"v").finish();
     let last = data.len() - 1;
     data[last] ^= 1;
     let mut parser = Parser::new();
@@ -328,8 +321,7 @@ fn text_doubles_with_infinities() {
         .str(b"mid")
         .str(b"1.5")
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
+    let items = parse_ok(&data);
     let expected = vec![
         (f64::NEG_INFINITY, raw("lo")),
         (1.5, raw("mid")),
@@ -362,9 +354,7 @@ fn redis_13_key_metadata_is_skipped_and_the_key_keeps_its_expiry() {
             .byte(consts::RDB_OPCODE_EXPIRETIME_MS)
             .raw(&1_900_000_000_000u64.to_le_bytes()),
     )
-    .byte(consts::RDB_TYPE_STRING)
-    .str(b"k")
-    .str(b"v");
+    .string(b"k", b"v");
     let data = key_meta(data)
         .byte(consts::RDB_TYPE_SET)
         .str(b"s")
@@ -419,19 +409,10 @@ fn redis_13_stream_with_idmp_state() {
         .len(1)
         .len(2) // IIDs added
         .len(1) // duplicates
-        .byte(consts::RDB_TYPE_STRING)
-        .str(b"after")
-        .str(b"x")
+        .string(b"after", b"x")
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
-    let keys: Vec<&Entry> = items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Key(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let items = parse_ok(&data);
+    let keys = keys(&items);
     let Value::Stream(stream) = &keys[0].value else {
         panic!("{keys:?}");
     };
@@ -450,12 +431,9 @@ fn valkey_slot_import_is_skipped_and_update_is_unsupported() {
         .len(100)
         .len(5000)
         .len(16383)
-        .byte(consts::RDB_TYPE_STRING)
-        .str(b"k")
-        .str(b"v")
+        .string(b"k", b"v")
         .finish();
-    let (items, end) = parse_all(&data);
-    assert_eq!(end, Ok(()));
+    let items = parse_ok(&data);
     assert_eq!(only_key(&items).value, Value::String(raw("v")));
 
     let update = Rdb::new("VALKEY081")
