@@ -127,12 +127,7 @@ STREAM = ["-t", "set", "-P", "16", "-r", str(N_KEYS), "-d", "32", "-n", "1000000
 
 def run():
     res = {"redis": {k: [] for k, _, _ in GETS}, "idle": {}, "stream": {}}
-    # rdbcompression no: nsync_core's snapshot parser spins for ever on a
-    # collection carried over several socket reads whose LZF elements decode
-    # to more than its 256 KiB arena (the 1M-field hash): Carried::decode's
-    # nested reader starts an arena unit per element, so Stop::Arena asks
-    # for one element's bytes and the arena never grows. Drop once fixed.
-    master = report.Server(report.master_config("diskless") + [("rdbcompression", "no")])
+    master = report.Server(report.master_config("diskless"))
     vm = None
     try:
         t0 = time.time()

@@ -153,6 +153,7 @@
                      | {keys, [key_filter()]}
                      | {compressed, boolean()}
                      | {big_threshold, pos_integer() | off}
+                     | {max_value_bytes, pos_integer() | infinity}
                      | {hll_sparse_max_bytes, non_neg_integer()}
                      | {geo_formula, before_7_0 | since_7_0}.
 %% One option of `load_file/2': `{key, Key}' says the file is the DUMP

@@ -25,7 +25,7 @@
 
 -include("nsync_log.hrl").
 
--export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, load_tables/2, fold/4, delete/1,
+-export([new/2, new/3, new/4, tid/1, tid/2, tables/1, load/4, fold/4, delete/1,
          lookup/2,
          entry/3, ttl/2, field_ttls/2, dbs/1, same_dbs/2, unknown_keys/2]).
 %% for nsync_apply
@@ -111,7 +111,8 @@ first_db(N) -> N.
 
 new_tabs(Name, Compressed, Settings) ->
     Concurrent = [{write_concurrency, auto} || maps:get(write_concurrency, Settings, false)],
-    %% data tables take a snapshot's rows from two processes (nsync_loader)
+    %% write_concurrency: a cluster view's shard links write one table at
+    %% once; true, not auto (auto lost routed tables' live writes on OTP 25)
     Data = ets:new(Name, [set, public, {read_concurrency, true}, {write_concurrency, true}
                           | [compressed || Compressed]]),
     Exp = ets:new(nsync_mirror_expires, [set, public, {read_concurrency, true} | Concurrent]),
@@ -281,17 +282,6 @@ exp_row(Tid, Key) ->
     end.
 
 %%% ------------------------------------------------------------ writes
-
-%% @doc The tables (data, expiry) that snapshot keys of database `Db' go
-%% to, made on demand, or `none' if the mirror does not mirror `Db': what
-%% `load/4' inserts into, for a caller that inserts the rows itself
-%% (`nsync_loader', which inserts from two processes).
--spec load_tables(mirror(), db()) -> {mirror(), tabs() | none}.
-load_tables(M, Db) ->
-    case mirrored(M, Db) of
-        true -> tabs(M, Db);
-        false -> {M, none}
-    end.
 
 %% @doc Loads keys of a snapshot into database `Db' as ready-made rows:
 %% data rows `{Key, Value}' and expiry rows `{Key, ExpireAt | undefined,
