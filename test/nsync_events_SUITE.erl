@@ -21,24 +21,17 @@
 suite() -> [{timetrap, {seconds, 60}}].
 
 -spec all() -> [{group, atom()}].
-all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
-                                     valkey_disk, valkey_diskless]].
+all() -> [{group, G} || G <- nsync_test_redis:server_groups()].
 
 -spec groups() -> [tuple()].
 groups() ->
     Cases = [callback_mf, callback_mfa, callback_fun, callback_pid, value_types,
              big_hashes, routing_by_return, unhandled_command, raising_callback, db_filter,
              two_links_two_masters],
-    [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
-                                     valkey_disk, valkey_diskless]].
+    [{G, [], Cases} || G <- nsync_test_redis:server_groups()].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
-init_per_group(redis70_disk, Config) -> [{version, '7.0'}, {diskless, false} | Config];
-init_per_group(redis70_diskless, Config) -> [{version, '7.0'}, {diskless, true} | Config];
-init_per_group(redis62_disk, Config) -> [{version, '6.2'}, {diskless, false} | Config];
-init_per_group(redis62_diskless, Config) -> [{version, '6.2'}, {diskless, true} | Config];
-init_per_group(valkey_disk, Config) -> [{version, valkey}, {diskless, false} | Config];
-init_per_group(valkey_diskless, Config) -> [{version, valkey}, {diskless, true} | Config].
+init_per_group(Group, Config) -> nsync_test_redis:group_config(Group) ++ Config.
 
 -spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
 end_per_group(_, _Config) -> ok.

@@ -21,23 +21,16 @@
 suite() -> [{timetrap, {seconds, 120}}].
 
 -spec all() -> [{group, atom()}].
-all() -> [{group, G} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
-                                     valkey_disk, valkey_diskless]].
+all() -> [{group, G} || G <- nsync_test_redis:server_groups()].
 
 -spec groups() -> [tuple()].
 groups() ->
     Cases = [online_replica_acks, kill_resumes_partially, full_resync_swaps_mirror,
              next_master_resumes_at_replica],
-    [{G, [], Cases} || G <- [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless,
-                                     valkey_disk, valkey_diskless]].
+    [{G, [], Cases} || G <- nsync_test_redis:server_groups()].
 
 -spec init_per_group(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
-init_per_group(redis70_disk, Config) -> [{version, '7.0'}, {diskless, false} | Config];
-init_per_group(redis70_diskless, Config) -> [{version, '7.0'}, {diskless, true} | Config];
-init_per_group(redis62_disk, Config) -> [{version, '6.2'}, {diskless, false} | Config];
-init_per_group(redis62_diskless, Config) -> [{version, '6.2'}, {diskless, true} | Config];
-init_per_group(valkey_disk, Config) -> [{version, valkey}, {diskless, false} | Config];
-init_per_group(valkey_diskless, Config) -> [{version, valkey}, {diskless, true} | Config].
+init_per_group(Group, Config) -> nsync_test_redis:group_config(Group) ++ Config.
 
 -spec end_per_group(atom(), ct_suite:ct_config()) -> ok.
 end_per_group(_, _Config) -> ok.

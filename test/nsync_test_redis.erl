@@ -15,7 +15,7 @@
 
 -export([start/1, stop/1, kill/1, port/1, version/1, dir/1, os_pid/1,
          cmd/2, connect/1, close_sock/1, cmd_sock/2, send_cmd/2, recv_reply/2, set_keys/5,
-         info/2, available_versions/0, binary/1, cli/1, project_root/0]).
+         info/2, available_versions/0, server_groups/0, group_config/1, binary/1, cli/1, project_root/0]).
 
 -export_type([server/0, reply/0, version/0]).
 
@@ -166,6 +166,22 @@ info(Server, Section) ->
 -spec available_versions() -> [version()].
 available_versions() ->
     [V || V <- ['7.0', '6.2', valkey], element(1, binary(V)) =:= ok].
+
+%% @doc The Common Test groups of a suite that runs every case against each
+%% server (7.0, 6.2, Valkey), disk-backed and diskless.
+-spec server_groups() -> [atom()].
+server_groups() ->
+    [redis70_disk, redis70_diskless, redis62_disk, redis62_diskless, valkey_disk,
+     valkey_diskless].
+
+%% @doc The config entries (`version', `diskless') of one of `server_groups/0'.
+-spec group_config(atom()) -> [{version, version()} | {diskless, boolean()}].
+group_config(redis70_disk) -> [{version, '7.0'}, {diskless, false}];
+group_config(redis70_diskless) -> [{version, '7.0'}, {diskless, true}];
+group_config(redis62_disk) -> [{version, '6.2'}, {diskless, false}];
+group_config(redis62_diskless) -> [{version, '6.2'}, {diskless, true}];
+group_config(valkey_disk) -> [{version, valkey}, {diskless, false}];
+group_config(valkey_diskless) -> [{version, valkey}, {diskless, true}].
 
 %% @doc The redis-server binary for a version.
 -spec binary(version()) -> {ok, file:filename()} | {error, term()}.
